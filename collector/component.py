@@ -1,0 +1,151 @@
+"""The component model, as in the OpenTelemetry Collector.
+
+A component is one module holding a pydantic config model, a class, and a module-level `factory`.
+The pipeline only wires components together through the `Consumer` interface: a receiver hands
+`Traces` to the first processor, each processor hands them on to the next consumer, and the last
+one fans out to the exporters. A consumer that returns has taken responsibility for the data (an
+exporter returns once the data sits in its durable queue); one that raises has not, and the error
+travels back to the receiver, which answers its client accordingly.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from collector.pdata import Traces
+    from collector.telemetry import SelfTelemetry
+
+
+class Kind(enum.Enum):
+    RECEIVER = "receiver"
+    PROCESSOR = "processor"
+    EXPORTER = "exporter"
+    EXTENSION = "extension"
+
+
+_ID_PART = re.compile(r"^[A-Za-z0-9_\-.]+$")
+
+
+@dataclass(frozen=True)
+class ComponentId:
+    """`type` or `type/name`, e.g. `otlp/tempo`."""
+
+    type: str
+    name: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> "ComponentId":
+        type_, _, name = text.strip().partition("/")
+        if not type_ or not _ID_PART.match(type_) or (name and not _ID_PART.match(name)) or text.strip().endswith("/"):
+            raise ValueError(f"invalid component id {text!r}; expected `type` or `type/name`")
+        return cls(type_, name)
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.name}" if self.name else self.type
+
+
+class StrictConfig(BaseModel):
+    """Base of every component config: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConsumeError(Exception):
+    """Data was not accepted. `retryable` tells the receiver which answer the client gets."""
+
+    retryable = False
+
+
+class PermanentError(ConsumeError):
+    """Bad data: retrying the same request will fail again (HTTP 400 / gRPC INVALID_ARGUMENT)."""
+
+    http_status = 400
+
+
+class RetryableError(ConsumeError):
+    """Temporarily refused, e.g. a full queue or the memory limit (HTTP 429/503, RESOURCE_EXHAUSTED)."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after_s: float = 1.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ResourceExhaustedError(RetryableError):
+    """Over capacity (a full sending queue, the memory limit): HTTP 429 / gRPC RESOURCE_EXHAUSTED."""
+
+
+class UnauthenticatedError(PermanentError):
+    """Missing or wrong credentials: HTTP 401 / gRPC UNAUTHENTICATED."""
+
+    http_status = 401
+
+
+class Consumer(Protocol):
+    def consume(self, traces: "Traces") -> None: ...
+
+
+class Component:
+    """Lifecycle shared by every component; both methods are optional to override."""
+
+    def start(self, host: "Host") -> None:  # noqa: B027 - intentionally empty default
+        pass
+
+    def shutdown(self) -> None:  # noqa: B027
+        pass
+
+
+@dataclass
+class Host:
+    """What a started component may reach: extensions (e.g. auth) and the collector's own telemetry."""
+
+    extensions: dict[ComponentId, Any] = field(default_factory=dict)
+    telemetry: "SelfTelemetry | None" = None
+    config_path: str = ""
+    # Validated exporter configs by id, for extensions that work with an exporter's destination.
+    exporter_configs: dict[ComponentId, Any] = field(default_factory=dict)
+
+    def extension(self, cid: ComponentId | str) -> Any:
+        cid = ComponentId.parse(cid) if isinstance(cid, str) else cid
+        try:
+            return self.extensions[cid]
+        except KeyError:
+            raise LookupError(f"extension {cid} is not enabled in service.extensions") from None
+
+
+@dataclass(frozen=True)
+class Factory:
+    """How the config loader validates a component's settings and the pipeline builds it.
+
+    `create(id, config, next_consumer)` for processors; `create(id, config, None)` for exporters
+    and extensions; receivers get the consumer that feeds their pipelines.
+    """
+
+    type: str
+    kind: Kind
+    config_model: type[BaseModel]
+    create: Callable[[ComponentId, Any, "Consumer | None"], Any]
+
+
+class Processor(Component):
+    """A processor that rewrites each batch in place, then passes it on.
+
+    Subclasses implement `process`; the few that must control the flow itself (batch,
+    memory_limiter) override `consume` instead.
+    """
+
+    def __init__(self, component_id: ComponentId, config: Any, next_consumer: Consumer):
+        self.id, self.config, self.next = component_id, config, next_consumer
+
+    def process(self, traces: "Traces") -> "Traces":
+        return traces
+
+    def consume(self, traces: "Traces") -> None:
+        self.next.consume(self.process(traces))

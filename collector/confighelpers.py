@@ -1,0 +1,46 @@
+"""Typed config fields shared by components: Go-style durations, byte sizes, endpoints."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object) -> float:
+    """`"5s"`, `"200ms"`, `"1m30s"`, `"72h"` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 5s, 200ms or 1h")
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    if text in ("0", ""):
+        return 0.0
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {text!r}; expected e.g. 5s, 200ms, 1m30s, 72h")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def parse_host_port(value: object) -> str:
+    """`host:port` (host may be empty or `[::1]`) as the OTLP receivers and telemetry take it."""
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid endpoint {text!r}; expected host:port, e.g. 0.0.0.0:4317")
+    return text
+
+
+HostPort = Annotated[str, BeforeValidator(parse_host_port)]
+
+
+def split_host_port(endpoint: str) -> tuple[str, int]:
+    host, _, port = endpoint.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)

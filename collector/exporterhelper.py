@@ -1,0 +1,194 @@
+"""Retry, timeout and the sending queue, wrapped around every exporter's push function.
+
+As in the contrib collector's exporterhelper, an exporter only writes `push(traces, request)`;
+this module gives every exporter the same `timeout`, `retry_on_failure` and `sending_queue`
+settings and behaviour:
+
+    exporters:
+      clickhouse:
+        timeout: 10s
+        retry_on_failure: {enabled: true, initial_interval: 1s, max_interval: 30s, max_elapsed_time: 0s}
+        sending_queue: {enabled: true, storage: file_storage, max_size_mib: 512, max_batch_spans: 50000}
+
+`consume` puts the batch in the queue (on disk when `storage` names a `file_storage` extension)
+and returns: the receiver acknowledges only then. A consumer thread takes batches off the queue
+and pushes them, retrying with exponential backoff. With a disk queue a batch is never dropped for
+a retryable failure: it waits, and the queue's byte bound turns a long outage into backpressure
+(RESOURCE_EXHAUSTED / 429 to clients) instead of loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import Field
+
+from collector.component import Component, ComponentId, ConsumeError, Host, PermanentError, StrictConfig
+from collector.confighelpers import Duration
+from collector.pdata import Traces
+from collector.persistent_queue import DiskQueue, MemoryQueue, QueuedBatch
+
+log = logging.getLogger(__name__)
+
+
+class RetryConfig(StrictConfig):
+    enabled: bool = True
+    initial_interval: Duration = 1.0
+    randomization_factor: float = Field(0.5, ge=0, le=1)
+    multiplier: float = Field(1.5, ge=1)
+    max_interval: Duration = 30.0
+    # 0 = keep retrying. Applies only to in-memory queues: a disk queue never gives up on a batch.
+    max_elapsed_time: Duration = 300.0
+
+
+class QueueConfig(StrictConfig):
+    enabled: bool = True
+    # Id of a `file_storage` extension; without it the queue lives in memory and dies with the process.
+    storage: str | None = None
+    max_size_mib: float = Field(256, gt=0)
+    # Several queued requests are merged into one push of up to this many spans (large inserts).
+    max_batch_spans: int = Field(50_000, gt=0)
+    # How long a consumer waits for more data before pushing a partial batch.
+    flush_interval: Duration = 0.2
+
+
+class ExporterSettings(StrictConfig):
+    """Base for exporter configs: the settings exporterhelper gives every exporter."""
+
+    timeout: Duration = 10.0
+    retry_on_failure: RetryConfig = RetryConfig()
+    sending_queue: QueueConfig = QueueConfig()
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """What a push function gets besides the spans."""
+
+    timeout_s: float
+    # Stable across replays of the same queued batch: lets a store drop a batch it already has.
+    dedup_token: str
+
+
+PushFunc = Callable[[Traces, PushRequest], None]
+
+
+class _Stopping(Exception):
+    pass
+
+
+class QueuedRetryExporter(Component):
+    """Turns a push function into a pipeline consumer with queue, retry and timeout."""
+
+    def __init__(self, component_id: ComponentId, settings: ExporterSettings, push: PushFunc,
+                 start: Callable[[Host], None] | None = None, shutdown: Callable[[], None] | None = None):
+        self.id, self.settings, self._push = component_id, settings, push
+        self._start_hook, self._shutdown_hook = start, shutdown
+        self._queue: MemoryQueue | DiskQueue | None = None
+        self._stop = threading.Event()
+        self._consumer: threading.Thread | None = None
+        self._telemetry = None
+
+    # --- lifecycle ---
+
+    def start(self, host: Host) -> None:
+        self._telemetry = host.telemetry
+        if self._start_hook:
+            self._start_hook(host)
+        queue_cfg = self.settings.sending_queue
+        if queue_cfg.enabled:
+            max_bytes = int(queue_cfg.max_size_mib * 1024 * 1024)
+            if queue_cfg.storage:
+                storage = host.extension(queue_cfg.storage)
+                self._queue = DiskQueue(storage.path_for(f"exporter-{self.id}.queue.sqlite"), max_bytes)
+            else:
+                self._queue = MemoryQueue(max_bytes)
+            self._consumer = threading.Thread(target=self._consume_loop, name=f"exporter-{self.id}", daemon=True)
+            self._consumer.start()
+
+    def shutdown(self, drain_timeout_s: float = 10.0) -> None:
+        """Flush what can be flushed; a disk queue keeps the rest for the next start."""
+        if self._queue is not None:
+            deadline = time.monotonic() + drain_timeout_s
+            while time.monotonic() < deadline and self._queue.stats()[0] > 0:
+                time.sleep(0.05)
+            self._stop.set()
+            if self._consumer:
+                self._consumer.join(timeout=max(0.5, deadline - time.monotonic() + 5))
+            left = self._queue.stats()[0]
+            if left and not self._queue.durable:
+                log.error("exporter %s: %d queued requests lost at shutdown (in-memory queue)", self.id, left)
+            elif left:
+                log.warning("exporter %s: %d requests stay in the disk queue for the next start", self.id, left)
+            self._queue.close()
+        if self._shutdown_hook:
+            self._shutdown_hook()
+
+    # --- data path ---
+
+    def consume(self, traces: Traces) -> None:
+        if self._queue is None:
+            self._push_with_retry(traces, PushRequest(self.settings.timeout, ""), give_up=True)
+            return
+        self._queue.put(traces.to_protobuf(), traces.span_count())
+        self._report_queue()
+
+    def _consume_loop(self) -> None:
+        cfg = self.settings.sending_queue
+        while not self._stop.is_set():
+            batch = self._queue.next_batch(cfg.max_batch_spans, cfg.flush_interval)
+            if batch is None:
+                continue
+            self._deliver(batch)
+            self._report_queue()
+
+    def _deliver(self, batch: QueuedBatch) -> None:
+        traces = Traces.merge(Traces.from_protobuf(p) for p in batch.payloads)
+        request = PushRequest(self.settings.timeout, f"{self.id}:{batch.id}")
+        try:
+            self._push_with_retry(traces, request, give_up=not self._queue.durable)
+        except _Stopping:
+            self._queue.requeue(batch)
+            return
+        except ConsumeError as exc:
+            log.error("exporter %s: dropping %d spans: %s", self.id, batch.spans, exc)
+            self._count("exporter_send_failed_spans", batch.spans)
+        self._queue.ack(batch)
+
+    def _push_with_retry(self, traces: Traces, request: PushRequest, give_up: bool) -> None:
+        retry = self.settings.retry_on_failure
+        interval, started, attempt = retry.initial_interval, time.monotonic(), 0
+        while True:
+            attempt += 1
+            try:
+                self._push(traces, request)
+                self._count("exporter_sent_spans", traces.span_count())
+                return
+            except PermanentError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of a store is worth a retry
+                self._count("exporter_send_failed_requests", 1)
+                elapsed = time.monotonic() - started
+                out_of_time = give_up and retry.max_elapsed_time and elapsed + interval > retry.max_elapsed_time
+                if not retry.enabled or out_of_time:
+                    raise ConsumeError(f"giving up after {attempt} attempts in {elapsed:.1f}s: {exc}") from exc
+                delay = interval * (1 + retry.randomization_factor * (2 * random.random() - 1))
+                log.warning("exporter %s: push failed (attempt %d), retrying in %.1fs: %s", self.id, attempt, delay, exc)
+                if self._stop.wait(delay):
+                    raise _Stopping() from exc
+                interval = min(interval * retry.multiplier, retry.max_interval)
+
+    # --- telemetry ---
+
+    def _count(self, name: str, value: int) -> None:
+        if self._telemetry is not None:
+            self._telemetry.count(name, value, exporter=str(self.id))
+
+    def _report_queue(self) -> None:
+        if self._telemetry is not None and self._queue is not None:
+            items, size = self._queue.stats()
+            self._telemetry.queue_size(str(self.id), items, size, self._queue.max_bytes)

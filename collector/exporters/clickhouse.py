@@ -1,0 +1,110 @@
+"""`clickhouse` exporter: spans into the contrib exporter's `otel_traces` schema.
+
+    exporters:
+      clickhouse:
+        endpoint: chdb:///var/lib/genaitrace/chdb   # or http://clickhouse:8123
+        database: otel
+        username: default
+        password: ${env:CLICKHOUSE_PASSWORD:-}
+        traces_table_name: otel_traces
+        ttl: 720h
+        create_schema: true
+        cluster_name: ""            # set for ON CLUSTER DDL with Replicated engines
+        table_engine: {name: MergeTree, params: ""}
+        timeout: 10s
+        retry_on_failure: {enabled: true}
+        sending_queue: {enabled: true, storage: file_storage}
+
+The keys are the contrib exporter's. Batches are inserted as Arrow with an insert deduplication
+token per queued batch, so a replay after a crash does not store a batch twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from collector.component import ComponentId, Factory, Host, Kind, StrictConfig
+from collector.confighelpers import Duration
+from collector.exporterhelper import ExporterSettings, PushRequest, QueuedRetryExporter
+from collector.pdata import Traces
+from collector.storage.client import ClickHouseStore, acquire_store, parse_endpoint, release_store
+from collector.storage.columns import traces_to_arrow
+from collector.storage.schema import SchemaOptions, schema_statements
+
+
+class TableEngine(StrictConfig):
+    name: str = "MergeTree"
+    params: str = ""
+
+
+class ClickHouseConfig(ExporterSettings):
+    endpoint: str = "chdb:///var/lib/genaitrace/chdb"
+    database: str = Field("otel", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    username: str = "default"
+    password: str = Field("", repr=False)
+    traces_table_name: str = Field("otel_traces", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    ttl: Duration = 0.0
+    create_schema: bool = True
+    cluster_name: str = ""
+    table_engine: TableEngine = TableEngine()
+    # Extra ClickHouse settings for every insert/query (contrib: connection_params).
+    connection_params: dict[str, Any] = {}
+
+    @field_validator("endpoint")
+    @classmethod
+    def _valid_endpoint(cls, value: str) -> str:
+        parse_endpoint(value)
+        return value
+
+    def schema_options(self) -> SchemaOptions:
+        return SchemaOptions(
+            database=self.database,
+            traces_table_name=self.traces_table_name,
+            cluster_name=self.cluster_name,
+            table_engine=self.table_engine.name,
+            table_engine_params=self.table_engine.params,
+            ttl_hours=int(self.ttl // 3600),
+        )
+
+    def open_store(self) -> ClickHouseStore:
+        return acquire_store(
+            parse_endpoint(self.endpoint), self.username, self.password, self.database, self.timeout,
+            dict(self.connection_params),
+        )
+
+
+class ClickHouseExporter:
+    def __init__(self, component_id: ComponentId, config: ClickHouseConfig):
+        self.id, self.config = component_id, config
+        self.store: ClickHouseStore | None = None
+        self.helper = QueuedRetryExporter(component_id, config, self.push, start=self._start, shutdown=self._shutdown)
+
+    def _start(self, host: Host) -> None:
+        self.store = self.config.open_store()
+        if self.config.create_schema:
+            for statement in schema_statements(self.config.schema_options()):
+                self.store.command(statement)
+            from collector.storage import genai_views
+
+            genai_views.create(self.store, self.config.schema_options())
+
+    def push(self, traces: Traces, request: PushRequest) -> None:
+        if traces.span_count() == 0:
+            return
+        settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+        if request.dedup_token:
+            settings["insert_deduplication_token"] = request.dedup_token
+        self.store.insert_arrow(self.config.traces_table_name, traces_to_arrow(traces), settings=settings)
+
+    def _shutdown(self) -> None:
+        if self.store is not None:
+            release_store(self.store)
+
+
+def _create(component_id: ComponentId, config: ClickHouseConfig, _next) -> QueuedRetryExporter:
+    return ClickHouseExporter(component_id, config).helper
+
+
+factory = Factory("clickhouse", Kind.EXPORTER, ClickHouseConfig, _create)

@@ -1,0 +1,175 @@
+"""The exporters' sending queue: bounded in bytes, on disk (SQLite) or in memory.
+
+On disk, an item is committed (fsync'd) before `put` returns, so the receiver acknowledges only
+what survives `kill -9`. A consumer takes several items as one batch and *records the batch's
+composition* before pushing it: after a crash the same batch is replayed with the same id, hence
+the same insert deduplication token, so a batch the store already has is not stored twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from collector.component import ResourceExhaustedError
+
+
+class QueueFull(ResourceExhaustedError):
+    pass
+
+
+@dataclass
+class QueuedBatch:
+    id: int
+    item_ids: list[int]
+    payloads: list[bytes]
+    spans: int
+
+
+class MemoryQueue:
+    """Bounded in bytes; lost on crash (like the contrib collector's default in-memory queue)."""
+
+    durable = False
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: collections.deque[tuple[int, bytes, int]] = collections.deque()
+        self._bytes = 0
+        self._next_id = 1
+        self._cond = threading.Condition()
+
+    def put(self, payload: bytes, spans: int) -> None:
+        with self._cond:
+            if self._bytes + len(payload) > self.max_bytes and self._items:
+                raise QueueFull(f"sending queue is full ({self._bytes} of {self.max_bytes} bytes)")
+            self._items.append((self._next_id, payload, spans))
+            self._next_id += 1
+            self._bytes += len(payload)
+            self._cond.notify()
+
+    def next_batch(self, max_spans: int, wait_s: float) -> QueuedBatch | None:
+        with self._cond:
+            if not self._items and not self._cond.wait_for(lambda: self._items, timeout=wait_s):
+                return None
+            ids, payloads, spans = [], [], 0
+            while self._items and (not ids or spans + self._items[0][2] <= max_spans):
+                item_id, payload, count = self._items.popleft()
+                ids.append(item_id)
+                payloads.append(payload)
+                spans += count
+            return QueuedBatch(ids[0], ids, payloads, spans)
+
+    def ack(self, batch: QueuedBatch) -> None:
+        with self._cond:
+            self._bytes -= sum(len(p) for p in batch.payloads)
+
+    def requeue(self, batch: QueuedBatch) -> None:
+        with self._cond:
+            for item_id, payload in reversed(list(zip(batch.item_ids, batch.payloads))):
+                self._items.appendleft((item_id, payload, 0))
+
+    def stats(self) -> tuple[int, int]:
+        with self._cond:
+            return len(self._items), self._bytes
+
+    def close(self) -> None:
+        pass
+
+
+class DiskQueue:
+    """SQLite in WAL mode, synchronous=FULL: one fsync per `put`, which is why requests are batched first."""
+
+    durable = True
+
+    def __init__(self, path: Path, max_bytes: int):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL,"
+            " bytes INTEGER NOT NULL, spans INTEGER NOT NULL, batch_id INTEGER)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS items_batch ON items(batch_id)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY AUTOINCREMENT)")
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._count, self._bytes = self._db.execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM items").fetchone()
+        # Batches that were being pushed when the process died are replayed first, as recorded.
+        self._in_flight: set[int] = set()
+
+    def put(self, payload: bytes, spans: int) -> None:
+        with self._cond:
+            if self._bytes + len(payload) > self.max_bytes and self._bytes > 0:
+                raise QueueFull(f"sending queue is full ({self._bytes} of {self.max_bytes} bytes on disk)")
+            self._db.execute("INSERT INTO items (payload, bytes, spans) VALUES (?, ?, ?)", (payload, len(payload), spans))
+            self._count += 1
+            self._bytes += len(payload)
+            self._cond.notify()
+
+    def next_batch(self, max_spans: int, wait_s: float) -> QueuedBatch | None:
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while True:
+                batch = self._recorded_batch() or self._new_batch(max_spans)
+                if batch is not None:
+                    self._in_flight.add(batch.id)
+                    return batch
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def _recorded_batch(self) -> QueuedBatch | None:
+        rows = self._db.execute(
+            "SELECT batch_id, id, payload, spans FROM items WHERE batch_id IS NOT NULL ORDER BY batch_id, id"
+        ).fetchall()
+        for batch_id in dict.fromkeys(r[0] for r in rows):
+            if batch_id not in self._in_flight:
+                mine = [r for r in rows if r[0] == batch_id]
+                return QueuedBatch(batch_id, [r[1] for r in mine], [r[2] for r in mine], sum(r[3] for r in mine))
+        return None
+
+    def _new_batch(self, max_spans: int) -> QueuedBatch | None:
+        ids, payloads, spans = [], [], 0
+        for item_id, payload, count in self._db.execute(
+            "SELECT id, payload, spans FROM items WHERE batch_id IS NULL ORDER BY id LIMIT 1000"
+        ):
+            if ids and spans + count > max_spans:
+                break
+            ids.append(item_id)
+            payloads.append(payload)
+            spans += count
+        if not ids:
+            return None
+        self._db.execute("BEGIN IMMEDIATE")
+        batch_id = self._db.execute("INSERT INTO batches DEFAULT VALUES").lastrowid
+        self._db.executemany("UPDATE items SET batch_id = ? WHERE id = ?", [(batch_id, i) for i in ids])
+        self._db.execute("COMMIT")
+        return QueuedBatch(batch_id, ids, payloads, spans)
+
+    def ack(self, batch: QueuedBatch) -> None:
+        with self._cond:
+            self._db.execute("DELETE FROM items WHERE batch_id = ?", (batch.id,))
+            self._in_flight.discard(batch.id)
+            self._count -= len(batch.item_ids)
+            self._bytes -= sum(len(p) for p in batch.payloads)
+
+    def requeue(self, batch: QueuedBatch) -> None:
+        """Give a batch back (shutdown mid-retry): it stays recorded and is replayed as it was."""
+        with self._cond:
+            self._in_flight.discard(batch.id)
+            self._cond.notify()
+
+    def stats(self) -> tuple[int, int]:
+        with self._cond:
+            return self._count, self._bytes
+
+    def close(self) -> None:
+        with self._cond:
+            self._db.close()

@@ -1,0 +1,103 @@
+"""Read-only SQL from the CLI: through a running collector's `sqlquery` endpoint, else directly.
+
+The embedded store can be open in one process only; when the collector runs, it is that process,
+so the CLI asks it. When nothing holds the store (or it is a ClickHouse server), the CLI opens it
+itself, still with `readonly=1`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from collector.component import ComponentId
+from collector.config import CollectorConfig, load_config
+
+
+class QueryError(Exception):
+    pass
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[list]
+
+    def dicts(self) -> list[dict]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+class QueryClient:
+    def __init__(self, config: CollectorConfig, exporter: str | None = None):
+        self.config = config
+        self.exporter_id = self._pick_exporter(exporter)
+        self.exporter_config = config.exporters[self.exporter_id].config
+        self.database = self.exporter_config.database
+        self.table = self.exporter_config.traces_table_name
+        self._endpoint = self._sqlquery_endpoint()
+        self._store = None
+        self.via = ""
+
+    def _pick_exporter(self, name: str | None) -> ComponentId:
+        candidates = [cid for cid in self.config.exporters if cid.type == "clickhouse"]
+        if name:
+            wanted = ComponentId.parse(name)
+            if wanted not in candidates:
+                raise QueryError(f"{self.config.path}: no clickhouse exporter named {name}")
+            return wanted
+        if not candidates:
+            raise QueryError(f"{self.config.path}: no clickhouse exporter is configured, nothing to query")
+        return candidates[0]
+
+    def _sqlquery_endpoint(self) -> str | None:
+        for cid in self.config.service_extensions:
+            ext = self.config.extensions[cid].config
+            if cid.type == "sqlquery" and ComponentId.parse(ext.exporter) == self.exporter_id:
+                host, _, port = ext.endpoint.rpartition(":")
+                host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+                return f"http://{host}:{port}/v1/query"
+        return None
+
+    def query(self, sql: str, parameters: dict | None = None) -> QueryResult:
+        if self._endpoint and self._store is None:
+            try:
+                response = httpx.post(self._endpoint, json={"sql": sql, "parameters": parameters}, timeout=60)
+            except httpx.TransportError:
+                pass  # no collector running: open the store ourselves
+            else:
+                body = response.json()
+                if response.status_code != 200:
+                    raise QueryError(body.get("error", response.text))
+                self.via = "collector"
+                return QueryResult(body["columns"], body["types"], body["rows"])
+        return self._query_direct(sql, parameters)
+
+    def _query_direct(self, sql: str, parameters: dict | None) -> QueryResult:
+        from collector.storage.jsonvalues import to_json_value
+        from collector.storage.client import StoreError
+
+        if self._store is None:
+            try:
+                self._store = self.exporter_config.open_store()
+            except StoreError as exc:
+                raise QueryError(str(exc)) from exc
+        self.via = "direct"
+        try:
+            result = self._store.query_readonly(sql, parameters=parameters)
+        except Exception as exc:  # noqa: BLE001 - ClickHouse's message says what is wrong with the SQL
+            raise QueryError(str(exc)) from exc
+        return QueryResult(list(result.column_names), [t.name for t in result.column_types],
+                           [[to_json_value(v) for v in row] for row in result.result_rows])
+
+    def close(self) -> None:
+        if self._store is not None:
+            from collector.storage.client import release_store
+
+            release_store(self._store)
+            self._store = None
+
+
+def open_query_client(config_path: str, exporter: str | None = None) -> QueryClient:
+    return QueryClient(load_config(config_path), exporter)

@@ -1,0 +1,39 @@
+"""Every component type the collector knows, by kind. Adding a component = one module + one line here."""
+
+from __future__ import annotations
+
+import importlib
+
+from collector.component import Factory, Kind
+
+# Modules are imported on demand so that `validate` and the CLI never pay for what a config
+# does not use. Each module exposes a `factory`.
+_MODULES: dict[Kind, dict[str, str]] = {
+    Kind.RECEIVER: {
+        "otlp": "collector.receivers.otlp",
+    },
+    Kind.PROCESSOR: {
+        "batch": "processors.batch",
+        "memory_limiter": "processors.memory_limiter",
+    },
+    Kind.EXPORTER: {
+        "clickhouse": "collector.exporters.clickhouse",
+        "otlp": "collector.exporters.otlp",
+        "otlphttp": "collector.exporters.otlphttp",
+        "debug": "collector.exporters.debug",
+    },
+    Kind.EXTENSION: {
+        "health_check": "collector.extensions.health_check",
+        "sqlquery": "collector.extensions.sqlquery",
+        "file_storage": "collector.extensions.file_storage",
+    },
+}
+
+
+def types(kind: Kind) -> list[str]:
+    return sorted(_MODULES[kind])
+
+
+def factory(kind: Kind, type_: str) -> Factory | None:
+    module = _MODULES[kind].get(type_)
+    return importlib.import_module(module).factory if module else None

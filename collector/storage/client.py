@@ -1,0 +1,122 @@
+"""One way to reach ClickHouse, a server or the embedded engine: clickhouse-connect.
+
+`http(s)://host:8123` is a ClickHouse server; `chdb:///abs/path` (or `chdb://relative/path`) is the
+embedded engine, which chdb registers as a clickhouse-connect backend: same client API, same SQL.
+Only one process can open a chdb path, so the collector owns it while it runs and other processes
+reach it through the collector's read-only `sqlquery` endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import clickhouse_connect
+
+
+class StoreError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    kind: str  # "chdb" or "http"
+    url: str  # chdb: absolute data path; http: the server URL
+    host: str = ""
+    port: int = 0
+    secure: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        return self.kind == "chdb"
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """Validate an exporter `endpoint`; errors say what forms are valid."""
+    text = str(text).strip()
+    if text.startswith("chdb://"):
+        path = text[len("chdb://"):]
+        if not path or path == "/":
+            raise ValueError(f"invalid endpoint {text!r}: chdb:// needs a data directory, e.g. chdb:///var/lib/genaitrace")
+        return Endpoint("chdb", os.path.abspath(path))
+    parsed = urlparse(text)
+    if parsed.scheme in ("http", "https") and parsed.hostname:
+        port = parsed.port or (8443 if parsed.scheme == "https" else 8123)
+        return Endpoint("http", text, parsed.hostname, port, parsed.scheme == "https")
+    if parsed.scheme in ("tcp", "clickhouse"):
+        raise ValueError(f"invalid endpoint {text!r}: the native TCP protocol is not used; give the HTTP interface, e.g. http://{parsed.hostname or 'host'}:8123")
+    raise ValueError(f"invalid endpoint {text!r}: expected http(s)://host:8123 for a server or chdb:///path for the embedded engine")
+
+
+class ClickHouseStore:
+    """A clickhouse-connect client plus a lock: the embedded engine is not safe to share across threads."""
+
+    def __init__(self, endpoint: Endpoint, username: str = "default", password: str = "", database: str = "default",
+                 timeout_s: float = 10.0, settings: dict | None = None):
+        self.endpoint = endpoint
+        self.database = database
+        self._lock = threading.RLock()
+        try:
+            if endpoint.embedded:
+                os.makedirs(endpoint.url, exist_ok=True)
+                self.client = clickhouse_connect.get_client(dsn=f"chdb://{endpoint.url}", settings=settings or {})
+            else:
+                self.client = clickhouse_connect.get_client(
+                    host=endpoint.host, port=endpoint.port, secure=endpoint.secure, username=username,
+                    password=password, connect_timeout=timeout_s, send_receive_timeout=timeout_s,
+                    settings=settings or {},
+                )
+        except Exception as exc:  # noqa: BLE001 - every driver error means the same thing here
+            where = endpoint.url if endpoint.embedded else f"{endpoint.host}:{endpoint.port}"
+            hint = " (is another process, e.g. a running collector, holding this chdb path?)" if endpoint.embedded else ""
+            raise StoreError(f"cannot open ClickHouse at {where}: {exc}{hint}") from exc
+
+    def command(self, sql: str, settings: dict | None = None):
+        with self._lock:
+            return self.client.command(sql, settings=settings or {})
+
+    def query(self, sql: str, parameters: dict | None = None, settings: dict | None = None):
+        with self._lock:
+            return self.client.query(sql, parameters=parameters, settings=settings or {})
+
+    def query_readonly(self, sql: str, parameters: dict | None = None):
+        """`readonly=1`: ClickHouse itself refuses writes, DDL and setting changes."""
+        return self.query(sql, parameters=parameters, settings={"readonly": 1})
+
+    def insert_arrow(self, table: str, arrow_table, settings: dict | None = None) -> None:
+        with self._lock:
+            self.client.insert_arrow(table, arrow_table, database=self.database, settings=settings or {})
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()
+
+
+# The embedded engine allows one open path per process, so components that need the same store
+# (the exporter writing, the sqlquery extension reading) share one client, counted by users.
+_shared_lock = threading.Lock()
+_shared: dict[tuple, list] = {}
+
+
+def acquire_store(endpoint: Endpoint, username: str = "default", password: str = "", database: str = "default",
+                  timeout_s: float = 10.0, settings: dict | None = None) -> ClickHouseStore:
+    key = (endpoint, username, database)
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is None:
+            entry = _shared[key] = [ClickHouseStore(endpoint, username, password, database, timeout_s, settings), 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def release_store(store: ClickHouseStore) -> None:
+    with _shared_lock:
+        for key, entry in list(_shared.items()):
+            if entry[0] is store:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del _shared[key]
+                    store.close()
+                return

@@ -1,0 +1,78 @@
+"""The collector's own health metrics, named as otelcol names them, served for Prometheus.
+
+    service:
+      telemetry:
+        metrics: {address: 127.0.0.1:8888}
+
+Components add their own metrics (e.g. the GenAI span metrics) to `registry`.
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
+
+from collector.confighelpers import split_host_port
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args) -> None:  # scrapes every few seconds would flood the log
+        pass
+
+
+class SelfTelemetry:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._counters = {
+            "receiver_accepted_spans": Counter(
+                "otelcol_receiver_accepted_spans", "Spans accepted and acknowledged", ["receiver", "transport"], registry=r
+            ),
+            "receiver_refused_spans": Counter(
+                "otelcol_receiver_refused_spans", "Spans refused (bad data or backpressure)", ["receiver", "transport", "reason"], registry=r
+            ),
+            "exporter_sent_spans": Counter("otelcol_exporter_sent_spans", "Spans pushed to the destination", ["exporter"], registry=r),
+            "exporter_send_failed_spans": Counter(
+                "otelcol_exporter_send_failed_spans", "Spans dropped after a permanent failure", ["exporter"], registry=r
+            ),
+            "exporter_send_failed_requests": Counter(
+                "otelcol_exporter_send_failed_requests", "Push attempts that failed (and were retried)", ["exporter"], registry=r
+            ),
+            "processor_refused_spans": Counter(
+                "otelcol_processor_refused_spans", "Spans refused by a processor (e.g. memory_limiter)", ["processor"], registry=r
+            ),
+        }
+        self._queue_size = Gauge("otelcol_exporter_queue_size", "Requests in the sending queue", ["exporter"], registry=r)
+        self._queue_bytes = Gauge("otelcol_exporter_queue_bytes", "Bytes in the sending queue", ["exporter"], registry=r)
+        self._queue_capacity = Gauge("otelcol_exporter_queue_capacity_bytes", "Sending queue bound in bytes", ["exporter"], registry=r)
+        self._server = None
+
+    def count(self, name: str, value: float, **labels: str) -> None:
+        if value:
+            self._counters[name].labels(**labels).inc(value)
+
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of a counter, summed over label sets matching `labels` (tests, the demo)."""
+        total = 0.0
+        for metric in self._counters[name].collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+    def queue_size(self, exporter: str, items: int, size_bytes: int, capacity_bytes: int) -> None:
+        self._queue_size.labels(exporter=exporter).set(items)
+        self._queue_bytes.labels(exporter=exporter).set(size_bytes)
+        self._queue_capacity.labels(exporter=exporter).set(capacity_bytes)
+
+    def serve(self, address: str) -> None:
+        host, port = split_host_port(address)
+        self._server = make_server(host, port, make_wsgi_app(self.registry), handler_class=_QuietHandler)
+        threading.Thread(target=self._server.serve_forever, name="telemetry", daemon=True).start()
+
+    def shutdown(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()

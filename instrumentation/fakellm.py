@@ -1,0 +1,521 @@
+"""A small, deterministic, OpenAI- and Anthropic-compatible fake LLM provider.
+
+Used by the tests and the demo so that nothing ever talks to a real provider.
+Standard library only; binds to 127.0.0.1.
+
+    python -m instrumentation.fakellm --port 8900
+
+Endpoints
+---------
+``POST /v1/chat/completions``  OpenAI chat completions, with and without
+    streaming (``stream_options.include_usage`` honoured), tool calls, realistic
+    ``usage`` (``prompt_tokens_details.cached_tokens``,
+    ``completion_tokens_details.reasoning_tokens``).
+``POST /v1/messages``          Anthropic messages (``cache_read_input_tokens`` /
+    ``cache_creation_input_tokens``), with and without streaming, ``tool_use``.
+``GET /v1/models``, ``GET /health``
+``GET /_requests``             the recorded requests (JSON list), for tests;
+``POST /_reset``               clears them and the prompt cache.
+
+Behaviour directives
+--------------------
+Put these anywhere in a user/system message (or use the headers):
+
+``[fail:429]`` / ``[fail:500]``  (header ``x-fake-status``)  answer with that HTTP error
+``[latency:250]``                (header ``x-fake-latency-ms``) sleep before answering
+``[chunk_delay:20]``             sleep between stream chunks
+``[truncate]``                   (header ``x-fake-truncate: 1``) cut the stream half way,
+                                 no final chunk, no ``[DONE]``
+``[call:tool_name {"a": 1}]``    the k-th directive is answered with a tool call once
+                                 the conversation holds k-1 tool results (names matched
+                                 loosely against the request's ``tools``)
+``[reply:some text]``            the final answer text
+``[reasoning:64]``               reasoning tokens to report (default: 0, or 32 for
+                                 o1/o3/o4/*reason* models)
+
+Prompt caching is simulated: the second time the same first message (system
+prompt) is seen, its tokens are reported as cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FakeLLMServer", "main", "count_tokens"]
+
+_DIRECTIVE = re.compile(r"\[(fail|latency|chunk_delay|truncate|reply|reasoning|call)(?::([^\]]*))?\]")
+
+
+def count_tokens(text: str) -> int:
+    """A crude but deterministic token count (about 4 characters a token)."""
+    if not text:
+        return 0
+    return max(1, (len(text) + 3) // 4)
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, dict):
+                if "text" in block and isinstance(block["text"], str):
+                    parts.append(block["text"])
+                elif block.get("type") == "tool_result":
+                    parts.append(_content_text(block.get("content")))
+                elif block.get("type") == "tool_use":
+                    parts.append(json.dumps(block.get("input", {})))
+            elif isinstance(block, str):
+                parts.append(block)
+        return "\n".join(parts)
+    return str(content)
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+class _Directives:
+    def __init__(self, texts: list[str], headers: Any):
+        self.fail: int | None = None
+        self.latency_ms = 0.0
+        self.chunk_delay_ms = 0.0
+        self.truncate = False
+        self.reply: str | None = None
+        self.reasoning: int | None = None
+        self.calls: list[tuple[str, dict]] = []
+        for text in texts:
+            for m in _DIRECTIVE.finditer(text or ""):
+                kind, arg = m.group(1), (m.group(2) or "").strip()
+                try:
+                    if kind == "fail":
+                        self.fail = int(arg or 500)
+                    elif kind == "latency":
+                        self.latency_ms = float(arg or 0)
+                    elif kind == "chunk_delay":
+                        self.chunk_delay_ms = float(arg or 0)
+                    elif kind == "truncate":
+                        self.truncate = True
+                    elif kind == "reply":
+                        self.reply = arg
+                    elif kind == "reasoning":
+                        self.reasoning = int(arg or 0)
+                    elif kind == "call":
+                        name, _, raw = arg.partition(" ")
+                        args = json.loads(raw) if raw.strip() else {}
+                        self.calls.append((name, args if isinstance(args, dict) else {}))
+                except (ValueError, json.JSONDecodeError):
+                    continue
+        if headers is not None:
+            if headers.get("x-fake-status"):
+                self.fail = int(headers.get("x-fake-status"))
+            if headers.get("x-fake-latency-ms"):
+                self.latency_ms = float(headers.get("x-fake-latency-ms"))
+            if headers.get("x-fake-truncate", "").lower() in ("1", "true", "yes"):
+                self.truncate = True
+
+
+class _State:
+    def __init__(self, record_limit: int = 1000):
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.record_limit = record_limit
+        self.seen_prefixes: OrderedDict[str, None] = OrderedDict()
+
+    def record(self, entry: dict) -> None:
+        with self.lock:
+            self.requests.append(entry)
+            if len(self.requests) > self.record_limit:
+                del self.requests[: len(self.requests) - self.record_limit]
+
+    def cached(self, prefix: str) -> bool:
+        key = hashlib.sha1(prefix.encode("utf-8", "replace")).hexdigest()
+        with self.lock:
+            hit = key in self.seen_prefixes
+            self.seen_prefixes[key] = None
+            self.seen_prefixes.move_to_end(key)
+            while len(self.seen_prefixes) > 10000:
+                self.seen_prefixes.popitem(last=False)
+            return hit
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.seen_prefixes.clear()
+
+
+def _pick_tool(name: str, tools: list[str]) -> str | None:
+    want = _norm_name(name)
+    for t in tools:
+        if _norm_name(t) == want:
+            return t
+    for t in tools:
+        if want and (want in _norm_name(t) or _norm_name(t) in want):
+            return t
+    return None
+
+
+def _is_reasoning_model(model: str) -> bool:
+    m = model.lower().split("/")[-1]
+    return m.startswith(("o1", "o3", "o4")) or "reason" in m
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "fakellm/1.0"
+    protocol_version = "HTTP/1.1"
+
+    # --- plumbing -----------------------------------------------------------
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        if getattr(self.server, "verbose", False):
+            super().log_message(format, *args)
+
+    @property
+    def state(self) -> _State:
+        return self.server.state  # type: ignore[attr-defined]
+
+    def _read_json(self) -> dict:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return {}
+        return json.loads(raw)
+
+    def _send_json(self, status: int, body: dict, extra_headers: dict | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _start_sse(self) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def _sse(self, data: str, event: str | None = None) -> None:
+        payload = (f"event: {event}\n" if event else "") + f"data: {data}\n\n"
+        self.wfile.write(payload.encode())
+        self.wfile.flush()
+
+    # --- routes -------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.rstrip("/") in ("/health", "/healthz"):
+            self._send_json(200, {"status": "ok"})
+        elif self.path.rstrip("/") == "/v1/models":
+            self._send_json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "owned_by": "fakellm"}
+                for m in ("gpt-4o-mini", "gpt-4o", "o3-mini", "claude-3-5-haiku-latest")]})
+        elif self.path.rstrip("/") == "/_requests":
+            with self.state.lock:
+                self._send_json(200, {"requests": list(self.state.requests)})
+        else:
+            self._send_json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+    def do_POST(self) -> None:  # noqa: N802
+        path = self.path.split("?")[0].rstrip("/")
+        try:
+            body = self._read_json()
+        except json.JSONDecodeError:
+            self._send_json(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
+            return
+        if path == "/_reset":
+            self.state.reset()
+            self._send_json(200, {"ok": True})
+            return
+        self.state.record({
+            "path": path,
+            "body": body,
+            "headers": {k.lower(): v for k, v in self.headers.items()
+                        if k.lower() not in ("authorization", "x-api-key")},
+            "time": time.time(),
+        })
+        if path in ("/v1/chat/completions", "/chat/completions"):
+            self._chat(body)
+        elif path in ("/v1/messages", "/messages"):
+            self._messages(body)
+        else:
+            self._send_json(404, {"error": {"message": f"unknown path {path}", "type": "invalid_request_error"}})
+
+    # --- shared behaviour ---------------------------------------------------
+    def _maybe_fail(self, d: _Directives, anthropic: bool) -> bool:
+        if d.latency_ms:
+            time.sleep(d.latency_ms / 1000.0)
+        if not d.fail:
+            return False
+        status = d.fail
+        if anthropic:
+            etype = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}.get(status, "api_error")
+            self._send_json(status, {"type": "error", "error": {"type": etype, "message": f"fake error {status}"}},
+                            {"retry-after": "0"} if status == 429 else None)
+        else:
+            etype = {429: "rate_limit_exceeded", 500: "server_error"}.get(status, "server_error")
+            self._send_json(status, {"error": {"message": f"fake error {status}", "type": etype,
+                                               "param": None, "code": etype}},
+                            {"retry-after": "0"} if status == 429 else None)
+        return True
+
+    @staticmethod
+    def _answer_text(d: _Directives, last_user: str) -> str:
+        if d.reply is not None:
+            text = d.reply
+        else:
+            snippet = _DIRECTIVE.sub("", last_user).strip().replace("\n", " ")[:80]
+            text = f"Here is the result for: {snippet}" if snippet else "Done."
+        return f"Thought: I now know the final answer\nFinal Answer: {text}"
+
+    # --- OpenAI -------------------------------------------------------------
+    def _chat(self, body: dict) -> None:
+        messages = body.get("messages") or []
+        model = str(body.get("model") or "gpt-4o-mini")
+        texts = [_content_text(m.get("content")) for m in messages if m.get("role") in ("system", "user", "developer")]
+        d = _Directives(texts, self.headers)
+        if self._maybe_fail(d, anthropic=False):
+            return
+        tools = [t.get("function", {}).get("name", "") for t in (body.get("tools") or []) if isinstance(t, dict)]
+        n_results = sum(1 for m in messages if m.get("role") == "tool")
+        tool_call = None
+        if tools and n_results < len(d.calls):
+            name, args = d.calls[n_results]
+            picked = _pick_tool(name, tools)
+            if picked:
+                tool_call = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
+                             "function": {"name": picked, "arguments": json.dumps(args)}}
+        last_user = next((_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+        text = None if tool_call else self._answer_text(d, last_user)
+
+        prompt_text = "\n".join(_content_text(m.get("content")) for m in messages) + json.dumps(body.get("tools") or [])
+        prompt_tokens = count_tokens(prompt_text) + 3 * len(messages)
+        first = _content_text(messages[0].get("content")) if messages else ""
+        cached = 0
+        if first and self.state.cached(model + "\x00" + first):
+            cached = min(prompt_tokens, count_tokens(first))
+        out_text = text if text is not None else json.dumps(tool_call)
+        reasoning = d.reasoning if d.reasoning is not None else (32 if _is_reasoning_model(model) else 0)
+        completion_tokens = count_tokens(out_text) + reasoning
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+        }
+        finish = "tool_calls" if tool_call else "stop"
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        created = int(time.time())
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+            if tool_call:
+                message["tool_calls"] = [tool_call]
+            self._send_json(200, {
+                "id": cid, "object": "chat.completion", "created": created, "model": model,
+                "system_fingerprint": "fp_fakellm",
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "usage": usage,
+            })
+            return
+
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "system_fingerprint": "fp_fakellm"}
+
+        def chunk(delta: dict, finish_reason: str | None = None) -> str:
+            return json.dumps({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                                    "finish_reason": finish_reason}]})
+
+        pieces: list[str] = []
+        if tool_call:
+            args = tool_call["function"]["arguments"]
+            half = len(args) // 2
+            pieces.append(json.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [
+                {"index": 0, "id": tool_call["id"], "type": "function",
+                 "function": {"name": tool_call["function"]["name"], "arguments": ""}}]},
+                "logprobs": None, "finish_reason": None}]}))
+            for part in (args[:half], args[half:]):
+                pieces.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
+        else:
+            pieces.append(chunk({"role": "assistant", "content": ""}))
+            words = re.findall(r"\S+\s*", text or "")
+            step = max(1, len(words) // 8)
+            for i in range(0, len(words), step):
+                pieces.append(chunk({"content": "".join(words[i:i + step])}))
+        try:
+            self._start_sse()
+            if d.truncate:
+                for p in pieces[: max(1, len(pieces) // 2)]:
+                    self._sse(p)
+                    if d.chunk_delay_ms:
+                        time.sleep(d.chunk_delay_ms / 1000.0)
+                return  # connection closes: no finish_reason, no usage, no [DONE]
+            for p in pieces:
+                self._sse(p)
+                if d.chunk_delay_ms:
+                    time.sleep(d.chunk_delay_ms / 1000.0)
+            self._sse(chunk({}, finish))
+            if include_usage:
+                self._sse(json.dumps({**base, "choices": [], "usage": usage}))
+            self._sse("[DONE]")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    # --- Anthropic ----------------------------------------------------------
+    def _messages(self, body: dict) -> None:
+        messages = body.get("messages") or []
+        model = str(body.get("model") or "claude-3-5-haiku-latest")
+        system = body.get("system")
+        system_text = _content_text(system) if system is not None else ""
+        texts = [system_text] + [_content_text(m.get("content")) for m in messages if m.get("role") == "user"]
+        d = _Directives(texts, self.headers)
+        if self._maybe_fail(d, anthropic=True):
+            return
+        tools = [t.get("name", "") for t in (body.get("tools") or []) if isinstance(t, dict)]
+        n_results = sum(1 for m in messages if isinstance(m.get("content"), list)
+                        for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result")
+        tool_use = None
+        if tools and n_results < len(d.calls):
+            name, args = d.calls[n_results]
+            picked = _pick_tool(name, tools)
+            if picked:
+                tool_use = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": picked, "input": args}
+        last_user = next((_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+        text = None if tool_use else self._answer_text(d, last_user)
+        total_in = count_tokens(system_text + "\n".join(_content_text(m.get("content")) for m in messages)) + 3 * len(messages)
+        cache_read = cache_creation = 0
+        if system_text:
+            sys_tokens = min(total_in, count_tokens(system_text))
+            if self.state.cached(model + "\x00" + system_text):
+                cache_read = sys_tokens
+            else:
+                cache_creation = sys_tokens
+        input_tokens = total_in - cache_read - cache_creation  # Anthropic: excludes cached tokens
+        out_text = text if text is not None else json.dumps(tool_use)
+        output_tokens = count_tokens(out_text)
+        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                 "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_creation}
+        mid = "msg_" + uuid.uuid4().hex[:24]
+        content = [tool_use] if tool_use else [{"type": "text", "text": text}]
+        stop = "tool_use" if tool_use else "end_turn"
+        if not body.get("stream"):
+            self._send_json(200, {"id": mid, "type": "message", "role": "assistant", "model": model,
+                                  "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage})
+            return
+        try:
+            self._start_sse()
+            start_usage = {**usage, "output_tokens": 1}
+            self._sse(json.dumps({"type": "message_start", "message": {
+                "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+                "stop_reason": None, "stop_sequence": None, "usage": start_usage}}), "message_start")
+            if tool_use:
+                self._sse(json.dumps({"type": "content_block_start", "index": 0, "content_block": {
+                    "type": "tool_use", "id": tool_use["id"], "name": tool_use["name"], "input": {}}}),
+                    "content_block_start")
+                self._sse(json.dumps({"type": "content_block_delta", "index": 0, "delta": {
+                    "type": "input_json_delta", "partial_json": json.dumps(tool_use["input"])}}),
+                    "content_block_delta")
+            else:
+                self._sse(json.dumps({"type": "content_block_start", "index": 0,
+                                      "content_block": {"type": "text", "text": ""}}), "content_block_start")
+                words = re.findall(r"\S+\s*", text or "")
+                if d.truncate:
+                    words = words[: max(1, len(words) // 2)]
+                for w in words:
+                    self._sse(json.dumps({"type": "content_block_delta", "index": 0,
+                                          "delta": {"type": "text_delta", "text": w}}), "content_block_delta")
+                    if d.chunk_delay_ms:
+                        time.sleep(d.chunk_delay_ms / 1000.0)
+                if d.truncate:
+                    return
+            self._sse(json.dumps({"type": "content_block_stop", "index": 0}), "content_block_stop")
+            self._sse(json.dumps({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                                  "usage": {"output_tokens": output_tokens}}), "message_delta")
+            self._sse(json.dumps({"type": "message_stop"}), "message_stop")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class FakeLLMServer:
+    """Run the fake provider in a background thread.
+
+    >>> with FakeLLMServer() as srv:
+    ...     srv.base_url   # 'http://127.0.0.1:<port>/v1'
+    """
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", verbose: bool = False):
+        self.httpd = ThreadingHTTPServer((host, port), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.state = _State()  # type: ignore[attr-defined]
+        self.httpd.verbose = verbose  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    @property
+    def requests(self) -> list[dict]:
+        with self.httpd.state.lock:  # type: ignore[attr-defined]
+            return list(self.httpd.state.requests)  # type: ignore[attr-defined]
+
+    def reset(self) -> None:
+        self.httpd.state.reset()  # type: ignore[attr-defined]
+
+    def start(self) -> "FakeLLMServer":
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="fakellm", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> "FakeLLMServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake OpenAI/Anthropic-compatible LLM provider (127.0.0.1 only)")
+    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    srv = FakeLLMServer(args.port, args.host, args.verbose)
+    print(f"fakellm listening on {srv.base_url}", flush=True)
+    try:
+        srv.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.httpd.server_close()
+
+
+if __name__ == "__main__":
+    main()

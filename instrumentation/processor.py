@@ -1,0 +1,357 @@
+"""The span processor that makes spans leave the app in current GenAI semconv.
+
+``GenAISpanProcessor`` must run *before* the exporting processor (it rewrites the
+``ReadableSpan`` handed to ``on_end``; the SDK builds a fresh one per ``end()``).
+
+on_start
+    * copies the attribution baggage (tenant, engagement, flow, feature, user,
+      session -> also ``gen_ai.conversation.id``) onto every span;
+    * remembers which agent the span runs under (inherited from its parent).
+on_end
+    * maps every dialect (OpenInference ``llm.*``, traceloop) to current GenAI
+      semconv through :mod:`instrumentation.genai_mapping` (one module, shared
+      with the collector);
+    * renames: ``{operation} {model}``, ``invoke_workflow {name}``,
+      ``invoke_agent {name}``, ``execute_tool {name}``, ``task {name}``;
+    * puts ``gen_ai.agent.name``/``gen_ai.agent.id`` of the enclosing agent on
+      LLM and tool spans;
+    * removes message content unless content capture is ``SPAN_ONLY``, in which
+      case ``gen_ai.input.messages``/``gen_ai.output.messages`` are the spec JSON.
+
+No exception ever leaves this processor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
+from typing import Any, Mapping
+
+from opentelemetry import baggage as _baggage
+from opentelemetry import trace as _trace
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.util import types as _types  # noqa: F401  (typing only)
+
+from instrumentation import genai_mapping as gm
+from instrumentation.baggage import ATTRIBUTION_KEYS, DERIVED_ATTRIBUTES
+
+_log = logging.getLogger(__name__)
+
+CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+NO_CONTENT = "NO_CONTENT"
+SPAN_ONLY = "SPAN_ONLY"
+
+GEN_AI_AGENT_ID = "gen_ai.agent.id"
+GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
+GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+GEN_AI_WORKFLOW_NAME = "gen_ai.workflow.name"
+
+# Inference span kinds whose parents must not be another inference span.
+INFERENCE_OPS = gm.INFERENCE_OPERATIONS
+
+# Attribute keys (or prefixes) that carry message content in some dialect.
+_CONTENT_PREFIXES = (
+    "llm.input_messages",
+    "llm.output_messages",
+    "llm.prompts",
+    "llm.prompt_template",
+    "input.value",
+    "output.value",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "traceloop.entity.input",
+    "traceloop.entity.output",
+    "crewai.crew.result",
+    "crewai.crew.tasks_output",
+    "crewai.agent.result",
+    "crewai.task.result",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "llm.tools",
+)
+_SEMCONV_CONTENT = (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS)
+# Dialect keys dropped once mapped (the semconv key carries the value).
+_DIALECT_DROP_PREFIXES = (
+    "llm.token_count.",
+    "llm.usage.",
+    "gen_ai.usage.prompt_tokens",
+    "gen_ai.usage.completion_tokens",
+    "gen_ai.usage.cache_read_input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+    "gen_ai.usage.total_tokens",
+    "llm.cost.",
+)
+_DIALECT_DROP_KEYS = frozenset({
+    "gen_ai.system",              # deprecated: gen_ai.provider.name
+    "llm.model_name", "llm.provider", "llm.system", "llm.request.model", "llm.response.model",
+    "llm.invocation_parameters", "input.mime_type", "output.mime_type",
+})
+
+
+def capture_mode() -> str:
+    raw = (os.environ.get(CAPTURE_ENV) or NO_CONTENT).strip().upper()
+    if raw in ("SPAN_ONLY", "SPAN_AND_EVENT", "TRUE", "1"):
+        return SPAN_ONLY
+    return NO_CONTENT
+
+
+def _first_sentence(text: str, limit: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- message content -> spec JSON ------------------------------------------------------------
+_OI_MSG = re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(role|content|finish_reason|"
+                     r"tool_call_id|tool_calls\.(\d+)\.tool_call\.(id|function\.name|function\.arguments))$")
+_TL_MSG = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content|finish_reason|tool_call_id|"
+                     r"tool_calls\.(\d+)\.(id|name|arguments))$")
+
+
+def _messages_from_flat(attrs: Mapping[str, Any]) -> tuple[list, list]:
+    """Build semconv input/output message lists from OpenInference or traceloop flat keys."""
+    sides: dict[str, dict[int, dict]] = {"input": {}, "output": {}}
+    for key, value in attrs.items():
+        m = _OI_MSG.match(key)
+        if m:
+            side, idx, field, tidx, tfield = m.group(1), int(m.group(2)), m.group(3), m.group(4), m.group(5)
+        else:
+            m = _TL_MSG.match(key)
+            if not m:
+                continue
+            side = "input" if m.group(1) == "prompt" else "output"
+            idx, field, tidx, tfield = int(m.group(2)), m.group(3), m.group(4), m.group(5)
+            if tfield == "name":
+                tfield = "function.name"
+            elif tfield == "arguments":
+                tfield = "function.arguments"
+        msg = sides[side].setdefault(idx, {"tool_calls": {}})
+        if tidx is not None:
+            msg["tool_calls"].setdefault(int(tidx), {})[tfield] = value
+        else:
+            msg[field] = value
+    result = []
+    for side in ("input", "output"):
+        out = []
+        for idx in sorted(sides[side]):
+            raw = sides[side][idx]
+            role = raw.get("role") or ("assistant" if side == "output" else "user")
+            parts: list[dict] = []
+            if role == "tool":
+                parts.append({"type": "tool_call_response", "id": raw.get("tool_call_id"),
+                              "response": raw.get("content")})
+            elif raw.get("content") not in (None, ""):
+                parts.append({"type": "text", "content": raw.get("content")})
+            for tidx in sorted(raw["tool_calls"]):
+                tc = raw["tool_calls"][tidx]
+                args = tc.get("function.arguments")
+                try:
+                    args = json.loads(args) if isinstance(args, str) else args
+                except ValueError:
+                    pass
+                parts.append({"type": "tool_call", "id": tc.get("id"), "name": tc.get("function.name"),
+                              "arguments": args})
+            msg = {"role": role, "parts": parts}
+            if side == "output":
+                msg["finish_reason"] = raw.get("finish_reason") or (
+                    "tool_call" if raw["tool_calls"] else "stop")
+            out.append(msg)
+        result.append(out)
+    return result[0], result[1]
+
+
+class _AgentRegistry:
+    """span_id -> (agent name, agent id) for live spans; bounded."""
+
+    def __init__(self, limit: int = 50_000):
+        self._lock = threading.Lock()
+        self._data: OrderedDict[int, tuple[str | None, str | None]] = OrderedDict()
+        self._limit = limit
+
+    def put(self, span_id: int, value: tuple[str | None, str | None]) -> None:
+        with self._lock:
+            self._data[span_id] = value
+            if len(self._data) > self._limit:
+                self._data.popitem(last=False)
+
+    def get(self, span_id: int) -> tuple[str | None, str | None] | None:
+        with self._lock:
+            return self._data.get(span_id)
+
+    def pop(self, span_id: int) -> tuple[str | None, str | None] | None:
+        with self._lock:
+            return self._data.pop(span_id, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _own_agent(attrs: Mapping[str, Any], name: str) -> tuple[str | None, str | None] | None:
+    """The agent a span *is* (invoke_agent spans), if any."""
+    agent = attrs.get(gm.GEN_AI_AGENT_NAME)
+    kind = attrs.get("traceloop.span.kind")
+    if kind == "agent":
+        agent = agent or attrs.get("traceloop.entity.name")
+    if agent is None and (attrs.get("gen_ai.operation.name") == "invoke_agent" and kind not in ("task", "workflow")
+                          and attrs.get("gen_ai.provider.name") != "crewai"):
+        agent = None
+    if agent is None:
+        return None
+    return str(agent), (str(attrs[GEN_AI_AGENT_ID]) if attrs.get(GEN_AI_AGENT_ID) is not None else None)
+
+
+class GenAISpanProcessor(SpanProcessor):
+    def __init__(self, capture: str | None = None, drop_dialect: bool = True):
+        self._capture = capture
+        self._drop_dialect = drop_dialect
+        self._agents = _AgentRegistry()
+
+    @property
+    def capture(self) -> str:
+        return self._capture or capture_mode()
+
+    # --- start -----------------------------------------------------------------------------
+    def on_start(self, span: Span, parent_context=None) -> None:
+        try:
+            items = _baggage.get_all(parent_context)
+            if items:
+                for key in ATTRIBUTION_KEYS:
+                    value = items.get(key)
+                    if value is not None:
+                        span.set_attribute(key, str(value))
+                        for derived in DERIVED_ATTRIBUTES.get(key, ()):
+                            span.set_attribute(derived, str(value))
+            parent = _trace.get_current_span(parent_context)
+            pctx = parent.get_span_context()
+            if not pctx.is_valid:
+                return
+            inherited = None
+            pattrs = getattr(parent, "attributes", None)
+            if pattrs:
+                inherited = _own_agent(pattrs, getattr(parent, "name", ""))
+            if inherited is None:
+                inherited = self._agents.get(pctx.span_id)
+            if inherited is not None:
+                self._agents.put(span.get_span_context().span_id, inherited)
+        except Exception:  # pragma: no cover - never hurt the app
+            _log.debug("GenAISpanProcessor.on_start failed", exc_info=True)
+
+    # --- end -------------------------------------------------------------------------------
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            inherited = self._agents.pop(span.context.span_id) if span.context else None
+            attrs = dict(span.attributes or {})
+            name = span.name
+            new_name, new_attrs = self.rewrite(name, attrs, inherited,
+                                               span.instrumentation_scope.name if span.instrumentation_scope else "")
+            if new_attrs is not attrs or new_name != name:
+                span._name = new_name  # the ReadableSpan is a per-end() copy: safe to rewrite
+                span._attributes = new_attrs
+        except Exception:  # pragma: no cover
+            _log.debug("GenAISpanProcessor.on_end failed", exc_info=True)
+
+    def rewrite(self, name: str, attrs: dict, inherited=None, scope: str = "") -> tuple[str, dict]:
+        """(new span name, new attributes). Pure; used by on_end and by tests."""
+        capture = self.capture
+        self._fix_crewai_dialect(name, attrs, scope)
+        if not gm.is_genai_candidate(attrs):
+            return name, attrs
+        out = gm.normalize_attributes(attrs, span_name=name)
+        op = out.get(gm.GEN_AI_OPERATION_NAME)
+        if op is None:
+            return name, self._strip_content(out, capture)
+
+        # content: build the spec JSON from dialect keys if asked to, then strip dialect keys
+        if capture == SPAN_ONLY and op in INFERENCE_OPS and GEN_AI_INPUT_MESSAGES not in out:
+            inp, outp = _messages_from_flat(attrs)
+            if inp:
+                out[GEN_AI_INPUT_MESSAGES] = json.dumps(inp, default=str)
+            if outp:
+                out[GEN_AI_OUTPUT_MESSAGES] = json.dumps(outp, default=str)
+        if op in INFERENCE_OPS and GEN_AI_RESPONSE_FINISH_REASONS not in out:
+            reasons = [v for k, v in attrs.items()
+                       if isinstance(v, str) and (k.endswith(".message.finish_reason") or
+                                                   re.match(r"^gen_ai\.completion\.\d+\.finish_reason$", k))]
+            if reasons:
+                out[GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
+
+        if op in INFERENCE_OPS:
+            model = out.get(gm.GEN_AI_REQUEST_MODEL) or out.get(gm.GEN_AI_RESPONSE_MODEL)
+            name = f"{op} {model}" if model else op
+            if inherited and gm.GEN_AI_AGENT_NAME not in out and inherited[0]:
+                out[gm.GEN_AI_AGENT_NAME] = inherited[0]
+                if inherited[1]:
+                    out.setdefault(GEN_AI_AGENT_ID, inherited[1])
+        elif op == gm.OP_INVOKE_AGENT:
+            agent = out.get(gm.GEN_AI_AGENT_NAME) or attrs.get("traceloop.entity.name")
+            if agent:
+                out[gm.GEN_AI_AGENT_NAME] = agent
+            name = f"invoke_agent {agent}" if agent else "invoke_agent"
+        elif op == gm.OP_EXECUTE_TOOL:
+            tool = out.get(gm.GEN_AI_TOOL_NAME) or attrs.get("traceloop.entity.name")
+            if tool:
+                out[gm.GEN_AI_TOOL_NAME] = tool
+            name = f"execute_tool {tool}" if tool else "execute_tool"
+            if inherited and inherited[0]:
+                out.setdefault(gm.GEN_AI_AGENT_NAME, inherited[0])
+                if inherited[1]:
+                    out.setdefault(GEN_AI_AGENT_ID, inherited[1])
+        elif op == gm.OP_INVOKE_WORKFLOW:
+            wf = out.get(GEN_AI_WORKFLOW_NAME) or attrs.get("traceloop.entity.name") or attrs.get("crewai.crew.name")
+            if wf:
+                out[GEN_AI_WORKFLOW_NAME] = wf
+            name = f"invoke_workflow {wf}" if wf else "invoke_workflow"
+        elif op == gm.OP_TASK:
+            task = out.get("gen_ai.task.name") or attrs.get("traceloop.entity.name")
+            if task:
+                out["gen_ai.task.name"] = task
+            name = f"task {task}" if task else "task"
+            if inherited and inherited[0]:
+                out.setdefault(gm.GEN_AI_AGENT_NAME, inherited[0])
+        if self._drop_dialect:
+            for key in list(out):
+                if key in _DIALECT_DROP_KEYS or key.startswith(_DIALECT_DROP_PREFIXES):
+                    del out[key]
+        return name, self._strip_content(out, capture)
+
+    @staticmethod
+    def _fix_crewai_dialect(name: str, attrs: dict, scope: str) -> None:
+        """traceloop's CrewAI instrumentor labels crews and tasks `invoke_agent`; fix that."""
+        if scope != "opentelemetry.instrumentation.crewai" and attrs.get("gen_ai.provider.name") != "crewai":
+            return
+        if name == "crewai.workflow":
+            attrs[gm.GEN_AI_OPERATION_NAME] = gm.OP_INVOKE_WORKFLOW
+            crew = attrs.get("crewai.crew.name")
+            attrs[GEN_AI_WORKFLOW_NAME] = crew if crew and crew != "crew" else attrs.get(GEN_AI_WORKFLOW_NAME, "crew")
+        elif name.endswith(".task"):
+            attrs[gm.GEN_AI_OPERATION_NAME] = gm.OP_TASK
+            attrs.setdefault("gen_ai.task.name", _first_sentence(name[:-5]))
+        elif name.endswith(".agent"):
+            attrs[gm.GEN_AI_OPERATION_NAME] = gm.OP_INVOKE_AGENT
+            attrs.setdefault(gm.GEN_AI_AGENT_NAME, name[:-6])
+        if attrs.get("gen_ai.provider.name") == "crewai" and attrs.get(gm.GEN_AI_OPERATION_NAME) not in INFERENCE_OPS:
+            # the framework is not a model provider; keep it as gen_ai.framework
+            attrs.pop("gen_ai.provider.name", None)
+            attrs["gen_ai.framework"] = "crewai"
+
+    @staticmethod
+    def _strip_content(out: dict, capture: str) -> dict:
+        for key in list(out):
+            if key.startswith(_CONTENT_PREFIXES):
+                del out[key]
+            elif capture != SPAN_ONLY and key in _SEMCONV_CONTENT:
+                del out[key]
+        return out
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

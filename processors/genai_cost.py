@@ -1,0 +1,263 @@
+"""`genai_cost` processor: `gen_ai.usage.cost_usd` on inference spans, priced right.
+
+    processors:
+      genai_cost:
+        price_file: ""                          # default: the bundled copy of litellm's price map
+        azure_deployments: {my-gpt4o-deploy: gpt-4o}
+        model_aliases: {our-router-model: gpt-4o-mini}
+        provider_discounts: {openai: 0.9}       # multiply that provider's prices
+        prices:
+          - model: my-llama                     # a custom / self-hosted model
+            provider: self_hosted
+            input_cost_per_token: 1e-7
+            output_cost_per_token: 2e-7
+          - model: gpt-4o                       # a price change: spans that started on or after
+            effective_from: "2026-12-01"        # this date use it, earlier ones the previous price
+            input_cost_per_token: 2.0e-6
+            output_cost_per_token: 8.0e-6
+
+Override keys are litellm's price fields (`input_cost_per_token`, `output_cost_per_token`,
+`cache_read_input_token_cost`, `cache_creation_input_token_cost[_above_1hr]`,
+`output_cost_per_reasoning_token`, with `_above_200k_tokens` and `_batches|_flex|_priority`
+variants); fields not given are inherited from the bundled entry of the same model unless
+`replace: true`. A misspelt or negative field is a config error naming the key.
+
+Only inference spans (`chat`, `text_completion`, `generate_content`, `embeddings`) are priced, so
+summing `gen_ai.usage.cost_usd` over any set of spans never double counts: agent, workflow, task and
+tool spans never carry it (any they arrive with is removed), and an inference span that wraps
+another (a framework span around the provider SDK's span) is marked `delegated` and left to the
+inner one. Token semantics are semconv's: input includes cache read and creation, output includes
+reasoning; each part is priced at its own rate. Attributes written:
+
+    gen_ai.usage.cost_usd                       double, the total
+    gen_ai.usage.cost.{input,cache_read,cache_creation,output,reasoning}_usd
+    gen_ai.usage.cost.status                    priced | unpriced | delegated
+    gen_ai.usage.cost.unpriced_reason           unknown_model | unknown_provider | missing_model | missing_token_counts | no_token_price
+    gen_ai.usage.cost.unpriced_detail           the same in words, naming the model and provider
+    gen_ai.usage.cost.priced_span_id            on a `delegated` span: the inner span that carries the cost
+    gen_ai.usage.cost.price_source / price_entry / price_effective_date / model / service_tier / context_tier
+
+An unpriced span never gets a cost of 0.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Optional
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
+from collector.pdata import KeyValue, Traces, attributes_to_dict, set_any_value
+from instrumentation import genai_mapping as gm
+from processors.pricing import PRICE_KEY, Cost, PriceBook, PriceEntry, Unpriced, validate_entry
+
+
+class PriceOverride(StrictConfig):
+    """One `prices:` item: `model`, optional `provider`/`effective_from`/`mode`, then price fields."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    model: str = Field(min_length=1)
+    provider: Optional[str] = None
+    effective_from: Optional[date | datetime] = None
+    mode: Optional[str] = None
+    replace: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _price_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = {"model", "provider", "effective_from", "mode", "replace"}
+        for key, value in data.items():
+            if key in known:
+                continue
+            if not PRICE_KEY.match(str(key)):
+                raise ValueError(
+                    f"unknown key {key!r}; valid: model, provider, effective_from, mode, replace, or a per-token "
+                    "price field such as input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, "
+                    "cache_creation_input_token_cost, output_cost_per_reasoning_token"
+                )
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{key} must be a number (USD per token), got {value!r}")
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0, got {value!r}")
+        return data
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"model": self.model, "provider": self.provider, "effective_from": self.effective_from,
+               "mode": self.mode, "replace": self.replace}
+        out.update(self.model_extra or {})
+        return out
+
+
+class GenAICostConfig(StrictConfig):
+    price_file: str = ""
+    prices: list[PriceOverride] = []
+    azure_deployments: dict[str, str] = {}
+    model_aliases: dict[str, str] = {}
+    provider_discounts: dict[str, float] = {}
+
+    @field_validator("provider_discounts")
+    @classmethod
+    def _discounts(cls, value: dict[str, float]) -> dict[str, float]:
+        for provider, factor in value.items():
+            if not 0 < factor <= 10:
+                raise ValueError(f"{provider}: a price multiplier must be > 0 and <= 10 (0.9 = 10% off), got {factor}")
+        return value
+
+    def price_book(self) -> PriceBook:
+        return PriceBook.load(
+            self.price_file or None,
+            overrides=[p.as_dict() for p in self.prices],
+            azure_deployments=self.azure_deployments,
+            provider_discounts=self.provider_discounts,
+            model_aliases=self.model_aliases,
+        )
+
+
+_COST_KEYS = frozenset(gm.COST_ATTRIBUTES)
+
+
+def price_attributes(book: PriceBook, attrs: dict[str, Any], start_ns: int | None) -> dict[str, Any]:
+    """Cost attributes for one span's *normalised* attributes (an inference span)."""
+    provider = attrs.get(gm.GEN_AI_PROVIDER_NAME)
+    models = [m for m in (attrs.get(gm.GEN_AI_RESPONSE_MODEL), attrs.get(gm.GEN_AI_REQUEST_MODEL)) if m]
+    if not models:
+        return _unpriced("missing_model", "no gen_ai.request.model or gen_ai.response.model")
+    resolved: PriceEntry | Unpriced = Unpriced("unknown_model", "")
+    model = models[0]
+    for candidate in dict.fromkeys(models):  # price the model that answered; else the one asked for
+        resolved = book.resolve(provider, str(candidate), start_ns)
+        if isinstance(resolved, PriceEntry):
+            model = str(candidate)
+            break
+    if isinstance(resolved, Unpriced):
+        return _unpriced(resolved.reason, resolved.detail)
+    inp = attrs.get(gm.GEN_AI_USAGE_INPUT_TOKENS)
+    out = attrs.get(gm.GEN_AI_USAGE_OUTPUT_TOKENS)
+    if inp is None and out is None:
+        return _unpriced("missing_token_counts", "no gen_ai.usage.input_tokens / output_tokens")
+    tier = attrs.get(gm.GEN_AI_RESPONSE_SERVICE_TIER) or attrs.get(gm.GEN_AI_REQUEST_SERVICE_TIER)
+    one_hour = attrs.get(gm.GEN_AI_USAGE_CACHE_CREATION_1H_INPUT_TOKENS) or 0
+    if not one_hour and str(attrs.get("gen_ai.anthropic.cache_ttl") or attrs.get("anthropic.cache_control.ttl") or "") == "1h":
+        one_hour = attrs.get(gm.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) or 0
+    cost = book.cost(
+        resolved,
+        model,
+        inp,
+        out,
+        cache_read=attrs.get(gm.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
+        cache_creation=attrs.get(gm.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) or 0,
+        cache_creation_1h=one_hour,
+        reasoning=attrs.get(gm.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
+        service_tier=str(tier) if tier else None,
+        provider=provider,
+    )
+    if isinstance(cost, Unpriced):
+        return _unpriced(cost.reason, cost.detail)
+    return _priced(cost)
+
+
+def _priced(cost: Cost) -> dict[str, Any]:
+    out = {
+        gm.GEN_AI_USAGE_COST_USD: float(cost.total),
+        gm.GEN_AI_USAGE_COST_INPUT_USD: float(cost.input),
+        gm.GEN_AI_USAGE_COST_CACHE_READ_USD: float(cost.cache_read),
+        gm.GEN_AI_USAGE_COST_CACHE_CREATION_USD: float(cost.cache_creation),
+        gm.GEN_AI_USAGE_COST_OUTPUT_USD: float(cost.output),
+        gm.GEN_AI_USAGE_COST_REASONING_USD: float(cost.reasoning),
+        gm.GEN_AI_USAGE_COST_STATUS: "priced",
+        gm.GEN_AI_USAGE_COST_PRICE_SOURCE: cost.entry.source,
+        gm.GEN_AI_USAGE_COST_PRICE_ENTRY: cost.entry.key,
+        gm.GEN_AI_USAGE_COST_PRICED_MODEL: cost.model,
+    }
+    if cost.entry.effective_date:
+        out[gm.GEN_AI_USAGE_COST_PRICE_EFFECTIVE_DATE] = cost.entry.effective_date
+    if cost.service_tier:
+        out[gm.GEN_AI_USAGE_COST_SERVICE_TIER] = cost.service_tier
+    if cost.context_tier:
+        out[gm.GEN_AI_USAGE_COST_TIER] = f"above_{cost.context_tier // 1000}k_tokens"
+    return out
+
+
+def _unpriced(reason: str, detail: str) -> dict[str, Any]:
+    out = {gm.GEN_AI_USAGE_COST_STATUS: "unpriced", gm.GEN_AI_USAGE_COST_UNPRICED_REASON: reason}
+    if detail:
+        out[gm.GEN_AI_USAGE_COST_UNPRICED_DETAIL] = detail
+    return out
+
+
+def _write(span, values: dict[str, Any]) -> None:
+    attributes = span.attributes
+    if any(kv.key in _COST_KEYS for kv in attributes):
+        kept = [KeyValue(key=kv.key, value=kv.value) for kv in attributes if kv.key not in _COST_KEYS]
+        del attributes[:]
+        attributes.extend(kept)
+    for key, value in values.items():
+        set_any_value(attributes.add(key=key).value, value)
+
+
+class GenAICostProcessor(Processor):
+    # How many (trace, span) ids of inference spans' parents to remember across batches, to spot a
+    # framework span arriving after the provider span it wraps.
+    REMEMBER = 100_000
+
+    def __init__(self, component_id: ComponentId, config: GenAICostConfig, next_consumer: Consumer | None = None,
+                 book: PriceBook | None = None):
+        super().__init__(component_id, config, next_consumer)
+        self.book = book or config.price_book()
+        self._parents: dict[tuple[bytes, bytes], bytes] = {}
+
+    def _remember(self, key: tuple[bytes, bytes], child: bytes) -> None:
+        parents = self._parents
+        if len(parents) >= self.REMEMBER:
+            for old in list(parents)[: self.REMEMBER // 2]:
+                del parents[old]
+        parents[key] = child
+
+    def process(self, traces: Traces) -> Traces:
+        prefixes = gm.GENAI_KEY_PREFIXES
+        candidates = []
+        for rs in traces.request.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    for kv in span.attributes:
+                        if kv.key.startswith(prefixes):
+                            candidates.append(span)
+                            break
+        if not candidates:
+            return traces
+        inference = []
+        for span in candidates:
+            attrs = gm.normalize_attributes(attributes_to_dict(span.attributes), span.name)
+            if attrs.get(gm.GEN_AI_OPERATION_NAME) in gm.INFERENCE_OPERATIONS:
+                inference.append((span, attrs))
+            elif any(key in _COST_KEYS for key in attrs):
+                _write(span, {})  # never cost on agent/workflow/task/tool spans
+        ids = {(span.trace_id, span.span_id) for span, _ in inference}
+        wraps: dict[tuple[bytes, bytes], bytes] = {}
+        for span, _ in inference:
+            if span.parent_span_id:
+                key = (span.trace_id, span.parent_span_id)
+                if key in ids:
+                    wraps[key] = span.span_id
+                self._remember(key, span.span_id)
+        book = self.book
+        for span, attrs in inference:
+            key = (span.trace_id, span.span_id)
+            inner = wraps.get(key) or self._parents.get(key)
+            if inner is not None:
+                _write(span, {gm.GEN_AI_USAGE_COST_STATUS: "delegated", gm.GEN_AI_USAGE_COST_PRICED_SPAN_ID: inner.hex()})
+                continue
+            _write(span, price_attributes(book, attrs, span.start_time_unix_nano or None))
+        return traces
+
+
+factory = Factory(
+    type="genai_cost",
+    kind=Kind.PROCESSOR,
+    config_model=GenAICostConfig,
+    create=lambda cid, cfg, nxt: GenAICostProcessor(cid, cfg, nxt),
+)
