@@ -186,6 +186,15 @@ def demo(config: str = typer.Option("otel-collector.yaml", "--config", "-c"),
     raise typer.Exit(run_demo(config, keep_running))
 
 
+def _mount_subcommands() -> None:
+    from collector.reprice import reprice_app
+
+    app.add_typer(reprice_app, name="reprice")
+
+
+_mount_subcommands()
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     app(args=argv)
 

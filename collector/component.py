@@ -55,6 +55,10 @@ class StrictConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def references(self) -> dict[str, tuple["Kind", str]]:
+        """Other components this one names, as {field: (kind, id)}; the loader checks they exist."""
+        return {}
+
 
 class ConsumeError(Exception):
     """Data was not accepted. `retryable` tells the receiver which answer the client gets."""

@@ -180,6 +180,7 @@ class _Loader:
                 raise self.error(f"service.{key}", "unknown key; valid: extensions, pipelines, telemetry")
         pipelines = self._pipelines(service.get("pipelines"), sections)
         service_extensions = self._id_list("service.extensions", service.get("extensions") or [], sections["extensions"])
+        self._check_references(sections, service_extensions)
         return CollectorConfig(
             path=self.path,
             receivers=sections["receivers"],
@@ -220,13 +221,33 @@ class _Loader:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
             full = f"{key}.{loc}" if loc else key
-            message = first["msg"]
+            message = first["msg"].removeprefix("Value error, ")
             if first["type"] == "extra_forbidden":
                 valid = ", ".join(sorted(factory.config_model.model_fields))
                 message = f"unknown key; valid keys here: {valid}"
             elif "input" in first and first["type"] != "missing":
                 message = f"{message} (got {first['input']!r})"
             raise self.error(full, message) from exc
+
+    def _check_references(self, sections, service_extensions: list[ComponentId]) -> None:
+        """A component naming another (a queue's storage, sqlquery's exporter) must name one that runs."""
+        by_kind = {kind: sections[name] for name, kind in _SECTIONS.items()}
+        for name, kind in _SECTIONS.items():
+            for cid, component in sections[name].items():
+                if kind is Kind.EXTENSION and cid not in service_extensions:
+                    continue  # defined but not enabled: never started, so what it names is moot
+                for field_name, (ref_kind, ref) in component.config.references().items():
+                    key = f"{name}.{cid}.{field_name}"
+                    try:
+                        ref_id = ComponentId.parse(ref)
+                    except ValueError as exc:
+                        raise self.error(key, str(exc)) from exc
+                    defined = by_kind[ref_kind]
+                    if ref_id not in defined:
+                        valid = ", ".join(str(c) for c in defined) or "none are defined"
+                        raise self.error(key, f"references {ref_kind.value} {ref_id}, which is not defined; defined: {valid}")
+                    if ref_kind is Kind.EXTENSION and ref_id not in service_extensions:
+                        raise self.error(key, f"references extension {ref_id}, which is not enabled in service.extensions")
 
     def _id_list(self, key: str, raw: Any, defined: dict[ComponentId, ComponentConfig]) -> list[ComponentId]:
         if not isinstance(raw, list):

@@ -20,7 +20,9 @@ a retryable failure: it waits, and the queue's byte bound turns a long outage in
 from __future__ import annotations
 
 import logging
+import os
 import random
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from typing import Callable
 
 from pydantic import Field
 
-from collector.component import Component, ComponentId, ConsumeError, Host, PermanentError, StrictConfig
+from collector.component import Component, ComponentId, ConsumeError, Host, Kind, PermanentError, StrictConfig
 from collector.confighelpers import Duration
 from collector.pdata import Traces
 from collector.persistent_queue import DiskQueue, MemoryQueue, QueuedBatch
@@ -64,6 +66,10 @@ class ExporterSettings(StrictConfig):
     retry_on_failure: RetryConfig = RetryConfig()
     sending_queue: QueueConfig = QueueConfig()
 
+    def references(self) -> dict:
+        storage = self.sending_queue.storage if self.sending_queue.enabled else None
+        return {"sending_queue.storage": (Kind.EXTENSION, storage)} if storage else {}
+
 
 @dataclass(frozen=True)
 class PushRequest:
@@ -81,6 +87,25 @@ class _Stopping(Exception):
     pass
 
 
+# Fault injection for the durability tests: SIGKILL the process right after the Nth successful push
+# of a queued batch, before it is acknowledged in the queue (the store has it, the queue still does
+# too). The replay after restart must then be deduplicated by the store. Never set in production.
+FAULT_KILL_AFTER_PUSH_ENV = "GENAITRACE_FAULT_KILL_AFTER_PUSH"
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """True when an error (or any error it wraps) says the destination cannot be reached right now."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__name__ in (
+            "NewConnectionError", "MaxRetryError", "ConnectTimeoutError",
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 class QueuedRetryExporter(Component):
     """Turns a push function into a pipeline consumer with queue, retry and timeout."""
 
@@ -92,14 +117,28 @@ class QueuedRetryExporter(Component):
         self._stop = threading.Event()
         self._consumer: threading.Thread | None = None
         self._telemetry = None
+        self._started = threading.Event()
+        self._pushes = 0
+        self._kill_after = int(os.environ.get(FAULT_KILL_AFTER_PUSH_ENV) or 0)
 
     # --- lifecycle ---
 
     def start(self, host: Host) -> None:
         self._telemetry = host.telemetry
-        if self._start_hook:
-            self._start_hook(host)
         queue_cfg = self.settings.sending_queue
+        self._host = host
+        if self._start_hook:
+            try:
+                self._start_hook(host)
+                self._started.set()
+            except Exception as exc:
+                # A destination that is down when the collector starts must not stop it from
+                # accepting data: with a queue, data waits there and the consumer connects later.
+                if not (queue_cfg.enabled and _is_unreachable(exc)):
+                    raise
+                log.warning("exporter %s: destination unreachable at start, queueing until it is back: %s", self.id, exc)
+        else:
+            self._started.set()
         if queue_cfg.enabled:
             max_bytes = int(queue_cfg.max_size_mib * 1024 * 1024)
             if queue_cfg.storage:
@@ -110,10 +149,27 @@ class QueuedRetryExporter(Component):
             self._consumer = threading.Thread(target=self._consume_loop, name=f"exporter-{self.id}", daemon=True)
             self._consumer.start()
 
+    def _start_until_reachable(self) -> bool:
+        """Retry the exporter's start (connect, create schema) with backoff; False when stopping."""
+        retry = self.settings.retry_on_failure
+        interval = retry.initial_interval
+        while not self._started.is_set():
+            try:
+                self._start_hook(self._host)
+                self._started.set()
+                log.info("exporter %s: destination reachable, delivering the queue", self.id)
+            except Exception as exc:  # noqa: BLE001 - keep trying; the queue bounds what waits
+                self._count("exporter_send_failed_requests", 1)
+                log.warning("exporter %s: destination still unreachable, retrying in %.1fs: %s", self.id, interval, exc)
+                if self._stop.wait(interval):
+                    return False
+                interval = min(interval * retry.multiplier, retry.max_interval)
+        return True
+
     def shutdown(self, drain_timeout_s: float = 10.0) -> None:
         """Flush what can be flushed; a disk queue keeps the rest for the next start."""
         if self._queue is not None:
-            deadline = time.monotonic() + drain_timeout_s
+            deadline = time.monotonic() + (drain_timeout_s if self._started.is_set() else 0)
             while time.monotonic() < deadline and self._queue.stats()[0] > 0:
                 time.sleep(0.05)
             self._stop.set()
@@ -139,6 +195,8 @@ class QueuedRetryExporter(Component):
 
     def _consume_loop(self) -> None:
         cfg = self.settings.sending_queue
+        if not self._start_until_reachable():
+            return
         while not self._stop.is_set():
             batch = self._queue.next_batch(cfg.max_batch_spans, cfg.flush_interval)
             if batch is None:
@@ -148,9 +206,15 @@ class QueuedRetryExporter(Component):
 
     def _deliver(self, batch: QueuedBatch) -> None:
         traces = Traces.merge(Traces.from_protobuf(p) for p in batch.payloads)
-        request = PushRequest(self.settings.timeout, f"{self.id}:{batch.id}")
+        # The queue's instance id makes the token unique across queue files and process lifetimes;
+        # the batch id makes it stable across replays of this batch.
+        request = PushRequest(self.settings.timeout, f"{self.id}:{self._queue.instance}:{batch.id}")
         try:
             self._push_with_retry(traces, request, give_up=not self._queue.durable)
+            self._pushes += 1
+            if self._kill_after and self._pushes >= self._kill_after:
+                log.error("exporter %s: fault injection: SIGKILL after push %d, before ack", self.id, self._pushes)
+                os.kill(os.getpid(), signal.SIGKILL)
         except _Stopping:
             self._queue.requeue(batch)
             return

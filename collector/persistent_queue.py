@@ -12,7 +12,8 @@ import collections
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.component import ResourceExhaustedError
@@ -28,6 +29,7 @@ class QueuedBatch:
     item_ids: list[int]
     payloads: list[bytes]
     spans: int
+    item_spans: list[int] = field(default_factory=list)
 
 
 class MemoryQueue:
@@ -37,6 +39,8 @@ class MemoryQueue:
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
+        # Batch ids restart at 1 with every process: the instance id keeps dedup tokens unique.
+        self.instance = uuid.uuid4().hex
         self._items: collections.deque[tuple[int, bytes, int]] = collections.deque()
         self._bytes = 0
         self._next_id = 1
@@ -55,13 +59,13 @@ class MemoryQueue:
         with self._cond:
             if not self._items and not self._cond.wait_for(lambda: self._items, timeout=wait_s):
                 return None
-            ids, payloads, spans = [], [], 0
-            while self._items and (not ids or spans + self._items[0][2] <= max_spans):
+            ids, payloads, counts = [], [], []
+            while self._items and (not ids or sum(counts) + self._items[0][2] <= max_spans):
                 item_id, payload, count = self._items.popleft()
                 ids.append(item_id)
                 payloads.append(payload)
-                spans += count
-            return QueuedBatch(ids[0], ids, payloads, spans)
+                counts.append(count)
+            return QueuedBatch(ids[0], ids, payloads, sum(counts), counts)
 
     def ack(self, batch: QueuedBatch) -> None:
         with self._cond:
@@ -69,8 +73,9 @@ class MemoryQueue:
 
     def requeue(self, batch: QueuedBatch) -> None:
         with self._cond:
-            for item_id, payload in reversed(list(zip(batch.item_ids, batch.payloads))):
-                self._items.appendleft((item_id, payload, 0))
+            counts = batch.item_spans or [0] * len(batch.item_ids)
+            for item_id, payload, count in reversed(list(zip(batch.item_ids, batch.payloads, counts))):
+                self._items.appendleft((item_id, payload, count))
 
     def stats(self) -> tuple[int, int]:
         with self._cond:
@@ -97,6 +102,11 @@ class DiskQueue:
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS items_batch ON items(batch_id)")
         self._db.execute("CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY AUTOINCREMENT)")
+        # A random id per queue file: if the file is deleted, batch ids start again at 1, and
+        # without it the new batches would carry the tokens of old ones and be "deduplicated" away.
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', ?)", (uuid.uuid4().hex,))
+        self.instance = self._db.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()[0]
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._count, self._bytes = self._db.execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM items").fetchone()
@@ -132,26 +142,27 @@ class DiskQueue:
         for batch_id in dict.fromkeys(r[0] for r in rows):
             if batch_id not in self._in_flight:
                 mine = [r for r in rows if r[0] == batch_id]
-                return QueuedBatch(batch_id, [r[1] for r in mine], [r[2] for r in mine], sum(r[3] for r in mine))
+                counts = [r[3] for r in mine]
+                return QueuedBatch(batch_id, [r[1] for r in mine], [r[2] for r in mine], sum(counts), counts)
         return None
 
     def _new_batch(self, max_spans: int) -> QueuedBatch | None:
-        ids, payloads, spans = [], [], 0
+        ids, payloads, counts = [], [], []
         for item_id, payload, count in self._db.execute(
             "SELECT id, payload, spans FROM items WHERE batch_id IS NULL ORDER BY id LIMIT 1000"
         ):
-            if ids and spans + count > max_spans:
+            if ids and sum(counts) + count > max_spans:
                 break
             ids.append(item_id)
             payloads.append(payload)
-            spans += count
+            counts.append(count)
         if not ids:
             return None
         self._db.execute("BEGIN IMMEDIATE")
         batch_id = self._db.execute("INSERT INTO batches DEFAULT VALUES").lastrowid
         self._db.executemany("UPDATE items SET batch_id = ? WHERE id = ?", [(batch_id, i) for i in ids])
         self._db.execute("COMMIT")
-        return QueuedBatch(batch_id, ids, payloads, spans)
+        return QueuedBatch(batch_id, ids, payloads, sum(counts), counts)
 
     def ack(self, batch: QueuedBatch) -> None:
         with self._cond:

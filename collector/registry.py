@@ -15,6 +15,9 @@ _MODULES: dict[Kind, dict[str, str]] = {
     Kind.PROCESSOR: {
         "batch": "processors.batch",
         "memory_limiter": "processors.memory_limiter",
+        "redaction": "processors.redaction",
+        "genai_normalizer": "processors.genai_normalizer",
+        "genai_cost": "processors.genai_cost",
     },
     Kind.EXPORTER: {
         "clickhouse": "collector.exporters.clickhouse",
@@ -26,6 +29,7 @@ _MODULES: dict[Kind, dict[str, str]] = {
         "health_check": "collector.extensions.health_check",
         "sqlquery": "collector.extensions.sqlquery",
         "file_storage": "collector.extensions.file_storage",
+        "bearertokenauth": "collector.extensions.bearertokenauth",
     },
 }
 

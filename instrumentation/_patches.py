@@ -124,6 +124,7 @@ def _stream_proxy(result, span, t0):
             self._self_done = False
             self._self_reasons: list[str] = []
             self._self_usage = None
+            self._self_model = None
 
         def _self_chunk(self, chunk):
             if not self._self_first:
@@ -138,6 +139,12 @@ def _stream_proxy(result, span, t0):
                 usage = getattr(chunk, "usage", None)
                 if usage:
                     self._self_usage = usage
+                if self._self_model is None and getattr(chunk, "model", None):
+                    self._self_model = str(chunk.model)
+                    if span.is_recording():
+                        span.set_attribute("gen_ai.response.model", self._self_model)
+                        if getattr(chunk, "id", None):
+                            span.set_attribute("gen_ai.response.id", str(chunk.id))
             except Exception:
                 pass
 

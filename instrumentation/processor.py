@@ -34,6 +34,7 @@ from typing import Any, Mapping
 from opentelemetry import baggage as _baggage
 from opentelemetry import trace as _trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind
 from opentelemetry.util import types as _types  # noqa: F401  (typing only)
 
 from instrumentation import genai_mapping as gm
@@ -87,9 +88,13 @@ _DIALECT_DROP_PREFIXES = (
     "gen_ai.usage.cache_read_input_tokens",
     "gen_ai.usage.cache_creation_input_tokens",
     "gen_ai.usage.total_tokens",
+    "gen_ai.usage.reasoning_tokens",
     "llm.cost.",
 )
+_ROUTING_PREFIXES = frozenset({"openai", "anthropic", "azure", "gemini", "vertex_ai", "bedrock", "groq", "mistral",
+                               "cohere", "ollama", "deepseek", "together_ai", "openrouter", "xai", "fireworks_ai"})
 _DIALECT_DROP_KEYS = frozenset({
+    "llm.finish_reason",
     "gen_ai.system",              # deprecated: gen_ai.provider.name
     "llm.model_name", "llm.provider", "llm.system", "llm.request.model", "llm.response.model",
     "llm.invocation_parameters", "input.mime_type", "output.mime_type",
@@ -194,17 +199,14 @@ class _AgentRegistry:
 
 
 def _own_agent(attrs: Mapping[str, Any], name: str) -> tuple[str | None, str | None] | None:
-    """The agent a span *is* (invoke_agent spans), if any."""
+    """The agent a span *is* (an agent span carries its name), if any."""
     agent = attrs.get(gm.GEN_AI_AGENT_NAME)
-    kind = attrs.get("traceloop.span.kind")
-    if kind == "agent":
-        agent = agent or attrs.get("traceloop.entity.name")
-    if agent is None and (attrs.get("gen_ai.operation.name") == "invoke_agent" and kind not in ("task", "workflow")
-                          and attrs.get("gen_ai.provider.name") != "crewai"):
-        agent = None
+    if agent is None and attrs.get("traceloop.span.kind") == "agent":
+        agent = attrs.get("traceloop.entity.name")
     if agent is None:
         return None
-    return str(agent), (str(attrs[GEN_AI_AGENT_ID]) if attrs.get(GEN_AI_AGENT_ID) is not None else None)
+    agent_id = attrs.get(GEN_AI_AGENT_ID)
+    return str(agent), (str(agent_id) if agent_id is not None else None)
 
 
 class GenAISpanProcessor(SpanProcessor):
@@ -254,6 +256,8 @@ class GenAISpanProcessor(SpanProcessor):
             if new_attrs is not attrs or new_name != name:
                 span._name = new_name  # the ReadableSpan is a per-end() copy: safe to rewrite
                 span._attributes = new_attrs
+                if new_attrs.get(gm.GEN_AI_OPERATION_NAME) in INFERENCE_OPS and span.kind == SpanKind.INTERNAL:
+                    span._kind = SpanKind.CLIENT  # semconv: inference spans are CLIENT spans
         except Exception:  # pragma: no cover
             _log.debug("GenAISpanProcessor.on_end failed", exc_info=True)
 
@@ -283,6 +287,13 @@ class GenAISpanProcessor(SpanProcessor):
                 out[GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
 
         if op in INFERENCE_OPS:
+            provider = out.get(gm.GEN_AI_PROVIDER_NAME)
+            for key in (gm.GEN_AI_REQUEST_MODEL, gm.GEN_AI_RESPONSE_MODEL):
+                value = out.get(key)
+                if isinstance(value, str) and "/" in value:  # LiteLLM routing prefix: "openai/gpt-4o-mini"
+                    prefix, rest = value.split("/", 1)
+                    if rest and (prefix in _ROUTING_PREFIXES or gm.normalize_provider(prefix) == provider):
+                        out[key] = rest
             model = out.get(gm.GEN_AI_REQUEST_MODEL) or out.get(gm.GEN_AI_RESPONSE_MODEL)
             name = f"{op} {model}" if model else op
             if inherited and gm.GEN_AI_AGENT_NAME not in out and inherited[0]:
@@ -315,6 +326,14 @@ class GenAISpanProcessor(SpanProcessor):
             name = f"task {task}" if task else "task"
             if inherited and inherited[0]:
                 out.setdefault(gm.GEN_AI_AGENT_NAME, inherited[0])
+        if op in INFERENCE_OPS:
+            streaming = out.pop("gen_ai.is_streaming", None)
+            if streaming is not None:
+                out.setdefault(GEN_AI_REQUEST_STREAM, bool(streaming))
+        else:
+            # Only inference spans carry usage: an agent's rolled-up tokens would be counted twice.
+            for key in [k for k in out if k.startswith("gen_ai.usage.")]:
+                del out[key]
         if self._drop_dialect:
             for key in list(out):
                 if key in _DIALECT_DROP_KEYS or key.startswith(_DIALECT_DROP_PREFIXES):

@@ -70,9 +70,15 @@ class PriceOverride(StrictConfig):
         if not isinstance(data, dict):
             return data
         known = {"model", "provider", "effective_from", "mode", "replace"}
-        for key, value in data.items():
+        data = dict(data)
+        for key, value in list(data.items()):
             if key in known:
                 continue
+            if isinstance(value, str):  # YAML 1.1 reads `1e-7` (no dot) as a string
+                try:
+                    value = data[key] = float(value)
+                except ValueError:
+                    pass
             if not PRICE_KEY.match(str(key)):
                 raise ValueError(
                     f"unknown key {key!r}; valid: model, provider, effective_from, mode, replace, or a per-token "

@@ -358,7 +358,7 @@ class PriceBook:
         if provider is None:
             return self._lower.get(lower)
         fallback = None
-        for prefix in _PROVIDER_KEY_PREFIXES.get(provider, ("",)):
+        for prefix in _PROVIDER_KEY_PREFIXES.get(provider) or (provider + "/", ""):
             entry = self._lower.get(prefix + lower)
             if entry is None:
                 continue
@@ -366,10 +366,6 @@ class PriceBook:
                 return entry
             if fallback is None and entry.provider in _FALLBACK_FAMILIES.get(provider, ()):
                 fallback = entry
-        if fallback is None and provider not in _PROVIDER_KEY_PREFIXES:
-            entry = self._lower.get(lower)
-            if entry is not None and entry.provider == provider:
-                return entry
         return fallback
 
     def resolve(self, provider: str | None, model: str, at_ns: int | None = None) -> PriceEntry | Unpriced:

@@ -42,7 +42,7 @@ from collector.component import (
 )
 from collector.confighelpers import HostPort, split_host_port
 from collector.pdata import ExportTraceServiceResponse, Traces, encode_otlp_json
-from collector.receivers.validation import sanitize
+from collector.receivers.validation import ValidationConfig, sanitize
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class Protocols(StrictConfig):
 
 class OTLPReceiverConfig(StrictConfig):
     protocols: Protocols = Protocols(grpc=GrpcConfig(), http=HttpConfig())
+    # Limits and repairs applied to every span received: see collector/receivers/validation.py.
+    validation: ValidationConfig = ValidationConfig()
 
 
 class _Outcome:
@@ -107,7 +109,7 @@ class OTLPReceiver(Component):
         auth = getattr(self.config.protocols, transport).auth
         if auth is not None:
             self._authenticators[transport].authenticate(headers, traces)
-        rejected, message = sanitize(traces)
+        rejected, message = sanitize(traces, self.config.validation)
         count = traces.span_count()
         try:
             if count:
@@ -216,6 +218,12 @@ class OTLPReceiver(Component):
         if content_type not in ("application/x-protobuf", "application/json"):
             return _http_error(415, f"unsupported content type {content_type!r}; use application/x-protobuf or application/json", as_json)
         limit = int(cfg.max_request_body_size_mib * MIB)
+        authenticator = self._authenticators.get("http")
+        if authenticator is not None and hasattr(authenticator, "check"):
+            try:  # credentials first: an unauthenticated client gets no body decoded for it
+                authenticator.check({k.lower(): v for k, v in request.headers.items()})
+            except PermanentError as exc:
+                return _http_error(exc.http_status, str(exc), as_json)
         try:
             body = await _read_body(request, limit)
             if request.headers.get("content-encoding", "").lower() == "gzip":

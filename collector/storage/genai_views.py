@@ -1,31 +1,472 @@
-"""GenAI views on top of `otel_traces` (never a fork of it), created with the schema."""
+"""GenAI views on top of `otel_traces` (never a fork of it), created with the schema.
+
+Everything here reads the contrib `otel_traces` table; nothing is written twice except the daily
+rollup, which a materialized view fills as spans are inserted.
+
+    genai_calls                     VIEW   one row per inference call (chat, text_completion,
+                                           generate_content, embeddings), typed: tenant, agent,
+                                           model, every token count, cost and its breakdown, ...
+    genai_agent_tasks               VIEW   one row per task span: what `agent_task_history` held
+    genai_traces(from_ts, to_ts)    VIEW   cost, tokens, calls, errors per trace (parameterized)
+    genai_subtree_costs(from_ts, to_ts)
+                                    VIEW   per agent / task / workflow span: the cost of the
+                                           inference calls beneath it (parameterized)
+    genai_daily                     TABLE  daily rollup per tenant, agent, provider, model, flow
+    genai_daily_mv                  MV     otel_traces -> genai_daily
+
+No double counting:
+* `genai_cost` puts `gen_ai.usage.cost_usd` on inference spans only, and marks a framework span
+  that wraps the provider SDK's span `delegated` (the inner one carries the cost). Every view
+  here leaves `delegated` spans out, so tokens are not counted twice either.
+* Subtree costs sum the inference calls *beneath* a span; a call under a nested agent counts
+  for both agents' subtrees (that is what a subtree is) but once in `genai_calls.agent` (the
+  nearest agent), so `sum(cost_usd) GROUP BY agent` over `genai_calls` adds up to the total.
+* Replays: the exporter inserts each queued batch with an insert deduplication token and
+  `deduplicate_blocks_in_dependent_materialized_views=1`; the rollup table keeps a deduplication
+  window like `otel_traces`, so a replayed batch is dropped for the rollup as for the raw table.
+
+With `cluster_name`, every statement runs `ON CLUSTER`; the rollup becomes `genai_daily_local`
+(Replicated* when the traces table is) with a `Distributed` table named `genai_daily` over it, and
+`{traces}_dist` (Distributed over `otel_traces`) is what the views read, so the same SQL works on
+one node and on a cluster.
+"""
 
 from __future__ import annotations
 
-from collector.storage.schema import SchemaOptions, quote_ident
+from collector.storage.schema import DEDUP_WINDOW, SchemaOptions, quote_ident
+
+INFERENCE_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
+CONTAINER_OPERATIONS = ("invoke_agent", "task", "invoke_workflow")
+
+# Attribute keys (instrumentation/baggage.py and the GenAI semantic conventions).
+TENANT, ENGAGEMENT, FLOW, FEATURE = "tenant.id", "engagement.id", "flow.name", "feature.name"
+TTFC = "gen_ai.response.time_to_first_chunk"  # seconds
+
+_OPS_SQL = ", ".join(f"'{op}'" for op in INFERENCE_OPERATIONS)
+_CONTAINERS_SQL = ", ".join(f"'{op}'" for op in CONTAINER_OPERATIONS)
+
+# Inference spans that carry their own usage (a `delegated` wrapper's usage is its inner span's).
+_IS_CALL = (
+    f"SpanAttributes['gen_ai.operation.name'] IN ({_OPS_SQL}) "
+    "AND SpanAttributes['gen_ai.usage.cost.status'] != 'delegated'"
+)
+
+
+def _u(key: str) -> str:
+    return f"toUInt64OrZero(SpanAttributes['{key}'])"
+
+
+_TENANT_EXPR = f"if(SpanAttributes['{TENANT}'] != '', SpanAttributes['{TENANT}'], ResourceAttributes['{TENANT}'])"
+_MODEL_EXPR = (
+    "if(SpanAttributes['gen_ai.response.model'] != '', SpanAttributes['gen_ai.response.model'], "
+    "SpanAttributes['gen_ai.request.model'])"
+)
+
+_CALLS_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_calls {cluster} AS
+SELECT
+    Timestamp,
+    TraceId,
+    SpanId,
+    ParentSpanId,
+    ServiceName,
+    SpanName,
+    SpanAttributes['gen_ai.operation.name'] AS operation,
+    {tenant} AS tenant,
+    SpanAttributes['{engagement}'] AS engagement,
+    SpanAttributes['{flow}'] AS flow,
+    SpanAttributes['{feature}'] AS feature,
+    SpanAttributes['gen_ai.agent.name'] AS agent,
+    SpanAttributes['gen_ai.workflow.name'] AS workflow,
+    SpanAttributes['gen_ai.provider.name'] AS provider,
+    SpanAttributes['gen_ai.request.model'] AS request_model,
+    SpanAttributes['gen_ai.response.model'] AS response_model,
+    {model} AS model,
+    {input} AS input_tokens,
+    {output} AS output_tokens,
+    {cache_read} AS cache_read_input_tokens,
+    {cache_creation} AS cache_creation_input_tokens,
+    {reasoning} AS reasoning_output_tokens,
+    input_tokens + output_tokens AS total_tokens,
+    toFloat64OrNull(SpanAttributes['gen_ai.usage.cost_usd']) AS cost_usd,
+    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.input_usd']) AS cost_input_usd,
+    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_read_usd']) AS cost_cache_read_usd,
+    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_creation_usd']) AS cost_cache_creation_usd,
+    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.output_usd']) AS cost_output_usd,
+    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.reasoning_usd']) AS cost_reasoning_usd,
+    SpanAttributes['gen_ai.usage.cost.status'] AS cost_status,
+    cost_status = 'priced' AS priced,
+    SpanAttributes['gen_ai.usage.cost.unpriced_reason'] AS unpriced_reason,
+    StatusCode AS status,
+    StatusCode = 'Error' AS is_error,
+    if(StatusCode = 'Error', if(SpanAttributes['error.type'] != '', SpanAttributes['error.type'], '_OTHER'), '') AS error_type,
+    StatusMessage AS status_message,
+    Duration / 1e6 AS duration_ms,
+    SpanAttributes['gen_ai.request.stream'] = 'true' AS streaming,
+    toFloat64OrNull(SpanAttributes['{ttfc}']) * 1000 AS time_to_first_chunk_ms
+FROM {db}.{source}
+WHERE {is_call}
+"""
+
+_TASKS_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_agent_tasks {cluster} AS
+SELECT
+    if(SpanAttributes['crewai.task.id'] != '', SpanAttributes['crewai.task.id'], SpanId) AS task_id,
+    TraceId,
+    SpanId,
+    ParentSpanId,
+    ServiceName,
+    if(SpanAttributes['gen_ai.agent.name'] != '', SpanAttributes['gen_ai.agent.name'], SpanAttributes['crewai.task.agent']) AS agent,
+    if(SpanAttributes['gen_ai.task.name'] != '', SpanAttributes['gen_ai.task.name'], replaceRegexpOne(SpanName, '^task ?', '')) AS task,
+    multiIf(StatusCode = 'Error', 'failed', 'completed') AS status,
+    Timestamp AS started,
+    Timestamp + toIntervalNanosecond(Duration) AS completed,
+    Duration / 1e6 AS duration_ms,
+    {tenant} AS tenant,
+    SpanAttributes['{engagement}'] AS engagement,
+    SpanAttributes['{flow}'] AS flow,
+    SpanAttributes['{feature}'] AS feature,
+    SpanAttributes['gen_ai.workflow.name'] AS workflow,
+    if(StatusCode = 'Error', if(SpanAttributes['error.type'] != '', SpanAttributes['error.type'], '_OTHER'), '') AS error_type,
+    StatusMessage AS error_message
+FROM {db}.{source}
+WHERE SpanAttributes['gen_ai.operation.name'] = 'task'
+"""
+
+# Per trace. A parameterized view so the time range reaches the scan (a filter on an aggregate
+# could not be pushed down): SELECT * FROM genai_traces(from_ts = now() - INTERVAL 7 DAY, to_ts = now()).
+_TRACES_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_traces {cluster} AS
+SELECT
+    TraceId,
+    min(Timestamp) AS start,
+    max(Timestamp + toIntervalNanosecond(Duration)) AS end,
+    dateDiff('millisecond', start, end) AS duration_ms,
+    argMin(SpanName, Timestamp) AS root_span,
+    argMin(ServiceName, Timestamp) AS service,
+    anyIf({tenant}, {tenant} != '') AS tenant,
+    anyIf(SpanAttributes['{engagement}'], SpanAttributes['{engagement}'] != '') AS engagement,
+    anyIf(SpanAttributes['{flow}'], SpanAttributes['{flow}'] != '') AS flow,
+    anyIf(SpanAttributes['{feature}'], SpanAttributes['{feature}'] != '') AS feature,
+    anyIf(SpanAttributes['gen_ai.workflow.name'], SpanAttributes['gen_ai.workflow.name'] != '') AS workflow,
+    count() AS spans,
+    countIf({is_call}) AS calls,
+    countIf(StatusCode = 'Error') AS errors,
+    sumIf({input}, {is_call}) AS input_tokens,
+    sumIf({output}, {is_call}) AS output_tokens,
+    input_tokens + output_tokens AS total_tokens,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost_usd,
+    countIf({is_call} AND SpanAttributes['gen_ai.usage.cost.status'] = 'unpriced') AS unpriced_calls,
+    groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agents,
+    groupUniqArrayIf({model}, {is_call}) AS models
+FROM {db}.{source}
+WHERE Timestamp >= {{from_ts:DateTime64(9)}} AND Timestamp < {{to_ts:DateTime64(9)}}
+GROUP BY TraceId
+"""
+
+# Per agent / task / workflow span: the inference calls beneath it. Each call walks up its
+# ancestors (span id -> parent id map of its trace, at most 64 levels) and counts once for
+# every container on the way.
+_SUBTREE_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_subtree_costs {cluster} AS
+SELECT
+    TraceId,
+    container AS SpanId,
+    m_kind[container] AS kind,
+    m_name[container] AS name,
+    m_agent[container] AS agent,
+    m_tenant[container] AS tenant,
+    m_flow[container] AS flow,
+    m_start[container] AS start,
+    count() AS calls,
+    sum(call.2) AS cost_usd,
+    sum(call.3) AS input_tokens,
+    sum(call.4) AS output_tokens,
+    sum(call.3 + call.4) AS total_tokens,
+    countIf(call.5 = 'unpriced') AS unpriced_calls,
+    countIf(call.6) AS errors
+FROM
+(
+    SELECT
+        TraceId,
+        mapFromArrays(groupArray(SpanId), groupArray(ParentSpanId)) AS m_parent,
+        groupArrayIf(SpanId, is_container) AS c_ids,
+        mapFromArrays(c_ids, groupArrayIf(op, is_container)) AS m_kind,
+        mapFromArrays(c_ids, groupArrayIf(container_name, is_container)) AS m_name,
+        mapFromArrays(c_ids, groupArrayIf(SpanAttributes['gen_ai.agent.name'], is_container)) AS m_agent,
+        mapFromArrays(c_ids, groupArrayIf({tenant}, is_container)) AS m_tenant,
+        mapFromArrays(c_ids, groupArrayIf(SpanAttributes['{flow}'], is_container)) AS m_flow,
+        mapFromArrays(c_ids, groupArrayIf(Timestamp, is_container)) AS m_start,
+        groupArrayIf(
+            (ParentSpanId, toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {input}, {output},
+             SpanAttributes['gen_ai.usage.cost.status'], StatusCode = 'Error'),
+            {is_call}) AS call_list
+    FROM
+    (
+        SELECT TraceId, SpanId, ParentSpanId, SpanAttributes, ResourceAttributes, StatusCode, Timestamp,
+               SpanAttributes['gen_ai.operation.name'] AS op,
+               op IN ({containers}) AS is_container,
+               multiIf(op = 'invoke_agent', SpanAttributes['gen_ai.agent.name'],
+                       op = 'task', SpanAttributes['gen_ai.task.name'],
+                       op = 'invoke_workflow', SpanAttributes['gen_ai.workflow.name'], '') AS container_name
+        FROM {db}.{source}
+        WHERE Timestamp >= {{from_ts:DateTime64(9)}} AND Timestamp < {{to_ts:DateTime64(9)}}
+    )
+    GROUP BY TraceId
+    HAVING notEmpty(call_list) AND notEmpty(c_ids)
+)
+ARRAY JOIN call_list AS call
+ARRAY JOIN
+    arrayFilter(a -> mapContains(m_kind, a),
+        arrayFold((acc, i) -> if(acc.1 = '', acc, (m_parent[acc.1], arrayPushBack(acc.2, acc.1))),
+                  range(64), (call.1, CAST([], 'Array(String)'))).2) AS container
+GROUP BY TraceId, container, kind, name, agent, tenant, flow, start
+"""
+
+_DAILY_TABLE = """
+CREATE TABLE IF NOT EXISTS {db}.{daily_local} {cluster} (
+    day Date,
+    tenant LowCardinality(String),
+    agent LowCardinality(String),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    flow LowCardinality(String),
+    calls SimpleAggregateFunction(sum, UInt64),
+    errors SimpleAggregateFunction(sum, UInt64),
+    priced_calls SimpleAggregateFunction(sum, UInt64),
+    unpriced_calls SimpleAggregateFunction(sum, UInt64),
+    input_tokens SimpleAggregateFunction(sum, UInt64),
+    output_tokens SimpleAggregateFunction(sum, UInt64),
+    cache_read_input_tokens SimpleAggregateFunction(sum, UInt64),
+    cache_creation_input_tokens SimpleAggregateFunction(sum, UInt64),
+    reasoning_output_tokens SimpleAggregateFunction(sum, UInt64),
+    cost_usd SimpleAggregateFunction(sum, Float64),
+    cost_input_usd SimpleAggregateFunction(sum, Float64),
+    cost_cache_read_usd SimpleAggregateFunction(sum, Float64),
+    cost_cache_creation_usd SimpleAggregateFunction(sum, Float64),
+    cost_output_usd SimpleAggregateFunction(sum, Float64),
+    cost_reasoning_usd SimpleAggregateFunction(sum, Float64),
+    duration_ms_sum SimpleAggregateFunction(sum, Float64),
+    duration_ms_digest AggregateFunction(quantileTDigest, Float64)
+) ENGINE = {engine}
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, tenant, agent, provider, model, flow)
+SETTINGS index_granularity = 8192{dedup}
+"""
+
+_DAILY_MV = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.genai_daily_mv {cluster}
+TO {db}.{daily_local}
+AS SELECT
+    toDate(Timestamp) AS day,
+    {tenant} AS tenant,
+    SpanAttributes['gen_ai.agent.name'] AS agent,
+    SpanAttributes['gen_ai.provider.name'] AS provider,
+    {model} AS model,
+    SpanAttributes['{flow}'] AS flow,
+    toUInt64(count()) AS calls,
+    toUInt64(countIf(StatusCode = 'Error')) AS errors,
+    toUInt64(countIf(SpanAttributes['gen_ai.usage.cost.status'] = 'priced')) AS priced_calls,
+    toUInt64(countIf(SpanAttributes['gen_ai.usage.cost.status'] = 'unpriced')) AS unpriced_calls,
+    sum({input}) AS input_tokens,
+    sum({output}) AS output_tokens,
+    sum({cache_read}) AS cache_read_input_tokens,
+    sum({cache_creation}) AS cache_creation_input_tokens,
+    sum({reasoning}) AS reasoning_output_tokens,
+    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd'])) AS cost_usd,
+    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.input_usd'])) AS cost_input_usd,
+    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_read_usd'])) AS cost_cache_read_usd,
+    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_creation_usd'])) AS cost_cache_creation_usd,
+    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.output_usd'])) AS cost_output_usd,
+    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.reasoning_usd'])) AS cost_reasoning_usd,
+    sum(Duration / 1e6) AS duration_ms_sum,
+    quantileTDigestState(toFloat64(Duration / 1e6)) AS duration_ms_digest
+FROM {db}.{table}
+WHERE {is_call}
+GROUP BY day, tenant, agent, provider, model, flow
+"""
+
+_DISTRIBUTED = """
+CREATE TABLE IF NOT EXISTS {db}.{name} {cluster} AS {db}.{local}
+ENGINE = Distributed({cluster_lit}, {db_lit}, {local_lit}{sharding})
+"""
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _rollup_engine(options: SchemaOptions) -> str:
+    if options.table_engine.startswith("Replicated"):
+        # A params string that names a fixed path would collide with the traces table's; only
+        # reuse it when it is templated on {table}, otherwise take the server's defaults.
+        params = options.table_engine_params if "{table}" in options.table_engine_params else ""
+        return f"ReplicatedAggregatingMergeTree({params})"
+    return "AggregatingMergeTree()"
+
+
+def names(options: SchemaOptions) -> dict[str, str]:
+    """Object names, unquoted: what the views read and what the rollup is called."""
+    clustered = bool(options.cluster_name)
+    return {
+        "source": f"{options.traces_table_name}_dist" if clustered else options.traces_table_name,
+        "daily": "genai_daily",
+        "daily_local": "genai_daily_local" if clustered else "genai_daily",
+    }
 
 
 def statements(options: SchemaOptions) -> list[str]:
     db, table = quote_ident(options.database), quote_ident(options.traces_table_name)
-    return [
-        f"""
-CREATE VIEW IF NOT EXISTS {db}.genai_calls AS
-SELECT
-    Timestamp, TraceId, SpanId, ParentSpanId, ServiceName, SpanName,
-    SpanAttributes['gen_ai.operation.name'] AS operation,
-    SpanAttributes['gen_ai.provider.name'] AS provider,
-    SpanAttributes['gen_ai.request.model'] AS request_model,
-    SpanAttributes['gen_ai.response.model'] AS response_model,
-    toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']) AS input_tokens,
-    toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens']) AS output_tokens,
-    toFloat64OrNull(SpanAttributes['gen_ai.usage.cost_usd']) AS cost_usd,
-    StatusCode, Duration / 1e6 AS duration_ms
-FROM {db}.{table}
-WHERE SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content', 'embeddings')
-"""
-    ]
+    cluster = f"ON CLUSTER {quote_ident(options.cluster_name)}" if options.cluster_name else ""
+    n = names(options)
+    fields = dict(
+        db=db,
+        table=table,
+        cluster=cluster,
+        source=quote_ident(n["source"]),
+        daily_local=quote_ident(n["daily_local"]),
+        tenant=_TENANT_EXPR,
+        engagement=ENGAGEMENT,
+        flow=FLOW,
+        feature=FEATURE,
+        model=_MODEL_EXPR,
+        ttfc=TTFC,
+        is_call=_IS_CALL,
+        containers=_CONTAINERS_SQL,
+        input=_u("gen_ai.usage.input_tokens"),
+        output=_u("gen_ai.usage.output_tokens"),
+        cache_read=_u("gen_ai.usage.cache_read.input_tokens"),
+        cache_creation=_u("gen_ai.usage.cache_creation.input_tokens"),
+        reasoning=_u("gen_ai.usage.reasoning.output_tokens"),
+        engine=_rollup_engine(options),
+        dedup="" if options.table_engine.startswith("Replicated") else f", non_replicated_deduplication_window = {DEDUP_WINDOW}",
+    )
+    out: list[str] = []
+    if options.cluster_name:
+        dist = dict(db=db, cluster=cluster, cluster_lit=_lit(options.cluster_name), db_lit=_lit(options.database))
+        # Traces: whole traces land on one shard (the load-balancing tier routes by trace id), so
+        # the sharding key only matters for inserts made through the Distributed table itself.
+        out.append(_DISTRIBUTED.format(**dist, name=quote_ident(n["source"]), local=table,
+                                       local_lit=_lit(options.traces_table_name), sharding=", cityHash64(TraceId)"))
+    out += [_CALLS_VIEW.format(**fields), _TASKS_VIEW.format(**fields), _TRACES_VIEW.format(**fields),
+            _SUBTREE_VIEW.format(**fields), _DAILY_TABLE.format(**fields), _DAILY_MV.format(**fields)]
+    if options.cluster_name:
+        out.append(_DISTRIBUTED.format(**dist, name=quote_ident(n["daily"]), local=fields["daily_local"],
+                                       local_lit=_lit(n["daily_local"]), sharding=""))
+    return [s.strip() for s in out]
 
 
 def create(store, options: SchemaOptions) -> None:
     for statement in statements(options):
         store.command(statement)
+
+
+# --- the SQL a user writes (README "SQL cookbook"; every query is run by tests/test_genai_views.py) ---
+
+GRAFANA_URL = "http://localhost:3000"
+
+# A link that opens the trace in Grafana's Tempo trace view (data source uid `tempo`, as deploy/ provisions it).
+TRACE_LINK_SQL = (
+    "concat('" + GRAFANA_URL + "/explore?schemaVersion=1&panes=', encodeURLComponent(concat("
+    "'{\"t\":{\"datasource\":\"tempo\",\"queries\":[{\"refId\":\"A\",\"datasource\":{\"type\":\"tempo\",\"uid\":\"tempo\"},"
+    "\"queryType\":\"traceql\",\"query\":\"', TraceId, '\"}],\"range\":{\"from\":\"now-7d\",\"to\":\"now\"}}}')))"
+)
+
+COOKBOOK: dict[str, tuple[str, str]] = {
+    "top_agents_this_week": (
+        "Top agents by cost this week (Monday to now), from the daily rollup",
+        """
+SELECT agent, round(sum(cost_usd), 4) AS cost_usd, sum(calls) AS calls,
+       sum(input_tokens + output_tokens) AS tokens, sum(unpriced_calls) AS unpriced_calls
+FROM otel.genai_daily
+WHERE day >= toMonday(today())
+GROUP BY agent
+ORDER BY cost_usd DESC
+LIMIT 10""",
+    ),
+    "cost_per_tenant_per_day": (
+        "Cost per tenant per day, last 30 days",
+        """
+SELECT day, tenant, round(sum(cost_usd), 4) AS cost_usd, sum(calls) AS calls, sum(unpriced_calls) AS unpriced_calls
+FROM otel.genai_daily
+WHERE day >= today() - 29
+GROUP BY day, tenant
+ORDER BY day, tenant""",
+    ),
+    "p95_latency_per_model_24h": (
+        "p50 / p95 latency per model, last 24 hours (raw spans)",
+        """
+SELECT model, count() AS calls,
+       round(quantile(0.5)(duration_ms)) AS p50_ms, round(quantile(0.95)(duration_ms)) AS p95_ms
+FROM otel.genai_calls
+WHERE Timestamp >= now() - INTERVAL 1 DAY
+GROUP BY model
+ORDER BY p95_ms DESC""",
+    ),
+    "p95_latency_per_model_30d": (
+        "p95 latency per model over 30 days, from the rollup (t-digest, fast over months)",
+        """
+SELECT model, sum(calls) AS calls, round(quantileTDigestMerge(0.95)(duration_ms_digest)) AS p95_ms
+FROM otel.genai_daily
+WHERE day >= today() - 29
+GROUP BY model
+ORDER BY p95_ms DESC""",
+    ),
+    "unpriced_spans": (
+        "Unpriced calls in the last 7 days, why, and how many tokens they carried",
+        """
+SELECT provider, request_model, unpriced_reason, count() AS calls,
+       sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, any(TraceId) AS example_trace
+FROM otel.genai_calls
+WHERE cost_status = 'unpriced' AND Timestamp >= now() - INTERVAL 7 DAY
+GROUP BY provider, request_model, unpriced_reason
+ORDER BY calls DESC""",
+    ),
+    "most_expensive_traces": (
+        "The 10 most expensive traces of the last 7 days, with a link to the trace view",
+        """
+SELECT TraceId, start, root_span, tenant, workflow, calls, total_tokens, round(cost_usd, 4) AS cost_usd,
+       """ + TRACE_LINK_SQL + """ AS link
+FROM otel.genai_traces(from_ts = now() - INTERVAL 7 DAY, to_ts = now())
+ORDER BY cost_usd DESC
+LIMIT 10""",
+    ),
+    "agent_subtree_cost": (
+        "Cost of each agent's runs including the sub-agents it called (per agent subtree), last 7 days",
+        """
+SELECT name AS agent, count() AS runs, round(sum(cost_usd), 4) AS subtree_cost_usd, sum(total_tokens) AS tokens
+FROM otel.genai_subtree_costs(from_ts = now() - INTERVAL 7 DAY, to_ts = now())
+WHERE kind = 'invoke_agent'
+GROUP BY agent
+ORDER BY subtree_cost_usd DESC""",
+    ),
+    "task_cost": (
+        "Cost per task, last 7 days",
+        """
+SELECT name AS task, agent, count() AS runs, round(sum(cost_usd), 4) AS total_cost_usd,
+       round(total_cost_usd / runs, 5) AS avg_cost_usd
+FROM otel.genai_subtree_costs(from_ts = now() - INTERVAL 7 DAY, to_ts = now())
+WHERE kind = 'task'
+GROUP BY task, agent
+ORDER BY total_cost_usd DESC""",
+    ),
+    "agent_task_history": (
+        "Agent task history (what the agent_task_history table held), last 24 hours",
+        """
+SELECT agent, task, status, started, completed, round(duration_ms) AS duration_ms, tenant, flow, TraceId
+FROM otel.genai_agent_tasks
+WHERE started >= now() - INTERVAL 1 DAY
+ORDER BY started DESC
+LIMIT 50""",
+    ),
+    "cache_hit_ratio_per_model": (
+        "Cache-read share of input tokens per model, last 7 days",
+        """
+SELECT model, sum(cache_read_input_tokens) AS cache_read, sum(input_tokens) AS input,
+       round(cache_read / nullIf(input, 0), 4) AS cache_hit_ratio
+FROM otel.genai_daily
+WHERE day >= today() - 6
+GROUP BY model
+ORDER BY input DESC""",
+    ),
+}

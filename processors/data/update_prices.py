@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "model_prices.json"))
     args = parser.parse_args(argv)
     source = args.source or str(_installed_litellm_file())
+    label = source
+    if not args.source:
+        import importlib.metadata
+
+        label = f"litellm {importlib.metadata.version('litellm')} model_prices_and_context_window_backup.json"
     if source.startswith(("http://", "https://")):
         with urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310 - operator-given URL
             text = response.read().decode()
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out = Path(args.out)
     out.write_text(text)
-    meta = {"source": source, "snapshot_date": dt.date.today().isoformat(), "entries": len(document)}
+    meta = {"source": label, "snapshot_date": dt.date.today().isoformat(), "entries": len(document)}
     out.with_name(out.stem + ".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {out} ({len(document)} entries, snapshot {meta['snapshot_date']})")
     return 0

@@ -1,0 +1,526 @@
+"""One command for the whole benchmark table: our collector and its peers, same run, same machine.
+
+    .venv/bin/python -m bench.run                 # everything (peers installed on first use), ~6 min
+    .venv/bin/python -m bench.run --only ours --duration 10
+    .venv/bin/python -m bench.run --soak 600      # + a 10-minute memory run of our collector
+
+What it does, per target x protocol (gRPC, HTTP), each on a fresh process and data directory:
+  1. starts the target on free loopback ports;
+  2. runs a load generator process (pre-encoded OTLP protobuf, closed loop, `--concurrency` requests
+     in flight) for `--duration` seconds;
+  3. waits until everything acknowledged is stored (ours: `SELECT count()` through the sqlquery
+     endpoint; Phoenix: `count(*)` of its SQLite `spans` table; rotel: acknowledged = forwarded to a
+     second rotel with the blackhole exporter), bounded by `--drain-timeout`;
+  4. reports spans/s (stored / time to stored), ack latency p50/p99, peak RSS and CPU seconds per
+     10k spans of the target's process tree (sampled from /proc), and ratios to the other targets.
+
+Targets: `ours` (OTLP -> genai_normalizer -> genai_cost -> batch -> clickhouse on embedded chdb,
+durable disk queue), `phoenix` (arize-phoenix from PyPI, its own OTLP ingest into its default
+SQLite store), `rotel` (rotel from PyPI: Rust collector, OTLP in -> OTLP out to a blackhole rotel).
+Peers are installed into bench/.peers/<name> (gitignored) with uv or pip. Results go to
+bench/results/e2e-<timestamp>.json and bench/results/latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PEERS = BENCH / ".peers"
+RESULTS = BENCH / "results"
+PYTHON = sys.executable
+CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+PEER_PACKAGES = {"phoenix": "arize-phoenix", "rotel": "rotel"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+# --- peers ---------------------------------------------------------------------------------------
+
+
+def ensure_peer(name: str) -> Path:
+    """A venv under bench/.peers/<name> with the peer's PyPI package; returns the venv."""
+    venv = PEERS / name
+    marker = venv / ".installed"
+    if marker.exists():
+        return venv
+    PEERS.mkdir(parents=True, exist_ok=True)
+    print(f"[bench] installing {PEER_PACKAGES[name]} into {venv} ...", flush=True)
+    uv = shutil.which("uv")
+    if uv:
+        subprocess.run([uv, "venv", "-q", "--allow-existing", "--python", "3.11", str(venv)], check=True)
+        subprocess.run([uv, "pip", "install", "-q", PEER_PACKAGES[name]], check=True,
+                       env={**os.environ, "VIRTUAL_ENV": str(venv)})
+    else:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", PEER_PACKAGES[name]], check=True)
+    marker.write_text(PEER_PACKAGES[name] + "\n")
+    return venv
+
+
+def ensure_peer_tools() -> Path:
+    """py-spy, for bench.profile, in bench/.peers/tools."""
+    PEER_PACKAGES.setdefault("tools", "py-spy")
+    return ensure_peer("tools") / "bin" / "py-spy"
+
+
+def write_workload(spans_per_request: int, count: int) -> tuple[Path, int, int]:
+    """Pre-encoded requests in bench/results/payloads.bin; returns (path, spans, llm spans)."""
+    from bench.loadgen import write_payloads
+    from bench.workload import make_request, span_count
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "payloads.bin"
+    requests = [make_request(spans_per_request, seed=i) for i in range(count)]
+    write_payloads(str(path), [(r.SerializeToString(), span_count(r)) for r in requests])
+    total = sum(span_count(r) for r in requests)
+    llm = sum(1 for r in requests for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans
+              if any(kv.key.startswith(("llm.model_name", "gen_ai.request.model")) for kv in s.attributes))
+    return path, total, llm
+
+
+def rotel_binary(venv: Path) -> Path:
+    found = list(venv.glob("lib/python*/site-packages/rotel/rotel-agent"))
+    if not found:
+        raise FileNotFoundError(f"rotel-agent binary not found under {venv}")
+    return found[0]
+
+
+# --- process sampling ----------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                out.extend(int(p) for p in fh.read().split())
+    except OSError:
+        pass
+    return out
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(_children(p))
+    return pids
+
+
+def _cpu_rss(pid: int) -> tuple[float, int]:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/statm") as fh:
+            rss_pages = int(fh.read().split()[1])
+        return (int(fields[11]) + int(fields[12])) / CLK, rss_pages * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0
+
+
+class Sampler:
+    """CPU seconds and RSS of process trees, every `interval` seconds, in a thread."""
+
+    def __init__(self, roots: list[int], interval: float = 0.5):
+        self.roots, self.interval = roots, interval
+        self.samples: list[tuple[float, float, int]] = []  # (t, cpu_s, rss_bytes)
+        self._cpu_seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def snapshot(self) -> tuple[float, int]:
+        rss = 0
+        for root in self.roots:
+            for pid in _tree(root):
+                cpu, r = _cpu_rss(pid)
+                if cpu:
+                    self._cpu_seen[pid] = max(self._cpu_seen.get(pid, 0.0), cpu)
+                rss += r
+        return sum(self._cpu_seen.values()), rss
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            cpu, rss = self.snapshot()
+            self.samples.append((time.monotonic(), cpu, rss))
+            self._stop.wait(self.interval)
+
+    def start(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        cpu, rss = self.snapshot()
+        self.samples.append((time.monotonic(), cpu, rss))
+
+    def cpu_between(self, t0: float, t1: float) -> float:
+        before = [s for s in self.samples if s[0] <= t0] or self.samples[:1]
+        after = [s for s in self.samples if s[0] >= t1] or self.samples[-1:]
+        return after[0][1] - before[-1][1]
+
+    def peak_rss(self) -> int:
+        return max((s[2] for s in self.samples), default=0)
+
+
+# --- targets -------------------------------------------------------------------------------------
+
+
+class Ours:
+    name = "ours"
+    description = "genaitrace: OTLP -> genai_normalizer -> genai_cost -> batch -> clickhouse (chdb, disk queue)"
+
+    def __init__(self, workdir: Path, processors: str | None = None):
+        sys.path.insert(0, str(REPO))
+        from collector import registry
+        from collector.component import Kind
+        from tests.harness import CollectorProcess
+
+        available = registry.types(Kind.PROCESSOR)
+        if processors is None:
+            chain = [p for p in ("genai_normalizer", "genai_cost") if p in available] + ["batch"]
+            self.missing = [p for p in ("genai_normalizer", "genai_cost") if p not in available]
+        else:
+            chain, self.missing = [p.strip() for p in processors.split(",") if p.strip()], []
+        self.processors = chain
+        extra = "".join(f"  {p}: {{}}\n" for p in chain if p not in ("batch", "memory_limiter"))
+        self.proc = CollectorProcess(workdir, processors=", ".join(chain), extra_processors_yaml=extra,
+                                     max_body_mib=64, exporters_yaml=_OUR_EXPORTER)
+        # the harness template's batch settings are test settings; use the product defaults
+        text = self.proc.config_path.read_text().replace("send_batch_size: 8192\n    timeout: 50ms",
+                                                         "send_batch_size: 8192\n    timeout: 200ms")
+        self.proc.config_path.write_text(text)
+
+    def start(self) -> None:
+        self.proc.start(timeout=120)
+        self.grpc = self.proc.grpc_endpoint
+        self.http = f"127.0.0.1:{self.proc.http_port}"
+        self.pids = [self.proc.proc.pid]
+
+    def stored(self) -> int:
+        return int(self.proc.query("SELECT count() AS n FROM otel.otel_traces")[0]["n"])
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=120)
+
+
+_OUR_EXPORTER = """
+  clickhouse:
+    endpoint: chdb://{data}/chdb
+    database: otel
+    ttl: 0s
+    sending_queue:
+      storage: file_storage
+    retry_on_failure:
+      initial_interval: 200ms
+      max_interval: 1s
+"""
+
+
+class Phoenix:
+    name = "phoenix"
+    description = "Arize Phoenix (PyPI arize-phoenix): its OTLP ingest into its default store (SQLite)"
+
+    def __init__(self, workdir: Path):
+        self.venv = ensure_peer("phoenix")
+        self.workdir = workdir
+        self.http_port, self.grpc_port = free_port(), free_port()
+
+    def start(self) -> None:
+        env = {**os.environ, "PHOENIX_WORKING_DIR": str(self.workdir), "PHOENIX_PORT": str(self.http_port),
+               "PHOENIX_GRPC_PORT": str(self.grpc_port), "PHOENIX_HOST": "127.0.0.1",
+               "PHOENIX_TELEMETRY_ENABLED": "false", "PHOENIX_ENABLE_AUTH": "false"}
+        env.pop("VIRTUAL_ENV", None)
+        self.log = open(self.workdir / "phoenix.log", "ab")
+        self.process = subprocess.Popen([str(self.venv / "bin" / "phoenix"), "serve"], cwd=self.workdir, env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.http_port, 180, self.process)
+        wait_port(self.grpc_port, 60, self.process)
+        self.grpc = f"127.0.0.1:{self.grpc_port}"
+        self.http = f"127.0.0.1:{self.http_port}"
+        self.pids = [self.process.pid]
+
+    def stored(self) -> int:
+        db = self.workdir / "phoenix.db"
+        if not db.exists():
+            return 0
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+                return int(conn.execute("SELECT count(*) FROM spans").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    def stop(self) -> None:
+        _terminate(self.process)
+
+
+class Rotel:
+    name = "rotel"
+    description = "rotel (PyPI rotel, Rust): OTLP in -> batch -> OTLP/gRPC out to a second rotel (blackhole)"
+
+    def __init__(self, workdir: Path):
+        self.binary = rotel_binary(ensure_peer("rotel"))
+        self.workdir = workdir
+
+    def _spawn(self, tag: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.workdir / f"{tag}.log", "ab")
+        return subprocess.Popen([str(self.binary), "start", "--pid-file", str(self.workdir / f"{tag}.pid"),
+                                 "--log-file", str(self.workdir / f"{tag}.log"), *args],
+                                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self) -> None:
+        sink_grpc, sink_http = free_port(), free_port()
+        self.sink = self._spawn("sink", ["--otlp-grpc-endpoint", f"127.0.0.1:{sink_grpc}",
+                                         "--otlp-http-endpoint", f"127.0.0.1:{sink_http}",
+                                         "--otlp-grpc-max-recv-msg-size-mib", "64", "--exporter", "blackhole"])
+        wait_port(sink_grpc, 30, self.sink)
+        grpc_port, http_port = free_port(), free_port()
+        self.process = self._spawn("rotel", ["--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+                                             "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+                                             "--otlp-grpc-max-recv-msg-size-mib", "64",
+                                             "--exporter", "otlp", "--otlp-exporter-endpoint",
+                                             f"http://127.0.0.1:{sink_grpc}",
+                                             "--otlp-exporter-protocol", "grpc"])
+        wait_port(grpc_port, 30, self.process)
+        wait_port(http_port, 30, self.process)
+        self.grpc, self.http = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}"
+        self.pids = [self.process.pid, self.sink.pid]
+
+    def stored(self) -> None:
+        return None  # the blackhole keeps no count: acknowledged spans are the figure
+
+    def stop(self) -> None:
+        _terminate(self.process)
+        _terminate(self.sink)
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+TARGETS = {"ours": Ours, "phoenix": Phoenix, "rotel": Rotel}
+
+
+# --- one scenario --------------------------------------------------------------------------------
+
+
+def run_scenario(target_cls, protocol: str, payload_file: Path, spans_per_payload: float, args) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{target_cls.name}-{protocol}-"))
+    result: dict = {"target": target_cls.name, "protocol": protocol}
+    target = target_cls(workdir)
+    result["description"] = target.description
+    if getattr(target, "missing", None):
+        result["note"] = f"processors not registered yet, ran without: {', '.join(target.missing)}"
+    t_start = time.monotonic()
+    target.start()
+    result["start_s"] = round(time.monotonic() - t_start, 2)
+    sampler = Sampler(target.pids).start()
+    try:
+        time.sleep(1.0)
+        idle_cpu, idle_rss = sampler.snapshot()
+        result["idle_rss_mb"] = round(idle_rss / 1e6, 1)
+        endpoint = target.grpc if protocol == "grpc" else target.http
+        t0 = time.monotonic()
+        gen = subprocess.run(
+            [PYTHON, "-m", "bench.loadgen", "--protocol", protocol, "--target", endpoint,
+             "--payloads", str(payload_file), "--duration", str(args.duration),
+             "--concurrency", str(args.concurrency), "--max-requests", str(args.max_requests)],
+            cwd=REPO, capture_output=True, text=True, timeout=args.duration + 120,
+        )
+        t_sent = time.monotonic()
+        if gen.returncode != 0:
+            raise RuntimeError(f"loadgen failed: {gen.stderr[-2000:]}")
+        load = json.loads(gen.stdout.strip().splitlines()[-1])
+        result.update({k: load[k] for k in ("requests", "spans_acked", "errors", "ack_p50_ms", "ack_p99_ms", "ack_max_ms")})
+        result["loadgen_cpu_s"] = round(load["cpu_s"], 2)
+        acked = load["spans_acked"]
+        stored, t_done = target.stored(), time.monotonic()
+        if stored is not None:
+            deadline = time.monotonic() + args.drain_timeout
+            while stored < acked and time.monotonic() < deadline:
+                time.sleep(0.5)
+                stored, t_done = target.stored(), time.monotonic()
+            result["spans_stored"] = stored
+            result["drained"] = stored >= acked
+        else:
+            t_done = t_sent
+        elapsed = t_done - t0
+        result["elapsed_s"] = round(elapsed, 2)
+        result["ack_spans_per_s"] = round(acked / (t_sent - t0), 1)
+        counted = min(acked, stored) if stored is not None else acked
+        result["spans_per_s"] = round(counted / elapsed, 1) if elapsed > 0 else 0.0
+        time.sleep(0.6)
+        cpu = sampler.cpu_between(t0, t_done)
+        result["cpu_s"] = round(cpu, 2)
+        result["cpu_s_per_10k_spans"] = round(cpu / max(counted, 1) * 10_000, 3)
+        result["cpu_util_cores"] = round(cpu / elapsed, 2) if elapsed > 0 else 0.0
+    finally:
+        sampler.stop()
+        result["peak_rss_mb"] = round(sampler.peak_rss() / 1e6, 1)
+        target.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            result["workdir"] = str(workdir)
+    return result
+
+
+def soak(payload_file: Path, args) -> dict:
+    """Our collector under load for `args.soak` seconds: RSS every 10 s, throughput per minute."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    target = Ours(workdir)
+    target.start()
+    sampler = Sampler(target.pids, interval=1.0).start()
+    try:
+        half = max(1, args.concurrency // 2)
+        gens = [subprocess.Popen([PYTHON, "-m", "bench.loadgen", "--protocol", proto, "--target", ep,
+                                  "--payloads", str(payload_file), "--duration", str(args.soak),
+                                  "--concurrency", str(half), "--max-requests", str(10_000_000)],
+                                 cwd=REPO, stdout=subprocess.PIPE, text=True)
+                for proto, ep in (("grpc", target.grpc), ("http", target.http))]
+        t0 = time.monotonic()
+        rss_series = []
+        while any(g.poll() is None for g in gens) and time.monotonic() < t0 + args.soak + 120:
+            time.sleep(10)
+            rss_series.append((round(time.monotonic() - t0), round(sampler.snapshot()[1] / 1e6, 1)))
+        loads = [json.loads(g.communicate(timeout=120)[0].strip().splitlines()[-1]) for g in gens]
+        acked = sum(l["spans_acked"] for l in loads)
+        deadline = time.monotonic() + args.drain_timeout
+        stored = target.stored()
+        while stored < acked and time.monotonic() < deadline:
+            time.sleep(1)
+            stored = target.stored()
+        elapsed = time.monotonic() - t0
+        return {"duration_s": args.soak, "spans_acked": acked, "spans_stored": stored,
+                "spans_per_s": round(min(acked, stored) / elapsed, 1), "rss_mb_every_10s": rss_series,
+                "peak_rss_mb": round(sampler.peak_rss() / 1e6, 1),
+                "rss_first_minute_mb": max((r for t, r in rss_series if t <= 60), default=0),
+                "rss_last_minute_mb": max((r for t, r in rss_series if t >= args.soak - 60), default=0)}
+    finally:
+        sampler.stop()
+        target.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- table ---------------------------------------------------------------------------------------
+
+
+def markdown(results: list[dict], meta: dict) -> str:
+    lines = [f"Run {meta['when']} on {meta['cpus']} CPUs; {meta['duration']} s per scenario, "
+             f"{meta['concurrency']} requests in flight, {meta['spans_per_request']} spans/request "
+             f"({meta['llm_share']} LLM spans), loopback.", ""]
+    lines.append("| target | protocol | spans/s stored | vs rotel | vs phoenix | ack p50 ms | ack p99 ms | "
+                 "peak RSS MB | CPU s / 10k spans | cores used | errors |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    by = {(r["target"], r["protocol"]): r for r in results if "spans_per_s" in r}
+    for r in results:
+        if "spans_per_s" not in r:
+            lines.append(f"| {r['target']} | {r['protocol']} | failed: {r.get('error', '?')[:80]} |||||||||")
+            continue
+        ratios = []
+        for peer in ("rotel", "phoenix"):
+            other = by.get((peer, r["protocol"]))
+            ratios.append(f"{r['spans_per_s'] / other['spans_per_s']:.2f}x" if other and other["spans_per_s"] else "-")
+        errors = ", ".join(f"{k}:{v}" for k, v in r.get("errors", {}).items()) or "0"
+        if r.get("drained") is False:
+            errors += " (not drained)"
+        lines.append(f"| {r['target']} | {r['protocol']} | {r['spans_per_s']:,.0f} | {ratios[0]} | {ratios[1]} | "
+                     f"{r['ack_p50_ms']:.0f} | {r['ack_p99_ms']:.0f} | {r['peak_rss_mb']:.0f} | "
+                     f"{r['cpu_s_per_10k_spans']:.2f} | {r['cpu_util_cores']:.2f} | {errors} |")
+    notes = [r for r in results if r.get("note")]
+    for r in notes:
+        lines.append(f"\nNote ({r['target']}/{r['protocol']}): {r['note']}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="ours,phoenix,rotel", help="comma-separated targets")
+    ap.add_argument("--protocols", default="grpc,http")
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--max-requests", type=int, default=100_000)
+    ap.add_argument("--spans-per-request", type=int, default=512)
+    ap.add_argument("--payloads", type=int, default=16, help="distinct pre-encoded requests")
+    ap.add_argument("--drain-timeout", type=float, default=120.0)
+    ap.add_argument("--soak", type=float, default=0.0, help="seconds of soak for our collector (memory flatness)")
+    ap.add_argument("--micro", action="store_true", help="also run bench.micro (per-stage spans/s)")
+    ap.add_argument("--keep", action="store_true", help="keep the targets' work directories")
+    args = ap.parse_args(argv)
+
+    payload_file, total, llm = write_workload(args.spans_per_request, args.payloads)
+    requests = range(args.payloads)
+    meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "duration": args.duration,
+            "concurrency": args.concurrency, "spans_per_request": round(total / len(requests)),
+            "llm_share": f"{llm / total:.0%}", "command": " ".join([".venv/bin/python -m bench.run", *(argv or sys.argv[1:])])}
+
+    results = []
+    for name in [t.strip() for t in args.only.split(",") if t.strip()]:
+        for protocol in [p.strip() for p in args.protocols.split(",") if p.strip()]:
+            print(f"[bench] {name} / {protocol} ...", flush=True)
+            try:
+                r = run_scenario(TARGETS[name], protocol, payload_file, total / len(requests), args)
+            except Exception as exc:  # noqa: BLE001 - a failed peer is a row, not the end of the run
+                r = {"target": name, "protocol": protocol, "error": f"{type(exc).__name__}: {exc}"}
+            print("[bench]  ", json.dumps(r), flush=True)
+            results.append(r)
+    out = {"meta": meta, "results": results}
+    if args.soak:
+        print(f"[bench] soak {args.soak:.0f}s ...", flush=True)
+        out["soak"] = soak(payload_file, args)
+        print("[bench]  ", json.dumps(out["soak"]), flush=True)
+    if args.micro:
+        from bench import micro
+
+        out["micro"] = micro.run()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (RESULTS / f"e2e-{stamp}.json").write_text(json.dumps(out, indent=2))
+    table = markdown(results, meta)
+    if "soak" in out:
+        s = out["soak"]
+        table += (f"\nSoak ({s['duration_s']:.0f} s, gRPC+HTTP): {s['spans_per_s']:,.0f} spans/s, RSS first minute "
+                  f"{s['rss_first_minute_mb']} MB, last minute {s['rss_last_minute_mb']} MB, peak {s['peak_rss_mb']} MB\n")
+    (RESULTS / "latest.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,390 @@
+"""One call to trace an LLM / multi-agent app: ``instrumentation.init()``.
+
+It honours the standard OpenTelemetry variables (``OTEL_SERVICE_NAME``,
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_*``, ``OTEL_TRACES_SAMPLER(_ARG)``,
+``OTEL_TRACES_EXPORTER``, ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``,
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, ``OTEL_BSP_*``) and
+instruments only what is needed, lazily: each library is instrumented when the
+app imports it (LiteLLM: openinference; CrewAI, OpenAI, Anthropic SDKs and the
+``@workflow/@agent/@task/@tool`` decorators: traceloop; requests/httpx: W3C
+``traceparent`` + ``baggage``; threading: context into threads and pools).
+
+Nothing here phones home: CrewAI telemetry/tracking and Traceloop telemetry are
+off unless the user sets them, LiteLLM uses its bundled price map.
+``OTEL_SDK_DISABLED`` is never set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+from opentelemetry import trace as trace_api
+
+_log = logging.getLogger(__name__)
+
+# Environment defaults applied with setdefault (a user's explicit value always wins).
+SAFE_ENV_DEFAULTS = {
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_DISABLE_TRACKING": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "TRACELOOP_TELEMETRY": "false",
+    "TRACELOOP_SUPPRESS_WARNINGS": "true",
+    "TRACELOOP_METRICS_ENABLED": "false",
+}
+
+# The instrumentations init() manages, by the entry-point name users put in
+# OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, with the module whose import triggers them.
+MANAGED = {
+    "litellm": "litellm",
+    "crewai": "crewai",
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "requests": "requests",
+    "httpx": "httpx",
+    "threading": None,  # immediate
+    "traceloop": "traceloop.sdk.tracing.tracing",  # the @workflow/@agent/@task/@tool decorators
+}
+
+# Entry-point values that must never be loaded next to ours (duplicate LLM spans).
+DUPLICATE_INSTRUMENTORS = frozenset({
+    "opentelemetry.instrumentation.litellm:LiteLLMInstrumentor",  # traceloop's LiteLLM: 2nd root span
+})
+
+_lock = threading.RLock()
+_state: dict[str, Any] = {"provider": None, "processor": None, "hooks": set(), "done": set(),
+                          "owns_provider": False, "init_seconds": None}
+
+
+# --------------------------------------------------------------------------- environment
+def apply_safe_env_defaults() -> None:
+    for key, value in SAFE_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    from instrumentation.processor import SPAN_ONLY, capture_mode
+
+    os.environ.setdefault("TRACELOOP_TRACE_CONTENT", "true" if capture_mode() == SPAN_ONLY else "false")
+    # never: os.environ["OTEL_SDK_DISABLED"] (it would disable the user's own tracing too)
+
+
+def disabled_instrumentations() -> set[str]:
+    raw = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    return {x.strip() for x in raw.split(",") if x.strip()}
+
+
+# --------------------------------------------------------------------------- tracing pipeline
+def _build_exporters() -> list:
+    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",") if n.strip()]
+    exporters = []
+    for name in names:
+        if name in ("none", ""):
+            continue
+        if name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporters.append(ConsoleSpanExporter())
+        elif name in ("otlp", "otlp_proto_http", "otlp_proto_grpc"):
+            protocol = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip().lower()
+            if name == "otlp_proto_grpc" or (name == "otlp" and protocol == "grpc"):
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            exporters.append(OTLPSpanExporter())  # endpoint/headers/timeout/compression from OTEL_EXPORTER_OTLP_*
+        else:
+            _log.warning("OTEL_TRACES_EXPORTER=%s is not supported by instrumentation.init(); ignored", name)
+    return exporters
+
+
+def _prepend_processor(provider, processor) -> None:
+    """Put ``processor`` first, so it rewrites spans before any exporting processor sees them."""
+    multi = getattr(provider, "_active_span_processor", None)
+    if multi is not None and hasattr(multi, "_span_processors"):
+        with multi._lock:
+            if processor not in multi._span_processors:
+                multi._span_processors = (processor,) + tuple(multi._span_processors)
+    else:  # pragma: no cover - unknown provider
+        provider.add_span_processor(processor)
+
+
+def find_genai_processor(provider):
+    from instrumentation.processor import GenAISpanProcessor
+
+    multi = getattr(provider, "_active_span_processor", None)
+    for p in getattr(multi, "_span_processors", ()):
+        if isinstance(p, GenAISpanProcessor):
+            return p
+    return None
+
+
+def install_processor(provider=None, capture: str | None = None):
+    """Ensure the GenAI processor runs first on ``provider`` (default: the global SDK provider)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from instrumentation.processor import GenAISpanProcessor
+
+    provider = provider or trace_api.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        return None
+    existing = find_genai_processor(provider)
+    if existing is not None:
+        return existing
+    processor = GenAISpanProcessor(capture=capture)
+    _prepend_processor(provider, processor)
+    _state["processor"] = processor
+    return processor
+
+
+def setup_tracing(service_name: str | None = None, exporter=None, *, span_processor=None,
+                  capture: str | None = None, batch: bool = True, set_global: bool = True):
+    """The tracer provider: an existing global SDK provider is reused, else one is created."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    current = trace_api.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        provider = current
+    else:
+        attrs = {}
+        if service_name and not os.environ.get("OTEL_SERVICE_NAME"):
+            attrs["service.name"] = service_name
+        provider = TracerProvider(resource=Resource.create(attrs))  # sampler from OTEL_TRACES_SAMPLER(_ARG)
+        _state["owns_provider"] = True
+        exporters = [exporter] if exporter is not None else _build_exporters()
+        for exp in exporters:
+            provider.add_span_processor(BatchSpanProcessor(exp) if batch else SimpleSpanProcessor(exp))
+        if set_global:
+            trace_api.set_tracer_provider(provider)
+    if span_processor is not None:
+        provider.add_span_processor(span_processor)
+    if exporter is not None and not _state["owns_provider"]:
+        provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
+    install_processor(provider, capture=capture)
+    _state["provider"] = provider
+    return provider
+
+
+# --------------------------------------------------------------------------- instrumentors
+def _once(key: str, fn: Callable[[], Any]) -> None:
+    with _lock:
+        if key in _state["done"]:
+            return
+        _state["done"].add(key)
+    try:
+        fn()
+    except Exception:
+        _log.warning("instrumenting %s failed; the app continues uninstrumented for it", key, exc_info=True)
+
+
+def _instrument_litellm() -> None:
+    from openinference.instrumentation import TraceConfig
+    from openinference.instrumentation.litellm import LiteLLMInstrumentor
+
+    from instrumentation._patches import patch_openinference_litellm
+    from instrumentation.processor import SPAN_ONLY, capture_mode
+
+    hide = capture_mode() != SPAN_ONLY
+    inst = LiteLLMInstrumentor()
+    if not inst.is_instrumented_by_opentelemetry:
+        inst.instrument(config=TraceConfig(hide_inputs=hide, hide_outputs=hide,
+                                           hide_input_messages=hide, hide_output_messages=hide))
+    patch_openinference_litellm()
+    _block_traceloop_litellm()
+
+
+def _block_traceloop_litellm() -> None:
+    """Mark traceloop's LiteLLM instrumentor as done so nobody turns it on next to openinference."""
+    try:
+        from opentelemetry.instrumentation.litellm import LiteLLMInstrumentor as TLLiteLLM
+    except Exception:
+        return
+    inst = TLLiteLLM()
+    if inst.is_instrumented_by_opentelemetry:
+        try:
+            inst.uninstrument()
+        except Exception:
+            pass
+    inst._is_instrumented_by_opentelemetry = True  # instrument() is now a no-op
+    inst._uninstrument = lambda **kw: None
+
+
+def _instrument_crewai() -> None:
+    from opentelemetry.instrumentation.crewai import CrewAIInstrumentor
+
+    from instrumentation._patches import patch_crewai
+
+    inst = CrewAIInstrumentor()
+    if not inst.is_instrumented_by_opentelemetry:
+        inst.instrument()
+    patch_crewai()
+
+
+def _instrument_openai() -> None:
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+    inst = OpenAIInstrumentor()
+    if not inst.is_instrumented_by_opentelemetry:
+        inst.instrument()
+
+
+def _instrument_anthropic() -> None:
+    from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+
+    inst = AnthropicInstrumentor()
+    if not inst.is_instrumented_by_opentelemetry:
+        inst.instrument()
+
+
+def _instrument_requests() -> None:
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    inst = RequestsInstrumentor()
+    if not inst.is_instrumented_by_opentelemetry:
+        inst.instrument()
+
+
+def _instrument_httpx() -> None:
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    inst = HTTPXClientInstrumentor()
+    if not inst.is_instrumented_by_opentelemetry:
+        inst.instrument()
+
+
+def _instrument_threading() -> None:
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    inst = ThreadingInstrumentor()
+    if not inst.is_instrumented_by_opentelemetry:
+        inst.instrument()
+
+
+def _shim_traceloop_decorators() -> None:
+    """Let traceloop's @workflow/@agent/@task/@tool use our provider without Traceloop.init()."""
+    from traceloop.sdk.tracing.tracing import TracerWrapper
+
+    if hasattr(TracerWrapper, "instance"):
+        return
+    obj = object.__new__(TracerWrapper)
+    obj._TracerWrapper__tracer_provider = trace_api.get_tracer_provider()
+    obj._TracerWrapper__spans_processors = []
+    obj._TracerWrapper__spans_processor = None
+    TracerWrapper.instance = obj
+    TracerWrapper.flush = lambda self: None  # our provider flushes itself
+
+
+INSTRUMENT_FUNCS: dict[str, Callable[[], None]] = {
+    "litellm": _instrument_litellm,
+    "crewai": _instrument_crewai,
+    "openai": _instrument_openai,
+    "anthropic": _instrument_anthropic,
+    "requests": _instrument_requests,
+    "httpx": _instrument_httpx,
+    "threading": _instrument_threading,
+    "traceloop": _shim_traceloop_decorators,
+}
+
+
+def _module_available(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name.split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def instrument(names: Iterable[str] | None = None, lazy: bool = True) -> list[str]:
+    """Instrument ``names`` (default: all managed ones not disabled). Returns the names scheduled.
+
+    With ``lazy`` each library is instrumented when the app first imports it
+    (immediately if it is already imported), so unused libraries cost nothing.
+    """
+    import wrapt
+
+    disabled = disabled_instrumentations()
+    wanted = list(names) if names is not None else list(MANAGED)
+    scheduled = []
+    for name in wanted:
+        if name in disabled or name not in INSTRUMENT_FUNCS:
+            continue
+        module = MANAGED.get(name)
+        fn = INSTRUMENT_FUNCS[name]
+        if module is None:
+            _once(name, fn)
+        elif not _module_available(module):
+            continue
+        elif lazy:
+            with _lock:
+                if name in _state["hooks"]:
+                    scheduled.append(name)
+                    continue
+                _state["hooks"].add(name)
+            wrapt.register_post_import_hook(lambda _mod, _n=name, _f=fn: _once(_n, _f), module)
+        else:
+            _once(name, fn)
+        scheduled.append(name)
+    if "litellm" in scheduled and "crewai" in scheduled and "litellm" not in disabled:
+        pass
+    return scheduled
+
+
+# --------------------------------------------------------------------------- public API
+def init(service_name: str | None = None, *, exporter=None, span_processor=None, capture: str | None = None,
+         instrumentations: Iterable[str] | None = None, batch: bool = True, lazy: bool = True):
+    """Trace this process: GenAI-semconv spans for LiteLLM, CrewAI, tools and agents.
+
+    Idempotent and never raises: on any failure the app runs untraced and a warning is logged.
+
+    service_name       used when ``OTEL_SERVICE_NAME`` is not set
+    exporter           a SpanExporter to use instead of the one from ``OTEL_TRACES_EXPORTER``
+    span_processor     an extra SpanProcessor (added after the GenAI one)
+    capture            override ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+    instrumentations   which of ``MANAGED`` to enable (default: all, minus the disabled ones)
+    batch              BatchSpanProcessor (default) or SimpleSpanProcessor for ``exporter``
+    lazy               instrument each library when it is imported (default) or now
+
+    Returns the SDK TracerProvider (or None if tracing could not be set up).
+    """
+    t0 = time.perf_counter()
+    try:
+        if capture:
+            os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", capture)
+        apply_safe_env_defaults()
+        with _lock:
+            provider = setup_tracing(service_name, exporter, span_processor=span_processor, capture=capture,
+                                     batch=batch)
+        instrument(instrumentations, lazy=lazy)
+        _state["init_seconds"] = time.perf_counter() - t0
+        return provider
+    except Exception:
+        _log.warning("instrumentation.init() failed; continuing without tracing", exc_info=True)
+        return None
+
+
+def shutdown(timeout_millis: int = 5000) -> None:
+    """Flush and stop the provider init() created (also runs at exit). Never raises."""
+    provider = _state.get("provider")
+    if provider is None:
+        return
+    try:
+        provider.force_flush(timeout_millis)
+    except Exception:
+        pass
+    if _state.get("owns_provider"):
+        try:
+            provider.shutdown()
+        except Exception:
+            pass
+
+
+def force_flush(timeout_millis: int = 5000) -> bool:
+    provider = _state.get("provider") or trace_api.get_tracer_provider()
+    try:
+        return bool(provider.force_flush(timeout_millis))
+    except Exception:
+        return False

@@ -1,0 +1,1 @@
+"""The sample multi-agent workload (see ``instrumentation.demo.app.run_demo``)."""

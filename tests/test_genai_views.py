@@ -1,0 +1,310 @@
+"""The GenAI SQL layer over `otel_traces`: typed views, subtree and trace costs, the daily rollup,
+replay safety, cluster DDL, and every README cookbook query against seeded data with known answers."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import pytest
+
+import seed_data
+from collector.storage import genai_views
+from collector.storage.schema import SchemaOptions
+
+
+@pytest.fixture(scope="module")
+def seeded():
+    return seed_data.shared_store()
+
+
+def q(store, sql: str) -> list[dict]:
+    result = store.query(sql)
+    return [dict(zip(result.column_names, row)) for row in result.result_rows]
+
+
+def scalar(store, sql: str):
+    return store.query(sql).result_rows[0][0]
+
+
+def _since(store, expr: str) -> int:
+    """A time boundary in ns as ClickHouse computes it (same time zone as the views)."""
+    return int(scalar(store, f"SELECT toUnixTimestamp64Nano(toDateTime64({expr}, 9))"))
+
+
+def test_calls_view_is_typed_and_matches_the_spans(seeded):
+    store, truth = seeded
+    calls = truth.calls
+    row = q(store, """
+        SELECT count() AS n, sum(input_tokens) AS inp, sum(output_tokens) AS outp,
+               sum(cache_read_input_tokens) AS cr, sum(cache_creation_input_tokens) AS cc,
+               sum(reasoning_output_tokens) AS rs, sum(cost_usd) AS cost, sum(cost_output_usd) AS cost_out,
+               countIf(NOT priced) AS unpriced, countIf(is_error) AS errors, countIf(streaming) AS streams,
+               countIf(time_to_first_chunk_ms IS NOT NULL) AS ttfc, uniqExact(tenant) AS tenants
+        FROM otel.genai_calls""")[0]
+    a = lambda key: sum(c.attrs.get(key, 0) for c in calls)  # noqa: E731
+    assert row["n"] == len(calls)
+    assert row["inp"] == a("gen_ai.usage.input_tokens") and row["outp"] == a("gen_ai.usage.output_tokens")
+    assert row["cr"] == a("gen_ai.usage.cache_read.input_tokens")
+    assert row["cc"] == a("gen_ai.usage.cache_creation.input_tokens")
+    assert row["rs"] == a("gen_ai.usage.reasoning.output_tokens")
+    assert math.isclose(row["cost"], a("gen_ai.usage.cost_usd"), rel_tol=1e-6, abs_tol=1e-6)
+    assert math.isclose(row["cost_out"], a("gen_ai.usage.cost.output_usd"), rel_tol=1e-6, abs_tol=1e-6)
+    assert row["unpriced"] == sum(c.attrs.get("gen_ai.usage.cost.status") == "unpriced" for c in calls) > 0
+    assert row["errors"] == sum(c.error for c in calls) > 0
+    assert row["streams"] == sum(bool(c.attrs.get("gen_ai.request.stream")) for c in calls) > 0
+    assert row["ttfc"] == sum("gen_ai.response.time_to_first_chunk" in c.attrs for c in calls) > 0
+    assert row["tenants"] == 3
+    described = store.query("DESCRIBE otel.genai_calls").result_rows
+    types = {r[0]: r[1] for r in described}
+    for column in ("Timestamp", "TraceId", "SpanId", "ServiceName", "tenant", "engagement", "flow", "feature", "agent",
+                   "workflow", "provider", "request_model", "response_model", "input_tokens", "output_tokens",
+                   "cache_read_input_tokens", "cache_creation_input_tokens", "reasoning_output_tokens", "cost_usd",
+                   "cost_input_usd", "cost_cache_read_usd", "cost_cache_creation_usd", "cost_output_usd",
+                   "cost_reasoning_usd", "cost_status", "priced", "unpriced_reason", "status", "error_type",
+                   "duration_ms", "streaming", "time_to_first_chunk_ms"):
+        assert column in types, column
+    assert types["input_tokens"] == "UInt64" and types["cost_usd"] == "Nullable(Float64)"
+    assert types["time_to_first_chunk_ms"] == "Nullable(Float64)"
+
+
+def test_unpriced_calls_have_no_cost_and_errors_have_a_type(seeded):
+    store, _ = seeded
+    assert scalar(store, "SELECT count() FROM otel.genai_calls WHERE cost_status = 'unpriced' AND cost_usd IS NOT NULL") == 0
+    assert scalar(store, "SELECT count() FROM otel.genai_calls WHERE is_error AND error_type = ''") == 0
+    types = {r[0] for r in store.query("SELECT DISTINCT error_type FROM otel.genai_calls WHERE is_error").result_rows}
+    assert types == set(seed_data.ERRORS)
+
+
+def test_delegated_wrappers_are_not_counted_twice(seeded):
+    store, truth = seeded
+    wrappers = [s for s in truth.spans if s.attrs.get("gen_ai.usage.cost.status") == "delegated" and s.op == "chat"]
+    assert wrappers, "the seed must contain framework spans wrapping provider spans"
+    raw = scalar(store, "SELECT count() FROM otel.otel_traces WHERE SpanAttributes['gen_ai.operation.name'] = 'chat'")
+    assert scalar(store, "SELECT countIf(operation = 'chat') FROM otel.genai_calls") == raw - len(wrappers)
+
+
+def test_agent_tasks_view_answers_agent_task_history(seeded):
+    store, truth = seeded
+    tasks = [s for s in truth.spans if s.op == "task"]
+    rows = q(store, "SELECT task_id, agent, task, status, started, completed, duration_ms, tenant, flow FROM otel.genai_agent_tasks")
+    assert len(rows) == len(tasks)
+    assert sum(r["status"] == "failed" for r in rows) == sum(t.error for t in tasks) > 0
+    by_id = {t.attrs["crewai.task.id"]: t for t in tasks}
+    for r in rows[:50]:
+        t = by_id[r["task_id"]]
+        assert (r["agent"], r["task"], r["tenant"], r["flow"]) == (
+            t.attrs["gen_ai.agent.name"], t.attrs["gen_ai.task.name"], t.attrs["tenant.id"], t.attrs["flow.name"])
+        assert math.isclose(r["duration_ms"], t.duration_ms, rel_tol=1e-6, abs_tol=1e-6)
+        assert r["completed"] > r["started"]
+
+
+def _ancestors(spans_by_id, span):
+    out, parent = [], span.parent_id
+    while parent and parent in spans_by_id:
+        out.append(spans_by_id[parent])
+        parent = spans_by_id[parent].parent_id
+    return out
+
+
+def test_trace_and_subtree_costs_roll_up_without_double_counting(seeded):
+    store, truth = seeded
+    window = "from_ts = now() - INTERVAL 60 DAY, to_ts = now() + INTERVAL 1 DAY"
+    total = sum(c.attrs.get("gen_ai.usage.cost_usd", 0) for c in truth.calls)
+    assert math.isclose(scalar(store, f"SELECT sum(cost_usd) FROM otel.genai_traces({window})"), total, rel_tol=1e-6, abs_tol=1e-6)
+    # every call sits under exactly one workflow and one task: those levels add up to the total
+    kinds = {r["kind"]: r for r in q(store, f"SELECT kind, sum(cost_usd) AS cost, sum(calls) AS calls "
+                                            f"FROM otel.genai_subtree_costs({window}) GROUP BY kind")}
+    assert math.isclose(kinds["invoke_workflow"]["cost"], total, rel_tol=1e-6, abs_tol=1e-6)
+    assert math.isclose(kinds["task"]["cost"], total, rel_tol=1e-6, abs_tol=1e-6)
+    # agent subtrees: an outer agent includes its nested reviewer's calls
+    expected: dict[str, float] = defaultdict(float)
+    for trace in truth.by_trace().values():
+        by_id = {s.span_id: s for s in trace}
+        for call in (s for s in trace if s.is_call):
+            for anc in _ancestors(by_id, call):
+                if anc.op == "invoke_agent":
+                    expected[anc.attrs["gen_ai.agent.name"]] += call.attrs.get("gen_ai.usage.cost_usd", 0)
+    got = {r["name"]: r["cost"] for r in q(store, f"SELECT name, sum(cost_usd) AS cost FROM otel.genai_subtree_costs({window}) "
+                                                  "WHERE kind = 'invoke_agent' GROUP BY name")}
+    assert got.keys() == expected.keys()
+    for name, cost in expected.items():
+        assert math.isclose(got[name], cost, rel_tol=1e-6, abs_tol=1e-6), name
+    assert sum(got.values()) > total  # nested agents: subtrees overlap, as they should
+    # the nearest-agent attribution in genai_calls does add up to the total
+    assert math.isclose(scalar(store, "SELECT sum(cost_usd) FROM (SELECT agent, sum(cost_usd) AS cost_usd "
+                                      "FROM otel.genai_calls GROUP BY agent)"), total, rel_tol=1e-6, abs_tol=1e-6)
+
+
+def test_daily_rollup_equals_the_raw_spans(seeded):
+    store, _ = seeded
+    raw = q(store, """SELECT toDate(Timestamp) AS day, tenant, agent, provider, model, count() AS calls,
+                             sum(cost_usd) AS cost, sum(input_tokens) AS inp, sum(cache_read_input_tokens) AS cr
+                      FROM otel.genai_calls GROUP BY day, tenant, agent, provider, model ORDER BY day, tenant, agent, provider, model""")
+    rolled = q(store, """SELECT day, tenant, agent, provider, model, sum(calls) AS calls, sum(cost_usd) AS cost,
+                                sum(input_tokens) AS inp, sum(cache_read_input_tokens) AS cr
+                         FROM otel.genai_daily GROUP BY day, tenant, agent, provider, model ORDER BY day, tenant, agent, provider, model""")
+    assert len(raw) == len(rolled) > 100
+    for a, b in zip(raw, rolled):
+        assert (a["day"], a["tenant"], a["agent"], a["model"], a["calls"], a["inp"], a["cr"]) == \
+               (b["day"], b["tenant"], b["agent"], b["model"], b["calls"], b["inp"], b["cr"])
+        assert math.isclose(a["cost"] or 0, b["cost"], rel_tol=1e-6, abs_tol=1e-6)
+
+
+def test_replayed_batch_is_not_counted_twice_in_the_rollup(seeded):
+    store, truth = seeded
+    before = q(store, "SELECT sum(calls) AS calls, sum(cost_usd) AS cost FROM otel.genai_daily")[0]
+    spans_before = scalar(store, "SELECT count() FROM otel.otel_traces")
+    # the exporter replays a queued batch with the same insert deduplication token
+    seed_data.insert(store, "otel_traces", truth.spans[:5000], batch=5000, token_prefix="seed")
+    after = q(store, "SELECT sum(calls) AS calls, sum(cost_usd) AS cost FROM otel.genai_daily")[0]
+    assert scalar(store, "SELECT count() FROM otel.otel_traces") == spans_before
+    assert after["calls"] == before["calls"] and math.isclose(after["cost"], before["cost"], rel_tol=1e-12)
+
+
+def test_statements_are_idempotent(seeded):
+    store, _ = seeded
+    genai_views.create(store, SchemaOptions(database="otel"))  # a collector restart re-runs them
+    assert scalar(store, "SELECT count() FROM otel.genai_calls") > 0
+
+
+def test_cluster_statements_use_on_cluster_replicated_and_distributed():
+    options = SchemaOptions(database="otel", cluster_name="genai", table_engine="ReplicatedMergeTree")
+    stmts = genai_views.statements(options)
+    assert all("ON CLUSTER `genai`" in s for s in stmts)
+    joined = "\n".join(stmts)
+    assert "ReplicatedAggregatingMergeTree()" in joined
+    assert "non_replicated_deduplication_window" not in joined
+    assert "ENGINE = Distributed('genai', 'otel', 'otel_traces', cityHash64(TraceId))" in joined
+    assert "ENGINE = Distributed('genai', 'otel', 'genai_daily_local')" in joined
+    assert "TO `otel`.`genai_daily_local`" in joined and "FROM `otel`.`otel_traces`\nWHERE" in joined  # MV on the local table
+    assert "FROM `otel`.`otel_traces_dist`" in joined  # views read the whole cluster
+    # the Distributed table over genai_daily_local is created after it
+    assert joined.index("genai_daily_local` ON CLUSTER") < joined.index("`genai_daily` ON CLUSTER")
+    single = "\n".join(genai_views.statements(SchemaOptions(database="otel")))
+    assert "ON CLUSTER" not in single and "Distributed" not in single and "AggregatingMergeTree()" in single
+
+
+def test_templated_replica_path_is_reused_for_the_rollup():
+    options = SchemaOptions(cluster_name="c", table_engine="ReplicatedMergeTree",
+                            table_engine_params="'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'")
+    assert "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in \
+        "\n".join(genai_views.statements(options))
+
+
+# --- the README cookbook, every query, against known answers ---------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(genai_views.COOKBOOK))
+def test_cookbook_query_runs_and_returns_rows(seeded, name):
+    store, _ = seeded
+    rows = q(store, genai_views.COOKBOOK[name][1])
+    assert rows, name
+
+
+def test_cookbook_top_agents_this_week(seeded):
+    store, truth = seeded
+    since = _since(store, "toStartOfDay(toMonday(today()))")
+    expected: dict[str, float] = defaultdict(float)
+    for c in truth.calls:
+        if c.start_ns >= since:
+            expected[c.attrs["gen_ai.agent.name"]] += c.attrs.get("gen_ai.usage.cost_usd", 0)
+    rows = q(store, genai_views.COOKBOOK["top_agents_this_week"][1])
+    top = sorted(expected.items(), key=lambda kv: -kv[1])[:10]
+    assert [r["agent"] for r in rows] == [a for a, _ in top]
+    for r, (_, cost) in zip(rows, top):
+        assert math.isclose(r["cost_usd"], round(cost, 4), abs_tol=1e-4)
+
+
+def test_cookbook_cost_per_tenant_per_day(seeded):
+    store, truth = seeded
+    since = _since(store, "toStartOfDay(today() - 29)")
+    expected: dict[tuple, float] = defaultdict(float)
+    for c in truth.calls:
+        if c.start_ns >= since:
+            expected[c.attrs["tenant.id"]] += c.attrs.get("gen_ai.usage.cost_usd", 0)
+    rows = q(store, genai_views.COOKBOOK["cost_per_tenant_per_day"][1])
+    got: dict[str, float] = defaultdict(float)
+    for r in rows:
+        got[r["tenant"]] += r["cost_usd"]
+    assert got.keys() == expected.keys()
+    for tenant, cost in expected.items():
+        assert math.isclose(got[tenant], cost, abs_tol=1e-4 * 30)
+    assert len({r["day"] for r in rows}) == 30
+
+
+def _percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * p
+    lo, hi = math.floor(k), math.ceil(k)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def test_cookbook_latency_per_model(seeded):
+    store, truth = seeded
+    since = _since(store, "now() - INTERVAL 1 DAY")
+    by_model: dict[str, list[float]] = defaultdict(list)
+    for c in truth.calls:
+        if c.start_ns >= since:
+            attrs = c.attrs
+            by_model[attrs.get("gen_ai.response.model") or attrs["gen_ai.request.model"]].append(c.duration_ms)
+    rows = {r["model"]: r for r in q(store, genai_views.COOKBOOK["p95_latency_per_model_24h"][1])}
+    assert rows.keys() == by_model.keys()
+    for model, durations in by_model.items():
+        assert rows[model]["calls"] == len(durations)
+        assert math.isclose(rows[model]["p95_ms"], _percentile(durations, 0.95), rel_tol=0.05, abs_tol=2), model
+    # the rollup's t-digest agrees with the raw spans over 30 days within a few percent
+    raw = {r["model"]: r["p95"] for r in q(store, "SELECT model, quantileExact(0.95)(duration_ms) AS p95 FROM otel.genai_calls "
+                                                  "WHERE Timestamp >= toStartOfDay(today() - 29) GROUP BY model")}
+    for r in q(store, genai_views.COOKBOOK["p95_latency_per_model_30d"][1]):
+        assert math.isclose(r["p95_ms"], raw[r["model"]], rel_tol=0.08), r
+
+
+def test_cookbook_unpriced_spans(seeded):
+    store, truth = seeded
+    since = _since(store, "now() - INTERVAL 7 DAY")
+    expected = sum(1 for c in truth.calls if c.start_ns >= since and c.attrs.get("gen_ai.usage.cost.status") == "unpriced")
+    rows = q(store, genai_views.COOKBOOK["unpriced_spans"][1])
+    assert sum(r["calls"] for r in rows) == expected
+    assert {r["unpriced_reason"] for r in rows} == {"unknown_model", "missing_token_counts"}
+
+
+def test_cookbook_most_expensive_traces_link_to_the_trace_view(seeded):
+    store, truth = seeded
+    since = _since(store, "now() - INTERVAL 7 DAY")
+    costs: dict[str, float] = defaultdict(float)
+    for s in truth.spans:
+        if s.start_ns >= since and s.is_call:
+            costs[s.trace_id] += s.attrs.get("gen_ai.usage.cost_usd", 0)
+    top = sorted(costs.items(), key=lambda kv: -kv[1])[:10]
+    rows = q(store, genai_views.COOKBOOK["most_expensive_traces"][1])
+    assert [r["TraceId"] for r in rows] == [t for t, _ in top]
+    from urllib.parse import unquote
+
+    assert rows[0]["link"].startswith(genai_views.GRAFANA_URL + "/explore?")
+    assert f'"query":"{rows[0]["TraceId"]}"' in unquote(rows[0]["link"]) and '"uid":"tempo"' in unquote(rows[0]["link"])
+
+
+def test_cookbook_agent_task_history(seeded):
+    store, truth = seeded
+    since = _since(store, "now() - INTERVAL 1 DAY")
+    expected = sum(1 for s in truth.spans if s.op == "task" and s.start_ns >= since)
+    rows = q(store, genai_views.COOKBOOK["agent_task_history"][1])
+    assert len(rows) == min(50, expected)
+    assert {r["status"] for r in rows} <= {"completed", "failed"}
+
+
+def test_cookbook_cache_hit_ratio(seeded):
+    store, truth = seeded
+    since = _since(store, "toStartOfDay(today() - 6)")
+    cr: dict[str, int] = defaultdict(int)
+    inp: dict[str, int] = defaultdict(int)
+    for c in truth.calls:
+        if c.start_ns >= since:
+            model = c.attrs.get("gen_ai.response.model") or c.attrs["gen_ai.request.model"]
+            cr[model] += c.attrs.get("gen_ai.usage.cache_read.input_tokens", 0)
+            inp[model] += c.attrs.get("gen_ai.usage.input_tokens", 0)
+    for r in q(store, genai_views.COOKBOOK["cache_hit_ratio_per_model"][1]):
+        assert r["cache_read"] == cr[r["model"]] and r["input"] == inp[r["model"]]
+        if inp[r["model"]]:
+            assert math.isclose(r["cache_hit_ratio"], round(cr[r["model"]] / inp[r["model"]], 4), abs_tol=1e-4)

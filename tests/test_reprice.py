@@ -1,0 +1,184 @@
+"""Repricing stored spans: real SQL on an embedded chdb ClickHouse in a temp directory."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import clickhouse_connect
+import pytest
+
+from collector.pdata import Traces, set_any_value
+from collector.reprice import reprice
+from collector.storage.columns import traces_to_arrow
+from collector.storage.schema import SchemaOptions, schema_statements
+from processors.genai_cost import GenAICostConfig
+from processors.pricing import PriceBook
+
+BOOK = PriceBook.load()
+T0 = int(datetime(2026, 11, 10, tzinfo=timezone.utc).timestamp()) * 10**9
+DAY = 86_400 * 10**9
+N_BACKFILL = 1_569  # the seeds' backfill case: calls stored with provider `unknown` and no cost
+
+
+@pytest.fixture(scope="module")
+def chdb_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("chdb")  # chdb allows one data path per process: every test shares it
+
+
+@pytest.fixture(scope="module")
+def client(chdb_path):
+    c = clickhouse_connect.get_client(dsn=f"chdb://{chdb_path}")
+    yield c
+    c.close()
+
+
+def _span(scope, trace: int, sid: int, parent: int, name: str, start: int, attrs: dict):
+    span = scope.spans.add(trace_id=trace.to_bytes(16, "big"), span_id=sid.to_bytes(8, "big"), name=name,
+                           start_time_unix_nano=start, end_time_unix_nano=start + 10**9)
+    if parent:
+        span.parent_span_id = parent.to_bytes(8, "big")
+    for key, value in attrs.items():
+        set_any_value(span.attributes.add(key=key).value, value)
+
+
+def _seed(client, table: str, n: int = N_BACKFILL):
+    for statement in schema_statements(SchemaOptions(traces_table_name=table)):
+        client.command(statement)
+    traces = Traces()
+    rs = traces.request.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "agents"
+    scope = rs.scope_spans.add()
+    # 1,569 calls: an OpenAI-compatible client against DeepInfra, stored as provider "unknown".
+    # deepinfra/meta-llama/Llama-3.3-70B-Instruct: input 2.3e-7, output 4e-7 -> each call
+    # 1,000 * 2.3e-7 + 200 * 4e-7 = 0.00031
+    for i in range(n):
+        _span(scope, 1000 + i, 1, 0, "chat", T0 + i * 10**6, {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "unknown", "server.address": "api.deepinfra.com",
+            "gen_ai.request.model": "meta-llama/Llama-3.3-70B-Instruct",
+            "gen_ai.usage.input_tokens": 1_000, "gen_ai.usage.output_tokens": 200})
+    # One multi-agent trace: agent (stale cost on it) -> framework LLM span -> SDK span; a tool; a DB span.
+    _span(scope, 7, 1, 0, "invoke_agent planner", T0 + 5 * DAY, {
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.usage.input_tokens": 50_000, "gen_ai.usage.cost_usd": 9.99})
+    _span(scope, 7, 2, 1, "ChatOpenAI", T0 + 5 * DAY, {
+        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.token_count.prompt": 10_000,
+        "llm.token_count.completion": 1_000})
+    _span(scope, 7, 3, 2, "openai.chat", T0 + 5 * DAY, {
+        "llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.prompt_tokens": 10_000, "gen_ai.usage.completion_tokens": 1_000})
+    _span(scope, 7, 4, 1, "execute_tool search", T0 + 5 * DAY, {"gen_ai.operation.name": "execute_tool"})
+    _span(scope, 7, 5, 4, "SELECT", T0 + 5 * DAY, {"db.system": "postgresql"})
+    # an unknown model: must stay unpriced, never 0
+    _span(scope, 8, 1, 0, "chat", T0 + 6 * DAY, {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-99",
+        "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 5})
+    client.insert_arrow(table, traces_to_arrow(traces), database="otel")
+
+
+def _costs(client, table):
+    return dict(client.query(
+        f"SELECT SpanAttributes['gen_ai.usage.cost.status'] AS s, sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']))"
+        f" FROM otel.{table} GROUP BY s"
+    ).result_rows)
+
+
+BACKFILL_USD = N_BACKFILL * (1_000 * 2.3e-7 + 200 * 4e-7)  # 1,569 * 0.00031 = 0.48639
+MINI_USD = 10_000 * 1.5e-7 + 1_000 * 6e-7  # gpt-4o-mini: 0.0015 + 0.0006 = 0.0021
+
+
+def test_backfill_unknown_provider_then_rerun_is_a_no_op(client):
+    _seed(client, "t_backfill")
+    seen = []
+    summary = reprice(client, "otel", "t_backfill", book=BOOK, unpriced_only=True, batch_size=500,
+                      progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (N_BACKFILL + 5, N_BACKFILL + 5)  # DB span is not GenAI: not scanned
+    assert summary.priced == N_BACKFILL + 1 and summary.delegated == 1 and summary.unpriced == 1
+    assert summary.unpriced_reasons == {"unknown_model": 1}
+    assert summary.cost_before == pytest.approx(9.99)  # the stale agent-span cost
+    assert summary.cost_after == pytest.approx(BACKFILL_USD + MINI_USD)
+    costs = _costs(client, "t_backfill")
+    assert costs["priced"] == pytest.approx(BACKFILL_USD + MINI_USD)
+    assert costs.get("delegated", 0) == 0 and costs["unpriced"] == 0 and costs[""] == 0  # agent's 9.99 removed
+    providers = dict(client.query(
+        "SELECT SpanAttributes['gen_ai.provider.name'] p, count() FROM otel.t_backfill"
+        " WHERE SpanAttributes['gen_ai.operation.name'] = 'chat' GROUP BY p").result_rows)
+    assert providers == {"deepinfra": N_BACKFILL, "openai": 3}  # wrapper + SDK span + gpt-99
+    unknown = client.query("SELECT mapContains(SpanAttributes, 'gen_ai.usage.cost_usd'), SpanAttributes['gen_ai.usage.cost.unpriced_reason']"
+                           " FROM otel.t_backfill WHERE SpanAttributes['gen_ai.request.model'] = 'gpt-99'").result_rows
+    assert unknown == [(False, "unknown_model")]
+
+    again = reprice(client, "otel", "t_backfill", book=BOOK, batch_size=500)
+    assert again.repriced == 0
+    assert again.cost_before == pytest.approx(again.cost_after) == pytest.approx(BACKFILL_USD + MINI_USD)
+
+
+N_SMALL = 300
+SMALL_USD = N_SMALL * (1_000 * 2.3e-7 + 200 * 4e-7)  # 300 * 0.00031 = 0.093
+
+
+def test_price_change_for_one_model_and_time_range(client):
+    _seed(client, "t_change", N_SMALL)
+    reprice(client, "otel", "t_change", book=BOOK, batch_size=1000)
+    # DeepInfra drops the price from the 11th of November 2026 (T0 is the 10th; calls 1 ms apart, so none qualify
+    # until we add a day of range): new input 1e-7, output 2e-7.
+    book = GenAICostConfig(prices=[{"model": "meta-llama/Llama-3.3-70B-Instruct", "provider": "deepinfra",
+                                    "effective_from": "2026-11-10", "input_cost_per_token": 1e-7,
+                                    "output_cost_per_token": 2e-7}]).price_book()
+    summary = reprice(client, "otel", "t_change", book=book, model="meta-llama/Llama-3.3-70B-Instruct",
+                      since="2026-11-10", until="2026-11-11")
+    assert summary.scanned == N_SMALL and summary.repriced == N_SMALL
+    new_usd = N_SMALL * (1_000 * 1e-7 + 200 * 2e-7)  # 300 * 0.00014 = 0.042
+    assert summary.cost_before == pytest.approx(SMALL_USD)
+    assert summary.cost_after == pytest.approx(new_usd)
+    assert _costs(client, "t_change")["priced"] == pytest.approx(new_usd + MINI_USD)
+    entries = client.query("SELECT DISTINCT SpanAttributes['gen_ai.usage.cost.price_source'], SpanAttributes['gen_ai.usage.cost.price_effective_date']"
+                           " FROM otel.t_change WHERE SpanAttributes['gen_ai.provider.name'] = 'deepinfra'").result_rows
+    assert entries == [("override", "2026-11-10")]
+
+
+def test_interrupted_run_resumes(client):
+    _seed(client, "t_interrupt", N_SMALL)
+
+    def stop_after_first_batch(done, total):
+        if done >= 100:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reprice(client, "otel", "t_interrupt", book=BOOK, batch_size=100, progress=stop_after_first_batch)
+    partial = _costs(client, "t_interrupt")
+    assert partial["priced"] == pytest.approx(100 * 0.00031)
+    summary = reprice(client, "otel", "t_interrupt", book=BOOK, batch_size=100)
+    assert summary.repriced == (N_SMALL + 5) - 100 - 1  # the finished batch compares equal; the tool span never changes
+    assert _costs(client, "t_interrupt")["priced"] == pytest.approx(SMALL_USD + MINI_USD)
+    leftovers = client.query("SELECT count() FROM system.tables WHERE database = 'otel' AND name LIKE '%reprice_tmp%'").result_rows
+    assert leftovers == [(0,)]
+
+
+def test_dry_run_writes_nothing(client):
+    _seed(client, "t_dry", N_SMALL)
+    summary = reprice(client, "otel", "t_dry", book=BOOK, dry_run=True)
+    assert summary.repriced == N_SMALL + 4 and summary.cost_after == pytest.approx(SMALL_USD + MINI_USD)
+    assert "would reprice" in "\n".join(summary.lines())
+    assert "priced" not in _costs(client, "t_dry")
+
+
+def test_cli_reads_genai_cost_settings_from_the_config(tmp_path, monkeypatch, client, chdb_path):
+    from typer.testing import CliRunner
+
+    from collector import registry
+    from collector.component import Kind
+    from collector.reprice import reprice_app
+
+    monkeypatch.setitem(registry._MODULES[Kind.PROCESSOR], "genai_cost", "processors.genai_cost")
+    db = chdb_path
+    _seed(client, "otel_traces", 50)
+    config = tmp_path / "otel-collector.yaml"
+    config.write_text(
+        "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:4318}}}}\n"
+        "processors:\n  genai_cost:\n    provider_discounts: {deepinfra: 0.5}\n"
+        f"exporters: {{clickhouse: {{endpoint: \"chdb://{db}\"}}}}\n"
+        "service: {pipelines: {traces: {receivers: [otlp], processors: [genai_cost], exporters: [clickhouse]}}}\n"
+    )
+    result = CliRunner().invoke(reprice_app, ["--config", str(config), "--unpriced-only"])
+    assert result.exit_code == 0, result.output
+    # 50 DeepInfra calls at half price + the gpt-4o-mini call: 50 * 0.00031 * 0.5 + 0.0021 = 0.00985
+    assert "after $0.009850" in result.output and "unpriced: unknown_model: 1" in result.output

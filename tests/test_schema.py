@@ -1,0 +1,105 @@
+"""The created tables are the contrib ClickHouse exporter's `otel_traces` schema, checked on the real engine.
+
+The expectations below are transcribed from the contrib exporter's DDL
+(exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql and traces_id_ts_lookup_*.sql),
+independently of collector/storage/schema.py, and compared with what ClickHouse reports in its
+system tables after our DDL ran.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import json
+
+CONTRIB_COLUMNS = [
+    ("Timestamp", "DateTime64(9)"),
+    ("TraceId", "String"),
+    ("SpanId", "String"),
+    ("ParentSpanId", "String"),
+    ("TraceState", "String"),
+    ("SpanName", "LowCardinality(String)"),
+    ("SpanKind", "LowCardinality(String)"),
+    ("ServiceName", "LowCardinality(String)"),
+    ("ResourceAttributes", "Map(LowCardinality(String), String)"),
+    ("ScopeName", "String"),
+    ("ScopeVersion", "String"),
+    ("SpanAttributes", "Map(LowCardinality(String), String)"),
+    ("Duration", "UInt64"),
+    ("StatusCode", "LowCardinality(String)"),
+    ("StatusMessage", "String"),
+    ("Events.Timestamp", "Array(DateTime64(9))"),
+    ("Events.Name", "Array(LowCardinality(String))"),
+    ("Events.Attributes", "Array(Map(LowCardinality(String), String))"),
+    ("Links.TraceId", "Array(String)"),
+    ("Links.SpanId", "Array(String)"),
+    ("Links.TraceState", "Array(String)"),
+    ("Links.Attributes", "Array(Map(LowCardinality(String), String))"),
+]
+CONTRIB_INDEXES = {
+    ("idx_trace_id", "bloom_filter", "TraceId"),
+    ("idx_res_attr_key", "bloom_filter", "mapKeys(ResourceAttributes)"),
+    ("idx_res_attr_value", "bloom_filter", "mapValues(ResourceAttributes)"),
+    ("idx_span_attr_key", "bloom_filter", "mapKeys(SpanAttributes)"),
+    ("idx_span_attr_value", "bloom_filter", "mapValues(SpanAttributes)"),
+    ("idx_duration", "minmax", "Duration"),
+    ("idx_lower_span_name", "tokenbf_v1", "lower(SpanName)"),
+}
+
+# One chdb path per process: the inspection runs in its own interpreter.
+INSPECT = r"""
+import json, sys
+from collector.storage.client import ClickHouseStore, parse_endpoint
+from collector.storage.schema import SchemaOptions, schema_statements
+store = ClickHouseStore(parse_endpoint("chdb://" + sys.argv[1]))
+for statement in schema_statements(SchemaOptions(ttl_hours=72)):
+    store.command(statement)
+q = lambda sql: [list(r) for r in store.query(sql).result_rows]
+print(json.dumps({
+  "columns": q("SELECT name, type FROM system.columns WHERE database='otel' AND table='otel_traces' ORDER BY position"),
+  "alias": q("SELECT name, default_kind FROM system.columns WHERE database='otel' AND table='otel_traces' AND default_kind != ''"),
+  "indexes": q("SELECT name, type, expr FROM system.data_skipping_indices WHERE database='otel' AND table='otel_traces'"),
+  "table": q("SELECT engine, partition_key, sorting_key, primary_key FROM system.tables WHERE database='otel' AND name='otel_traces'"),
+  "ttl": q("SELECT create_table_query FROM system.tables WHERE database='otel' AND name='otel_traces'"),
+  "lookup": q("SELECT name, type FROM system.columns WHERE database='otel' AND table='otel_traces_trace_id_ts' ORDER BY position"),
+  "lookup_table": q("SELECT engine, partition_key, sorting_key FROM system.tables WHERE database='otel' AND name='otel_traces_trace_id_ts'"),
+  "mv": q("SELECT engine, as_select FROM system.tables WHERE database='otel' AND name='otel_traces_trace_id_ts_mv'"),
+}))
+"""
+
+
+def inspect(tmp_path) -> dict:
+    out = subprocess.run([sys.executable, "-c", INSPECT, str(tmp_path / "chdb")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_otel_traces_matches_contrib_schema(tmp_path):
+    info = inspect(tmp_path)
+    assert [tuple(c) for c in info["columns"]] == CONTRIB_COLUMNS
+    assert {tuple(i) for i in info["indexes"]} == CONTRIB_INDEXES
+    engine, partition_key, sorting_key, primary_key = info["table"][0]
+    assert engine == "MergeTree"
+    assert partition_key == "toDate(Timestamp)"
+    assert sorting_key == "ServiceName, SpanName, toDateTime(Timestamp), Timestamp"
+    assert primary_key == "ServiceName, SpanName, toDateTime(Timestamp)"
+    create = info["ttl"][0][0]
+    assert "TTL toDateTime(Timestamp) + toIntervalHour(72)" in create
+    assert "ttl_only_drop_parts = 1" in create and "index_granularity = 8192" in create
+    # Our one addition is a table setting, not a column: replays are deduplicated on plain MergeTree.
+    assert "non_replicated_deduplication_window" in create
+
+
+def test_trace_id_lookup_table_and_view(tmp_path):
+    info = inspect(tmp_path)
+    assert [tuple(c) for c in info["lookup"]] == [
+        ("TraceId", "String"),
+        ("Start", "SimpleAggregateFunction(min, DateTime)"),
+        ("End", "SimpleAggregateFunction(max, DateTime)"),
+    ]
+    engine, partition_key, sorting_key = info["lookup_table"][0]
+    assert (engine, partition_key, sorting_key) == ("AggregatingMergeTree", "toStartOfWeek(Start)", "(TraceId)")
+    mv_engine, as_select = info["mv"][0]
+    assert mv_engine == "MaterializedView"
+    assert "min(Timestamp) AS Start" in as_select and "max(Timestamp) AS End" in as_select
+    assert "TraceId != ''" in as_select and "GROUP BY TraceId" in as_select
