@@ -68,6 +68,8 @@ processors:
   memory_limiter:
     limit_mib: 4096
     spike_limit_mib: 512
+  genai_normalizer: {{}}
+  genai_cost: {{}}
 {extra_processors}
 exporters:
 {exporters}
@@ -86,7 +88,7 @@ service:
 
 
 class CollectorProcess:
-    def __init__(self, workdir: Path, *, processors: str = "memory_limiter, batch", exporters_yaml: str | None = None,
+    def __init__(self, workdir: Path, *, processors: str = "memory_limiter, genai_normalizer, genai_cost, batch", exporters_yaml: str | None = None,
                  exporter_ids: str = "clickhouse", extra_processors_yaml: str = "", extra_yaml: str = "",
                  max_body_mib: float = 16, env: dict | None = None, config_text: str | None = None,
                  extensions: str = "health_check, file_storage, sqlquery"):

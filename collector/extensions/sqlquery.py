@@ -17,7 +17,8 @@ ClickHouse's own analyzer resolves it (`EXPLAIN QUERY TREE`, with the same param
 refused unless every table it reads is in the exporter's database or an allowed `system` table
 (`allowed_system_tables`), every table function is in `allowed_table_functions` (`view()` and
 `merge()` are not: they hide what they read), and it calls none of the functions that read outside
-the database (`file`, `dictGet*`, `joinGet*`, ...). Only SELECT / WITH queries are taken.
+the database (`file`, `dictGet*`, `joinGet*`, ...). Only SELECT / WITH queries are taken, and
+none with `INTO OUTFILE` (the embedded engine would write that file on the collector's host).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ _DENIED_FUNCTIONS = re.compile(r"^(file|dictget\w*|dicthas|dictisin|joinget\w*|g
 _TABLE = re.compile(r"\btable_name: (.+?)\s*$")
 _TABLE_FUNCTION = re.compile(r"\btable_function_name: ([^,\s]+)")
 _FUNCTION = re.compile(r"\bfunction_name: ([^,\s]+)")
+_OUTFILE = re.compile(r"OUTFILE", re.IGNORECASE)
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
@@ -64,6 +66,8 @@ class SQLQueryConfig(StrictConfig):
 def confine_sql(store, sql: str, database: str, parameters: dict | None = None,
                 allowed_system_tables=ALLOWED_SYSTEM_TABLES, allowed_table_functions=ALLOWED_TABLE_FUNCTIONS) -> None:
     """Raise QueryRefused unless `sql` is one SELECT that reads only `database` (see the module doc)."""
+    if _OUTFILE.search(sql):  # checked on the raw text, before anything (even EXPLAIN) runs it
+        raise QueryRefused("INTO OUTFILE is not allowed here: it writes files on the collector's host")
     head = _COMMENTS.sub(" ", sql).strip().lstrip("(").lstrip()
     keyword = head.split(None, 1)[0].upper() if head else ""
     if keyword not in ("SELECT", "WITH"):

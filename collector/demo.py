@@ -1,0 +1,160 @@
+"""`genaitrace demo`: the collector on the embedded store, the sample multi-agent workload through it.
+
+1. start the collector (`genaitrace run -c otel-collector.yaml`) and wait until it is healthy;
+2. run the sample workload (`python -m instrumentation.demo`): a CrewAI crew per request for
+   several tenants, against the project's fake OpenAI-compatible LLM, with one agent calling a
+   second service in another process over HTTP; it prints the trace ids it produced;
+3. wait until those traces are stored, then print what the store holds (cost by tenant, agent and
+   model; unpriced calls; errors) and one request's whole trace tree, all through the collector's
+   read-only SQL endpoint, exactly as a user would query it;
+4. stop the collector with SIGTERM (it flushes what it acknowledged), unless --keep-running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+from rich.console import Console
+
+from collector.config import load_config
+from collector.query import QueryClient
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+SUMMARY_QUERIES = {
+    "Spans stored, by service": """
+        SELECT ServiceName AS service, count() AS spans, uniqExact(TraceId) AS traces,
+               countIf(StatusCode = 'Error') AS errors
+        FROM {db}.{table} WHERE TraceId IN {ids} GROUP BY service ORDER BY spans DESC""",
+    "LLM cost by tenant, agent and model": """
+        SELECT SpanAttributes['tenant.id'] AS tenant, SpanAttributes['gen_ai.agent.name'] AS agent,
+               SpanAttributes['gen_ai.request.model'] AS model, count() AS calls,
+               sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])) AS input_tokens,
+               sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens'])) AS cached_tokens,
+               sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens'])) AS output_tokens,
+               round(sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd'])), 6) AS cost_usd
+        FROM {db}.{table}
+        WHERE TraceId IN {ids} AND SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content', 'embeddings')
+        GROUP BY tenant, agent, model ORDER BY cost_usd DESC""",
+    "Inference spans by cost status (unpriced is never $0)": """
+        SELECT SpanAttributes['gen_ai.usage.cost.status'] AS status,
+               SpanAttributes['gen_ai.usage.cost.unpriced_reason'] AS reason, count() AS spans
+        FROM {db}.{table}
+        WHERE TraceId IN {ids} AND SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content', 'embeddings')
+        GROUP BY status, reason ORDER BY spans DESC""",
+}
+
+
+def _http_receiver_url(cfg) -> str:
+    for cid, component in cfg.receivers.items():
+        http = component.config.protocols.http if cid.type == "otlp" else None
+        if http is not None:
+            host, _, port = http.endpoint.rpartition(":")
+            host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+            return f"http://{host}:{port}"
+    raise SystemExit(f"{cfg.path}: the demo needs an otlp receiver with the http protocol")
+
+
+def _health_url(cfg) -> str | None:
+    for cid in cfg.service_extensions:
+        if cid.type == "health_check":
+            host, _, port = cfg.extensions[cid].config.endpoint.rpartition(":")
+            return f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}/"
+    return None
+
+
+def _start_collector(config_path: str, health: str | None) -> subprocess.Popen:
+    log = open("genaitrace-demo-collector.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "run", "-c", config_path],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the collector exited with {proc.returncode}; see genaitrace-demo-collector.log")
+        try:
+            if health is None or httpx.get(health, timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the collector did not become healthy in 60s; see genaitrace-demo-collector.log")
+
+
+def _run_workload(collector_url: str) -> list[str]:
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collector_url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    env.setdefault("OTEL_SERVICE_NAME", "demo-crew-app")
+    console.print("[bold]running the sample multi-agent workload[/] (CrewAI crews, two tenants, a second service over HTTP)")
+    began = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "instrumentation.demo", "--collector", collector_url],
+                         capture_output=True, text=True, timeout=600, env=env)
+    if out.returncode != 0:
+        console.print(out.stdout[-3000:], out.stderr[-3000:])
+        raise SystemExit(f"the workload failed with exit code {out.returncode}")
+    ids = [line.strip() for line in out.stdout.splitlines() if _TRACE_ID.match(line.strip())]
+    console.print(f"workload finished in {time.monotonic() - began:.1f}s: {len(ids)} requests, one trace each")
+    return ids
+
+
+def _wait_until_stored(client: QueryClient, ids: list[str], timeout_s: float = 60) -> int:
+    """Spans arrive over a few seconds (batching, two processes): wait until the count settles."""
+    sql = f"SELECT count() FROM {client.database}.{client.table} WHERE TraceId IN {_sql_list(ids)}"
+    last, stable_since, deadline = -1, time.monotonic(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        count = client.query(sql).rows[0][0]
+        if count != last:
+            last, stable_since = count, time.monotonic()
+        elif count > 0 and time.monotonic() - stable_since > 2.5:
+            return count
+        time.sleep(0.5)
+    return last
+
+
+def _sql_list(ids: list[str]) -> str:
+    return "(" + ", ".join(f"'{i}'" for i in ids) + ")"
+
+
+def run_demo(config_path: str, keep_running: bool = False) -> int:
+    from collector.cli import TRACE_SQL, print_result, trace_tree
+
+    cfg = load_config(config_path)
+    collector_url = _http_receiver_url(cfg)
+    console.print(f"[bold]starting the collector[/] ({config_path}: "
+                  f"{cfg.exporters[next(c for c in cfg.exporters if c.type == 'clickhouse')].config.endpoint})")
+    collector = _start_collector(config_path, _health_url(cfg))
+    client = QueryClient(cfg)
+    try:
+        ids = _run_workload(collector_url)
+        if not ids:
+            raise SystemExit("the workload printed no trace ids")
+        stored = _wait_until_stored(client, ids)
+        console.print(f"\n[bold green]{stored} spans stored[/] in {client.database}.{client.table} for {len(ids)} traces\n")
+        for title, sql in SUMMARY_QUERIES.items():
+            console.print(f"[bold]{title}[/]")
+            print_result(client.query(sql.format(db=client.database, table=client.table, ids=_sql_list(ids))))
+        console.print(f"\n[bold]One request, end to end[/] (genaitrace trace {ids[0]}):")
+        tree = client.query(TRACE_SQL.format(db=client.database, table=client.table), {"trace_id": ids[0]})
+        console.print(trace_tree(tree.dicts(), ids[0]))
+        console.print(
+            "\nQuery it yourself (through the running collector, or directly once it is stopped):\n"
+            f"  .venv/bin/genaitrace sql \"SELECT SpanName, count() FROM otel.otel_traces GROUP BY SpanName\"\n"
+            f"  .venv/bin/genaitrace trace {ids[0]}\n"
+        )
+    finally:
+        client.close()
+        if keep_running:
+            console.print(f"collector still running (pid {collector.pid}); stop it with: kill {collector.pid}")
+        else:
+            collector.send_signal(signal.SIGTERM)
+            collector.wait(timeout=60)
+    return 0
+
+
+__all__ = ["run_demo"]

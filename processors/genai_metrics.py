@@ -1,0 +1,257 @@
+"""`genai_metrics` processor: Prometheus metrics derived from the GenAI spans passing through.
+
+    processors:
+      genai_metrics:
+        max_models: 50        # distinct model label values; later ones are counted as `other`
+        max_agents: 100
+        max_tenants: 200
+        max_providers: 20
+
+    service:
+      pipelines:
+        traces:
+          processors: [memory_limiter, genai_normalizer, genai_cost, genai_metrics, batch]
+
+A pass-through processor: spans are not changed. Put it after `genai_cost` (so the cost is
+known) and before `batch`. Spans are counted once the next consumer has accepted them, so a
+request the client retries after a refusal is not counted twice. Served on the collector's own
+metrics endpoint (`service.telemetry.metrics.address`), next to the `otelcol_*` health metrics.
+
+GenAI semantic-convention histograms (names as the OpenTelemetry -> Prometheus translation
+writes them, the spec's bucket boundaries):
+
+    gen_ai_client_token_usage            {gen_ai_operation_name, gen_ai_provider_name,
+                                          gen_ai_request_model, gen_ai_token_type, gen_ai_agent_name}
+    gen_ai_client_operation_duration_seconds
+                                         {gen_ai_operation_name, gen_ai_provider_name,
+                                          gen_ai_request_model, error_type, gen_ai_agent_name}
+
+Counters with the names users' dashboards and alerts already know (labels `provider`, `model`,
+`agent_name`, `tenant`, `operation`):
+
+    llm_requests_total{..., status="ok|error"}     inference calls
+    llm_errors_total{..., error_type}              failed inference calls
+    llm_tokens_total{..., token_type}              input, output, cache_read, cache_creation, reasoning
+    llm_cost_usd_total                             `gen_ai.usage.cost_usd` of priced calls
+    llm_unpriced_requests_total{..., reason}       calls without a price (cost unknown, not zero)
+    agent_runs_total{agent_name, tenant, status}   `invoke_agent` spans
+
+Bounded cardinality: no ids are labels; each of model, agent, tenant and provider keeps the
+first N distinct values it sees and counts the rest as `other`; a missing value is `unknown`.
+Inference spans marked `delegated` by `genai_cost` (a framework span wrapping the provider SDK's)
+are skipped, so tokens and requests are not counted twice.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import Field
+
+from collector.component import ComponentId, Consumer, Factory, Host, Kind, Processor, StrictConfig
+from collector.pdata import Traces
+
+# https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-metrics/
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+
+INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+OP_KEY = "gen_ai.operation.name"
+OTHER, UNKNOWN = "other", "unknown"
+
+_WANTED = frozenset({
+    "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "gen_ai.agent.name", "tenant.id",
+    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.cost_usd",
+    "gen_ai.usage.cost.status", "gen_ai.usage.cost.unpriced_reason", "error.type",
+})
+_TOKEN_KEYS = (
+    ("input", "gen_ai.usage.input_tokens"),
+    ("output", "gen_ai.usage.output_tokens"),
+    ("cache_read", "gen_ai.usage.cache_read.input_tokens"),
+    ("cache_creation", "gen_ai.usage.cache_creation.input_tokens"),
+    ("reasoning", "gen_ai.usage.reasoning.output_tokens"),
+)
+_STATUS_ERROR = 2
+
+
+class GenAIMetricsConfig(StrictConfig):
+    max_models: int = Field(50, ge=1)
+    max_agents: int = Field(100, ge=1)
+    max_tenants: int = Field(200, ge=1)
+    max_providers: int = Field(20, ge=1)
+
+
+class _Capped:
+    """The first `limit` distinct values pass; later ones become `other`."""
+
+    def __init__(self, limit: int):
+        self.limit, self.seen, self._lock = limit, set(), threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if not value:
+            return UNKNOWN
+        if value in self.seen:
+            return value
+        with self._lock:
+            if value in self.seen or len(self.seen) < self.limit:
+                self.seen.add(value)
+                return value
+        return OTHER
+
+
+class GenAIMetrics:
+    """The metric families, registered once per registry (several processors may share one)."""
+
+    def __init__(self, registry: CollectorRegistry):
+        common = ["provider", "model", "agent_name", "tenant", "operation"]
+        semconv = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
+        self.token_usage = Histogram(
+            "gen_ai_client_token_usage", "Number of input and output tokens used (GenAI semconv gen_ai.client.token.usage)",
+            semconv + ["gen_ai_token_type", "gen_ai_agent_name"], buckets=TOKEN_BUCKETS, registry=registry)
+        self.duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "GenAI operation duration (GenAI semconv gen_ai.client.operation.duration)",
+            semconv + ["error_type", "gen_ai_agent_name"], buckets=DURATION_BUCKETS, registry=registry)
+        self.requests = Counter("llm_requests", "LLM inference calls", common + ["status"], registry=registry)
+        self.errors = Counter("llm_errors", "Failed LLM inference calls", common + ["error_type"], registry=registry)
+        self.tokens = Counter("llm_tokens", "Tokens used by LLM calls (input includes cache reads/writes, "
+                              "output includes reasoning)", common + ["token_type"], registry=registry)
+        self.cost = Counter("llm_cost_usd", "Cost of priced LLM calls in USD", common, registry=registry)
+        self.unpriced = Counter("llm_unpriced_requests", "LLM calls without a price (their cost is unknown)",
+                                common + ["reason"], registry=registry)
+        self.agent_runs = Counter("agent_runs", "Agent invocations (invoke_agent spans)",
+                                  ["agent_name", "tenant", "status"], registry=registry)
+
+
+_families: dict[int, GenAIMetrics] = {}
+_families_lock = threading.Lock()
+
+
+def metrics_for(registry: CollectorRegistry) -> GenAIMetrics:
+    with _families_lock:
+        family = _families.get(id(registry))
+        if family is None:
+            family = _families[id(registry)] = GenAIMetrics(registry)
+        return family
+
+
+def _value(v):
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "int_value":
+        return v.int_value
+    if kind == "double_value":
+        return v.double_value
+    if kind == "bool_value":
+        return v.bool_value
+    return None
+
+
+def _num(value) -> float:
+    if value is None or isinstance(value, bool):
+        return 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
+class GenAIMetricsProcessor(Processor):
+    def __init__(self, component_id: ComponentId, config: GenAIMetricsConfig, next_consumer: Consumer):
+        super().__init__(component_id, config, next_consumer)
+        self.model = _Capped(config.max_models)
+        self.agent = _Capped(config.max_agents)
+        self.tenant = _Capped(config.max_tenants)
+        self.provider = _Capped(config.max_providers)
+        self.error_type = _Capped(50)
+        self.metrics: GenAIMetrics | None = None
+        self._children: dict[tuple, object] = {}
+
+    def start(self, host: Host) -> None:
+        registry = host.telemetry.registry if host.telemetry is not None else CollectorRegistry()
+        self.metrics = metrics_for(registry)
+
+    def consume(self, traces: Traces) -> None:
+        self.next.consume(traces)  # count only what the pipeline accepted
+        if self.metrics is None:
+            self.metrics = metrics_for(CollectorRegistry())
+        try:
+            self.record(traces)
+        except Exception:  # noqa: BLE001 - metrics must never fail an accepted request
+            import logging
+
+            logging.getLogger(__name__).exception("genai_metrics: recording failed")
+
+    def _child(self, metric, *labels):
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def record(self, traces: Traces) -> None:
+        m = self.metrics
+        child = self._child
+        wanted = _WANTED
+        for rs in traces.request.resource_spans:
+            resource_tenant = None
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    # fast path: find the operation name; most spans are not GenAI spans
+                    op = None
+                    for kv in span.attributes:
+                        if kv.key == OP_KEY:
+                            op = kv.value.string_value
+                            break
+                    if op is None or (op not in INFERENCE_OPERATIONS and op != "invoke_agent"):
+                        continue
+                    a = {kv.key: _value(kv.value) for kv in span.attributes if kv.key in wanted}
+                    tenant_raw = a.get("tenant.id")
+                    if not tenant_raw:
+                        if resource_tenant is None:
+                            resource_tenant = next((kv.value.string_value for kv in rs.resource.attributes
+                                                    if kv.key == "tenant.id"), "")
+                        tenant_raw = resource_tenant
+                    tenant = self.tenant(str(tenant_raw or ""))
+                    agent = self.agent(str(a.get("gen_ai.agent.name") or ""))
+                    error = span.status.code == _STATUS_ERROR
+                    if op == "invoke_agent":
+                        child(m.agent_runs, agent, tenant, "error" if error else "ok").inc()
+                        continue
+                    if a.get("gen_ai.usage.cost.status") == "delegated":
+                        continue
+                    provider = self.provider(str(a.get("gen_ai.provider.name") or ""))
+                    model = self.model(str(a.get("gen_ai.request.model") or a.get("gen_ai.response.model") or ""))
+                    common = (provider, model, agent, tenant, op)
+                    error_type = self.error_type(str(a.get("error.type") or "_OTHER")[:64]) if error else ""
+                    child(m.requests, *common, "error" if error else "ok").inc()
+                    if error:
+                        child(m.errors, *common, error_type).inc()
+                    seconds = max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e9
+                    child(m.duration, op, provider, model, error_type, agent).observe(seconds)
+                    for token_type, key in _TOKEN_KEYS:
+                        n = _num(a.get(key))
+                        if n > 0:
+                            child(m.tokens, *common, token_type).inc(n)
+                    for token_type, key in _TOKEN_KEYS[:2]:
+                        if key in a:
+                            child(m.token_usage, op, provider, model, token_type, agent).observe(_num(a.get(key)))
+                    status = a.get("gen_ai.usage.cost.status")
+                    cost = _num(a.get("gen_ai.usage.cost_usd"))
+                    if cost > 0:
+                        child(m.cost, *common).inc(cost)
+                    if status == "unpriced":
+                        reason = str(a.get("gen_ai.usage.cost.unpriced_reason") or UNKNOWN)[:64]
+                        child(m.unpriced, *common, reason).inc()
+
+
+def _create(component_id: ComponentId, config: GenAIMetricsConfig, next_consumer: Consumer) -> GenAIMetricsProcessor:
+    return GenAIMetricsProcessor(component_id, config, next_consumer)
+
+
+factory = Factory("genai_metrics", Kind.PROCESSOR, GenAIMetricsConfig, _create)
