@@ -1,6 +1,6 @@
 """One command for the whole benchmark table: our collector and its peers, same run, same machine.
 
-    .venv/bin/python -m bench.run                 # everything (peers installed on first use), ~6 min
+    .venv/bin/python -m bench.run                 # everything (peers installed on first use), ~15 min
     .venv/bin/python -m bench.run --only ours --duration 10
     .venv/bin/python -m bench.run --soak 600      # + a 10-minute memory run of our collector
 
@@ -447,13 +447,13 @@ def markdown(results: list[dict], meta: dict) -> str:
     lines = [f"Run {meta['when']} on {meta['cpus']} CPUs; {meta['duration']} s per scenario, "
              f"{meta['concurrency']} requests in flight, {meta['spans_per_request']} spans/request "
              f"({meta['llm_share']} LLM spans), loopback.", ""]
-    lines.append("| target | protocol | spans/s stored | vs rotel | vs phoenix | ack p50 ms | ack p99 ms | "
-                 "peak RSS MB | CPU s / 10k spans | cores used | errors |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    lines.append("| target | protocol | spans/s end to end | vs rotel | vs phoenix | spans/s acked | ack p50 ms | "
+                 "ack p99 ms | peak RSS MB | CPU s / 10k spans | cores used | errors |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     by = {(r["target"], r["protocol"]): r for r in results if "spans_per_s" in r}
     for r in results:
         if "spans_per_s" not in r:
-            lines.append(f"| {r['target']} | {r['protocol']} | failed: {r.get('error', '?')[:80]} |||||||||")
+            lines.append(f"| {r['target']} | {r['protocol']} | failed: {r.get('error', '?')[:80]} ||||||||||")
             continue
         ratios = []
         for peer in ("rotel", "phoenix"):
@@ -461,8 +461,9 @@ def markdown(results: list[dict], meta: dict) -> str:
             ratios.append(f"{r['spans_per_s'] / other['spans_per_s']:.2f}x" if other and other["spans_per_s"] else "-")
         errors = ", ".join(f"{k}:{v}" for k, v in r.get("errors", {}).items()) or "0"
         if r.get("drained") is False:
-            errors += " (not drained)"
+            errors += f" (only {r['spans_stored']:,} of {r['spans_acked']:,} stored by the drain timeout)"
         lines.append(f"| {r['target']} | {r['protocol']} | {r['spans_per_s']:,.0f} | {ratios[0]} | {ratios[1]} | "
+                     f"{r['ack_spans_per_s']:,.0f} | "
                      f"{r['ack_p50_ms']:.0f} | {r['ack_p99_ms']:.0f} | {r['peak_rss_mb']:.0f} | "
                      f"{r['cpu_s_per_10k_spans']:.2f} | {r['cpu_util_cores']:.2f} | {errors} |")
     notes = [r for r in results if r.get("note")]
@@ -482,9 +483,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--payloads", type=int, default=16, help="distinct pre-encoded requests")
     ap.add_argument("--drain-timeout", type=float, default=120.0)
     ap.add_argument("--soak", type=float, default=0.0, help="seconds of soak for our collector (memory flatness)")
-    ap.add_argument("--micro", action="store_true", help="also run bench.micro (per-stage spans/s)")
+    ap.add_argument("--no-extras", action="store_true",
+                    help="skip bench.micro (each stage alone) and bench.app_overhead (instrumentation cost)")
     ap.add_argument("--keep", action="store_true", help="keep the targets' work directories")
+    ap.add_argument("--table", help="only re-render the markdown table of a results JSON file")
     args = ap.parse_args(argv)
+    if args.table:
+        saved = json.loads(Path(args.table).read_text())
+        print(markdown(saved["results"], saved["meta"]))
+        return
 
     payload_file, total, llm = write_workload(args.spans_per_request, args.payloads)
     requests = range(args.payloads)
@@ -507,10 +514,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[bench] soak {args.soak:.0f}s ...", flush=True)
         out["soak"] = soak(payload_file, args)
         print("[bench]  ", json.dumps(out["soak"]), flush=True)
-    if args.micro:
-        from bench import micro
+    if not args.no_extras:
+        from bench import app_overhead, micro
 
+        print("[bench] each stage alone (bench.micro) ...", flush=True)
         out["micro"] = micro.run()
+        print("[bench] app-side overhead (bench.app_overhead) ...", flush=True)
+        out["app_overhead"] = app_overhead.run()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"e2e-{stamp}.json").write_text(json.dumps(out, indent=2))
     table = markdown(results, meta)
@@ -518,6 +528,17 @@ def main(argv: list[str] | None = None) -> None:
         s = out["soak"]
         table += (f"\nSoak ({s['duration_s']:.0f} s, gRPC+HTTP): {s['spans_per_s']:,.0f} spans/s, RSS first minute "
                   f"{s['rss_first_minute_mb']} MB, last minute {s['rss_last_minute_mb']} MB, peak {s['peak_rss_mb']} MB\n")
+    if "micro" in out:
+        table += "\nEach stage alone (one core, CPU time, best of 7):\n\n| stage | spans/s | us/span |\n|---|---:|---:|\n"
+        for stage, seconds in out["micro"]["seconds"].items():
+            n = out["micro"]["spans"]
+            table += f"| {stage} | {n / seconds:,.0f} | {seconds * 1e6 / n:.1f} |\n"
+    if "app_overhead" in out:
+        a = out["app_overhead"]
+        table += (f"\nApp side: bare SDK span {a['bare_span_us']} us; litellm call {a['plain_call_us']} us plain, "
+                  f"{a['instrumented_call_us']} us instrumented: overhead {a['overhead_per_call_us']} us per call = "
+                  f"{a['overhead_vs_bare_span']}x the bare span (target < 1.2x). Start-up: {a['startup_plain_s']} s "
+                  f"plain, {a['startup_instrumented_s']} s with init() (delta {a['startup_delta_s']} s, target <= 1 s).\n")
     (RESULTS / "latest.md").write_text(table)
     print(table)
 

@@ -93,7 +93,10 @@ def _build_exporters() -> list:
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
             else:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            exporters.append(OTLPSpanExporter())  # endpoint/headers/timeout/compression from OTEL_EXPORTER_OTLP_*
+            from instrumentation.exporter import ResilientSpanExporter
+
+            # endpoint/headers/timeout/compression from OTEL_EXPORTER_OTLP_*
+            exporters.append(ResilientSpanExporter(OTLPSpanExporter()))
         else:
             _log.warning("OTEL_TRACES_EXPORTER=%s is not supported by instrumentation.init(); ignored", name)
     return exporters
@@ -328,8 +331,6 @@ def instrument(names: Iterable[str] | None = None, lazy: bool = True) -> list[st
         else:
             _once(name, fn)
         scheduled.append(name)
-    if "litellm" in scheduled and "crewai" in scheduled and "litellm" not in disabled:
-        pass
     return scheduled
 
 

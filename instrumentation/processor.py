@@ -35,7 +35,6 @@ from opentelemetry import baggage as _baggage
 from opentelemetry import trace as _trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind
-from opentelemetry.util import types as _types  # noqa: F401  (typing only)
 
 from instrumentation import genai_mapping as gm
 from instrumentation.baggage import ATTRIBUTION_KEYS, DERIVED_ATTRIBUTES

@@ -106,7 +106,7 @@ class _Gen:
         return "%0*x" % (n * 2, self.rng.getrandbits(n * 8))
 
 
-def generate(days: int = 35, traces_per_day: int = 30, seed: int = 20260101, now_ns: int | None = None) -> Truth:
+def generate(days: int = 35, traces_per_day: int = 20, seed: int = 20260101, now_ns: int | None = None) -> Truth:
     rng = random.Random(seed)
     g = _Gen(rng)
     now_ns = now_ns or time.time_ns()
@@ -168,6 +168,9 @@ def generate(days: int = 35, traces_per_day: int = 30, seed: int = 20260101, now
                         rec.error, rec.status_message = True, "LLM call failed"
                         rec.attrs["error.type"] = "RuntimeError"
                 t += 1_000_000
+                if failed:
+                    root.error, root.status_message = True, f"task {task_name} failed"
+                    root.attrs["error.type"] = "TaskFailed"
             root.end_ns = t
             truth.spans.extend(spans)
     return truth

@@ -30,7 +30,7 @@ from collector.confighelpers import Duration
 from collector.exporterhelper import ExporterSettings, PushRequest, QueuedRetryExporter
 from collector.pdata import Traces
 from collector.storage.client import ClickHouseStore, acquire_store, parse_endpoint, release_store
-from collector.storage.columns import traces_to_arrow
+from collector.storage.columns import traces_to_arrow, warm_up
 from collector.storage.schema import SchemaOptions, schema_statements
 
 
@@ -82,6 +82,7 @@ class ClickHouseExporter:
         self.helper = QueuedRetryExporter(component_id, config, self.push, start=self._start, shutdown=self._shutdown)
 
     def _start(self, host: Host) -> None:
+        warm_up()  # pyarrow imports pandas on first use: seconds, paid before the receivers open
         self.store = self.config.open_store()
         if self.config.create_schema:
             for statement in schema_statements(self.config.schema_options()):

@@ -3,9 +3,11 @@
 One pass over the message appends each span's fields to flat per-column lists: attribute maps
 become one flat key list, one flat value list and an offsets list (Arrow's own layout for
 `Map`/`List`), so nothing is nested per span. Arrow arrays are then built straight from buffers
-(`array.array` + `bytes.join`), which is faster than `pa.array` on Python lists and never makes
-pyarrow import pandas (a one-off 2-4 s and ~100 MB in the collector otherwise). Arrow inserts
-into ClickHouse are several times faster than row formats.
+or from flat lists, and the resource attributes of a request are converted once and repeated
+with Arrow's `take`. Arrow inserts into ClickHouse are several times faster than row formats.
+
+`pa.array` imports pandas on its first call when pandas is installed (chdb depends on it): 2-4 s
+the first time. `warm_up()` pays that at exporter start instead of on the first batch.
 
 Values are rendered as the contrib exporter renders them: hex ids, `Server`/`Client` kinds,
 `Ok`/`Error` statuses, attribute values as strings (`pcommon.Value.AsString`, here
@@ -90,9 +92,9 @@ class _Columns:
         self.dur = array("Q")
         self.trace, self.span, self.parent, self.state, self.name = [], [], [], [], []
         self.kind, self.service, self.scope, self.scope_ver, self.status, self.status_msg = [], [], [], [], [], []
-        self.res_keys: list[str] = []
-        self.res_values: list[str] = []
-        self.res_offsets = array("i", [0])
+        # resource attributes: each distinct resource once, and per span the index of its resource
+        self.resources = _Attrs()
+        self.res_index = array("i")
         self.attrs = _Attrs()
         # events and links: per span an end offset into the per-event / per-link lists
         self.ev_offsets = array("i", [0])
@@ -112,15 +114,14 @@ def _fill(traces: Traces) -> _Columns:
     state_append, name_append, kind_append = c.state.append, c.name.append, c.kind.append
     service_append, scope_append, scope_ver_append = c.service.append, c.scope.append, c.scope_ver.append
     status_append, status_msg_append = c.status.append, c.status_msg.append
-    res_keys_extend, res_values_extend, res_offsets_append = c.res_keys.extend, c.res_values.extend, c.res_offsets.append
+    res_index_append = c.res_index.append
     add_attrs = c.attrs.add
     ev_offsets_append, ln_offsets_append = c.ev_offsets.append, c.ln_offsets.append
-    res_keys = c.res_keys
-    for rs in traces.request.resource_spans:
-        resource = _Attrs()
-        resource.add(rs.resource.attributes)
-        r_keys, r_values = resource.keys, resource.values
-        service = next((v for k, v in zip(r_keys, r_values) if k == "service.name"), "")
+    resources = c.resources
+    for resource_index, rs in enumerate(traces.request.resource_spans):
+        first = len(resources.keys)
+        resources.add(rs.resource.attributes)
+        service = next((v for k, v in zip(resources.keys[first:], resources.values[first:]) if k == "service.name"), "")
         for ss in rs.scope_spans:
             scope = ss.scope
             scope_name, scope_version = scope.name, scope.version
@@ -136,9 +137,7 @@ def _fill(traces: Traces) -> _Columns:
                 kind = span.kind
                 kind_append(kind_names[kind] if 0 <= kind < 6 else "Unspecified")
                 service_append(service)
-                res_keys_extend(r_keys)
-                res_values_extend(r_values)
-                res_offsets_append(len(res_keys))
+                res_index_append(resource_index)
                 scope_append(scope_name)
                 scope_ver_append(scope_version)
                 add_attrs(span.attributes)
@@ -180,16 +179,7 @@ def _offsets(offsets: array) -> pa.Array:
 
 
 def _strings(values: list[str]) -> pa.Array:
-    """A string array from a list of str: one `join` for the data, `accumulate` for the offsets."""
-    encoded = [v.encode() for v in values]
-    ends = array("q", [0])
-    ends.extend(accumulate(map(len, encoded)))
-    if ends[-1] < 2**31:
-        offsets, arrow_type = array("i", ends), pa.string()
-    else:
-        offsets, arrow_type = ends, pa.large_string()
-    arr = pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
-    return arr if arrow_type == pa.string() else arr.cast(pa.string())
+    return pa.array(values, pa.string())
 
 
 def _numbers(values: array, arrow_type: pa.DataType) -> pa.Array:
@@ -211,7 +201,7 @@ def _columns_to_arrow(c: _Columns) -> list[pa.Array]:
         strings(c.name),
         strings(c.kind),
         strings(c.service),
-        pa.MapArray.from_arrays(_offsets(c.res_offsets), strings(c.res_keys), strings(c.res_values), type=_MAP),
+        c.resources.to_arrow().take(_numbers(c.res_index, pa.int32())),
         strings(c.scope),
         strings(c.scope_ver),
         c.attrs.to_arrow(),
@@ -231,3 +221,9 @@ def _columns_to_arrow(c: _Columns) -> list[pa.Array]:
 def traces_to_arrow(traces: Traces) -> pa.Table:
     return pa.Table.from_arrays(_columns_to_arrow(_fill(traces)), schema=ARROW_SCHEMA)
 
+
+
+def warm_up() -> None:
+    """Convert one empty batch: pyarrow's first `pa.array` imports pandas (seconds), do it now."""
+    traces_to_arrow(Traces())
+    _strings(["x"])

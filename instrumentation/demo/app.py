@@ -73,10 +73,9 @@ def build_crew(llm_base_url: str, service_url: str):
     from crewai import LLM, Agent, Crew, Task
     from crewai.tools import tool
 
-    # LiteLLM route (openinference spans). _skip_mcp_handler: litellm 1.106.2 with mcp 1.30.0
-    # raises ImportError for any call with tools otherwise (not a tracing issue).
-    via_litellm = LLM(model="openai/gpt-4o-mini", base_url=llm_base_url, api_key="fake", is_litellm=True,
-                      _skip_mcp_handler=True)
+    # LiteLLM route (openinference spans). litellm is pinned to 1.105.0: 1.106.x imports
+    # mcp 2.x names while crewai 1.15 needs mcp<2, so any call with tools raised ImportError.
+    via_litellm = LLM(model="openai/gpt-4o-mini", base_url=llm_base_url, api_key="fake", is_litellm=True)
     # CrewAI's native OpenAI provider (traceloop openai spans)
     native = LLM(model="gpt-4o-mini", base_url=llm_base_url, api_key="fake")
 

@@ -1,0 +1,152 @@
+"""deploy/: the compose files and every config they mount parse, and every host:port a config
+points at is a service of that compose file exposing that port (no Docker engine needed)."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from collector.component import Kind
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+SINGLE = DEPLOY / "docker-compose.yaml"
+SCALE = DEPLOY / "scale-out" / "docker-compose.yaml"
+
+
+def _compose(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def _ports(service: dict) -> set[int]:
+    ports = {int(str(p)) for p in service.get("expose", [])}
+    for p in service.get("ports", []):
+        ports.add(int(str(p).rsplit(":", 1)[-1].split("/")[0]))
+    return ports
+
+
+def _mounted(compose_path: Path, service: dict, target_suffix: str = "") -> list[Path]:
+    out = []
+    for v in service.get("volumes", []):
+        src = v.split(":")[0]
+        if src.startswith("."):
+            out.append((compose_path.parent / src).resolve())
+    return out
+
+
+@pytest.mark.parametrize("path", [SINGLE, SCALE], ids=["single", "scale-out"])
+def test_compose_structure(path):
+    doc = _compose(path)
+    services = doc["services"]
+    for name, svc in services.items():
+        assert "image" in svc or "build" in svc, name
+        if "build" in svc:
+            ctx = (path.parent / svc["build"]["context"]).resolve()
+            assert (ctx / svc["build"]["dockerfile"]).exists(), name
+        deps = svc.get("depends_on", [])
+        for dep in (deps if isinstance(deps, list) else deps.keys()):
+            assert dep in services, f"{name} depends on unknown service {dep}"
+        for v in svc.get("volumes", []):
+            src = v.split(":")[0]
+            if src.startswith("."):
+                assert (path.parent / src).exists(), f"{name}: {src} does not exist"
+            else:
+                assert src in doc["volumes"], f"{name}: named volume {src} not declared"
+
+
+def _endpoints(text: str) -> set[tuple[str, int]]:
+    """host:port pairs in a config (URLs or bare), ignoring 0.0.0.0 / localhost listeners."""
+    pairs = set()
+    for host, port in re.findall(r"(?:https?://)?\b([a-z][a-z0-9-]*(?:-[a-z0-9]+)*):(\d{2,5})\b", text):
+        if host not in ("localhost", "http", "https", "tcp"):
+            pairs.add((host, int(port)))
+    return pairs
+
+
+def _check_endpoints(compose: dict, files: list[Path]):
+    services = compose["services"]
+    checked = 0
+    for file in files:
+        text = file.read_text()
+        if file.suffix == ".xml":  # <host>h</host><port>p</port> pairs, and raft hostname/port
+            root = ET.fromstring(text)
+            pairs = set()
+            for parent in root.iter():
+                host = parent.findtext("host") or parent.findtext("hostname")
+                port = parent.findtext("port")
+                if host and port:
+                    pairs.add((host, int(port)))
+        else:
+            pairs = _endpoints(text)
+        for host, port in pairs:
+            assert host in services, f"{file.name}: {host}:{port} is not a service"
+            assert port in _ports(services[host]), f"{file.name}: {host} does not expose {port}"
+            checked += 1
+    return checked
+
+
+def test_single_node_references():
+    compose = _compose(SINGLE)
+    files = [DEPLOY / "collector" / "otel-collector.yaml", DEPLOY / "prometheus" / "prometheus.yml",
+             DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yaml"]
+    assert _check_endpoints(compose, files) >= 5
+    ds = yaml.safe_load(files[2].read_text())["datasources"]
+    ch = next(d for d in ds if d["uid"] == "clickhouse")["jsonData"]
+    assert ch["port"] in _ports(compose["services"][ch["host"]])
+
+
+def test_scale_out_references():
+    compose = _compose(SCALE)
+    out = DEPLOY / "scale-out"
+    files = [out / "lb" / "otelcol-lb.yaml", *sorted((out / "collector").glob("*.yaml")), out / "prometheus.yml",
+             out / "grafana-datasources.yaml", out / "tempo" / "tempo-distributed.yaml", out / "clickhouse" / "cluster.xml",
+             *sorted((out / "clickhouse").glob("keeper-*.xml"))]
+    assert _check_endpoints(compose, files) >= 25
+    ds = yaml.safe_load((out / "grafana-datasources.yaml").read_text())["datasources"]
+    ch = next(d for d in ds if d["uid"] == "clickhouse")["jsonData"]
+    assert ch["port"] in _ports(compose["services"][ch["host"]]) and ch["traces"]["defaultTable"] == "otel_traces_dist"
+    # the load balancer routes by trace id to every collector replica
+    lb = yaml.safe_load((out / "lb" / "otelcol-lb.yaml").read_text())["exporters"]["loadbalancing"]
+    assert lb["routing_key"] == "traceID"
+    replicas = {s for s in compose["services"] if s.startswith("collector-")}
+    assert {h.split(":")[0] for h in lb["resolver"]["static"]["hostnames"]} == replicas
+    # every shard/replica has its macros, and the cluster lists exactly the ClickHouse services
+    cluster = ET.fromstring((out / "clickhouse" / "cluster.xml").read_text())
+    hosts = {r.findtext("host") for r in cluster.iter("replica")}
+    assert hosts == {s for s in compose["services"] if s.startswith("clickhouse-")}
+    for host in hosts:
+        macros = ET.fromstring((out / "clickhouse" / f"macros-{host.split('-', 1)[1]}.xml").read_text())
+        assert macros.findtext("macros/replica") == host
+    # Tempo roles: every -target the config needs exists
+    targets = {c for s in compose["services"].values() for c in s.get("command", []) if str(c).startswith("-target=")}
+    assert targets == {f"-target={t}" for t in ("distributor", "ingester", "querier", "query-frontend", "compactor")}
+
+
+def _register_genai_metrics():
+    import collector.registry as registry
+
+    registry._MODULES[Kind.PROCESSOR].setdefault("genai_metrics", "processors.genai_metrics")
+
+
+@pytest.mark.parametrize("config", [DEPLOY / "collector" / "otel-collector.yaml",
+                                    *sorted((DEPLOY / "scale-out" / "collector").glob("*.yaml"))], ids=lambda p: p.name)
+def test_collector_configs_validate(config):
+    from collector.config import load_config
+
+    _register_genai_metrics()
+    cfg = load_config(str(config))
+    pipeline = cfg.pipelines[0]
+    assert [str(p) for p in pipeline.processors][-2:] == ["genai_metrics", "batch"]
+    assert [str(p) for p in pipeline.processors].index("genai_cost") < [str(p) for p in pipeline.processors].index("genai_metrics")
+    if "scale-out" in str(config):
+        ch = cfg.exporters[next(c for c in cfg.exporters if c.type == "clickhouse")].config
+        assert ch.cluster_name == "genai" and ch.table_engine.name == "ReplicatedMergeTree"
+
+
+def test_tempo_keeps_prompts_whole():
+    for file in (DEPLOY / "tempo" / "tempo.yaml", DEPLOY / "scale-out" / "tempo" / "tempo-distributed.yaml"):
+        assert yaml.safe_load(file.read_text())["distributor"]["max_span_attr_byte"] >= 65536, file
