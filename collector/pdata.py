@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import json
 from typing import Any, Iterable, Iterator
 
@@ -118,7 +119,7 @@ def any_value_to_str(value: AnyValue) -> str:
     if kind == "int_value":
         return str(value.int_value)
     if kind == "double_value":
-        return _format_double(value.double_value)
+        return format_double(value.double_value)
     if kind == "bool_value":
         return "true" if value.bool_value else "false"
     if kind is None:
@@ -126,14 +127,15 @@ def any_value_to_str(value: AnyValue) -> str:
     return json.dumps(any_value_to_python(value), separators=(",", ":"), ensure_ascii=False)
 
 
-def _format_double(number: float) -> str:
-    # Go's strconv.FormatFloat(f, 'f', -1, 64): shortest repr, never exponent notation.
+def format_double(number: float) -> str:
+    """Go's strconv.FormatFloat(f, 'f', -1, 64), as pcommon renders doubles: the shortest digits that
+    round-trip, in positional notation (1.25e-07 -> "0.000000125", never "0")."""
     if number != number or number in (float("inf"), float("-inf")):
         return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(number)]
     text = repr(number)
-    if "e" in text or "E" in text:
-        text = format(number, "f").rstrip("0").rstrip(".") if number != int(number) else str(int(number))
-    elif text.endswith(".0"):
+    if "e" in text:
+        text = format(decimal.Decimal(text), "f")
+    if text.endswith(".0"):
         text = text[:-2]
     return text
 

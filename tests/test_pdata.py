@@ -1,0 +1,43 @@
+"""Attribute values rendered as the contrib exporter renders them, and OTLP/JSON id handling."""
+
+import pytest
+
+from collector.component import PermanentError
+from collector.pdata import AnyValue, any_value_to_str, decode_otlp_json, format_double
+
+
+@pytest.mark.parametrize("number, text", [
+    (1.25e-7, "0.000000125"),  # a per-token price: must never render as "0"
+    (3.9e-05, "0.000039"),
+    (0.25, "0.25"),
+    (3.0, "3"),
+    (1e22, "10000000000000000000000"),
+    (-2.5e-10, "-0.00000000025"),
+    (float("nan"), "NaN"),
+    (float("inf"), "+Inf"),
+])
+def test_doubles_render_like_go_formatfloat(number, text):
+    assert format_double(number) == text
+    assert any_value_to_str(AnyValue(double_value=number)) == text
+
+
+def test_composite_values_render_as_json():
+    value = AnyValue()
+    value.array_value.values.add(string_value="a")
+    value.array_value.values.add(int_value=2)
+    assert any_value_to_str(value) == '["a",2]'
+    assert any_value_to_str(AnyValue(bool_value=False)) == "false"
+    assert any_value_to_str(AnyValue()) == ""
+
+
+def test_json_ids_are_hex_and_bad_ids_are_named():
+    request = decode_otlp_json(b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"000102030405060708090a0b0c0d0e0f",'
+                               b'"spanId":"0001020304050607","name":"x"}]}]}]}')
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id.hex() == "000102030405060708090a0b0c0d0e0f" and span.span_id.hex() == "0001020304050607"
+    with pytest.raises(PermanentError, match=r"spans\[0\]\.spanId: expected 16 hex characters"):
+        decode_otlp_json(b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"abc"}]}]}]}')
+    with pytest.raises(PermanentError, match="not a hex id"):
+        decode_otlp_json(b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"zzzzzzzzzzzzzzzz"}]}]}]}')
+    with pytest.raises(PermanentError, match="malformed OTLP/JSON"):
+        decode_otlp_json(b'{"resourceSpans": [')
