@@ -84,6 +84,12 @@ class QueryClient:
             except StoreError as exc:
                 raise QueryError(str(exc)) from exc
         self.via = "direct"
+        from collector.extensions.sqlquery import QueryRefused, confine_sql
+
+        try:
+            confine_sql(self._store, sql, self.database, parameters)
+        except QueryRefused as exc:
+            raise QueryError(str(exc)) from exc
         try:
             result = self._store.query_readonly(sql, parameters=parameters)
         except Exception as exc:  # noqa: BLE001 - ClickHouse's message says what is wrong with the SQL

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable, Optional
 
-from collector.pdata import _format_double
+from collector.pdata import format_double
 from collector.storage.schema import quote_ident
 from instrumentation import genai_mapping as gm
 from processors.genai_cost import GenAICostConfig, price_attributes
@@ -67,7 +67,7 @@ def _to_str(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return _format_double(value)
+        return format_double(value)
     return str(value)
 
 

