@@ -187,9 +187,11 @@ def demo(config: str = typer.Option("otel-collector.yaml", "--config", "-c"),
 
 
 def _mount_subcommands() -> None:
+    from collector.budget import budget_app
     from collector.reprice import reprice_app
 
     app.add_typer(reprice_app, name="reprice")
+    app.add_typer(budget_app, name="budget")
 
 
 _mount_subcommands()

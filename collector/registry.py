@@ -18,6 +18,7 @@ _MODULES: dict[Kind, dict[str, str]] = {
         "redaction": "processors.redaction",
         "genai_normalizer": "processors.genai_normalizer",
         "genai_cost": "processors.genai_cost",
+        "genai_metrics": "processors.genai_metrics",
     },
     Kind.EXPORTER: {
         "clickhouse": "collector.exporters.clickhouse",

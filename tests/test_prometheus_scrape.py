@@ -21,39 +21,6 @@ PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 pytestmark = pytest.mark.skipif(not Path(PROMETHEUS).exists(),
                                 reason="prometheus missing: apt-get install -y prometheus (the README test command does)")
 
-# Until collector/registry.py lists genai_metrics, the collector is started through this shim.
-LAUNCHER = """
-import sys
-from collector.component import Kind
-import collector.registry as registry
-registry._MODULES[Kind.PROCESSOR].setdefault("genai_metrics", "processors.genai_metrics")
-from collector.cli import main
-main(sys.argv[1:])
-"""
-
-
-class MetricsCollector(CollectorProcess):
-    def start(self, timeout: float = 60) -> "MetricsCollector":
-        launcher = self.workdir / "launch_collector.py"
-        launcher.write_text(LAUNCHER)
-        began = time.monotonic()
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, str(launcher), "run", "--config", str(self.config_path)],
-                                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"collector exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.health_url, timeout=1).status_code == 200:
-                    self.start_seconds = time.monotonic() - began
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"collector not healthy after {timeout}s:\n{self.log()}")
-
-
 PROM_CONFIG = """
 global:
   scrape_interval: 1s
@@ -70,7 +37,7 @@ scrape_configs:
 
 @pytest.fixture
 def stack(tmp_path):
-    collector = MetricsCollector(tmp_path / "collector", processors="memory_limiter, genai_metrics, batch",
+    collector = CollectorProcess(tmp_path / "collector", processors="memory_limiter, genai_metrics, batch",
                                  extra_processors_yaml="  genai_metrics:\n    max_models: 20\n")
     collector.start()
     port = free_port()
