@@ -27,6 +27,25 @@ def _best(fn, repeat: int) -> float:
     return best
 
 
+class _Sink:
+    def consume(self, traces) -> None:
+        pass
+
+
+def _chained_processors():
+    """genai_normalizer feeding genai_cost directly, as in the default pipeline: the normaliser
+    hands its attribute dicts to the cost processor (`consume_normalized`)."""
+    from collector import registry
+    from collector.component import ComponentId, Kind
+
+    cost = registry.factory(Kind.PROCESSOR, "genai_cost")
+    norm = registry.factory(Kind.PROCESSOR, "genai_normalizer")
+    if cost is None or norm is None:
+        return None
+    tail = cost.create(ComponentId("genai_cost"), cost.config_model(), _Sink())
+    return norm.create(ComponentId("genai_normalizer"), norm.config_model(), tail)
+
+
 def run(spans: int = 10_000, repeat: int = 7) -> dict:
     from bench import columns_reference
     from bench.workload import make_request, span_count
@@ -77,6 +96,9 @@ def run(spans: int = 10_000, repeat: int = 7) -> dict:
         source = normalized
         stage(f"processor {type_}", processor.process, lambda: Traces.from_protobuf(source))
         normalized = processor.process(Traces.from_protobuf(normalized)).to_protobuf()
+    chained = _chained_processors()
+    if chained is not None:
+        stage("normalizer -> cost, chained (pipeline)", chained.consume, lambda: Traces.from_protobuf(data))
     stage("batch merge (16 x 512-span requests)", lambda batch: Traces.merge(batch),
           lambda: [Traces.from_protobuf(p) for p in parts])
     final = Traces.from_protobuf(normalized)

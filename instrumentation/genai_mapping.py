@@ -22,6 +22,8 @@ Public API (stable):
 * `detect_provider(attributes) -> str | None` and `detect_provider_with_source(attributes)`
 * `operation_name(attributes, span_name=None) -> str | None`
 * `is_genai_candidate(keys) -> bool` - cheap prefix test for the hot path
+* `reads_only_operation(keys)`, `is_settled_operation(value)` - together: "this span normalises
+  to itself", without building its attribute dict (hot path)
 * attribute-name constants (`GEN_AI_*`), `INFERENCE_OPERATIONS`, `PROVIDER_DETECTION`.
 
 Token semantics follow semconv: `gen_ai.usage.input_tokens` INCLUDES cache-read and
@@ -38,6 +40,8 @@ __all__ = [
     "detect_provider_with_source",
     "operation_name",
     "is_genai_candidate",
+    "reads_only_operation",
+    "is_settled_operation",
     "normalize_provider",
     "provider_from_server_address",
     "provider_from_model",
@@ -376,6 +380,18 @@ _OPERATION_VALUES: dict[str, str] = {
     "task": OP_TASK,
     "framework": OP_INVOKE_WORKFLOW,
 }
+# Every attribute key `normalize_attributes` looks up (it also iterates the keys once, for
+# `is_genai_candidate`). Derived from the tables above so it follows them; keep it in step when
+# the functions below read a new key (tests/test_genai_mapping.py checks it with a recording dict).
+NORMALIZER_READ_KEYS: frozenset[str] = frozenset(
+    [GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_PROVIDER_DETECTION, GEN_AI_RESPONSE_MODEL,
+     GEN_AI_REQUEST_MODEL, "llm.response.model", "llm.request.model", "llm.model_name", "embedding.model_name",
+     "llm.prompts", "llm.input_messages.0.message.role"]
+    + list(_OPERATION_KEYS) + list(_PROVIDER_KEYS) + list(_SERVER_KEYS) + list(_DROPPABLE)
+    + [k for keys in _TOKEN_ALIASES.values() for k in keys]
+    + [k for keys in _STRING_ALIASES.values() for k in keys]
+)
+
 # Span names like "openai.chat" (traceloop) or "chat gpt-4o" (semconv).
 _SPAN_NAME_OPERATIONS = {
     "chat": OP_CHAT,
@@ -399,6 +415,28 @@ def is_genai_candidate(keys: Iterable[str]) -> bool:
         if key.startswith(prefixes):
             return True
     return False
+
+
+def reads_only_operation(keys: Iterable[str]) -> bool:
+    """True if, of these keys, `normalize_attributes` would read `gen_ai.operation.name` alone.
+
+    With `is_settled_operation(value)` it lets the collector skip spans that normalise to
+    themselves (agent, tool and workflow spans in current semconv) without building a dict.
+    """
+    read = NORMALIZER_READ_KEYS.intersection(keys)
+    return len(read) == 1 and GEN_AI_OPERATION_NAME in read
+
+
+def is_settled_operation(value: Any) -> bool:
+    """True if `normalize_attributes` keeps this `gen_ai.operation.name` value as it is and, it
+    being no inference operation, looks at nothing else (no provider detection)."""
+    return (
+        type(value) is str
+        and value != ""
+        and value == value.strip().lower()
+        and _OPERATION_VALUES.get(value, value) == value
+        and value not in INFERENCE_OPERATIONS
+    )
 
 
 def _as_int(value: Any) -> int | None:

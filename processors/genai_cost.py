@@ -195,9 +195,10 @@ def _unpriced(reason: str, detail: str) -> dict[str, Any]:
     return out
 
 
-def _write(span, values: dict[str, Any]) -> None:
+def _write(span, values: dict[str, Any], has_cost_keys: bool) -> None:
+    """Set the cost attributes, first removing any the span arrived with (`has_cost_keys`)."""
     attributes = span.attributes
-    if any(kv.key in _COST_KEYS for kv in attributes):
+    if has_cost_keys:
         kept = [KeyValue(key=kv.key, value=kv.value) for kv in attributes if kv.key not in _COST_KEYS]
         del attributes[:]
         attributes.extend(kept)
@@ -224,24 +225,40 @@ class GenAICostProcessor(Processor):
         parents[key] = child
 
     def process(self, traces: Traces) -> Traces:
-        prefixes = gm.GENAI_KEY_PREFIXES
         candidates = []
         for rs in traces.request.resource_spans:
             for ss in rs.scope_spans:
                 for span in ss.spans:
-                    for kv in span.attributes:
-                        if kv.key.startswith(prefixes):
-                            candidates.append(span)
-                            break
-        if not candidates:
-            return traces
+                    if gm.is_genai_candidate(kv.key for kv in span.attributes):
+                        candidates.append(span)
+        if candidates:
+            self._price([(span, gm.normalize_attributes(attributes_to_dict(span.attributes), span.name))
+                         for span in candidates])
+        return traces
+
+    def consume_normalized(self, traces: Traces, normalized: list) -> None:
+        """`consume` for a batch `genai_normalizer` has just normalised (it calls this when it feeds
+        this processor directly): reuses its attribute dicts instead of reading the spans again.
+        `normalized` is its list of `NormalizedSpan(span, keys, attributes)`, in batch order."""
+        candidates = []
+        for span, keys, attrs in normalized:
+            if attrs is None:  # normalised to itself, not an inference operation: only stray costs to clear
+                if not _COST_KEYS.isdisjoint(keys):
+                    _write(span, {}, True)
+            elif gm.is_genai_candidate(attrs):  # what `process` would find in the span now
+                candidates.append((span, gm.normalize_attributes(attrs, span.name)))
+        if candidates:
+            self._price(candidates)
+        self.next.consume(traces)
+
+    def _price(self, candidates: list[tuple[Any, dict[str, Any]]]) -> None:
+        """Cost attributes for GenAI spans, given with their normalised attributes, in batch order."""
         inference = []
-        for span in candidates:
-            attrs = gm.normalize_attributes(attributes_to_dict(span.attributes), span.name)
+        for span, attrs in candidates:
             if attrs.get(gm.GEN_AI_OPERATION_NAME) in gm.INFERENCE_OPERATIONS:
                 inference.append((span, attrs))
-            elif any(key in _COST_KEYS for key in attrs):
-                _write(span, {})  # never cost on agent/workflow/task/tool spans
+            elif not _COST_KEYS.isdisjoint(attrs):
+                _write(span, {}, True)  # never cost on agent/workflow/task/tool spans
         ids = {(span.trace_id, span.span_id) for span, _ in inference}
         wraps: dict[tuple[bytes, bytes], bytes] = {}
         for span, _ in inference:
@@ -252,13 +269,15 @@ class GenAICostProcessor(Processor):
                 self._remember(key, span.span_id)
         book = self.book
         for span, attrs in inference:
+            # the normaliser never adds cost keys: the span has one iff its normalised dict has
+            has_cost_keys = not _COST_KEYS.isdisjoint(attrs)
             key = (span.trace_id, span.span_id)
             inner = wraps.get(key) or self._parents.get(key)
             if inner is not None:
-                _write(span, {gm.GEN_AI_USAGE_COST_STATUS: "delegated", gm.GEN_AI_USAGE_COST_PRICED_SPAN_ID: inner.hex()})
+                _write(span, {gm.GEN_AI_USAGE_COST_STATUS: "delegated", gm.GEN_AI_USAGE_COST_PRICED_SPAN_ID: inner.hex()},
+                       has_cost_keys)
                 continue
-            _write(span, price_attributes(book, attrs, span.start_time_unix_nano or None))
-        return traces
+            _write(span, price_attributes(book, attrs, span.start_time_unix_nano or None), has_cost_keys)
 
 
 factory = Factory(

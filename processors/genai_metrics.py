@@ -45,6 +45,7 @@ are skipped, so tokens and requests are not counted twice.
 from __future__ import annotations
 
 import threading
+import weakref
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import Field
@@ -125,15 +126,17 @@ class GenAIMetrics:
                                   ["agent_name", "tenant", "status"], registry=registry)
 
 
-_families: dict[int, GenAIMetrics] = {}
+# One metric family set per registry (processors of several pipelines share it). Keyed by the
+# registry object itself, weakly: an id() key could be reused by a new registry after GC.
+_families: "weakref.WeakKeyDictionary[CollectorRegistry, GenAIMetrics]" = weakref.WeakKeyDictionary()
 _families_lock = threading.Lock()
 
 
 def metrics_for(registry: CollectorRegistry) -> GenAIMetrics:
     with _families_lock:
-        family = _families.get(id(registry))
+        family = _families.get(registry)
         if family is None:
-            family = _families[id(registry)] = GenAIMetrics(registry)
+            family = _families[registry] = GenAIMetrics(registry)
         return family
 
 

@@ -11,23 +11,62 @@ The provider is detected from the span's attributes, then `server.address`, then
 `gen_ai.provider.detection` says which (or `unknown`). Idempotent. The mapping itself lives in
 `instrumentation/genai_mapping.py`, shared with the app-side instrumentation. Put it before
 `genai_cost`. Spans with no GenAI-looking key are skipped without building anything.
+
+Hot path: each span's keys are read once. Spans with no GenAI key, and spans whose only key the
+mapping reads is an already-canonical, non-inference `gen_ai.operation.name` (agent, tool and
+workflow spans), are left without building a dict. When `genai_cost` comes right after this
+processor, it gets the attribute dicts built here (`GenAICostProcessor.consume_normalized`)
+instead of reading every GenAI span's attributes a second time.
 """
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
 from collector.pdata import Traces, any_value_to_python, set_any_value
-from instrumentation.genai_mapping import GENAI_KEY_PREFIXES, normalize_attributes
+from processors.genai_cost import GenAICostProcessor
+from instrumentation.genai_mapping import (
+    GEN_AI_OPERATION_NAME,
+    is_genai_candidate,
+    is_settled_operation,
+    normalize_attributes,
+    reads_only_operation,
+)
 
 
 class GenAINormalizerConfig(StrictConfig):
     drop_originals: bool = False
 
 
-def normalize_span(span, drop_originals: bool = False) -> bool:
-    """Normalise one protobuf span's attributes in place. True if anything changed."""
-    by_key = {kv.key: kv for kv in span.attributes}
-    before = {key: any_value_to_python(kv.value) for key, kv in by_key.items()}
+class NormalizedSpan(NamedTuple):
+    """A GenAI span after normalisation, as handed to `genai_cost`."""
+
+    span: Any
+    # Its attribute keys as they arrived.
+    keys: list[str]
+    # Its normalised attributes (== `attributes_to_dict(span.attributes)` now); None when the span
+    # normalises to itself (a settled, non-inference operation) and its dict was never built.
+    attributes: dict[str, Any] | None
+
+
+def _read(keys: list[str], attributes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(value by key, KeyValue by key), the last of duplicate keys winning as in a dict built in order.
+
+    A non-empty `string_value` can only be a string (oneof), so most values skip `WhichOneof`."""
+    values: dict[str, Any] = {}
+    by_key: dict[str, Any] = {}
+    for key, kv in zip(keys, attributes):
+        value = kv.value
+        text = value.string_value
+        values[key] = text if text else any_value_to_python(value)
+        by_key[key] = kv
+    return values, by_key
+
+
+def _normalize(span, keys: list[str], drop_originals: bool) -> tuple[dict[str, Any], bool]:
+    """Normalise one span in place: (its normalised attribute dict, whether anything changed)."""
+    before, by_key = _read(keys, span.attributes)
     after = normalize_attributes(before, span.name, drop_originals=drop_originals)
     changed = False
     for key, value in after.items():
@@ -46,7 +85,37 @@ def normalize_span(span, drop_originals: bool = False) -> bool:
         kept = [type(kv)(key=kv.key, value=kv.value) for kv in span.attributes if kv.key in after]
         del span.attributes[:]
         span.attributes.extend(kept)
-    return changed
+    return after, changed
+
+
+def normalize_span(span, drop_originals: bool = False) -> bool:
+    """Normalise one protobuf span's attributes in place. True if anything changed."""
+    return _normalize(span, [kv.key for kv in span.attributes], drop_originals)[1]
+
+
+def _settled(keys: list[str], attributes) -> bool:
+    """True if the span normalises to itself: its one mapped key is a settled operation name."""
+    if not reads_only_operation(keys):
+        return False
+    last = len(keys) - 1 - keys[::-1].index(GEN_AI_OPERATION_NAME)  # a dict keeps the last duplicate
+    return is_settled_operation(any_value_to_python(attributes[last].value))
+
+
+def normalize_traces(traces: Traces, drop_originals: bool = False) -> list[NormalizedSpan]:
+    """Normalise every GenAI span of a batch in place; returns them in batch order."""
+    out = []
+    for rs in traces.request.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                attributes = span.attributes
+                keys = [kv.key for kv in attributes]
+                if not is_genai_candidate(keys):
+                    continue
+                if _settled(keys, attributes):
+                    out.append(NormalizedSpan(span, keys, None))
+                else:
+                    out.append(NormalizedSpan(span, keys, _normalize(span, keys, drop_originals)[0]))
+    return out
 
 
 class GenAINormalizerProcessor(Processor):
@@ -55,16 +124,15 @@ class GenAINormalizerProcessor(Processor):
         self._drop = config.drop_originals
 
     def process(self, traces: Traces) -> Traces:
-        prefixes = GENAI_KEY_PREFIXES
-        drop = self._drop
-        for rs in traces.request.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    for kv in span.attributes:
-                        if kv.key.startswith(prefixes):
-                            normalize_span(span, drop)
-                            break
+        normalize_traces(traces, self._drop)
         return traces
+
+    def consume(self, traces: Traces) -> None:
+        normalized = normalize_traces(traces, self._drop)
+        if isinstance(self.next, GenAICostProcessor):  # the documented pipeline: hand over the dicts
+            self.next.consume_normalized(traces, normalized)
+        else:
+            self.next.consume(traces)
 
 
 factory = Factory(

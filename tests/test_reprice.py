@@ -21,15 +21,17 @@ N_BACKFILL = 1_569  # the seeds' backfill case: calls stored with provider `unkn
 
 
 @pytest.fixture(scope="module")
-def chdb_path(tmp_path_factory):
-    return tmp_path_factory.mktemp("chdb")  # chdb allows one data path per process: every test shares it
+def chdb_path():
+    # chdb allows one data path per process: share the test session's one (own tables, so no clash).
+    import seed_data
+
+    return seed_data.shared_path()
 
 
 @pytest.fixture(scope="module")
 def client(chdb_path):
-    c = clickhouse_connect.get_client(dsn=f"chdb://{chdb_path}")
-    yield c
-    c.close()
+    # Not closed: closing would shut the embedded engine for the other modules sharing it.
+    yield clickhouse_connect.get_client(dsn=f"chdb://{chdb_path}")
 
 
 def _span(scope, trace: int, sid: int, parent: int, name: str, start: int, attrs: dict):
@@ -41,8 +43,8 @@ def _span(scope, trace: int, sid: int, parent: int, name: str, start: int, attrs
         set_any_value(span.attributes.add(key=key).value, value)
 
 
-def _seed(client, table: str, n: int = N_BACKFILL):
-    for statement in schema_statements(SchemaOptions(traces_table_name=table)):
+def _seed(client, table: str, n: int = N_BACKFILL, database: str = "otel"):
+    for statement in schema_statements(SchemaOptions(database=database, traces_table_name=table)):
         client.command(statement)
     traces = Traces()
     rs = traces.request.resource_spans.add()
@@ -71,7 +73,7 @@ def _seed(client, table: str, n: int = N_BACKFILL):
     _span(scope, 8, 1, 0, "chat", T0 + 6 * DAY, {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-99",
         "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 5})
-    client.insert_arrow(table, traces_to_arrow(traces), database="otel")
+    client.insert_arrow(table, traces_to_arrow(traces), database=database)
 
 
 def _costs(client, table):
@@ -170,12 +172,12 @@ def test_cli_reads_genai_cost_settings_from_the_config(tmp_path, monkeypatch, cl
 
     monkeypatch.setitem(registry._MODULES[Kind.PROCESSOR], "genai_cost", "processors.genai_cost")
     db = chdb_path
-    _seed(client, "otel_traces", 50)
+    _seed(client, "otel_traces", 50, database="reprice_cli")  # its own database: the session's store is shared
     config = tmp_path / "otel-collector.yaml"
     config.write_text(
         "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:4318}}}}\n"
         "processors:\n  genai_cost:\n    provider_discounts: {deepinfra: 0.5}\n"
-        f"exporters: {{clickhouse: {{endpoint: \"chdb://{db}\"}}}}\n"
+        f"exporters: {{clickhouse: {{endpoint: \"chdb://{db}\", database: reprice_cli}}}}\n"
         "service: {pipelines: {traces: {receivers: [otlp], processors: [genai_cost], exporters: [clickhouse]}}}\n"
     )
     result = CliRunner().invoke(reprice_app, ["--config", str(config), "--unpriced-only"])

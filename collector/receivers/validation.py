@@ -97,14 +97,30 @@ def _as_text(value) -> str:
     return json.dumps(any_value_to_python(value), separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _limit_attributes(attributes, cfg: ValidationConfig) -> bool:
-    """Truncate oversized or too-deep values in a repeated KeyValue; True if anything changed."""
+_NESTED = frozenset({"array_value", "kvlist_value"})
+
+
+def _has_nested(attributes) -> bool:
+    for kv in attributes:
+        if kv.value.WhichOneof("value") in _NESTED:
+            return True
+    return False
+
+
+def _limit_attributes(attributes, cfg: ValidationConfig, check_sizes: bool = True) -> bool:
+    """Truncate oversized or too-deep values in a repeated KeyValue; True if anything changed.
+
+    `check_sizes=False` when the caller knows no value can be over the limit (the message that
+    holds them is not), which saves a `ByteSize` call per value."""
+    if not check_sizes and not _has_nested(attributes):
+        return False  # the common case: nothing to check, one tight loop
     changed = False
     limit = cfg.max_attribute_value_bytes
+    size_limit = limit if check_sizes else 0
     for kv in attributes:
         value = kv.value
         kind = value.WhichOneof("value")
-        if kind in ("array_value", "kvlist_value") and _too_deep(value, cfg.max_attribute_depth):
+        if kind in _NESTED and _too_deep(value, cfg.max_attribute_depth):
             text = _as_text(value)
             if limit:
                 text, _ = cut_utf8(text, max(0, limit - len(DEPTH_MARKER)))
@@ -112,7 +128,7 @@ def _limit_attributes(attributes, cfg: ValidationConfig) -> bool:
             value.string_value = text + DEPTH_MARKER
             changed = True
             continue
-        if not limit or value.ByteSize() <= limit:
+        if not size_limit or value.ByteSize() <= size_limit:
             continue
         if kind == "bytes_value":
             removed = len(value.bytes_value) - limit
@@ -130,7 +146,7 @@ def _limit_attributes(attributes, cfg: ValidationConfig) -> bool:
     return changed
 
 
-def _repair(span, cfg: ValidationConfig, now_ns: int, max_ns: int, check_attributes: bool) -> None:
+def _repair(span, cfg: ValidationConfig, now_ns: int, max_ns: int, check_sizes: bool) -> None:
     repairs = []
     start_bad = not (MIN_TIME_NS <= span.start_time_unix_nano <= max_ns)
     end_bad = not (MIN_TIME_NS <= span.end_time_unix_nano <= max_ns)
@@ -151,14 +167,15 @@ def _repair(span, cfg: ValidationConfig, now_ns: int, max_ns: int, check_attribu
         if removed:
             span.name = kept + TRUNCATION_MARKER.format(n=removed)
             repairs.append("truncated_name")
-    if check_attributes:
-        truncated = _limit_attributes(span.attributes, cfg)
+    truncated = _limit_attributes(span.attributes, cfg, check_sizes)
+    if span.events:
         for event in span.events:
-            truncated = _limit_attributes(event.attributes, cfg) or truncated
+            truncated = _limit_attributes(event.attributes, cfg, check_sizes) or truncated
+    if span.links:
         for link in span.links:
-            truncated = _limit_attributes(link.attributes, cfg) or truncated
-        if truncated:
-            repairs.append("truncated_attribute")
+            truncated = _limit_attributes(link.attributes, cfg, check_sizes) or truncated
+    if truncated:
+        repairs.append("truncated_attribute")
     if repairs:
         for kv in span.attributes:
             if kv.key == REPAIRED_ATTRIBUTE:  # a client cannot pre-claim or hide repairs
@@ -174,10 +191,15 @@ def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT) -> tuple[int, str]
     rejected, reasons = 0, set()
     now_ns = time.time_ns()
     max_ns = now_ns + int(cfg.max_future_skew * 1e9)
+    limit = cfg.max_attribute_value_bytes
     for rs in traces.request.resource_spans:
-        _limit_attributes(rs.resource.attributes, cfg)
+        # No value can be bigger than the message that holds it: one C-level size of the whole
+        # ResourceSpans (usually well under the limit) spares a `ByteSize` call per value.
+        # If it is over, the same test per span (still one C call instead of one per value).
+        rs_sizes = bool(limit) and rs.ByteSize() > limit
+        _limit_attributes(rs.resource.attributes, cfg, rs_sizes)
         for ss in rs.scope_spans:
-            _limit_attributes(ss.scope.attributes, cfg)
+            _limit_attributes(ss.scope.attributes, cfg, rs_sizes)
             bad = []
             for index, span in enumerate(ss.spans):
                 reason = _invalid_reason(span)
@@ -185,7 +207,7 @@ def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT) -> tuple[int, str]
                     bad.append(index)
                     reasons.add(reason)
                     continue
-                _repair(span, cfg, now_ns, max_ns, True)
+                _repair(span, cfg, now_ns, max_ns, rs_sizes and span.ByteSize() > limit)
             for index in reversed(bad):
                 del ss.spans[index]
             rejected += len(bad)
