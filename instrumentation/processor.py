@@ -172,24 +172,24 @@ def _messages_from_flat(attrs: Mapping[str, Any]) -> tuple[list, list]:
 
 
 class _AgentRegistry:
-    """span_id -> (agent name, agent id) for live spans; bounded."""
+    """span_id -> (agent name, agent id, workflow name) for live spans; bounded."""
 
     def __init__(self, limit: int = 50_000):
         self._lock = threading.Lock()
-        self._data: OrderedDict[int, tuple[str | None, str | None]] = OrderedDict()
+        self._data: OrderedDict[int, tuple[str | None, str | None, str | None]] = OrderedDict()
         self._limit = limit
 
-    def put(self, span_id: int, value: tuple[str | None, str | None]) -> None:
+    def put(self, span_id: int, value: tuple[str | None, str | None, str | None]) -> None:
         with self._lock:
             self._data[span_id] = value
             if len(self._data) > self._limit:
                 self._data.popitem(last=False)
 
-    def get(self, span_id: int) -> tuple[str | None, str | None] | None:
+    def get(self, span_id: int) -> tuple[str | None, str | None, str | None] | None:
         with self._lock:
             return self._data.get(span_id)
 
-    def pop(self, span_id: int) -> tuple[str | None, str | None] | None:
+    def pop(self, span_id: int) -> tuple[str | None, str | None, str | None] | None:
         with self._lock:
             return self._data.pop(span_id, None)
 
@@ -206,6 +206,16 @@ def _own_agent(attrs: Mapping[str, Any], name: str) -> tuple[str | None, str | N
         return None
     agent_id = attrs.get(GEN_AI_AGENT_ID)
     return str(agent), (str(agent_id) if agent_id is not None else None)
+
+
+def _own_workflow(attrs: Mapping[str, Any], name: str) -> str | None:
+    """The workflow (crew) a span *is*, if it is a workflow span (seen live, before on_end renames it)."""
+    is_workflow = (name == "crewai.workflow" or attrs.get(gm.GEN_AI_OPERATION_NAME) == gm.OP_INVOKE_WORKFLOW
+                   or attrs.get("traceloop.span.kind") == "workflow")
+    if not is_workflow:
+        return None
+    name = attrs.get(GEN_AI_WORKFLOW_NAME) or attrs.get("crewai.crew.name") or attrs.get("traceloop.entity.name")
+    return str(name) if name else None
 
 
 class GenAISpanProcessor(SpanProcessor):
@@ -233,14 +243,15 @@ class GenAISpanProcessor(SpanProcessor):
             pctx = parent.get_span_context()
             if not pctx.is_valid:
                 return
-            inherited = None
-            pattrs = getattr(parent, "attributes", None)
-            if pattrs:
-                inherited = _own_agent(pattrs, getattr(parent, "name", ""))
-            if inherited is None:
-                inherited = self._agents.get(pctx.span_id)
-            if inherited is not None:
-                self._agents.put(span.get_span_context().span_id, inherited)
+            # The agent and the workflow this span runs under: the parent's own, else what the
+            # parent inherited. Both go on LLM and tool spans so cost sums per agent / workflow
+            # without walking the tree.
+            pattrs = getattr(parent, "attributes", None) or {}
+            from_parent = self._agents.get(pctx.span_id) or (None, None, None)
+            agent = _own_agent(pattrs, getattr(parent, "name", "")) or from_parent[:2]
+            workflow = _own_workflow(pattrs, getattr(parent, "name", "")) or from_parent[2]
+            if agent[0] or workflow:
+                self._agents.put(span.get_span_context().span_id, (agent[0], agent[1], workflow))
         except Exception:  # pragma: no cover - never hurt the app
             _log.debug("GenAISpanProcessor.on_start failed", exc_info=True)
 
@@ -325,6 +336,9 @@ class GenAISpanProcessor(SpanProcessor):
             name = f"task {task}" if task else "task"
             if inherited and inherited[0]:
                 out.setdefault(gm.GEN_AI_AGENT_NAME, inherited[0])
+        workflow = inherited[2] if inherited and len(inherited) > 2 else None
+        if workflow and op != gm.OP_INVOKE_WORKFLOW:
+            out.setdefault(GEN_AI_WORKFLOW_NAME, workflow)
         if op in INFERENCE_OPS:
             streaming = out.pop("gen_ai.is_streaming", None)
             if streaming is not None:

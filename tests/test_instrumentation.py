@@ -44,7 +44,8 @@ OI_ATTRS = {
 
 
 def test_openinference_span_becomes_semconv_without_content():
-    name, attrs = _proc().rewrite("completion", dict(OI_ATTRS), ("Researcher", "a-1"))
+    name, attrs = _proc().rewrite("completion", dict(OI_ATTRS), ("Researcher", "a-1", "research_crew"))
+    assert attrs["gen_ai.workflow.name"] == "research_crew"
     assert name == "chat gpt-4o-mini"
     assert attrs["gen_ai.operation.name"] == "chat"
     assert attrs["gen_ai.provider.name"] == "openai"

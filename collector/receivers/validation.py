@@ -147,6 +147,26 @@ def _limit_attributes(attributes, cfg: ValidationConfig, check_sizes: bool = Tru
 
 
 def _repair(span, cfg: ValidationConfig, now_ns: int, max_ns: int, check_sizes: bool) -> None:
+    start, parent = span.start_time_unix_nano, span.parent_span_id
+    name_limit = cfg.max_span_name_bytes
+    fields_ok = (MIN_TIME_NS <= start <= span.end_time_unix_nano <= max_ns and (not parent or len(parent) == 8)
+                 and not (name_limit and len(span.name) * 4 > name_limit))
+    repairs = [] if fields_ok else _repair_fields(span, cfg, now_ns, max_ns)
+    truncated = _limit_attributes(span.attributes, cfg, check_sizes)
+    if span.events:
+        for event in span.events:
+            truncated = _limit_attributes(event.attributes, cfg, check_sizes) or truncated
+    if span.links:
+        for link in span.links:
+            truncated = _limit_attributes(link.attributes, cfg, check_sizes) or truncated
+    if truncated:
+        repairs.append("truncated_attribute")
+    if repairs:
+        _mark_repaired(span, ",".join(repairs))
+
+
+def _repair_fields(span, cfg: ValidationConfig, now_ns: int, max_ns: int) -> list[str]:
+    """Repair times, parent id and name (the rare case); returns what was repaired."""
     repairs = []
     start_bad = not (MIN_TIME_NS <= span.start_time_unix_nano <= max_ns)
     end_bad = not (MIN_TIME_NS <= span.end_time_unix_nano <= max_ns)
@@ -167,23 +187,23 @@ def _repair(span, cfg: ValidationConfig, now_ns: int, max_ns: int, check_sizes: 
         if removed:
             span.name = kept + TRUNCATION_MARKER.format(n=removed)
             repairs.append("truncated_name")
-    truncated = _limit_attributes(span.attributes, cfg, check_sizes)
-    if span.events:
-        for event in span.events:
-            truncated = _limit_attributes(event.attributes, cfg, check_sizes) or truncated
-    if span.links:
-        for link in span.links:
-            truncated = _limit_attributes(link.attributes, cfg, check_sizes) or truncated
-    if truncated:
-        repairs.append("truncated_attribute")
-    if repairs:
-        for kv in span.attributes:
-            if kv.key == REPAIRED_ATTRIBUTE:  # a client cannot pre-claim or hide repairs
-                kv.value.Clear()
-                kv.value.string_value = ",".join(repairs)
-                break
-        else:
-            span.attributes.add(key=REPAIRED_ATTRIBUTE).value.string_value = ",".join(repairs)
+    return repairs
+
+
+def _mark_repaired(span, note: str) -> None:
+    for kv in span.attributes:
+        if kv.key == REPAIRED_ATTRIBUTE:  # a client cannot pre-claim or hide repairs
+            kv.value.Clear()
+            kv.value.string_value = note
+            break
+    else:
+        span.attributes.add(key=REPAIRED_ATTRIBUTE).value.string_value = note
+
+
+def _over(message, limit: int) -> bool:
+    """Could a value inside `message` be over `limit` bytes? No value is bigger than the message
+    holding it, so one C-level size spares a `ByteSize` call per value."""
+    return bool(limit) and message.ByteSize() > limit
 
 
 def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT) -> tuple[int, str]:
@@ -193,10 +213,8 @@ def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT) -> tuple[int, str]
     max_ns = now_ns + int(cfg.max_future_skew * 1e9)
     limit = cfg.max_attribute_value_bytes
     for rs in traces.request.resource_spans:
-        # No value can be bigger than the message that holds it: one C-level size of the whole
-        # ResourceSpans (usually well under the limit) spares a `ByteSize` call per value.
-        # If it is over, the same test per span (still one C call instead of one per value).
-        rs_sizes = bool(limit) and rs.ByteSize() > limit
+        # A ResourceSpans is usually well under the limit; if not, the same test per span.
+        rs_sizes = _over(rs, limit)
         _limit_attributes(rs.resource.attributes, cfg, rs_sizes)
         for ss in rs.scope_spans:
             _limit_attributes(ss.scope.attributes, cfg, rs_sizes)
@@ -207,7 +225,7 @@ def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT) -> tuple[int, str]
                     bad.append(index)
                     reasons.add(reason)
                     continue
-                _repair(span, cfg, now_ns, max_ns, rs_sizes and span.ByteSize() > limit)
+                _repair(span, cfg, now_ns, max_ns, rs_sizes and _over(span, limit))
             for index in reversed(bad):
                 del ss.spans[index]
             rejected += len(bad)
