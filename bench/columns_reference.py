@@ -14,39 +14,12 @@ import pyarrow as pa
 
 from collector.pdata import Traces, any_value_to_str
 
+# The schema is the module under comparison's; only the conversion below is the reference.
+from collector.storage.columns import ARROW_SCHEMA, COLUMN_NAMES  # noqa: E402,F401
+
 _KIND_NAMES = ["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"]
 _STATUS_NAMES = ["Unset", "Ok", "Error"]
-
-_MAP = pa.map_(pa.string(), pa.string())
 _TS = pa.timestamp("ns")
-
-ARROW_SCHEMA = pa.schema(
-    [
-        ("Timestamp", _TS),
-        ("TraceId", pa.string()),
-        ("SpanId", pa.string()),
-        ("ParentSpanId", pa.string()),
-        ("TraceState", pa.string()),
-        ("SpanName", pa.string()),
-        ("SpanKind", pa.string()),
-        ("ServiceName", pa.string()),
-        ("ResourceAttributes", _MAP),
-        ("ScopeName", pa.string()),
-        ("ScopeVersion", pa.string()),
-        ("SpanAttributes", _MAP),
-        ("Duration", pa.uint64()),
-        ("StatusCode", pa.string()),
-        ("StatusMessage", pa.string()),
-        ("Events.Timestamp", pa.list_(_TS)),
-        ("Events.Name", pa.list_(pa.string())),
-        ("Events.Attributes", pa.list_(_MAP)),
-        ("Links.TraceId", pa.list_(pa.string())),
-        ("Links.SpanId", pa.list_(pa.string())),
-        ("Links.TraceState", pa.list_(pa.string())),
-        ("Links.Attributes", pa.list_(_MAP)),
-    ]
-)
-COLUMN_NAMES = ARROW_SCHEMA.names
 
 
 def _pairs(attributes) -> list[tuple[str, str]]:

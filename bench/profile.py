@@ -13,12 +13,11 @@ import collections
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.run import PEERS, PYTHON, REPO, RESULTS, Ours, ensure_peer_tools, write_workload
+from bench.run import PYTHON, REPO, RESULTS, Ours, ensure_peer_tools, write_workload
 
 
 def summarize(collapsed: Path, top: int = 25) -> str:

@@ -7,7 +7,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from typing import Optional
 
 import typer

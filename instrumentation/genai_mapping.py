@@ -666,3 +666,30 @@ def normalize_attributes(
         for key in _DROPPABLE:
             out.pop(key, None)
     return out
+
+
+# --- message content ----------------------------------------------------------------------------
+# Attribute keys (or key prefixes) that carry prompts, completions or tool payloads: in current
+# semconv, and in the other dialects. The app side strips them unless content capture is on; the
+# collector's redaction processor scans them. One list, so the two never disagree.
+SEMCONV_CONTENT_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions")
+DIALECT_CONTENT_PREFIXES = (
+    "llm.input_messages",
+    "llm.output_messages",
+    "llm.prompts",
+    "llm.prompt_template",
+    "llm.tools",
+    "input.value",
+    "output.value",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "traceloop.entity.input",
+    "traceloop.entity.output",
+    "crewai.crew.result",
+    "crewai.crew.tasks_output",
+    "crewai.agent.result",
+    "crewai.task.result",
+)
+MESSAGE_CONTENT_KEYS = SEMCONV_CONTENT_KEYS + ("gen_ai.tool.definitions",) + DIALECT_CONTENT_PREFIXES

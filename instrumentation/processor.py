@@ -57,27 +57,9 @@ GEN_AI_WORKFLOW_NAME = "gen_ai.workflow.name"
 # Inference span kinds whose parents must not be another inference span.
 INFERENCE_OPS = gm.INFERENCE_OPERATIONS
 
-# Attribute keys (or prefixes) that carry message content in some dialect.
-_CONTENT_PREFIXES = (
-    "llm.input_messages",
-    "llm.output_messages",
-    "llm.prompts",
-    "llm.prompt_template",
-    "input.value",
-    "output.value",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-    "traceloop.entity.input",
-    "traceloop.entity.output",
-    "crewai.crew.result",
-    "crewai.crew.tasks_output",
-    "crewai.agent.result",
-    "crewai.task.result",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "llm.tools",
-)
-_SEMCONV_CONTENT = (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS)
+# Attribute keys (or prefixes) that carry message content: one list, shared with the collector.
+_CONTENT_PREFIXES = gm.DIALECT_CONTENT_PREFIXES
+_SEMCONV_CONTENT = gm.SEMCONV_CONTENT_KEYS
 # Dialect keys dropped once mapped (the semconv key carries the value).
 _DIALECT_DROP_PREFIXES = (
     "llm.token_count.",

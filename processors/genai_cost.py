@@ -50,7 +50,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
 from collector.pdata import KeyValue, Traces, attributes_to_dict, set_any_value
 from instrumentation import genai_mapping as gm
-from processors.pricing import PRICE_KEY, Cost, PriceBook, PriceEntry, Unpriced, validate_entry
+from processors.pricing import PRICE_KEY, Cost, PriceBook, PriceEntry, Unpriced
 
 
 class PriceOverride(StrictConfig):

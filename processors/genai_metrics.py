@@ -51,7 +51,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import Field
 
 from collector.component import ComponentId, Consumer, Factory, Host, Kind, Processor, StrictConfig
-from collector.pdata import Traces
+from collector.pdata import Traces, any_value_to_python
 
 # https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-metrics/
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -140,19 +140,6 @@ def metrics_for(registry: CollectorRegistry) -> GenAIMetrics:
         return family
 
 
-def _value(v):
-    kind = v.WhichOneof("value")
-    if kind == "string_value":
-        return v.string_value
-    if kind == "int_value":
-        return v.int_value
-    if kind == "double_value":
-        return v.double_value
-    if kind == "bool_value":
-        return v.bool_value
-    return None
-
-
 def _num(value) -> float:
     if value is None or isinstance(value, bool):
         return 0.0
@@ -160,7 +147,7 @@ def _num(value) -> float:
         return float(value)
     try:
         return float(value)
-    except ValueError:
+    except (TypeError, ValueError):
         return 0.0
 
 
@@ -213,7 +200,7 @@ class GenAIMetricsProcessor(Processor):
                             break
                     if op is None or (op not in INFERENCE_OPERATIONS and op != "invoke_agent"):
                         continue
-                    a = {kv.key: _value(kv.value) for kv in span.attributes if kv.key in wanted}
+                    a = {kv.key: any_value_to_python(kv.value) for kv in span.attributes if kv.key in wanted}
                     tenant_raw = a.get("tenant.id")
                     if not tenant_raw:
                         if resource_tenant is None:

@@ -37,30 +37,10 @@ from pydantic import Field, field_validator
 
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
 from collector.pdata import Traces
+from instrumentation import genai_mapping as gm
 
-CONTENT_KEYS = (
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "gen_ai.tool.definitions",
-    "llm.input_messages",
-    "llm.output_messages",
-    "llm.prompts",
-    "llm.prompt_template",
-    "llm.tools",
-    "input.value",
-    "output.value",
-    "traceloop.entity.input",
-    "traceloop.entity.output",
-    "crewai.crew.result",
-    "crewai.crew.tasks_output",
-    "crewai.agent.result",
-    "crewai.task.result",
-)
+# Where message content lives, in every dialect (the list the app side strips by default).
+CONTENT_KEYS = gm.MESSAGE_CONTENT_KEYS
 
 
 def _luhn(digits: str) -> bool:

@@ -7,7 +7,6 @@ SDK's own OTLP exporter. Prints the trace id.
 
 import sys
 
-from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor

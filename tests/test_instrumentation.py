@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
 

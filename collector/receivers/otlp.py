@@ -159,7 +159,7 @@ class OTLPReceiver(Component):
     def _start_grpc(self, cfg: GrpcConfig) -> None:
         max_bytes = int(cfg.max_recv_msg_size_mib * MIB)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=cfg.max_concurrent_streams, thread_name_prefix=f"otlp-grpc"),
+            futures.ThreadPoolExecutor(max_workers=cfg.max_concurrent_streams, thread_name_prefix="otlp-grpc"),
             options=[("grpc.max_receive_message_length", max_bytes), ("grpc.so_reuseport", 0)],
             maximum_concurrent_rpcs=cfg.max_concurrent_streams * 4,
         )

@@ -20,7 +20,6 @@ can only come from a string AnyValue (it is a oneof), so most values are read wi
 from __future__ import annotations
 
 from array import array
-from itertools import accumulate
 
 import pyarrow as pa
 
