@@ -47,6 +47,7 @@ def stack(tmp_path):
                              f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
+        _wait_ready(f"http://127.0.0.1:{port}", prom)
         yield collector, f"http://127.0.0.1:{port}", tmp_path / "prometheus.log"
     finally:
         prom.terminate()
@@ -55,6 +56,19 @@ def stack(tmp_path):
         except subprocess.TimeoutExpired:
             prom.kill()
         collector.stop()
+
+
+def _wait_ready(url: str, prom: subprocess.Popen, timeout: float = 60) -> None:
+    """Prometheus answers its API with plain-text 503s until the TSDB and rules are loaded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and prom.poll() is None:
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"prometheus not ready after {timeout}s (exit code {prom.poll()})")
 
 
 def promql(url: str, query: str) -> list[dict]:
@@ -71,7 +85,7 @@ def wait_for(url: str, query: str, done, timeout: float = 30, log: Path | None =
             result = promql(url, query)
             if done(result):
                 return result
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):  # not up yet, or a plain-text 503 while loading
             pass
         time.sleep(0.5)
     raise AssertionError(f"{query}: {result}\n{log.read_text()[-2000:] if log else ''}")
