@@ -255,7 +255,8 @@ class GenAICostProcessor(Processor):
         """Cost attributes for GenAI spans, given with their normalised attributes, in batch order."""
         inference = []
         for span, attrs in candidates:
-            if attrs.get(gm.GEN_AI_OPERATION_NAME) in gm.INFERENCE_OPERATIONS:
+            operation = attrs.get(gm.GEN_AI_OPERATION_NAME)
+            if isinstance(operation, str) and operation in gm.INFERENCE_OPERATIONS:
                 inference.append((span, attrs))
             elif not _COST_KEYS.isdisjoint(attrs):
                 _write(span, {}, True)  # never cost on agent/workflow/task/tool spans
@@ -277,7 +278,11 @@ class GenAICostProcessor(Processor):
                 _write(span, {gm.GEN_AI_USAGE_COST_STATUS: "delegated", gm.GEN_AI_USAGE_COST_PRICED_SPAN_ID: inner.hex()},
                        has_cost_keys)
                 continue
-            _write(span, price_attributes(book, attrs, span.start_time_unix_nano or None), has_cost_keys)
+            try:
+                values = price_attributes(book, attrs, span.start_time_unix_nano or None)
+            except Exception as exc:  # noqa: BLE001 - odd attribute types on one span must not fail the batch
+                values = _unpriced("invalid_attributes", f"{type(exc).__name__}: {exc}"[:200])
+            _write(span, values, has_cost_keys)
 
 
 factory = Factory(

@@ -21,18 +21,23 @@ instead of reading every GenAI span's attributes a second time.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NamedTuple
 
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
-from collector.pdata import Traces, any_value_to_python, set_any_value
+from collector.pdata import Traces, any_value_to_python, set_any_value, set_attribute
 from processors.genai_cost import GenAICostProcessor
 from instrumentation.genai_mapping import (
     GEN_AI_OPERATION_NAME,
-    is_genai_candidate,
+    GENAI_KEY_PREFIXES,
     is_settled_operation,
     normalize_attributes,
     reads_only_operation,
 )
+
+
+NORMALIZATION_ERROR = "gen_ai.normalization.error"
+log = logging.getLogger(__name__)
 
 
 class GenAINormalizerConfig(StrictConfig):
@@ -104,18 +109,31 @@ def _settled(keys: list[str], attributes) -> bool:
 def normalize_traces(traces: Traces, drop_originals: bool = False) -> list[NormalizedSpan]:
     """Normalise every GenAI span of a batch in place; returns them in batch order."""
     out = []
+    prefixes = GENAI_KEY_PREFIXES
     for rs in traces.request.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
                 attributes = span.attributes
-                keys = [kv.key for kv in attributes]
-                if not is_genai_candidate(keys):
-                    continue
-                if _settled(keys, attributes):
-                    out.append(NormalizedSpan(span, keys, None))
+                for kv in attributes:  # `is_genai_candidate`, stopping at the first GenAI key
+                    if kv.key.startswith(prefixes):
+                        break
                 else:
-                    out.append(NormalizedSpan(span, keys, _normalize(span, keys, drop_originals)[0]))
+                    continue  # most spans: nothing to do, and no key list built
+                keys = [kv.key for kv in attributes]
+                try:
+                    if _settled(keys, attributes):
+                        out.append(NormalizedSpan(span, keys, None))
+                    else:
+                        out.append(NormalizedSpan(span, keys, _normalize(span, keys, drop_originals)[0]))
+                except Exception as exc:  # noqa: BLE001 - one span's odd attributes must not fail the batch
+                    _mark_unnormalizable(span, exc)
     return out
+
+
+def _mark_unnormalizable(span, exc: Exception) -> None:
+    """Keep the span as sent, say why it was not normalised (e.g. an array where a name belongs)."""
+    log.warning("genai_normalizer: span %s left as sent: %s", span.span_id.hex(), exc)
+    set_attribute(span.attributes, NORMALIZATION_ERROR, f"{type(exc).__name__}: {exc}"[:200])
 
 
 class GenAINormalizerProcessor(Processor):
