@@ -217,7 +217,7 @@ class Ours:
         self.processors = chain
         extra = "".join(f"  {p}: {{}}\n" for p in chain if p not in ("batch", "memory_limiter"))
         self.proc = CollectorProcess(workdir, processors=", ".join(chain), extra_processors_yaml=extra,
-                                     max_body_mib=64, exporters_yaml=_OUR_EXPORTER)
+                                     max_body_mib=64, exporters_yaml=_our_exporter())
         # the harness template's batch settings are test settings; use the product defaults
         text = self.proc.config_path.read_text().replace("send_batch_size: 8192\n    timeout: 50ms",
                                                          "send_batch_size: 8192\n    timeout: 200ms")
@@ -247,6 +247,12 @@ _OUR_EXPORTER = """
       initial_interval: 200ms
       max_interval: 1s
 """
+# --convert-workers: the clickhouse exporter's `convert_workers` (None = the exporter's default)
+CONVERT_WORKERS: int | None = None
+
+
+def _our_exporter() -> str:
+    return _OUR_EXPORTER + (f"    convert_workers: {CONVERT_WORKERS}\n" if CONVERT_WORKERS is not None else "")
 
 
 class Phoenix:
@@ -487,7 +493,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="skip bench.micro (each stage alone) and bench.app_overhead (instrumentation cost)")
     ap.add_argument("--keep", action="store_true", help="keep the targets' work directories")
     ap.add_argument("--table", help="only re-render the markdown table of a results JSON file")
+    ap.add_argument("--convert-workers", type=int, help="our clickhouse exporter's convert_workers (A/B runs)")
     args = ap.parse_args(argv)
+    global CONVERT_WORKERS
+    CONVERT_WORKERS = args.convert_workers
     if args.table:
         saved = json.loads(Path(args.table).read_text())
         print(markdown(saved["results"], saved["meta"]))

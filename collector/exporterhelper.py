@@ -81,6 +81,9 @@ class PushRequest:
 
 
 PushFunc = Callable[[Traces, PushRequest], None]
+# Optional alternative for queued batches: the batch's serialized ExportTraceServiceRequest payloads,
+# unparsed and unmerged (e.g. to convert them in another process). Same retry, timeout and ack.
+PushPayloadsFunc = Callable[[list[bytes], PushRequest], None]
 
 
 class _Stopping(Exception):
@@ -110,8 +113,10 @@ class QueuedRetryExporter(Component):
     """Turns a push function into a pipeline consumer with queue, retry and timeout."""
 
     def __init__(self, component_id: ComponentId, settings: ExporterSettings, push: PushFunc,
-                 start: Callable[[Host], None] | None = None, shutdown: Callable[[], None] | None = None):
+                 start: Callable[[Host], None] | None = None, shutdown: Callable[[], None] | None = None,
+                 push_payloads: PushPayloadsFunc | None = None):
         self.id, self.settings, self._push = component_id, settings, push
+        self._push_payloads = push_payloads
         self._start_hook, self._shutdown_hook = start, shutdown
         self._queue: MemoryQueue | DiskQueue | None = None
         self._stop = threading.Event()
@@ -205,12 +210,17 @@ class QueuedRetryExporter(Component):
             self._report_queue()
 
     def _deliver(self, batch: QueuedBatch) -> None:
-        traces = Traces.merge(Traces.from_protobuf(p) for p in batch.payloads)
         # The queue's instance id makes the token unique across queue files and process lifetimes;
         # the batch id makes it stable across replays of this batch.
         request = PushRequest(self.settings.timeout, f"{self.id}:{self._queue.instance}:{batch.id}")
+        if self._push_payloads is not None:
+            push_payloads, payloads = self._push_payloads, batch.payloads
+            send, spans = (lambda: push_payloads(payloads, request)), batch.spans
+        else:
+            traces = Traces.merge(Traces.from_protobuf(p) for p in batch.payloads)
+            send, spans = (lambda: self._push(traces, request)), traces.span_count()
         try:
-            self._push_with_retry(traces, request, give_up=not self._queue.durable)
+            self._send_with_retry(send, spans, give_up=not self._queue.durable)
             self._pushes += 1
             if self._kill_after and self._pushes >= self._kill_after:
                 log.error("exporter %s: fault injection: SIGKILL after push %d, before ack", self.id, self._pushes)
@@ -224,13 +234,16 @@ class QueuedRetryExporter(Component):
         self._queue.ack(batch)
 
     def _push_with_retry(self, traces: Traces, request: PushRequest, give_up: bool) -> None:
+        self._send_with_retry(lambda: self._push(traces, request), traces.span_count(), give_up)
+
+    def _send_with_retry(self, send: Callable[[], None], spans: int, give_up: bool) -> None:
         retry = self.settings.retry_on_failure
         interval, started, attempt = retry.initial_interval, time.monotonic(), 0
         while True:
             attempt += 1
             try:
-                self._push(traces, request)
-                self._count("exporter_sent_spans", traces.span_count())
+                send()
+                self._count("exporter_sent_spans", spans)
                 return
             except PermanentError:
                 raise

@@ -32,7 +32,7 @@ reasoning; each part is priced at its own rate. Attributes written:
     gen_ai.usage.cost_usd                       double, the total
     gen_ai.usage.cost.{input,cache_read,cache_creation,output,reasoning}_usd
     gen_ai.usage.cost.status                    priced | unpriced | delegated
-    gen_ai.usage.cost.unpriced_reason           unknown_model | unknown_provider | missing_model | missing_token_counts | no_token_price
+    gen_ai.usage.cost.unpriced_reason           unknown_model | unknown_provider | missing_model | missing_token_counts | no_token_price | failed_call_no_usage | invalid_attributes
     gen_ai.usage.cost.unpriced_detail           the same in words, naming the model and provider
     gen_ai.usage.cost.priced_span_id            on a `delegated` span: the inner span that carries the cost
     gen_ai.usage.cost.price_source / price_entry / price_effective_date / model / service_tier / context_tier
@@ -166,6 +166,13 @@ def price_attributes(book: PriceBook, attrs: dict[str, Any], start_ns: int | Non
     return _priced(cost)
 
 
+_STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+
+
+def _no_usage(attrs: dict[str, Any]) -> bool:
+    return attrs.get(gm.GEN_AI_USAGE_INPUT_TOKENS) is None and attrs.get(gm.GEN_AI_USAGE_OUTPUT_TOKENS) is None
+
+
 def _priced(cost: Cost) -> dict[str, Any]:
     out = {
         gm.GEN_AI_USAGE_COST_USD: float(cost.total),
@@ -276,6 +283,12 @@ class GenAICostProcessor(Processor):
             inner = wraps.get(key) or self._parents.get(key)
             if inner is not None:
                 _write(span, {gm.GEN_AI_USAGE_COST_STATUS: "delegated", gm.GEN_AI_USAGE_COST_PRICED_SPAN_ID: inner.hex()},
+                       has_cost_keys)
+                continue
+            if span.status.code == _STATUS_ERROR and _no_usage(attrs):
+                # A refused or failed request (429, 500, timeout) reports no usage and is usually
+                # not billed: unpriced, but with its own reason so "unpriced" alerts can leave it out.
+                _write(span, _unpriced("failed_call_no_usage", "the call failed and reported no token usage"),
                        has_cost_keys)
                 continue
             try:

@@ -17,10 +17,21 @@
 
 The keys are the contrib exporter's. Batches are inserted as Arrow with an insert deduplication
 token per queued batch, so a replay after a crash does not store a batch twice.
+
+`convert_workers: N` (ours, default 0 = in this process) converts queued batches protobuf -> Arrow
+in N worker processes (spawned at start, imports paid then): the conversion is pure Python and
+otherwise competes for this process's GIL with the receivers and processors. The worker gets the
+batch's serialized payloads and returns Arrow IPC bytes; the insert and its deduplication token
+stay here, so rows and replay semantics are the same.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
+import os
+import signal
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -30,7 +41,7 @@ from collector.confighelpers import Duration
 from collector.exporterhelper import ExporterSettings, PushRequest, QueuedRetryExporter
 from collector.pdata import Traces
 from collector.storage.client import ClickHouseStore, acquire_store, parse_endpoint, release_store
-from collector.storage.columns import traces_to_arrow, warm_up
+from collector.storage.columns import arrow_from_ipc, payloads_to_arrow_ipc, traces_to_arrow, warm_up
 from collector.storage.schema import SchemaOptions, schema_statements
 
 
@@ -51,6 +62,8 @@ class ClickHouseConfig(ExporterSettings):
     table_engine: TableEngine = TableEngine()
     # Extra ClickHouse settings for every insert/query (contrib: connection_params).
     connection_params: dict[str, Any] = {}
+    # Worker processes for protobuf -> Arrow of queued batches; 0 = convert in this process.
+    convert_workers: int = Field(0, ge=0, le=16)
 
     @field_validator("endpoint")
     @classmethod
@@ -79,10 +92,18 @@ class ClickHouseExporter:
     def __init__(self, component_id: ComponentId, config: ClickHouseConfig):
         self.id, self.config = component_id, config
         self.store: ClickHouseStore | None = None
-        self.helper = QueuedRetryExporter(component_id, config, self.push, start=self._start, shutdown=self._shutdown)
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        push_payloads = self.push_payloads if config.convert_workers > 0 else None
+        self.helper = QueuedRetryExporter(component_id, config, self.push, start=self._start, shutdown=self._shutdown,
+                                          push_payloads=push_payloads)
 
     def _start(self, host: Host) -> None:
+        ready = []
+        if self.config.convert_workers > 0 and self._pool is None:
+            self._pool, ready = _start_pool(self.config.convert_workers)  # workers import while we go on
         warm_up()  # pyarrow imports pandas on first use: seconds, paid before the receivers open
+        for future in ready:
+            future.result(timeout=120)
         self.store = self.config.open_store()
         if self.config.create_schema:
             for statement in schema_statements(self.config.schema_options()):
@@ -94,14 +115,51 @@ class ClickHouseExporter:
     def push(self, traces: Traces, request: PushRequest) -> None:
         if traces.span_count() == 0:
             return
+        self._insert(traces_to_arrow(traces), request)
+
+    def push_payloads(self, payloads: list[bytes], request: PushRequest) -> None:
+        """A queued batch, converted in a worker process (`convert_workers` > 0)."""
+        try:
+            data = self._pool.submit(payloads_to_arrow_ipc, payloads).result()
+        except BrokenProcessPool:
+            # A worker died (OOM kill...): replace the pool; the retry converts the batch again.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool, _ = _start_pool(self.config.convert_workers)
+            raise
+        table = arrow_from_ipc(data)
+        if table.num_rows:
+            self._insert(table, request)
+
+    def _insert(self, table, request: PushRequest) -> None:
         settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}
         if request.dedup_token:
             settings["insert_deduplication_token"] = request.dedup_token
-        self.store.insert_arrow(self.config.traces_table_name, traces_to_arrow(traces), settings=settings)
+        self.store.insert_arrow(self.config.traces_table_name, table, settings=settings)
 
     def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self.store is not None:
             release_store(self.store)
+
+
+# --- conversion worker processes -------------------------------------------------------------------
+
+
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group: the collector shuts the pool down, workers don't react.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warm_up()
+
+
+def _start_pool(workers: int) -> tuple[concurrent.futures.ProcessPoolExecutor, list[concurrent.futures.Future]]:
+    """The pool, and one future per worker that completes once that worker is started and warm."""
+    # spawn, never fork: this process holds chdb, gRPC and thread state.
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=_worker_init)
+    # Workers are spawned on demand, one per task that finds no idle worker: start them all now.
+    return pool, [pool.submit(os.getpid) for _ in range(workers)]
 
 
 def _create(component_id: ComponentId, config: ClickHouseConfig, _next) -> QueuedRetryExporter:

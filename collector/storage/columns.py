@@ -221,6 +221,22 @@ def traces_to_arrow(traces: Traces) -> pa.Table:
     return pa.Table.from_arrays(_columns_to_arrow(_fill(traces)), schema=ARROW_SCHEMA)
 
 
+def payloads_to_arrow_ipc(payloads: list[bytes]) -> bytes:
+    """Serialized ExportTraceServiceRequests -> the table as Arrow IPC stream bytes (worker side).
+
+    The message has one field, repeated `resource_spans`: parsing the concatenated payloads appends
+    them in order, which is exactly `Traces.merge` of the parsed payloads.
+    """
+    table = traces_to_arrow(Traces.from_protobuf(b"".join(payloads)))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ARROW_SCHEMA) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def arrow_from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
+
 
 def warm_up() -> None:
     """Convert one empty batch: pyarrow's first `pa.array` imports pandas (seconds), do it now."""

@@ -1,0 +1,91 @@
+"""`convert_workers`: protobuf -> Arrow in worker processes stores exactly what in-process conversion stores.
+
+Three levels: the worker function against `traces_to_arrow` (in process), the exporter's
+worker path with its insert deduplication token (a script, like test_durability's), and two real
+collectors, one converting in process and one in a worker, fed the same requests: same rows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from harness import REPO, CollectorProcess
+from otlp_load import http_send
+from test_columns import varied_request
+
+from bench.workload import make_request as workload_request
+from collector.pdata import Traces
+from collector.storage import columns
+
+
+def test_worker_function_matches_in_process_conversion():
+    payloads = [varied_request(seed).SerializeToString() for seed in range(4)] + [b""]
+    payloads.append(workload_request(700, seed=5).SerializeToString())
+    expected = columns.traces_to_arrow(Traces.merge(Traces.from_protobuf(p) for p in payloads))
+    table = columns.arrow_from_ipc(columns.payloads_to_arrow_ipc(payloads))
+    assert table.schema.equals(columns.ARROW_SCHEMA)
+    assert table.num_rows == expected.num_rows > 700
+    assert table.equals(expected)
+    assert columns.arrow_from_ipc(columns.payloads_to_arrow_ipc([])).num_rows == 0
+
+
+WORKER_DEDUP_SCRIPT = """
+import sys
+from collector.exporters.clickhouse import ClickHouseConfig, ClickHouseExporter
+from collector.exporterhelper import PushRequest
+from collector.component import ComponentId
+sys.path.insert(0, "tests")
+from otlp_load import make_request
+exporter = ClickHouseExporter(ComponentId("clickhouse"), ClickHouseConfig(endpoint="chdb://" + sys.argv[1], convert_workers=1))
+exporter._start(None)
+assert exporter.helper._push_payloads is not None
+batch = [make_request(60)[0].SerializeToString(), make_request(40)[0].SerializeToString()]
+other = [make_request(100)[0].SerializeToString()]
+exporter.push_payloads(batch, PushRequest(5, "clickhouse:q1:1"))
+exporter.push_payloads(batch, PushRequest(5, "clickhouse:q1:1"))   # a replay: same token
+exporter.push_payloads(other, PushRequest(5, "clickhouse:q2:1"))   # another queue's batch 1: new token
+exporter.push_payloads([], PushRequest(5, "clickhouse:q2:2"))      # nothing to insert
+print("ROWS", exporter.store.query("SELECT count() FROM otel.otel_traces").result_rows[0][0])
+exporter._shutdown()
+print("DONE")
+"""
+
+
+def test_worker_path_keeps_the_dedup_token(tmp_path):
+    out = subprocess.run([sys.executable, "-c", WORKER_DEDUP_SCRIPT, str(tmp_path / "chdb")], capture_output=True,
+                         text=True, timeout=180, cwd=REPO)
+    assert "ROWS 200" in out.stdout and "DONE" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def _exporter_yaml(workers: int) -> str:
+    return f"""
+  clickhouse:
+    endpoint: chdb://{{data}}/chdb
+    database: otel
+    ttl: 0s
+    convert_workers: {workers}
+    sending_queue:
+      storage: file_storage
+      flush_interval: 50ms
+"""
+
+
+def test_collector_with_a_worker_stores_the_same_rows(tmp_path):
+    requests = [workload_request(300, seed=s) for s in range(6)]
+    spans = sum(len(ss.spans) for r in requests for rs in r.resource_spans for ss in rs.scope_spans)
+    sql = "SELECT * FROM otel.otel_traces ORDER BY TraceId, SpanId, Timestamp"
+    stored = {}
+    for workers in (0, 1):
+        collector = CollectorProcess(tmp_path / f"workers-{workers}", exporters_yaml=_exporter_yaml(workers)).start(timeout=120)
+        try:
+            for request in requests:
+                assert http_send(collector.http_url, request).status_code == 200
+            collector.wait_for_rows("SELECT count() AS n FROM otel.otel_traces", lambda r: r[0]["n"] >= spans, timeout=60)
+            stored[workers] = collector.query(sql)
+        finally:
+            assert collector.stop() == 0
+        log = collector.log()
+        assert "Traceback" not in log, log[-3000:]
+    assert len(stored[1]) == len(stored[0]) == spans
+    assert stored[1] == stored[0]
