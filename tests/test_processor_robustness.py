@@ -42,3 +42,18 @@ def test_odd_span_does_not_fail_the_batch(odd):
     assert "gen_ai.usage.cost_usd" not in odd_out or odd_out["gen_ai.usage.cost_usd"] > 0  # never a fake $0
     if odd_out.get("gen_ai.usage.cost.status") == "unpriced":
         assert odd_out["gen_ai.usage.cost.unpriced_reason"]
+
+
+def test_failed_call_without_usage_is_unpriced_with_its_own_reason():
+    sink = Sink()
+    cost = GenAICostProcessor(ComponentId("genai_cost"), GenAICostConfig(), sink)
+    traces = Traces()
+    scope = traces.request.resource_spans.add().scope_spans.add()
+    span = scope.spans.add(trace_id=b"\x07" * 16, span_id=b"\x01" * 8, name="chat gpt-4o", start_time_unix_nano=1)
+    span.status.code = 2  # ERROR: e.g. a 429 from the provider
+    for key, value in {k: v for k, v in GOOD.items() if not k.startswith("gen_ai.usage.")}.items():
+        set_any_value(span.attributes.add(key=key).value, value)
+    cost.consume(traces)
+    attrs = attributes_to_dict(sink.traces.request.resource_spans[0].scope_spans[0].spans[0].attributes)
+    assert "gen_ai.usage.cost_usd" not in attrs
+    assert (attrs["gen_ai.usage.cost.status"], attrs["gen_ai.usage.cost.unpriced_reason"]) == ("unpriced", "failed_call_no_usage")

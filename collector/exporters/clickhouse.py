@@ -34,6 +34,7 @@ import signal
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+import pyarrow as pa
 from pydantic import Field, field_validator
 
 from collector.component import ComponentId, Factory, Host, Kind, StrictConfig
@@ -118,15 +119,18 @@ class ClickHouseExporter:
         self._insert(traces_to_arrow(traces), request)
 
     def push_payloads(self, payloads: list[bytes], request: PushRequest) -> None:
-        """A queued batch, converted in a worker process (`convert_workers` > 0)."""
+        """A queued batch, converted in worker processes (`convert_workers` > 0): with several
+        workers, consecutive runs of its payloads in parallel, concatenated back in order."""
+        parts = _split(payloads, self.config.convert_workers)
         try:
-            data = self._pool.submit(payloads_to_arrow_ipc, payloads).result()
+            futures = [self._pool.submit(payloads_to_arrow_ipc, part) for part in parts]
+            tables = [arrow_from_ipc(future.result()) for future in futures]
         except BrokenProcessPool:
             # A worker died (OOM kill...): replace the pool; the retry converts the batch again.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool, _ = _start_pool(self.config.convert_workers)
             raise
-        table = arrow_from_ipc(data)
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
         if table.num_rows:
             self._insert(table, request)
 
@@ -151,6 +155,19 @@ def _worker_init() -> None:
     # Ctrl-C reaches the whole process group: the collector shuts the pool down, workers don't react.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up()
+
+
+def _split(payloads: list[bytes], parts: int) -> list[list[bytes]]:
+    """Up to `parts` consecutive runs of payloads of about equal bytes (order kept)."""
+    if parts <= 1 or len(payloads) <= 1:
+        return [payloads]
+    target, runs, size = sum(map(len, payloads)) / parts, [[]], 0
+    for payload in payloads:
+        if runs[-1] and size >= target * len(runs) and len(runs) < parts:
+            runs.append([])
+        runs[-1].append(payload)
+        size += len(payload)
+    return runs
 
 
 def _start_pool(workers: int) -> tuple[concurrent.futures.ProcessPoolExecutor, list[concurrent.futures.Future]]:
