@@ -194,27 +194,38 @@ def _prepare(kwargs: dict, span) -> bool:
     return stream
 
 
+def _begin_call(kwargs: dict):
+    """Before litellm runs inside openinference's span: usage for streams, and no nested spans."""
+    span = trace_api.get_current_span()
+    try:
+        stream = _prepare(kwargs, span)
+    except Exception:
+        stream = bool(kwargs.get("stream"))
+    # Instrumentation suppressed inside: traceloop's openai and the HTTP client spans would
+    # otherwise be second and third spans for this one call.
+    token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    return span, stream, time.perf_counter(), token
+
+
+def _end_call(result, span, stream: bool, t0: float):
+    if stream and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
+        try:
+            return _stream_proxy(result, span, t0)
+        except Exception:
+            return result
+    _record_result(span, result)
+    return result
+
+
 def _wrap_litellm_sync(original):
     @functools.wraps(original)
     def inner(*args, **kwargs):
-        span = trace_api.get_current_span()
-        try:
-            stream = _prepare(kwargs, span)
-        except Exception:
-            stream = bool(kwargs.get("stream"))
-        t0 = time.perf_counter()
-        token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        span, stream, t0, token = _begin_call(kwargs)
         try:
             result = original(*args, **kwargs)
         finally:
             context_api.detach(token)
-        if stream and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
-            try:
-                return _stream_proxy(result, span, t0)
-            except Exception:
-                return result
-        _record_result(span, result)
-        return result
+        return _end_call(result, span, stream, t0)
 
     inner._genai_wrapped = True
     return inner
@@ -223,24 +234,12 @@ def _wrap_litellm_sync(original):
 def _wrap_litellm_async(original):
     @functools.wraps(original)
     async def inner(*args, **kwargs):
-        span = trace_api.get_current_span()
-        try:
-            stream = _prepare(kwargs, span)
-        except Exception:
-            stream = bool(kwargs.get("stream"))
-        t0 = time.perf_counter()
-        token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        span, stream, t0, token = _begin_call(kwargs)
         try:
             result = await original(*args, **kwargs)
         finally:
             context_api.detach(token)
-        if stream and (hasattr(result, "__anext__") or hasattr(result, "__next__")):
-            try:
-                return _stream_proxy(result, span, t0)
-            except Exception:
-                return result
-        _record_result(span, result)
-        return result
+        return _end_call(result, span, stream, t0)
 
     inner._genai_wrapped = True
     return inner

@@ -10,11 +10,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pyarrow as pa
+import pytest
 from harness import REPO, CollectorProcess
 from otlp_load import http_send
 from test_columns import varied_request
 
 from bench.workload import make_request as workload_request
+from collector.exporters.clickhouse import _split
 from collector.pdata import Traces
 from collector.storage import columns
 
@@ -28,6 +31,12 @@ def test_worker_function_matches_in_process_conversion():
     assert table.num_rows == expected.num_rows > 700
     assert table.equals(expected)
     assert columns.arrow_from_ipc(columns.payloads_to_arrow_ipc([])).num_rows == 0
+    # several workers: consecutive runs of the payloads, concatenated back in order
+    for workers in (2, 3):
+        parts = _split(payloads, workers)
+        assert len(parts) == workers and [p for part in parts for p in part] == payloads
+        tables = [columns.arrow_from_ipc(columns.payloads_to_arrow_ipc(part)) for part in parts]
+        assert pa.concat_tables(tables).combine_chunks().equals(expected)
 
 
 WORKER_DEDUP_SCRIPT = """
@@ -37,7 +46,8 @@ from collector.exporterhelper import PushRequest
 from collector.component import ComponentId
 sys.path.insert(0, "tests")
 from otlp_load import make_request
-exporter = ClickHouseExporter(ComponentId("clickhouse"), ClickHouseConfig(endpoint="chdb://" + sys.argv[1], convert_workers=1))
+exporter = ClickHouseExporter(ComponentId("clickhouse"), ClickHouseConfig(endpoint="chdb://" + sys.argv[1],
+                                                                        convert_workers=int(sys.argv[2])))
 exporter._start(None)
 assert exporter.helper._push_payloads is not None
 batch = [make_request(60)[0].SerializeToString(), make_request(40)[0].SerializeToString()]
@@ -52,8 +62,9 @@ print("DONE")
 """
 
 
-def test_worker_path_keeps_the_dedup_token(tmp_path):
-    out = subprocess.run([sys.executable, "-c", WORKER_DEDUP_SCRIPT, str(tmp_path / "chdb")], capture_output=True,
+@pytest.mark.parametrize("workers", [1, 2])
+def test_worker_path_keeps_the_dedup_token(tmp_path, workers):
+    out = subprocess.run([sys.executable, "-c", WORKER_DEDUP_SCRIPT, str(tmp_path / "chdb"), str(workers)], capture_output=True,
                          text=True, timeout=180, cwd=REPO)
     assert "ROWS 200" in out.stdout and "DONE" in out.stdout, out.stdout + out.stderr[-2000:]
 
