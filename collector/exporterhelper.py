@@ -217,7 +217,13 @@ class QueuedRetryExporter(Component):
             push_payloads, payloads = self._push_payloads, batch.payloads
             send, spans = (lambda: push_payloads(payloads, request)), batch.spans
         else:
-            traces = Traces.merge(Traces.from_protobuf(p) for p in batch.payloads)
+            try:
+                traces = Traces.merge(Traces.from_protobuf(p) for p in batch.payloads)
+            except PermanentError as exc:  # a corrupt queue entry: drop it, keep the consumer alive
+                log.error("exporter %s: dropping %d spans, unreadable queue entry: %s", self.id, batch.spans, exc)
+                self._count("exporter_send_failed_spans", batch.spans)
+                self._queue.ack(batch)
+                return
             send, spans = (lambda: self._push(traces, request)), traces.span_count()
         try:
             self._send_with_retry(send, spans, give_up=not self._queue.durable)

@@ -224,7 +224,7 @@ def _clear_leftovers(client, database: str, table: str, tmp: str, tmp_name: str)
     ).result_rows
     for (mutation_id,) in pending:
         client.command(
-            f"KILL MUTATION WHERE database = {{db:String}} AND table = {{t:String}} AND mutation_id = {{m:String}}",
+            "KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND mutation_id = {m:String}",
             parameters={"db": database, "t": table, "m": mutation_id},
         )
     client.command(f"DROP TABLE IF EXISTS {tmp}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -32,11 +34,15 @@ def test_worker_function_matches_in_process_conversion():
     assert table.equals(expected)
     assert columns.arrow_from_ipc(columns.payloads_to_arrow_ipc([])).num_rows == 0
     # several workers: consecutive runs of the payloads, concatenated back in order
-    for workers in (2, 3):
-        parts = _split(payloads, workers)
-        assert len(parts) == workers and [p for part in parts for p in part] == payloads
-        tables = [columns.arrow_from_ipc(columns.payloads_to_arrow_ipc(part)) for part in parts]
-        assert pa.concat_tables(tables).combine_chunks().equals(expected)
+    # (runs of about equal bytes: the big workload payload last leaves one run, first makes several)
+    for ordered in (payloads, payloads[::-1]):
+        expected = columns.traces_to_arrow(Traces.merge(Traces.from_protobuf(p) for p in ordered))
+        for workers in (2, 3):
+            parts = _split(ordered, workers)
+            assert 1 <= len(parts) <= workers and [p for part in parts for p in part] == ordered
+            tables = [columns.arrow_from_ipc(columns.payloads_to_arrow_ipc(part)) for part in parts]
+            assert pa.concat_tables(tables).combine_chunks().equals(expected)
+    assert len(_split(payloads[::-1], 2)) == 2 and len(_split(payloads[::-1], 3)) == 3
 
 
 WORKER_DEDUP_SCRIPT = """
@@ -100,3 +106,27 @@ def test_collector_with_a_worker_stores_the_same_rows(tmp_path):
         assert "Traceback" not in log, log[-3000:]
     assert len(stored[1]) == len(stored[0]) == spans
     assert stored[1] == stored[0]
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def _wait_gone(pids: set[int], timeout: float = 30) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        time.sleep(0.2)
+    return {p for p in pids if Path(f"/proc/{p}").exists()}
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill9"])
+def test_workers_leave_with_the_collector(tmp_path, how):
+    collector = CollectorProcess(tmp_path, exporters_yaml=_exporter_yaml(1)).start(timeout=120)
+    workers = _children(collector.proc.pid)
+    assert workers, "convert_workers: 1 started no worker process"
+    if how == "sigterm":
+        assert collector.stop() == 0
+    else:
+        collector.kill()  # no shutdown: the worker notices its parent is gone
+    assert _wait_gone(workers) == set()

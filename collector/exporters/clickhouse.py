@@ -31,6 +31,8 @@ import concurrent.futures
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -102,7 +104,9 @@ class ClickHouseExporter:
         ready = []
         if self.config.convert_workers > 0 and self._pool is None:
             self._pool, ready = _start_pool(self.config.convert_workers)  # workers import while we go on
-        warm_up()  # pyarrow imports pandas on first use: seconds, paid before the receivers open
+        # pyarrow imports pandas on its first array (seconds): pay it in the background so the
+        # collector starts listening at once; a batch arriving meanwhile waits on the import lock.
+        threading.Thread(target=warm_up, name="arrow-warm-up", daemon=True).start()
         for future in ready:
             future.result(timeout=120)
         self.store = self.config.open_store()
@@ -151,10 +155,19 @@ class ClickHouseExporter:
 # --- conversion worker processes -------------------------------------------------------------------
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int) -> None:
     # Ctrl-C reaches the whole process group: the collector shuts the pool down, workers don't react.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # After a kill -9 of the collector a worker would wait for work forever (it holds its own queue's
+    # write end, so it never sees EOF): leave with the parent.
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
     warm_up()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _split(payloads: list[bytes], parts: int) -> list[list[bytes]]:
@@ -174,7 +187,7 @@ def _start_pool(workers: int) -> tuple[concurrent.futures.ProcessPoolExecutor, l
     """The pool, and one future per worker that completes once that worker is started and warm."""
     # spawn, never fork: this process holds chdb, gRPC and thread state.
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=_worker_init)
+                                                  initializer=_worker_init, initargs=(os.getpid(),))
     # Workers are spawned on demand, one per task that finds no idle worker: start them all now.
     return pool, [pool.submit(os.getpid) for _ in range(workers)]
 
