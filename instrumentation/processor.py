@@ -200,6 +200,17 @@ def _own_workflow(attrs: Mapping[str, Any], name: str) -> str | None:
     return str(name) if name else None
 
 
+def _strip_routing_prefix(out: dict) -> None:
+    """LiteLLM's routing prefix ("openai/gpt-4o-mini") is not part of the model's name."""
+    provider = out.get(gm.GEN_AI_PROVIDER_NAME)
+    for key in (gm.GEN_AI_REQUEST_MODEL, gm.GEN_AI_RESPONSE_MODEL):
+        value = out.get(key)
+        if isinstance(value, str) and "/" in value:
+            prefix, rest = value.split("/", 1)
+            if rest and (prefix in _ROUTING_PREFIXES or gm.normalize_provider(prefix) == provider):
+                out[key] = rest
+
+
 class GenAISpanProcessor(SpanProcessor):
     def __init__(self, capture: str | None = None, drop_dialect: bool = True):
         self._capture = capture
@@ -278,14 +289,8 @@ class GenAISpanProcessor(SpanProcessor):
             if reasons:
                 out[GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
 
+        _strip_routing_prefix(out)
         if op in INFERENCE_OPS:
-            provider = out.get(gm.GEN_AI_PROVIDER_NAME)
-            for key in (gm.GEN_AI_REQUEST_MODEL, gm.GEN_AI_RESPONSE_MODEL):
-                value = out.get(key)
-                if isinstance(value, str) and "/" in value:  # LiteLLM routing prefix: "openai/gpt-4o-mini"
-                    prefix, rest = value.split("/", 1)
-                    if rest and (prefix in _ROUTING_PREFIXES or gm.normalize_provider(prefix) == provider):
-                        out[key] = rest
             model = out.get(gm.GEN_AI_REQUEST_MODEL) or out.get(gm.GEN_AI_RESPONSE_MODEL)
             name = f"{op} {model}" if model else op
             if inherited and gm.GEN_AI_AGENT_NAME not in out and inherited[0]:
