@@ -41,6 +41,15 @@ def parse_host_port(value: object) -> str:
 HostPort = Annotated[str, BeforeValidator(parse_host_port)]
 
 
+def local_url(endpoint: str, path: str = "") -> str:
+    """The URL a client on this machine dials for a server listening on `endpoint` (a wildcard
+    listen address such as 0.0.0.0 or :: is reached through loopback)."""
+    host, _, port = endpoint.rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}{path}"
+
+
 def split_host_port(endpoint: str) -> tuple[str, int]:
     host, _, port = endpoint.rpartition(":")
     return host.strip("[]") or "0.0.0.0", int(port)

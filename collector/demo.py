@@ -23,6 +23,7 @@ import httpx
 from rich.console import Console
 
 from collector.config import load_config
+from collector.confighelpers import local_url
 from collector.query import QueryClient
 
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -56,17 +57,14 @@ def _http_receiver_url(cfg) -> str:
     for cid, component in cfg.receivers.items():
         http = component.config.protocols.http if cid.type == "otlp" else None
         if http is not None:
-            host, _, port = http.endpoint.rpartition(":")
-            host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
-            return f"http://{host}:{port}"
+            return local_url(http.endpoint)
     raise SystemExit(f"{cfg.path}: the demo needs an otlp receiver with the http protocol")
 
 
 def _health_url(cfg) -> str | None:
     for cid in cfg.service_extensions:
         if cid.type == "health_check":
-            host, _, port = cfg.extensions[cid].config.endpoint.rpartition(":")
-            return f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}/"
+            return local_url(cfg.extensions[cid].config.endpoint, "/")
     return None
 
 

@@ -193,7 +193,8 @@ class QueuedRetryExporter(Component):
 
     def consume(self, traces: Traces) -> None:
         if self._queue is None:
-            self._push_with_retry(traces, PushRequest(self.settings.timeout, ""), give_up=True)
+            request = PushRequest(self.settings.timeout, "")
+            self._send_with_retry(lambda: self._push(traces, request), traces.span_count(), give_up=True)
             return
         self._queue.put(traces.to_protobuf(), traces.span_count())
         self._report_queue()
@@ -238,9 +239,6 @@ class QueuedRetryExporter(Component):
             log.error("exporter %s: dropping %d spans: %s", self.id, batch.spans, exc)
             self._count("exporter_send_failed_spans", batch.spans)
         self._queue.ack(batch)
-
-    def _push_with_retry(self, traces: Traces, request: PushRequest, give_up: bool) -> None:
-        self._send_with_retry(lambda: self._push(traces, request), traces.span_count(), give_up)
 
     def _send_with_retry(self, send: Callable[[], None], spans: int, give_up: bool) -> None:
         retry = self.settings.retry_on_failure

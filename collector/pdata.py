@@ -183,21 +183,6 @@ def set_attribute(attributes, key: str, value: Any) -> None:
     set_any_value(attributes.add(key=key).value, value)
 
 
-def remove_attributes(attributes, keys: set[str]) -> None:
-    kept = [kv for kv in attributes if kv.key not in keys]
-    if len(kept) != len(attributes):
-        copies = [KeyValue(key=kv.key, value=kv.value) for kv in kept]
-        del attributes[:]
-        attributes.extend(copies)
-
-
-def replace_attributes(attributes, values: dict[str, Any]) -> None:
-    del attributes[:]
-    for key, value in values.items():
-        if value is not None:
-            set_any_value(attributes.add(key=key).value, value)
-
-
 def service_name(resource: Resource) -> str:
     for kv in resource.attributes:
         if kv.key == "service.name":

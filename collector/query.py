@@ -13,6 +13,7 @@ import httpx
 
 from collector.component import ComponentId
 from collector.config import CollectorConfig, load_config
+from collector.confighelpers import local_url
 
 
 class QueryError(Exception):
@@ -55,9 +56,7 @@ class QueryClient:
         for cid in self.config.service_extensions:
             ext = self.config.extensions[cid].config
             if cid.type == "sqlquery" and ComponentId.parse(ext.exporter) == self.exporter_id:
-                host, _, port = ext.endpoint.rpartition(":")
-                host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
-                return f"http://{host}:{port}/v1/query"
+                return local_url(ext.endpoint, "/v1/query")
         return None
 
     def query(self, sql: str, parameters: dict | None = None) -> QueryResult:

@@ -26,9 +26,6 @@ class FanOut:
         self.consumers = consumers
 
     def consume(self, traces: Traces) -> None:
-        if len(self.consumers) == 1:
-            self.consumers[0].consume(traces)
-            return
         for consumer in self.consumers:
             consumer.consume(traces)
 

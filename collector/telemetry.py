@@ -53,15 +53,6 @@ class SelfTelemetry:
         if value:
             self._counters[name].labels(**labels).inc(value)
 
-    def value(self, name: str, **labels: str) -> float:
-        """Current value of a counter, summed over label sets matching `labels` (tests, the demo)."""
-        total = 0.0
-        for metric in self._counters[name].collect():
-            for sample in metric.samples:
-                if sample.name.endswith("_total") and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    total += sample.value
-        return total
-
     def queue_size(self, exporter: str, items: int, size_bytes: int, capacity_bytes: int) -> None:
         self._queue_size.labels(exporter=exporter).set(items)
         self._queue_bytes.labels(exporter=exporter).set(size_bytes)

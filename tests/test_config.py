@@ -133,3 +133,12 @@ def test_validate_command(tmp_path):
                          capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 2
     assert f"{bad}:12: processors.batch.timeout: invalid duration 'soon'" in out.stderr
+
+
+def test_local_url_dials_wildcard_listeners_through_loopback():
+    from collector.confighelpers import local_url
+
+    assert local_url("0.0.0.0:4318") == "http://127.0.0.1:4318"
+    assert local_url("[::]:13134", "/v1/query") == "http://127.0.0.1:13134/v1/query"
+    assert local_url(":13133", "/") == "http://127.0.0.1:13133/"
+    assert local_url("collector.internal:4318") == "http://collector.internal:4318"

@@ -21,6 +21,7 @@ INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE). Nothing one client sends sto
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import zlib
@@ -284,8 +285,6 @@ def _http_error(code: int, message: str, as_json: bool, retry_after: float | Non
     status = status_pb2.Status(code=grpc_code, message=message)
     headers = {"Retry-After": str(max(1, int(round(retry_after))))} if retry_after is not None else None
     if as_json:
-        import json
-
         return Response(json.dumps({"code": grpc_code, "message": message}), status_code=code,
                         media_type="application/json", headers=headers)
     return Response(status.SerializeToString(), status_code=code, media_type="application/x-protobuf", headers=headers)
