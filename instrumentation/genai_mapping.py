@@ -635,6 +635,12 @@ def normalize_attributes(
         inp = tokens[GEN_AI_USAGE_INPUT_TOKENS] = total - outp
     elif outp is None and total is not None and inp is not None and total >= inp:
         outp = tokens[GEN_AI_USAGE_OUTPUT_TOKENS] = total - inp
+    # Cache creation includes its 1-hour part. Settle that first: the input check below must see
+    # the final creation count, or a second pass would add it again (not idempotent).
+    creation = tokens.get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+    one_hour = tokens.get(GEN_AI_USAGE_CACHE_CREATION_1H_INPUT_TOKENS)
+    if one_hour is not None and (creation is None or one_hour > creation):
+        tokens[GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = max(creation or 0, one_hour)
     # Semconv: input includes cache read + creation; output includes reasoning. A dialect that
     # reports them exclusively (Anthropic's raw usage, Gemini's candidates count) is provably so
     # when the parts exceed the whole; then add them, so nothing downstream double counts or drops.
@@ -644,10 +650,6 @@ def normalize_attributes(
     reasoning = tokens.get(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, 0)
     if outp is not None and reasoning > outp:
         tokens[GEN_AI_USAGE_OUTPUT_TOKENS] = outp + reasoning
-    creation = tokens.get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
-    one_hour = tokens.get(GEN_AI_USAGE_CACHE_CREATION_1H_INPUT_TOKENS)
-    if one_hour is not None and (creation is None or one_hour > creation):
-        tokens[GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = max(creation or 0, one_hour)
     out.update(tokens)
 
     if op in INFERENCE_OPERATIONS or tokens or GEN_AI_REQUEST_MODEL in out:

@@ -207,3 +207,14 @@ def test_module_has_no_third_party_imports():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert imported <= {"__future__", "typing"}
+
+
+def test_idempotent_when_only_the_one_hour_cache_count_exceeds_input():
+    # Anthropic-style exclusive usage: 100 uncached input, 150 tokens written to the 1-hour cache.
+    raw = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5",
+           "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10,
+           "gen_ai.usage.cache_creation.ephemeral_1h.input_tokens": 150}
+    once = gm.normalize_attributes(raw)
+    assert once["gen_ai.usage.cache_creation.input_tokens"] == 150
+    assert once["gen_ai.usage.input_tokens"] == 250  # input includes cache creation, counted once
+    assert gm.normalize_attributes(once) == once
