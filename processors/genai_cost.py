@@ -253,7 +253,7 @@ class GenAICostProcessor(Processor):
                 if not _COST_KEYS.isdisjoint(keys):
                     _write(span, {}, True)
             elif gm.is_genai_candidate(attrs):  # what `process` would find in the span now
-                candidates.append((span, gm.normalize_attributes(attrs, span.name)))
+                candidates.append((span, attrs))  # already normalised (the mapping is idempotent)
         if candidates:
             self._price(candidates)
         self.next.consume(traces)
