@@ -8,7 +8,7 @@ settings and behaviour:
       clickhouse:
         timeout: 10s
         retry_on_failure: {enabled: true, initial_interval: 1s, max_interval: 30s, max_elapsed_time: 0s}
-        sending_queue: {enabled: true, storage: file_storage, max_size_mib: 512, max_batch_spans: 50000}
+        sending_queue: {enabled: true, storage: file_storage, max_size_mib: 512, max_batch_spans: 50000, max_batch_mib: 8}
 
 `consume` puts the batch in the queue (on disk when `storage` names a `file_storage` extension)
 and returns: the receiver acknowledges only then. A consumer thread takes batches off the queue
@@ -53,8 +53,11 @@ class QueueConfig(StrictConfig):
     # Id of a `file_storage` extension; without it the queue lives in memory and dies with the process.
     storage: str | None = None
     max_size_mib: float = Field(256, gt=0)
-    # Several queued requests are merged into one push of up to this many spans (large inserts).
+    # Several queued requests are merged into one push of up to this many spans and serialized
+    # bytes: large inserts, but bounded memory (converting and inserting a batch transiently
+    # takes several times its serialized size).
     max_batch_spans: int = Field(50_000, gt=0)
+    max_batch_mib: float = Field(8, gt=0)
     # How long a consumer waits for more data before pushing a partial batch.
     flush_interval: Duration = 0.2
 
@@ -204,7 +207,7 @@ class QueuedRetryExporter(Component):
         if not self._start_until_reachable():
             return
         while not self._stop.is_set():
-            batch = self._queue.next_batch(cfg.max_batch_spans, cfg.flush_interval)
+            batch = self._queue.next_batch(cfg.max_batch_spans, int(cfg.max_batch_mib * 1024 * 1024), cfg.flush_interval)
             if batch is None:
                 continue
             self._deliver(batch)

@@ -32,6 +32,11 @@ class QueuedBatch:
     item_spans: list[int] = field(default_factory=list)
 
 
+def _fits(counts: list[int], size: int, item: tuple[int, bytes, int], max_spans: int, max_bytes: int) -> bool:
+    """Whether one more queued item still fits a batch (a single oversize item is a batch alone)."""
+    return sum(counts) + item[2] <= max_spans and size + len(item[1]) <= max_bytes
+
+
 class MemoryQueue:
     """Bounded in bytes; lost on crash (like the contrib collector's default in-memory queue)."""
 
@@ -55,13 +60,14 @@ class MemoryQueue:
             self._bytes += len(payload)
             self._cond.notify()
 
-    def next_batch(self, max_spans: int, wait_s: float) -> QueuedBatch | None:
+    def next_batch(self, max_spans: int, max_bytes: int, wait_s: float) -> QueuedBatch | None:
         with self._cond:
             if not self._items and not self._cond.wait_for(lambda: self._items, timeout=wait_s):
                 return None
-            ids, payloads, counts = [], [], []
-            while self._items and (not ids or sum(counts) + self._items[0][2] <= max_spans):
+            ids, payloads, counts, size = [], [], [], 0
+            while self._items and (not ids or _fits(counts, size, self._items[0], max_spans, max_bytes)):
                 item_id, payload, count = self._items.popleft()
+                size += len(payload)
                 ids.append(item_id)
                 payloads.append(payload)
                 counts.append(count)
@@ -122,11 +128,11 @@ class DiskQueue:
             self._bytes += len(payload)
             self._cond.notify()
 
-    def next_batch(self, max_spans: int, wait_s: float) -> QueuedBatch | None:
+    def next_batch(self, max_spans: int, max_bytes: int, wait_s: float) -> QueuedBatch | None:
         deadline = time.monotonic() + wait_s
         with self._cond:
             while True:
-                batch = self._recorded_batch() or self._new_batch(max_spans)
+                batch = self._recorded_batch() or self._new_batch(max_spans, max_bytes)
                 if batch is not None:
                     self._in_flight.add(batch.id)
                     return batch
@@ -146,13 +152,14 @@ class DiskQueue:
                 return QueuedBatch(batch_id, [r[1] for r in mine], [r[2] for r in mine], sum(counts), counts)
         return None
 
-    def _new_batch(self, max_spans: int) -> QueuedBatch | None:
-        ids, payloads, counts = [], [], []
+    def _new_batch(self, max_spans: int, max_bytes: int) -> QueuedBatch | None:
+        ids, payloads, counts, size = [], [], [], 0
         for item_id, payload, count in self._db.execute(
             "SELECT id, payload, spans FROM items WHERE batch_id IS NULL ORDER BY id LIMIT 1000"
         ):
-            if ids and sum(counts) + count > max_spans:
+            if ids and not _fits(counts, size, (item_id, payload, count), max_spans, max_bytes):
                 break
+            size += len(payload)
             ids.append(item_id)
             payloads.append(payload)
             counts.append(count)

@@ -14,33 +14,14 @@ instead of the collector being OOM-killed with acknowledged data in memory.
 
 from __future__ import annotations
 
-import gc
-import os
 import threading
 
 from pydantic import Field, model_validator
 
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, ResourceExhaustedError, StrictConfig
 from collector.confighelpers import Duration
+from collector.memory import release_free_memory, resident_bytes, total_memory_bytes
 from collector.pdata import Traces
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def resident_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * _PAGE
-
-
-def total_memory_bytes() -> int:
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = open(path).read().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < 1 << 60:
-            return int(text)
-    return os.sysconf("SC_PHYS_PAGES") * _PAGE
 
 
 class MemoryLimiterConfig(StrictConfig):
@@ -86,7 +67,7 @@ class MemoryLimiter(Processor):
     def check(self) -> None:
         used = resident_bytes()
         if used > self.soft_limit:
-            gc.collect()  # Python frees lazily; collect before deciding we are really full
+            release_free_memory()  # allocators keep freed pages: hand them back before deciding we are full
             used = resident_bytes()
         self.refusing = used > self.soft_limit
 

@@ -23,6 +23,7 @@ import grpc
 import pytest
 
 from harness import CollectorProcess
+from seed_data import shared_path
 from otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
 
 pytestmark = pytest.mark.timeout(180)
@@ -195,15 +196,52 @@ def test_dedup_tokens_differ_across_queue_files_and_processes(tmp_path):
 
     first = DiskQueue(tmp_path / "q1.sqlite", 1 << 20)
     first.put(b"x", 1)
-    batch = first.next_batch(10, 0.1)
+    batch = first.next_batch(10, 1 << 20, 0.1)
     first.close()  # crash before ack: reopened, the same batch comes back with the same token
     again = DiskQueue(tmp_path / "q1.sqlite", 1 << 20)
-    replay = again.next_batch(10, 0.1)
+    replay = again.next_batch(10, 1 << 20, 0.1)
     assert (again.instance, replay.id, replay.item_ids) == (first.instance, batch.id, batch.item_ids)
     other = DiskQueue(tmp_path / "q2.sqlite", 1 << 20)
     other.put(b"y", 1)
-    assert other.next_batch(10, 0.1).id == batch.id and other.instance != first.instance
+    assert other.next_batch(10, 1 << 20, 0.1).id == batch.id and other.instance != first.instance
     assert MemoryQueue(1).instance != MemoryQueue(1).instance
+
+
+@pytest.mark.parametrize("kind", ["disk", "memory"])
+def test_batches_are_bounded_by_spans_and_bytes(tmp_path, kind):
+    """A push converts and inserts a whole batch at once, so its serialized size is bounded too:
+    that, not the span count, is what bounds memory when spans carry large attributes."""
+    from collector.persistent_queue import DiskQueue, MemoryQueue
+
+    queue = DiskQueue(tmp_path / "q.sqlite", 1 << 20) if kind == "disk" else MemoryQueue(1 << 20)
+    for size in (400, 400, 400, 5000, 10):
+        queue.put(b"x" * size, 10)
+    taken = []
+    while (batch := queue.next_batch(max_spans=25, max_bytes=1000, wait_s=0.05)) is not None:
+        taken.append([len(p) for p in batch.payloads])
+        queue.ack(batch)
+    # Two 400-byte items fit 25 spans / 1000 bytes; an item larger than the bound goes alone.
+    assert taken == [[400, 400], [400], [5000], [10]]
+
+
+def test_memory_release_hands_back_the_embedded_engines_pages(tmp_path):
+    """The limiter's release step runs every registered releaser; an embedded store registers
+    a jemalloc purge that the engine accepts, and unregisters when closed."""
+    from collector import memory
+    from collector.storage.client import ClickHouseStore, parse_endpoint
+
+    calls = []
+    counting = lambda: calls.append(1)  # noqa: E731
+    memory.register_releaser(counting)
+    store = ClickHouseStore(parse_endpoint(f"chdb://{shared_path()}"))
+    try:
+        assert store._purge_engine_allocator in memory._releasers
+        memory.release_free_memory()
+        store._purge_engine_allocator()  # raises if the engine refused the purge
+    finally:
+        store.close()
+        memory.unregister_releaser(counting)
+    assert calls == [1] and store._purge_engine_allocator not in memory._releasers
 
 
 def test_memory_limiter_refuses_with_retryable_answers(tmp_path):

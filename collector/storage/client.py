@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 import clickhouse_connect
 
+from collector import memory
+
 
 class StoreError(Exception):
     pass
@@ -72,6 +74,17 @@ class ClickHouseStore:
             where = endpoint.url if endpoint.embedded else f"{endpoint.host}:{endpoint.port}"
             hint = " (is another process, e.g. a running collector, holding this chdb path?)" if endpoint.embedded else ""
             raise StoreError(f"cannot open ClickHouse at {where}: {exc}{hint}") from exc
+        if endpoint.embedded:
+            memory.register_releaser(self._purge_engine_allocator)
+
+    def _purge_engine_allocator(self) -> None:
+        # The embedded engine's jemalloc keeps freed pages for seconds after inserts and merges;
+        # under memory pressure, hand them back. Skipped while a query holds the engine.
+        if self._lock.acquire(blocking=False):
+            try:
+                self.client.command("SYSTEM JEMALLOC PURGE")
+            finally:
+                self._lock.release()
 
     def command(self, sql: str, settings: dict | None = None):
         with self._lock:
@@ -90,6 +103,7 @@ class ClickHouseStore:
             self.client.insert_arrow(table, arrow_table, database=self.database, settings=settings or {})
 
     def close(self) -> None:
+        memory.unregister_releaser(self._purge_engine_allocator)
         with self._lock:
             self.client.close()
 

@@ -1,0 +1,72 @@
+"""What the process holds, and how to make it hand back memory it no longer uses.
+
+Python's allocator (glibc malloc) and the embedded ClickHouse engine (its own jemalloc) both keep
+freed pages for reuse, so resident memory stays high for seconds after a burst. Under memory
+pressure the `memory_limiter` calls `release_free_memory()` before deciding the process is full,
+like otelcol's limiter forcing a GC. Components that own such an allocator register a releaser.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import os
+import threading
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_releasers: list[Callable[[], None]] = []
+_releasers_lock = threading.Lock()
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * _PAGE
+
+
+def total_memory_bytes() -> int:
+    """The cgroup's memory limit when there is one (a container), else the machine's memory."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(path).read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:
+            return int(text)
+    return os.sysconf("SC_PHYS_PAGES") * _PAGE
+
+
+def register_releaser(release: Callable[[], None]) -> None:
+    with _releasers_lock:
+        _releasers.append(release)
+
+
+def unregister_releaser(release: Callable[[], None]) -> None:
+    with _releasers_lock:
+        if release in _releasers:
+            _releasers.remove(release)
+
+
+def _malloc_trim() -> Callable[[], None]:
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None  # glibc only, not musl
+    return (lambda: trim(0)) if trim else (lambda: None)
+
+
+_trim = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    gc.collect()
+    with _releasers_lock:
+        releasers = list(_releasers)
+    for release in releasers:
+        try:
+            release()
+        except Exception as exc:  # noqa: BLE001 - releasing is best effort; never stop the limiter
+            log.debug("memory releaser %r failed: %s", release, exc)
+    _trim()
