@@ -42,7 +42,10 @@ SAFE_ENV_DEFAULTS = {
 MANAGED = {
     "litellm": "litellm",
     "crewai": "crewai",
-    "openai": "openai",
+    # not `openai`: LiteLLM imports it at start-up, and traceloop's instrumentor imports all of
+    # `openai.resources` (~1.3 s) to wrap it. The resources load when a client is first used
+    # (by the app, or by LiteLLM's OpenAI-compatible providers, whose calls are suppressed).
+    "openai": "openai.resources",
     "anthropic": "anthropic",
     "requests": "requests",
     "httpx": "httpx",
