@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--max-requests", type=int, default=200_000)
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=8, help="gRPC connections the requests in flight share")
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--start-at", type=float, default=0.0, help="time.time() to start at (aligns several loadgens)")
     args = ap.parse_args(argv)
@@ -99,11 +100,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.protocol == "grpc":
         import grpc
 
-        channel = grpc.insecure_channel(args.target, options=[("grpc.max_send_message_length", 64 << 20),
-                                                               ("grpc.max_receive_message_length", 64 << 20)])
-        call = channel.unary_unary(EXPORT_METHOD, request_serializer=None, response_deserializer=None)
+        # Several connections, as several instrumented apps have (a collector with ingest workers
+        # gets connections spread over its processes); a local subchannel pool per channel keeps
+        # gRPC from sharing one connection between them.
+        options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20),
+                   ("grpc.use_local_subchannel_pool", 1)]
+        calls = [grpc.insecure_channel(args.target, options=options).unary_unary(
+                     EXPORT_METHOD, request_serializer=None, response_deserializer=None)
+                 for _ in range(max(1, min(args.connections, args.concurrency)))]
 
         def worker(index: int) -> None:
+            call = calls[index % len(calls)]
             i = index
             while time.monotonic() < deadline and take():
                 body, spans = payloads[i % len(payloads)]

@@ -217,7 +217,7 @@ class Ours:
         self.processors = chain
         extra = "".join(f"  {p}: {{}}\n" for p in chain if p not in ("batch", "memory_limiter"))
         self.proc = CollectorProcess(workdir, processors=", ".join(chain), extra_processors_yaml=extra,
-                                     max_body_mib=64, exporters_yaml=_our_exporter())
+                                     max_body_mib=64, exporters_yaml=_our_exporter(), ingest_workers=INGEST_WORKERS)
         # the harness template's batch settings are test settings; use the product defaults
         text = self.proc.config_path.read_text().replace("send_batch_size: 8192\n    timeout: 50ms",
                                                          "send_batch_size: 8192\n    timeout: 200ms")
@@ -249,6 +249,8 @@ _OUR_EXPORTER = """
 """
 # --convert-workers: the clickhouse exporter's `convert_workers` (None = the exporter's default)
 CONVERT_WORKERS: int | None = None
+# --ingest-workers: our collector's `service.ingest_workers`
+INGEST_WORKERS = 1
 
 
 def _our_exporter() -> str:
@@ -494,9 +496,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", action="store_true", help="keep the targets' work directories")
     ap.add_argument("--table", help="only re-render the markdown table of a results JSON file")
     ap.add_argument("--convert-workers", type=int, help="our clickhouse exporter's convert_workers (A/B runs)")
+    ap.add_argument("--ingest-workers", type=int, default=1, help="our collector's service.ingest_workers")
     args = ap.parse_args(argv)
-    global CONVERT_WORKERS
+    global CONVERT_WORKERS, INGEST_WORKERS
     CONVERT_WORKERS = args.convert_workers
+    INGEST_WORKERS = args.ingest_workers
     if args.table:
         saved = json.loads(Path(args.table).read_text())
         print(markdown(saved["results"], saved["meta"]))

@@ -115,6 +115,8 @@ class Host:
     config_path: str = ""
     # Validated exporter configs by id, for extensions that work with an exporter's destination.
     exporter_configs: dict[ComponentId, Any] = field(default_factory=dict)
+    # Several ingest processes listen on the same ports (SO_REUSEPORT; the kernel spreads connections).
+    shared_ports: bool = False
 
     def extension(self, cid: ComponentId | str) -> Any:
         cid = ComponentId.parse(cid) if isinstance(cid, str) else cid

@@ -144,6 +144,8 @@ class CollectorConfig:
     service_extensions: list[ComponentId]
     pipelines: list[PipelineConfig]
     telemetry: TelemetryConfig
+    # Processes running the receivers and processors on shared ports; this one owns the exporters.
+    ingest_workers: int = 1
 
 
 _SECTIONS: dict[str, Kind] = {
@@ -153,6 +155,7 @@ _SECTIONS: dict[str, Kind] = {
     "extensions": Kind.EXTENSION,
 }
 _TOP_LEVEL = set(_SECTIONS) | {"service", "connectors"}
+_SERVICE_KEYS = ("extensions", "pipelines", "telemetry", "ingest_workers")
 
 
 class _Loader:
@@ -176,11 +179,12 @@ class _Loader:
         if not isinstance(service, dict):
             raise self.error("service", "a `service` section with `pipelines` is required")
         for key in service:
-            if key not in ("extensions", "pipelines", "telemetry"):
-                raise self.error(f"service.{key}", "unknown key; valid: extensions, pipelines, telemetry")
+            if key not in _SERVICE_KEYS:
+                raise self.error(f"service.{key}", f"unknown key; valid: {', '.join(_SERVICE_KEYS)}")
         pipelines = self._pipelines(service.get("pipelines"), sections)
         service_extensions = self._id_list("service.extensions", service.get("extensions") or [], sections["extensions"])
         self._check_references(sections, service_extensions)
+        ingest_workers = self._ingest_workers(service.get("ingest_workers", 1), pipelines, sections["exporters"])
         return CollectorConfig(
             path=self.path,
             receivers=sections["receivers"],
@@ -190,6 +194,7 @@ class _Loader:
             service_extensions=service_extensions,
             pipelines=pipelines,
             telemetry=self._telemetry(service.get("telemetry") or {}),
+            ingest_workers=ingest_workers,
         )
 
     def _section(self, name: str, kind: Kind) -> dict[ComponentId, ComponentConfig]:
@@ -287,6 +292,18 @@ class _Loader:
                 raise self.error(f"{key}.exporters", "a pipeline needs at least one exporter")
             pipelines.append(PipelineConfig(name, receivers, processors, exporters))
         return pipelines
+
+    def _ingest_workers(self, raw: Any, pipelines: list[PipelineConfig], exporters) -> int:
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= 64:
+            raise self.error("service.ingest_workers", f"must be a whole number from 1 to 64 (got {raw!r})")
+        if raw > 1:  # the workers hand data over through the exporters' disk queues
+            for cid in dict.fromkeys(c for p in pipelines for c in p.exporters):
+                queue = exporters[cid].config.sending_queue
+                if not (queue.enabled and queue.storage):
+                    raise self.error(f"exporters.{cid}.sending_queue.storage",
+                                     "service.ingest_workers > 1 needs every pipeline exporter to queue on disk: "
+                                     "set sending_queue.storage to a file_storage extension")
+        return raw
 
     def _telemetry(self, raw: dict) -> TelemetryConfig:
         metrics = raw.get("metrics") or {}

@@ -99,6 +99,33 @@ class _Stopping(Exception):
 FAULT_KILL_AFTER_PUSH_ENV = "GENAITRACE_FAULT_KILL_AFTER_PUSH"
 
 
+def open_queue(component_id: ComponentId, queue_cfg: QueueConfig, host: Host) -> MemoryQueue | DiskQueue:
+    max_bytes = int(queue_cfg.max_size_mib * 1024 * 1024)
+    if queue_cfg.storage:
+        storage = host.extension(queue_cfg.storage)
+        return DiskQueue(storage.path_for(f"exporter-{component_id}.queue.sqlite"), max_bytes)
+    return MemoryQueue(max_bytes)
+
+
+class QueueWriter:
+    """An exporter as an ingest process sees it (`service.ingest_workers`): it only puts batches
+    in the exporter's disk queue. The main process owns the exporter, and consumes the queue."""
+
+    def __init__(self, component_id: ComponentId, settings: ExporterSettings):
+        self.id, self.settings = component_id, settings
+        self._queue: DiskQueue | None = None
+
+    def start(self, host: Host) -> None:
+        self._queue = open_queue(self.id, self.settings.sending_queue, host)
+
+    def consume(self, traces: Traces) -> None:
+        self._queue.put(traces.to_protobuf(), traces.span_count())
+
+    def shutdown(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
+
+
 def _is_unreachable(exc: BaseException) -> bool:
     """True when an error (or any error it wraps) says the destination cannot be reached right now."""
     seen = 0
@@ -148,12 +175,7 @@ class QueuedRetryExporter(Component):
         else:
             self._started.set()
         if queue_cfg.enabled:
-            max_bytes = int(queue_cfg.max_size_mib * 1024 * 1024)
-            if queue_cfg.storage:
-                storage = host.extension(queue_cfg.storage)
-                self._queue = DiskQueue(storage.path_for(f"exporter-{self.id}.queue.sqlite"), max_bytes)
-            else:
-                self._queue = MemoryQueue(max_bytes)
+            self._queue = open_queue(self.id, queue_cfg, host)
             self._consumer = threading.Thread(target=self._consume_loop, name=f"exporter-{self.id}", daemon=True)
             self._consumer.start()
 
@@ -209,6 +231,7 @@ class QueuedRetryExporter(Component):
         while not self._stop.is_set():
             batch = self._queue.next_batch(cfg.max_batch_spans, int(cfg.max_batch_mib * 1024 * 1024), cfg.flush_interval)
             if batch is None:
+                self._report_queue()  # ingest processes may have changed it meanwhile
                 continue
             self._deliver(batch)
             self._report_queue()

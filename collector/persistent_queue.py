@@ -99,7 +99,8 @@ class DiskQueue:
     def __init__(self, path: Path, max_bytes: int):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        # Ingest processes (`service.ingest_workers`) write the same file: wait for their locks.
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
@@ -107,6 +108,8 @@ class DiskQueue:
             " bytes INTEGER NOT NULL, spans INTEGER NOT NULL, batch_id INTEGER)"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS items_batch ON items(batch_id)")
+        # Sizes are summed from this index, not the table (whose rows carry the payloads).
+        self._db.execute("CREATE INDEX IF NOT EXISTS items_bytes ON items(bytes)")
         self._db.execute("CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY AUTOINCREMENT)")
         # A random id per queue file: if the file is deleted, batch ids start again at 1, and
         # without it the new batches would carry the tokens of old ones and be "deduplicated" away.
@@ -115,17 +118,23 @@ class DiskQueue:
         self.instance = self._db.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()[0]
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._count, self._bytes = self._db.execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM items").fetchone()
         # Batches that were being pushed when the process died are replayed first, as recorded.
         self._in_flight: set[int] = set()
 
     def put(self, payload: bytes, spans: int) -> None:
+        # Other processes may write this file too: the bound is checked against what is on disk,
+        # in the same write transaction as the insert, not against this process's view.
         with self._cond:
-            if self._bytes + len(payload) > self.max_bytes and self._bytes > 0:
-                raise QueueFull(f"sending queue is full ({self._bytes} of {self.max_bytes} bytes on disk)")
-            self._db.execute("INSERT INTO items (payload, bytes, spans) VALUES (?, ?, ?)", (payload, len(payload), spans))
-            self._count += 1
-            self._bytes += len(payload)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                used = self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM items").fetchone()[0]
+                if used + len(payload) > self.max_bytes and used > 0:
+                    raise QueueFull(f"sending queue is full ({used} of {self.max_bytes} bytes on disk)")
+                self._db.execute("INSERT INTO items (payload, bytes, spans) VALUES (?, ?, ?)", (payload, len(payload), spans))
+                self._db.execute("COMMIT")
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
             self._cond.notify()
 
     def next_batch(self, max_spans: int, max_bytes: int, wait_s: float) -> QueuedBatch | None:
@@ -175,8 +184,6 @@ class DiskQueue:
         with self._cond:
             self._db.execute("DELETE FROM items WHERE batch_id = ?", (batch.id,))
             self._in_flight.discard(batch.id)
-            self._count -= len(batch.item_ids)
-            self._bytes -= sum(len(p) for p in batch.payloads)
 
     def requeue(self, batch: QueuedBatch) -> None:
         """Give a batch back (shutdown mid-retry): it stays recorded and is replayed as it was."""
@@ -186,7 +193,7 @@ class DiskQueue:
 
     def stats(self) -> tuple[int, int]:
         with self._cond:
-            return self._count, self._bytes
+            return self._db.execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM items").fetchone()
 
     def close(self) -> None:
         with self._cond:

@@ -9,10 +9,14 @@ batch processors flush, the exporters drain their queues).
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
 
 from collector.component import ComponentId, Consumer, Host
 from collector.config import CollectorConfig, PipelineConfig
+from collector.exporterhelper import QueueWriter
+from collector.ingest import IngestWorkers
 from collector.pdata import Traces
 from collector.telemetry import SelfTelemetry
 
@@ -31,49 +35,78 @@ class FanOut:
 
 
 class Service:
-    def __init__(self, config: CollectorConfig):
-        self.config = config
-        self.telemetry = SelfTelemetry()
+    """`role`: "all" runs everything here; with `service.ingest_workers` > 1 the main process runs
+    as "main" (extensions, exporters, the worker processes) and each worker as "ingest"
+    (receivers and processors, exporters reduced to writers of their disk queues); see ingest.py."""
+
+    def __init__(self, config: CollectorConfig, role: str = "all", metrics_dir: str | None = None):
+        if role == "all" and config.ingest_workers > 1:
+            role = "main"
+            metrics_dir = tempfile.mkdtemp(prefix="genaitrace-metrics-")
+        self.config, self.role, self._metrics_dir = config, role, metrics_dir
+        self.telemetry = SelfTelemetry(metrics_dir)
         self.extensions: dict[ComponentId, object] = {}
         self.exporters: dict[ComponentId, object] = {}
         self.processors: list[object] = []
         self.receivers: dict[ComponentId, object] = {}
+        self.workers: IngestWorkers | None = None
         self.started_in_s = 0.0
 
     def start(self) -> None:
         began = time.monotonic()
         cfg = self.config
-        if cfg.telemetry.metrics_address:
+        if cfg.telemetry.metrics_address and self.role != "ingest":
             self.telemetry.serve(cfg.telemetry.metrics_address)
         host = Host(
             telemetry=self.telemetry,
             config_path=cfg.path,
             exporter_configs={cid: c.config for cid, c in cfg.exporters.items()},
+            shared_ports=self.role == "ingest",
         )
-        for cid in cfg.service_extensions:
-            component = cfg.extensions[cid]
-            extension = component.factory.create(cid, component.config, None)
-            extension.start(host)
-            self.extensions[cid] = host.extensions[cid] = extension
-        for cid in {cid for p in cfg.pipelines for cid in p.exporters}:
-            component = cfg.exporters[cid]
-            self.exporters[cid] = component.factory.create(cid, component.config, None)
-            self.exporters[cid].start(host)
-        heads: dict[ComponentId, list[Consumer]] = {}
-        for pipeline in cfg.pipelines:
-            head = self._build_pipeline(pipeline, host)
-            for cid in pipeline.receivers:
-                heads.setdefault(cid, []).append(head)
-        for cid, consumers in heads.items():
-            component = cfg.receivers[cid]
-            self.receivers[cid] = component.factory.create(cid, component.config, FanOut(consumers))
-            self.receivers[cid].start(host)
+        self._start_extensions(host)
+        self._start_exporters(host)
+        if self.role == "main":
+            self.workers = IngestWorkers(cfg, self._metrics_dir, self.telemetry)
+            self.workers.start()
+        else:
+            self._start_pipelines(host)
         for extension in self.extensions.values():
             if hasattr(extension, "ready"):
                 extension.ready = True
         self.started_in_s = time.monotonic() - began
-        log.info("collector started in %.2fs: %d receivers, %d pipelines, %d exporters",
-                 self.started_in_s, len(self.receivers), len(cfg.pipelines), len(self.exporters))
+        log.info("collector started in %.2fs: %d receivers, %d pipelines, %d exporters, %d ingest workers",
+                 self.started_in_s, len(self.receivers), len(cfg.pipelines), len(self.exporters),
+                 cfg.ingest_workers if self.role == "main" else 0)
+
+    def _start_extensions(self, host: Host) -> None:
+        for cid in self.config.service_extensions:
+            component = self.config.extensions[cid]
+            extension = component.factory.create(cid, component.config, None)
+            if self.role == "ingest" and not getattr(extension, "ingest_side", False):
+                continue  # serves something (a port, the store): the main process runs it
+            extension.start(host)
+            self.extensions[cid] = host.extensions[cid] = extension
+
+    def _start_exporters(self, host: Host) -> None:
+        for cid in dict.fromkeys(cid for p in self.config.pipelines for cid in p.exporters):
+            component = self.config.exporters[cid]
+            if self.role == "ingest":
+                exporter = QueueWriter(cid, component.config)
+            else:
+                exporter = component.factory.create(cid, component.config, None)
+            self.exporters[cid] = exporter
+            exporter.start(host)
+
+    def _start_pipelines(self, host: Host) -> None:
+        heads: dict[ComponentId, list[Consumer]] = {}
+        for pipeline in self.config.pipelines:
+            head = self._build_pipeline(pipeline, host)
+            for cid in pipeline.receivers:
+                heads.setdefault(cid, []).append(head)
+        for cid, consumers in heads.items():
+            component = self.config.receivers[cid]
+            self.receivers[cid] = component.factory.create(cid, component.config, FanOut(consumers))
+            self.receivers[cid].start(host)
 
     def _build_pipeline(self, pipeline: PipelineConfig, host: Host) -> Consumer:
         consumer: Consumer = FanOut([self.exporters[cid] for cid in pipeline.exporters])
@@ -89,6 +122,8 @@ class Service:
         for extension in self.extensions.values():
             if hasattr(extension, "ready"):
                 extension.ready = False
+        if self.workers is not None:
+            self.workers.stop()  # the workers flush into the queues before the exporters drain them
         for stage in (self.receivers.values(), reversed(self.processors), self.exporters.values(),
                       reversed(list(self.extensions.values()))):
             for component in stage:
@@ -97,4 +132,5 @@ class Service:
                 except Exception:  # noqa: BLE001 - keep shutting the rest down
                     log.exception("error shutting down %s", getattr(component, "id", component))
         self.telemetry.shutdown()
-
+        if self.role == "main" and self._metrics_dir:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)

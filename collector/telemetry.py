@@ -4,15 +4,19 @@
       telemetry:
         metrics: {address: 127.0.0.1:8888}
 
-Components add their own metrics (e.g. the GenAI span metrics) to `registry`.
+Components add their own metrics (e.g. the GenAI span metrics) to `registry`. With ingest
+worker processes (`service.ingest_workers`), every process writes its values to files in one
+directory (prometheus-client's multiprocess mode) and the main process serves their sum.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app, values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from collector.confighelpers import split_host_port
 
@@ -23,7 +27,13 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class SelfTelemetry:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        if multiprocess_dir:
+            # prometheus-client picks its value store when a metric is created; every metric of
+            # this process is created after this point (here and by components).
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir
+            values.ValueClass = values.get_value_class()
         self.registry = CollectorRegistry()
         r = self.registry
         self._counters = {
@@ -44,9 +54,12 @@ class SelfTelemetry:
                 "otelcol_processor_refused_spans", "Spans refused by a processor (e.g. memory_limiter)", ["processor"], registry=r
             ),
         }
-        self._queue_size = Gauge("otelcol_exporter_queue_size", "Requests in the sending queue", ["exporter"], registry=r)
-        self._queue_bytes = Gauge("otelcol_exporter_queue_bytes", "Bytes in the sending queue", ["exporter"], registry=r)
-        self._queue_capacity = Gauge("otelcol_exporter_queue_capacity_bytes", "Sending queue bound in bytes", ["exporter"], registry=r)
+        self._queue_size = Gauge("otelcol_exporter_queue_size", "Requests in the sending queue", ["exporter"], registry=r,
+                                 multiprocess_mode="livemax")
+        self._queue_bytes = Gauge("otelcol_exporter_queue_bytes", "Bytes in the sending queue", ["exporter"], registry=r,
+                                  multiprocess_mode="livemax")
+        self._queue_capacity = Gauge("otelcol_exporter_queue_capacity_bytes", "Sending queue bound in bytes", ["exporter"],
+                                     registry=r, multiprocess_mode="livemax")
         self._server = None
 
     def count(self, name: str, value: float, **labels: str) -> None:
@@ -58,9 +71,17 @@ class SelfTelemetry:
         self._queue_bytes.labels(exporter=exporter).set(size_bytes)
         self._queue_capacity.labels(exporter=exporter).set(capacity_bytes)
 
+    def process_ended(self, pid: int) -> None:
+        if self.multiprocess_dir:
+            mark_process_dead(pid, self.multiprocess_dir)
+
     def serve(self, address: str) -> None:
+        registry = self.registry
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, self.multiprocess_dir)
         host, port = split_host_port(address)
-        self._server = make_server(host, port, make_wsgi_app(self.registry), handler_class=_QuietHandler)
+        self._server = make_server(host, port, make_wsgi_app(registry), handler_class=_QuietHandler)
         threading.Thread(target=self._server.serve_forever, name="telemetry", daemon=True).start()
 
     def shutdown(self) -> None:

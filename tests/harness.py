@@ -76,6 +76,7 @@ exporters:
 {extra_yaml}
 service:
   extensions: [{extensions}]
+  ingest_workers: {ingest_workers}
   telemetry:
     metrics:
       address: 127.0.0.1:{metrics_port}
@@ -91,7 +92,7 @@ class CollectorProcess:
     def __init__(self, workdir: Path, *, processors: str = "memory_limiter, genai_normalizer, genai_cost, batch", exporters_yaml: str | None = None,
                  exporter_ids: str = "clickhouse", extra_processors_yaml: str = "", extra_yaml: str = "",
                  max_body_mib: float = 16, env: dict | None = None, config_text: str | None = None,
-                 extensions: str = "health_check, file_storage, sqlquery"):
+                 extensions: str = "health_check, file_storage, sqlquery", ingest_workers: int = 1):
         self.workdir = Path(workdir)
         self.data = self.workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,7 @@ class CollectorProcess:
             data=self.data, grpc_port=self.grpc_port, http_port=self.http_port, health_port=self.health_port,
             query_port=self.query_port, metrics_port=self.metrics_port, max_body_mib=max_body_mib,
             processors=processors, exporter_ids=exporter_ids, extra_yaml=extra_yaml,
-            extra_processors=extra_processors_yaml, extensions=extensions,
+            extra_processors=extra_processors_yaml, extensions=extensions, ingest_workers=ingest_workers,
         )
         # A test's own exporters YAML may say {data} for this collector's data directory.
         fields["exporters"] = (exporters_yaml or DEFAULT_EXPORTERS).replace("{data}", str(self.data))

@@ -30,15 +30,14 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
-import signal
 import threading
-import time
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pyarrow as pa
 from pydantic import Field, field_validator
 
+from collector.child_process import detach_from_parent_signals
 from collector.component import ComponentId, Factory, Host, Kind, StrictConfig
 from collector.confighelpers import Duration
 from collector.exporterhelper import ExporterSettings, PushRequest, QueuedRetryExporter
@@ -156,18 +155,10 @@ class ClickHouseExporter:
 
 
 def _worker_init(parent_pid: int) -> None:
-    # Ctrl-C reaches the whole process group: the collector shuts the pool down, workers don't react.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # After a kill -9 of the collector a worker would wait for work forever (it holds its own queue's
-    # write end, so it never sees EOF): leave with the parent.
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+    # The collector shuts the pool down; after a kill -9 of the collector a worker would wait for
+    # work forever (it holds its own queue's write end, so it never sees EOF).
+    detach_from_parent_signals(parent_pid)
     warm_up()
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(1.0)
-    os._exit(0)
 
 
 def _split(payloads: list[bytes], parts: int) -> list[list[bytes]]:

@@ -111,6 +111,8 @@ class _Secret:
 
 
 class BearerTokenAuth(Component):
+    ingest_side = True  # ingest worker processes need it too (service.ingest_workers)
+
     def __init__(self, component_id: ComponentId, config: BearerTokenAuthConfig):
         self.id, self.config = component_id, config
         self._secrets: list[tuple[_Secret, str | None]] = []

@@ -20,6 +20,8 @@ class FileStorageConfig(StrictConfig):
 
 
 class FileStorage(Component):
+    ingest_side = True  # ingest worker processes need it too (service.ingest_workers)
+
     def __init__(self, component_id: ComponentId, config: FileStorageConfig):
         self.id, self.directory = component_id, Path(config.directory).resolve()
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
 import zlib
 from concurrent import futures
@@ -87,6 +88,17 @@ class OTLPReceiverConfig(StrictConfig):
     validation: ValidationConfig = ValidationConfig()
 
 
+def _reuseport_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
 class _Outcome:
     """How one request ended, in protocol-neutral terms."""
 
@@ -102,6 +114,7 @@ class OTLPReceiver(Component):
         self._http_server: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._authenticators: dict[str, object] = {}
+        self._shared_ports = False
 
     # --- shared request handling ---
 
@@ -138,6 +151,7 @@ class OTLPReceiver(Component):
 
     def start(self, host: Host) -> None:
         self.telemetry = host.telemetry
+        self._shared_ports = host.shared_ports
         protocols = self.config.protocols
         for transport in ("grpc", "http"):
             cfg = getattr(protocols, transport)
@@ -161,7 +175,7 @@ class OTLPReceiver(Component):
         max_bytes = int(cfg.max_recv_msg_size_mib * MIB)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.max_concurrent_streams, thread_name_prefix="otlp-grpc"),
-            options=[("grpc.max_receive_message_length", max_bytes), ("grpc.so_reuseport", 0)],
+            options=[("grpc.max_receive_message_length", max_bytes), ("grpc.so_reuseport", int(self._shared_ports))],
             maximum_concurrent_rpcs=cfg.max_concurrent_streams * 4,
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_GrpcTraceService(self), server)
@@ -193,11 +207,13 @@ class OTLPReceiver(Component):
         ready = threading.Event()
         failure: list[BaseException] = []
 
+        sockets = [_reuseport_socket(host, port)] if self._shared_ports else None
+
         def serve() -> None:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             try:
-                loop.run_until_complete(server.serve())
+                loop.run_until_complete(server.serve(sockets=sockets))
             except BaseException as exc:  # noqa: BLE001 - reported to start() below
                 failure.append(exc)
             finally:
