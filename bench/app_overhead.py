@@ -127,10 +127,10 @@ def child_inproc(calls: int, rounds: int) -> dict:
     cases = {
         "bare_span": (bare, calls * 5, None),
         "own_untraced": (lambda: stub(**kw), calls * 5, None),
-        "own_traced": (lambda: traced_stub(**kw), calls, None),
+        "own_traced": (lambda: traced_stub(**kw), calls, None if fast else wrapped_stub),
         "own_openinference": (lambda: oi_stub(**kw), calls, wrapped_stub),
         "mock_untraced": (lambda: untraced_real(**kw), calls, None),
-        "mock_traced": (lambda: traced_real(**kw), calls, None),
+        "mock_traced": (lambda: traced_real(**kw), calls, None if fast else wrapped_real),
         "mock_openinference": (lambda: oi_real(**kw), calls, wrapped_real),
     }
     from instrumentation.bootstrap import force_flush
