@@ -201,6 +201,7 @@ class Sampler:
 class Ours:
     name = "ours"
     description = "genaitrace: OTLP -> genai_normalizer -> genai_cost -> batch -> clickhouse (chdb, disk queue)"
+    ingest_workers: int | None = None  # None: --ingest-workers
 
     def __init__(self, workdir: Path, processors: str | None = None):
         sys.path.insert(0, str(REPO))
@@ -217,7 +218,8 @@ class Ours:
         self.processors = chain
         extra = "".join(f"  {p}: {{}}\n" for p in chain if p not in ("batch", "memory_limiter"))
         self.proc = CollectorProcess(workdir, processors=", ".join(chain), extra_processors_yaml=extra,
-                                     max_body_mib=64, exporters_yaml=_our_exporter(), ingest_workers=INGEST_WORKERS)
+                                     max_body_mib=64, exporters_yaml=_our_exporter(),
+                                     ingest_workers=self.ingest_workers or INGEST_WORKERS)
         # the harness template's batch settings are test settings; use the product defaults
         text = self.proc.config_path.read_text().replace("send_batch_size: 8192\n    timeout: 50ms",
                                                          "send_batch_size: 8192\n    timeout: 200ms")
@@ -344,7 +346,13 @@ def _terminate(process: subprocess.Popen) -> None:
             process.wait()
 
 
-TARGETS = {"ours": Ours, "phoenix": Phoenix, "rotel": Rotel}
+class OursTwoIngestWorkers(Ours):
+    name = "ours-2w"
+    description = Ours.description + ", service.ingest_workers: 2"
+    ingest_workers = 2
+
+
+TARGETS = {"ours": Ours, "ours-2w": OursTwoIngestWorkers, "phoenix": Phoenix, "rotel": Rotel}
 
 
 # --- one scenario --------------------------------------------------------------------------------
@@ -482,7 +490,7 @@ def markdown(results: list[dict], meta: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="ours,phoenix,rotel", help="comma-separated targets")
+    ap.add_argument("--only", default="ours,ours-2w,phoenix,rotel", help="comma-separated targets")
     ap.add_argument("--protocols", default="grpc,http")
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--concurrency", type=int, default=32)
