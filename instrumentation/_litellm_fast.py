@@ -32,9 +32,9 @@ import threading
 from typing import Any
 
 from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from openinference.instrumentation.context_attributes import CONTEXT_ATTRIBUTES as _CONTEXT_KEYS
 
 from instrumentation import genai_mapping as gm
 from instrumentation.bootstrap import _state as _bootstrap_state
@@ -44,6 +44,8 @@ _log = logging.getLogger(__name__)
 
 _SPAN_KEY = "current-span"  # opentelemetry.trace.propagation._SPAN_KEY
 GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+
+from openinference.instrumentation.context_attributes import CONTEXT_ATTRIBUTES as _CONTEXT_KEYS
 
 try:  # openinference's capture_span_context() support (private helper)
     from openinference.instrumentation._capture import _capture_span_context
