@@ -259,16 +259,6 @@ def patch_openinference_litellm() -> bool:
             funcs[name] = _wrap_litellm_sync(original)
         elif name in ("acompletion", "aembedding", "aimage_generation", "aresponses"):
             funcs[name] = _wrap_litellm_async(original)
-    from instrumentation.processor import SPAN_ONLY, capture_mode
-
-    if capture_mode() != SPAN_ONLY:
-        # content is dropped anyway: plain completion calls skip openinference's per-call work
-        from instrumentation import _litellm_fast
-
-        try:
-            _litellm_fast.install(LiteLLMInstrumentor())
-        except Exception:  # pragma: no cover - openinference's shape changed: keep its wrappers
-            _log.debug("LiteLLM fast path not installed", exc_info=True)
     return True
 
 

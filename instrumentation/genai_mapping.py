@@ -36,7 +36,6 @@ from typing import Any, Iterable, Mapping
 
 __all__ = [
     "normalize_attributes",
-    "normalize_usage",
     "detect_provider",
     "detect_provider_with_source",
     "operation_name",
@@ -599,16 +598,33 @@ def operation_name(attributes: Mapping[str, Any], span_name: str | None = None) 
     return None
 
 
-def normalize_usage(attributes: Mapping[str, Any]) -> dict[str, int]:
-    """The semconv token counts of a span of any dialect (the usage part of `normalize_attributes`)."""
+def normalize_attributes(
+    attributes: Mapping[str, Any], span_name: str | None = None, drop_originals: bool = False
+) -> dict[str, Any]:
+    """The span's full attribute dict with every GenAI dialect rewritten to current semconv.
+
+    Idempotent: `normalize_attributes(normalize_attributes(a)) == normalize_attributes(a)`.
+    Values already in semconv names win over dialect spellings. Token counts become ints.
+    With `drop_originals`, dialect keys that were mapped are removed.
+    """
+    out: dict[str, Any] = dict(attributes)
+    if not is_genai_candidate(out):
+        return out
+
+    op = operation_name(attributes, span_name)
+    if op is not None:
+        out[GEN_AI_OPERATION_NAME] = op
+
+    for target, keys in _STRING_ALIASES.items():
+        key, value = _first(attributes, keys)
+        text = _as_str(value)
+        if text is not None:
+            out[target] = text
+
     tokens: dict[str, int] = {}
-    get = attributes.get
     for target, keys in _TOKEN_ALIASES.items():
         for key in keys:
-            value = get(key)
-            if value is None:
-                continue
-            number = _as_int(value)
+            number = _as_int(attributes.get(key))
             if number is not None:
                 tokens[target] = number
                 break
@@ -634,33 +650,6 @@ def normalize_usage(attributes: Mapping[str, Any]) -> dict[str, int]:
     reasoning = tokens.get(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, 0)
     if outp is not None and reasoning > outp:
         tokens[GEN_AI_USAGE_OUTPUT_TOKENS] = outp + reasoning
-    return tokens
-
-
-def normalize_attributes(
-    attributes: Mapping[str, Any], span_name: str | None = None, drop_originals: bool = False
-) -> dict[str, Any]:
-    """The span's full attribute dict with every GenAI dialect rewritten to current semconv.
-
-    Idempotent: `normalize_attributes(normalize_attributes(a)) == normalize_attributes(a)`.
-    Values already in semconv names win over dialect spellings. Token counts become ints.
-    With `drop_originals`, dialect keys that were mapped are removed.
-    """
-    out: dict[str, Any] = dict(attributes)
-    if not is_genai_candidate(out):
-        return out
-
-    op = operation_name(attributes, span_name)
-    if op is not None:
-        out[GEN_AI_OPERATION_NAME] = op
-
-    for target, keys in _STRING_ALIASES.items():
-        key, value = _first(attributes, keys)
-        text = _as_str(value)
-        if text is not None:
-            out[target] = text
-
-    tokens = normalize_usage(attributes)
     out.update(tokens)
 
     if op in INFERENCE_OPERATIONS or tokens or GEN_AI_REQUEST_MODEL in out:

@@ -211,55 +211,6 @@ def _strip_routing_prefix(out: dict) -> None:
                 out[key] = rest
 
 
-class _SettledSpans:
-    """Span ids whose attributes are already what ``rewrite`` would make of them (bounded).
-
-    The LiteLLM fast path (``instrumentation._litellm_fast``) builds its inference span's
-    attributes in their final form; ``on_end`` then only adds the inherited agent / workflow and
-    the name instead of normalising again. A span that is marked but never ended by a provider
-    with this processor is forgotten when the set is full; an unmarked settled span is simply
-    normalised again (``rewrite`` of a settled span gives the same attributes).
-    """
-
-    def __init__(self, limit: int = 10_000):
-        self._ids: set[int] = set()
-        self._limit = limit
-
-    def add(self, span_id: int) -> None:
-        ids = self._ids
-        if len(ids) >= self._limit:
-            ids.clear()
-        ids.add(span_id)
-
-    def take(self, span_id: int) -> bool:
-        try:
-            self._ids.remove(span_id)
-            return True
-        except KeyError:
-            return False
-
-
-SETTLED = _SettledSpans()
-
-
-def inference_name(op: str, out: Mapping[str, Any]) -> str:
-    model = out.get(gm.GEN_AI_REQUEST_MODEL) or out.get(gm.GEN_AI_RESPONSE_MODEL)
-    return f"{op} {model}" if model else op
-
-
-def _inherit_for_inference(out: dict, inherited) -> None:
-    if inherited and gm.GEN_AI_AGENT_NAME not in out and inherited[0]:
-        out[gm.GEN_AI_AGENT_NAME] = inherited[0]
-        if inherited[1]:
-            out.setdefault(GEN_AI_AGENT_ID, inherited[1])
-
-
-def _inherit_workflow(out: dict, inherited, op) -> None:
-    workflow = inherited[2] if inherited and len(inherited) > 2 else None
-    if workflow and op != gm.OP_INVOKE_WORKFLOW:
-        out.setdefault(GEN_AI_WORKFLOW_NAME, workflow)
-
-
 class GenAISpanProcessor(SpanProcessor):
     def __init__(self, capture: str | None = None, drop_dialect: bool = True):
         self._capture = capture
@@ -300,19 +251,12 @@ class GenAISpanProcessor(SpanProcessor):
     # --- end -------------------------------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            span_id = span.context.span_id if span.context else None
-            inherited = self._agents.pop(span_id) if span_id is not None else None
+            inherited = self._agents.pop(span.context.span_id) if span.context else None
             attrs = dict(span.attributes or {})
             name = span.name
-            if span_id is not None and SETTLED.take(span_id):
-                size = len(attrs)
-                new_name, new_attrs = self._rewrite_settled(attrs, inherited)
-                changed = inherited is not None or len(new_attrs) != size
-            else:
-                new_name, new_attrs = self.rewrite(name, attrs, inherited,
-                                                   span.instrumentation_scope.name if span.instrumentation_scope else "")
-                changed = new_attrs is not attrs
-            if changed or new_name != name:
+            new_name, new_attrs = self.rewrite(name, attrs, inherited,
+                                               span.instrumentation_scope.name if span.instrumentation_scope else "")
+            if new_attrs is not attrs or new_name != name:
                 span._name = new_name  # the ReadableSpan is a per-end() copy: safe to rewrite
                 span._attributes = new_attrs
                 if new_attrs.get(gm.GEN_AI_OPERATION_NAME) in INFERENCE_OPS and span.kind == SpanKind.INTERNAL:
@@ -347,8 +291,12 @@ class GenAISpanProcessor(SpanProcessor):
 
         _strip_routing_prefix(out)
         if op in INFERENCE_OPS:
-            name = inference_name(op, out)
-            _inherit_for_inference(out, inherited)
+            model = out.get(gm.GEN_AI_REQUEST_MODEL) or out.get(gm.GEN_AI_RESPONSE_MODEL)
+            name = f"{op} {model}" if model else op
+            if inherited and gm.GEN_AI_AGENT_NAME not in out and inherited[0]:
+                out[gm.GEN_AI_AGENT_NAME] = inherited[0]
+                if inherited[1]:
+                    out.setdefault(GEN_AI_AGENT_ID, inherited[1])
         elif op == gm.OP_INVOKE_AGENT:
             agent = out.get(gm.GEN_AI_AGENT_NAME) or attrs.get("traceloop.entity.name")
             if agent:
@@ -375,7 +323,9 @@ class GenAISpanProcessor(SpanProcessor):
             name = f"task {task}" if task else "task"
             if inherited and inherited[0]:
                 out.setdefault(gm.GEN_AI_AGENT_NAME, inherited[0])
-        _inherit_workflow(out, inherited, op)
+        workflow = inherited[2] if inherited and len(inherited) > 2 else None
+        if workflow and op != gm.OP_INVOKE_WORKFLOW:
+            out.setdefault(GEN_AI_WORKFLOW_NAME, workflow)
         if op in INFERENCE_OPS:
             streaming = out.pop("gen_ai.is_streaming", None)
             if streaming is not None:
@@ -389,14 +339,6 @@ class GenAISpanProcessor(SpanProcessor):
                 if key in _DIALECT_DROP_KEYS or key.startswith(_DIALECT_DROP_PREFIXES):
                     del out[key]
         return name, self._strip_content(out, capture)
-
-    def _rewrite_settled(self, attrs: dict, inherited) -> tuple[str, dict]:
-        """``rewrite`` of an inference span whose attributes are already final (see ``SETTLED``)."""
-        op = attrs.get(gm.GEN_AI_OPERATION_NAME)
-        name = inference_name(op, attrs)
-        _inherit_for_inference(attrs, inherited)
-        _inherit_workflow(attrs, inherited, op)
-        return name, self._strip_content(attrs, self.capture)
 
     @staticmethod
     def _fix_crewai_dialect(name: str, attrs: dict, scope: str) -> None:
