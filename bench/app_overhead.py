@@ -12,9 +12,7 @@ BatchSpanProcessor, so the figures are the in-process cost, not the network.
                     ended (what a hand-instrumented call costs)
      own            the instrumentation alone: `litellm.completion` traced, with LiteLLM itself
                     replaced by a stub returning a canned response (so the figure is our wrapper,
-                    the SDK span, the GenAI processor and the batch queue, nothing else); and the
-                    same call through openinference's wrapper (the path used before the fast path,
-                    still used for streams and content capture)
+                    the SDK span, the GenAI processor and the batch queue, nothing else)
      mock           the real `litellm.completion(mock_response=...)` traced vs the untraced
                     function (taken before `init()`), and through openinference's wrapper
    Overhead per call = traced - untraced; ratio = that / bare_span (target < 1.2).
@@ -105,8 +103,6 @@ def child_inproc(calls: int, rounds: int) -> dict:
     exporter = _noop_exporter()
     instrumentation.init("bench-app", exporter=exporter)
     traced_stub = litellm.completion
-    fast = getattr(traced_stub, "_genai_fast", False)
-    oi_stub = getattr(traced_stub, "__wrapped__", traced_stub) if fast else traced_stub
     # the real function, instrumented the same way
     from openinference.instrumentation.litellm import LiteLLMInstrumentor
 
@@ -119,19 +115,15 @@ def child_inproc(calls: int, rounds: int) -> dict:
     patch_openinference_litellm()
     traced_real = litellm.completion
     wrapped_real = funcs["completion"]
-    oi_real = getattr(traced_real, "__wrapped__", traced_real) if fast else traced_real
-    assert getattr(traced_real, "_genai_fast", False) == fast
 
     bare, bare_provider, _ = _bare_span_fn()
     # (function, calls, what openinference's wrapper calls inside)
     cases = {
         "bare_span": (bare, calls * 5, None),
         "own_untraced": (lambda: stub(**kw), calls * 5, None),
-        "own_traced": (lambda: traced_stub(**kw), calls, None if fast else wrapped_stub),
-        "own_openinference": (lambda: oi_stub(**kw), calls, wrapped_stub),
+        "own_traced": (lambda: traced_stub(**kw), calls, wrapped_stub),
         "mock_untraced": (lambda: untraced_real(**kw), calls, None),
-        "mock_traced": (lambda: traced_real(**kw), calls, None if fast else wrapped_real),
-        "mock_openinference": (lambda: oi_real(**kw), calls, wrapped_real),
+        "mock_traced": (lambda: traced_real(**kw), calls, wrapped_real),
     }
     from instrumentation.bootstrap import force_flush
 
@@ -151,8 +143,8 @@ def child_inproc(calls: int, rounds: int) -> dict:
     instrumentation.shutdown()
     bare_provider.shutdown()
     med = {k: statistics.median(v) for k, v in samples.items()}
-    traced_calls = rounds * calls * 4 + 4 * 20  # own_/mock_ traced and openinference, + their warm-up
-    return {"median_cpu_us": med, "samples_cpu_us": samples, "fast_path": fast,
+    traced_calls = rounds * calls * 2 + 2 * 20  # own_ and mock_ traced, + their warm-up
+    return {"median_cpu_us": med, "samples_cpu_us": samples,
             "spans_per_traced_call": (exporter.spans - spans_before) / traced_calls}
 
 
@@ -236,9 +228,7 @@ def run(calls: int = 300, startup_runs: int = 5, rounds: int = 7, e2e_rounds: in
     m = inproc["median_cpu_us"]
     bare_us = m["bare_span"]
     own = m["own_traced"] - m["own_untraced"]
-    own_oi = m["own_openinference"] - m["own_untraced"]
     mock = m["mock_traced"] - m["mock_untraced"]
-    mock_oi = m["mock_openinference"] - m["mock_untraced"]
 
     port = free_port()
     fake = subprocess.Popen([PYTHON, "-m", "instrumentation.fakellm", "--port", str(port)], cwd=REPO,
@@ -286,11 +276,6 @@ def run(calls: int = 300, startup_runs: int = 5, rounds: int = 7, e2e_rounds: in
         "own_cpu_vs_bare_span": round(own / bare_us, 2),
         "mock_overhead_us": round(mock, 1),
         "mock_overhead_vs_bare_span": round(mock / bare_us, 2),
-        # the same through openinference's wrapper (before the fast path; streams, content capture)
-        "openinference_path_own_cpu_us": round(own_oi, 1),
-        "openinference_path_own_vs_bare_span": round(own_oi / bare_us, 2),
-        "openinference_path_mock_overhead_us": round(mock_oi, 1),
-        "fast_path": inproc["fast_path"],
         "spans_per_traced_call": round(inproc["spans_per_traced_call"], 2),
         "e2e_fake_llm": e2e,
         "startup_plain_s": round(sm["plain"]["wall"], 2),
@@ -311,12 +296,10 @@ def summary(out: dict) -> str:
     return "\n".join([
         f"bare SDK span (20 attributes): {out['bare_span_us']} us CPU",
         f"instrumentation alone per litellm.completion: {out['own_cpu_per_call_us']} us CPU = "
-        f"{out['own_cpu_vs_bare_span']}x the bare span (target < 1.2x); through openinference's wrapper "
-        f"{out['openinference_path_own_cpu_us']} us = {out['openinference_path_own_vs_bare_span']}x",
+        f"{out['own_cpu_vs_bare_span']}x the bare span (target < 1.2x)",
         f"litellm.completion(mock_response), CPU: {out['plain_call_us']} us untraced, {out['instrumented_call_us']} us "
         f"traced: {out['mock_overhead_us']:+} us = {out['mock_overhead_vs_bare_span']}x "
-        f"(openinference's wrapper: {out['openinference_path_mock_overhead_us']:+} us; differences of ~3 ms "
-        f"calls, noise-bound); {out['spans_per_traced_call']} spans per call",
+        f"(differences of ~3 ms calls, noise-bound); {out['spans_per_traced_call']} spans per call",
         f"against the fake LLM, fresh processes: wall {e['plain_wall_us']} / {e['instrumented_wall_us']} us "
         f"(diff {e['overhead_wall_us']}, p90 {e['plain_p90_wall_us']} / {e['instrumented_p90_wall_us']}), "
         f"CPU {e['plain_cpu_us']} / {e['instrumented_cpu_us']} us (diff {e['overhead_cpu_us']}); "

@@ -11,7 +11,8 @@ the exporters' disk queues, and acknowledge a request once its batch is committe
 as one process does. The main process owns the exporters (one writer per store, as the embedded
 ClickHouse requires), the extensions that serve something (health check, SQL endpoint) and the
 metrics endpoint, which sums every process's metrics. A worker that dies is started again; what
-it acknowledged is on disk already. Each worker has its own `memory_limiter` budget.
+it acknowledged is on disk already. A worker's `memory_limiter` measures the whole collector (the
+main process and every worker), so its limit is the collector's, as with one process.
 """
 
 from __future__ import annotations
@@ -106,11 +107,13 @@ class IngestWorkers:
 
 def run_worker(config_path: str, metrics_dir: str | None, log_level: int, parent_pid: int, ready: Connection) -> None:
     """A worker process: the receivers and processors of every pipeline, writing to the queues."""
+    from collector import memory
     from collector.child_process import detach_from_parent_signals
     from collector.config import load_config
     from collector.service import Service
 
     detach_from_parent_signals(parent_pid)
+    memory.measure_process_tree(parent_pid)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s ingest-{os.getpid()} %(name)s: %(message)s")

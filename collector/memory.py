@@ -23,9 +23,42 @@ _releasers: list[Callable[[], None]] = []
 _releasers_lock = threading.Lock()
 
 
+_tree_root: int | None = None
+
+
+def measure_process_tree(root_pid: int) -> None:
+    """From now on `resident_bytes` is the whole collector's: `root_pid` and its descendants.
+    Ingest workers call this, so `memory_limiter` limits the collector, not each worker alone."""
+    global _tree_root
+    _tree_root = root_pid
+
+
 def resident_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * _PAGE
+    if _tree_root is None:
+        return _resident(os.getpid())
+    return sum(_resident(pid) for pid in _descendants(_tree_root))
+
+
+def _resident(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0  # ended meanwhile
+
+
+def _descendants(root: int) -> list[int]:
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as handle:
+                    todo.extend(int(child) for child in handle.read().split())
+        except OSError:
+            continue
+    return pids
 
 
 def total_memory_bytes() -> int:

@@ -141,3 +141,36 @@ def test_the_disk_queue_bound_holds_across_writer_processes(tmp_path):
     second.ack(batch)
     first.put(b"z" * 600, 1)
     assert second.stats() == (1, 600)
+
+
+def _rss_mib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def test_a_workers_memory_limiter_limits_the_whole_collector(tmp_path):
+    """The soft limit sits above what any one process uses but below the collector's total: the
+    workers refuse (retryably), because the limit is the collector's, not each worker's."""
+    probe = CollectorProcess(tmp_path / "probe", ingest_workers=2).start()
+    try:
+        sizes = [_rss_mib(pid) for pid in [probe.proc.pid, *_worker_pids(probe)]]
+    finally:
+        probe.stop()
+    soft = max(sizes) + (sum(sizes) - max(sizes)) // 2  # > any process, < all of them together
+    limiter = f"""
+  memory_limiter/collector:
+    check_interval: 100ms
+    limit_mib: {soft + 50}
+    spike_limit_mib: 50
+"""
+    collector = CollectorProcess(tmp_path / "c", ingest_workers=2, processors="memory_limiter/collector, batch",
+                                 extra_processors_yaml=limiter).start()
+    try:
+        time.sleep(0.5)
+        answers = {grpc_send(collector.grpc_endpoint, make_request(5)[0])[1] for _ in range(6)}
+        assert answers == {"RESOURCE_EXHAUSTED"}, (sizes, soft, answers)
+        assert stored_counts(collector)[0] == 0
+    finally:
+        collector.stop()
