@@ -4,7 +4,7 @@
 
 Reads utime + stime of every thread of the collector's process tree from /proc before and after a
 load run (`bench.loadgen`, same workload as `bench.run`). Python threads show as `python`; chdb
-renames the threads it runs queries on (e.g. `Unknown`) and has its own (`MergeMutate`, ...).
+renames the threads it runs queries on (`Unknown`, `RuntimeData`, ...) and has its own (`MergeMutate`, ...).
 """
 
 from __future__ import annotations
