@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 from multiprocessing.connection import Connection
+from typing import Callable
 
 from collector.config import CollectorConfig
 
@@ -35,8 +36,10 @@ _SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads
 class IngestWorkers:
     """Starts the worker processes, restarts any that die, stops them before the exporters drain."""
 
-    def __init__(self, config: CollectorConfig, metrics_dir: str | None, telemetry, start_timeout_s: float = 120):
+    def __init__(self, config: CollectorConfig, metrics_dir: str | None, telemetry,
+                 on_health: Callable[[bool], None] = lambda healthy: None, start_timeout_s: float = 120):
         self.config, self.metrics_dir, self.telemetry = config, metrics_dir, telemetry
+        self.on_health = on_health  # False while a worker is down: the health check says so
         self.start_timeout_s = start_timeout_s
         self.processes: list[multiprocessing.Process | None] = [None] * config.ingest_workers
         self.restarts = 0
@@ -81,12 +84,16 @@ class IngestWorkers:
                     continue
                 log.error("ingest worker %d (pid %d) exited with code %s; starting it again",
                           index, process.pid, process.exitcode)
+                self.on_health(False)
                 self.telemetry.process_ended(process.pid)
                 self.restarts += 1
                 try:
                     self._wait_ready(index, self._spawn(index))
                 except Exception:  # noqa: BLE001 - keep supervising; the next round tries again
                     log.exception("ingest worker %d: restart failed", index)
+                    time.sleep(1.0)
+            if not self._stopping.is_set() and all(p is not None and p.is_alive() for p in self.processes):
+                self.on_health(True)
 
     def stop(self, timeout_s: float = 60) -> None:
         """SIGTERM: each worker stops its receivers and flushes its processors into the queues."""

@@ -51,6 +51,7 @@ class Service:
         self.receivers: dict[ComponentId, object] = {}
         self.workers: IngestWorkers | None = None
         self.started_in_s = 0.0
+        self._stopping = False
 
     def start(self) -> None:
         began = time.monotonic()
@@ -66,13 +67,11 @@ class Service:
         self._start_extensions(host)
         self._start_exporters(host)
         if self.role == "main":
-            self.workers = IngestWorkers(cfg, self._metrics_dir, self.telemetry)
+            self.workers = IngestWorkers(cfg, self._metrics_dir, self.telemetry, on_health=self._set_ready)
             self.workers.start()
         else:
             self._start_pipelines(host)
-        for extension in self.extensions.values():
-            if hasattr(extension, "ready"):
-                extension.ready = True
+        self._set_ready(True)
         self.started_in_s = time.monotonic() - began
         log.info("collector started in %.2fs: %d receivers, %d pipelines, %d exporters, %d ingest workers",
                  self.started_in_s, len(self.receivers), len(cfg.pipelines), len(self.exporters),
@@ -118,10 +117,17 @@ class Service:
             consumer = processor
         return consumer
 
-    def shutdown(self) -> None:
+    def _set_ready(self, ready: bool) -> None:
+        """What the health check answers: not ready while starting, stopping, or short of a worker."""
+        if ready and self._stopping:
+            return
         for extension in self.extensions.values():
             if hasattr(extension, "ready"):
-                extension.ready = False
+                extension.ready = ready
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        self._set_ready(False)
         if self.workers is not None:
             self.workers.stop()  # the workers flush into the queues before the exporters drain them
         for stage in (self.receivers.values(), reversed(self.processors), self.exporters.values(),

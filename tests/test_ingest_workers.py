@@ -102,6 +102,13 @@ def test_a_killed_worker_is_replaced_and_loses_nothing_acknowledged(tmp_path):
                 break
             time.sleep(0.2)
         assert len(_worker_pids(collector)) == 2 and victim not in _worker_pids(collector), collector.log()[-3000:]
+        health = httpx.get(collector.health_url, timeout=5).status_code
+        for _ in range(20):  # unhealthy while a worker was down, healthy again once it is replaced
+            if health == 200:
+                break
+            time.sleep(0.25)
+            health = httpx.get(collector.health_url, timeout=5).status_code
+        assert health == 200
         _send_from_clients(collector, tally, requests_per_client=4, spans=20)
         # Clients whose connection the dead worker held retry like OTLP exporters do; every
         # request acknowledged before or after the kill is stored once.
@@ -174,3 +181,28 @@ def test_a_workers_memory_limiter_limits_the_whole_collector(tmp_path):
         assert stored_counts(collector)[0] == 0
     finally:
         collector.stop()
+
+
+def test_health_follows_the_workers(tmp_path):
+    """The supervisor reports unhealthy as soon as a worker is found dead, healthy once replaced
+    (the main process wires this to the health check)."""
+    from collector.config import load_config
+    from collector.ingest import IngestWorkers
+    from collector.telemetry import SelfTelemetry
+
+    config = load_config(CollectorProcess(tmp_path, ingest_workers=2).config_path)
+    reports: list[bool] = []
+    workers = IngestWorkers(config, None, SelfTelemetry(), on_health=reports.append)
+    workers.start()
+    try:
+        reports.clear()
+        workers.processes[1].kill()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (False in reports and reports[-1] is True):
+            time.sleep(0.1)
+        assert False in reports and True in reports[reports.index(False):], reports
+        assert workers.restarts == 1
+        assert all(p.is_alive() for p in workers.processes)
+    finally:
+        workers.stop()
+    assert not any(p.is_alive() for p in workers.processes)
