@@ -105,12 +105,13 @@ class DiskQueue:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL,"
-            " bytes INTEGER NOT NULL, spans INTEGER NOT NULL, batch_id INTEGER)"
+            " bytes INTEGER NOT NULL, spans INTEGER NOT NULL)"
         )
-        self._db.execute("CREATE INDEX IF NOT EXISTS items_batch ON items(batch_id)")
         # Sizes are summed from this index, not the table (whose rows carry the payloads).
         self._db.execute("CREATE INDEX IF NOT EXISTS items_bytes ON items(bytes)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY AUTOINCREMENT)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                         " first_item INTEGER, last_item INTEGER)")
+        self._record_batches_as_ranges()
         # A random id per queue file: if the file is deleted, batch ids start again at 1, and
         # without it the new batches would carry the tokens of old ones and be "deduplicated" away.
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -150,21 +151,45 @@ class DiskQueue:
                     return None
                 self._cond.wait(remaining)
 
+    # A batch is recorded as the range of item ids it took. Items are taken in id order, and an item
+    # committed later (by any process) has a higher id, so a batch is always a contiguous range and
+    # recording it writes one small row instead of rewriting every payload it holds.
+
+    def _record_batches_as_ranges(self) -> None:
+        """Queue files written before batches were ranges marked each item with its batch id."""
+        if "batch_id" not in {row[1] for row in self._db.execute("PRAGMA table_info(items)")}:
+            return
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(batches)")}
+        self._db.execute("BEGIN IMMEDIATE")
+        if "first_item" not in columns:
+            self._db.execute("ALTER TABLE batches ADD COLUMN first_item INTEGER")
+            self._db.execute("ALTER TABLE batches ADD COLUMN last_item INTEGER")
+        self._db.execute(
+            "UPDATE batches SET first_item = (SELECT MIN(id) FROM items WHERE batch_id = batches.id),"
+            " last_item = (SELECT MAX(id) FROM items WHERE batch_id = batches.id) WHERE first_item IS NULL"
+        )
+        self._db.execute("DELETE FROM batches WHERE first_item IS NULL")
+        self._db.execute("UPDATE items SET batch_id = NULL WHERE batch_id IS NOT NULL")
+        self._db.execute("COMMIT")
+
     def _recorded_batch(self) -> QueuedBatch | None:
-        rows = self._db.execute(
-            "SELECT batch_id, id, payload, spans FROM items WHERE batch_id IS NOT NULL ORDER BY batch_id, id"
-        ).fetchall()
-        for batch_id in dict.fromkeys(r[0] for r in rows):
-            if batch_id not in self._in_flight:
-                mine = [r for r in rows if r[0] == batch_id]
-                counts = [r[3] for r in mine]
-                return QueuedBatch(batch_id, [r[1] for r in mine], [r[2] for r in mine], sum(counts), counts)
+        for batch_id, first, last in self._db.execute("SELECT id, first_item, last_item FROM batches ORDER BY id").fetchall():
+            if batch_id in self._in_flight:
+                continue
+            rows = self._db.execute("SELECT id, payload, spans FROM items WHERE id BETWEEN ? AND ? ORDER BY id",
+                                    (first, last)).fetchall()
+            if not rows:  # nothing left of it (cannot happen through ack, which deletes both at once)
+                self._db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+                continue
+            counts = [r[2] for r in rows]
+            return QueuedBatch(batch_id, [r[0] for r in rows], [r[1] for r in rows], sum(counts), counts)
         return None
 
     def _new_batch(self, max_spans: int, max_bytes: int) -> QueuedBatch | None:
         ids, payloads, counts, size = [], [], [], 0
+        after = self._db.execute("SELECT COALESCE(MAX(last_item), 0) FROM batches").fetchone()[0]
         for item_id, payload, count in self._db.execute(
-            "SELECT id, payload, spans FROM items WHERE batch_id IS NULL ORDER BY id LIMIT 1000"
+            "SELECT id, payload, spans FROM items WHERE id > ? ORDER BY id LIMIT 1000", (after,)
         ):
             if ids and not _fits(counts, size, (item_id, payload, count), max_spans, max_bytes):
                 break
@@ -174,15 +199,15 @@ class DiskQueue:
             counts.append(count)
         if not ids:
             return None
-        self._db.execute("BEGIN IMMEDIATE")
-        batch_id = self._db.execute("INSERT INTO batches DEFAULT VALUES").lastrowid
-        self._db.executemany("UPDATE items SET batch_id = ? WHERE id = ?", [(batch_id, i) for i in ids])
-        self._db.execute("COMMIT")
+        batch_id = self._db.execute("INSERT INTO batches (first_item, last_item) VALUES (?, ?)", (ids[0], ids[-1])).lastrowid
         return QueuedBatch(batch_id, ids, payloads, sum(counts), counts)
 
     def ack(self, batch: QueuedBatch) -> None:
         with self._cond:
-            self._db.execute("DELETE FROM items WHERE batch_id = ?", (batch.id,))
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM items WHERE id BETWEEN ? AND ?", (batch.item_ids[0], batch.item_ids[-1]))
+            self._db.execute("DELETE FROM batches WHERE id = ?", (batch.id,))
+            self._db.execute("COMMIT")
             self._in_flight.discard(batch.id)
 
     def requeue(self, batch: QueuedBatch) -> None:

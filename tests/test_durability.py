@@ -207,6 +207,37 @@ def test_dedup_tokens_differ_across_queue_files_and_processes(tmp_path):
     assert MemoryQueue(1).instance != MemoryQueue(1).instance
 
 
+def test_a_queue_file_from_before_batch_ranges_replays_its_recorded_batch(tmp_path):
+    """Queue files written by earlier versions marked items with their batch id: the batch that
+    was in flight is replayed with the same id (same dedup token), and new batches get new ids."""
+    import sqlite3
+
+    from collector.persistent_queue import DiskQueue
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL, bytes INTEGER NOT NULL,
+                            spans INTEGER NOT NULL, batch_id INTEGER);
+        CREATE INDEX items_batch ON items(batch_id);
+        CREATE TABLE batches (id INTEGER PRIMARY KEY AUTOINCREMENT);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('instance', 'abc');
+        INSERT INTO batches (id) VALUES (6), (7);
+        INSERT INTO items (payload, bytes, spans, batch_id) VALUES (x'01', 1, 1, 7), (x'02', 1, 2, 7), (x'03', 1, 3, NULL);
+    """)
+    db.commit()
+    db.close()
+    queue = DiskQueue(path, 1 << 20)
+    replay = queue.next_batch(100, 1 << 20, 0.05)
+    assert (queue.instance, replay.id, replay.payloads, replay.spans) == ("abc", 7, [b"\x01", b"\x02"], 3)
+    queue.ack(replay)
+    fresh = queue.next_batch(100, 1 << 20, 0.05)
+    assert fresh.id > 7 and fresh.payloads == [b"\x03"]
+    queue.ack(fresh)
+    assert queue.stats() == (0, 0) and queue.next_batch(100, 1 << 20, 0.05) is None
+
+
 @pytest.mark.parametrize("kind", ["disk", "memory"])
 def test_batches_are_bounded_by_spans_and_bytes(tmp_path, kind):
     """A push converts and inserts a whole batch at once, so its serialized size is bounded too:
