@@ -118,6 +118,9 @@ class QueueWriter:
     def start(self, host: Host) -> None:
         self._queue = open_queue(self.id, self.settings.sending_queue, host)
 
+    def check_room(self, traces: Traces) -> None:
+        self._queue.check_room(traces.request.ByteSize())
+
     def consume(self, traces: Traces) -> None:
         self._queue.put(traces.to_protobuf(), traces.span_count())
 
@@ -215,6 +218,13 @@ class QueuedRetryExporter(Component):
             self._shutdown_hook()
 
     # --- data path ---
+
+    def check_room(self, traces: Traces) -> None:
+        """Raise QueueFull now if `consume` would: a fan-out asks every exporter before giving the
+        batch to any, so a full queue refuses the request instead of the others storing it twice
+        when the client retries."""
+        if self._queue is not None:
+            self._queue.check_room(traces.request.ByteSize())
 
     def consume(self, traces: Traces) -> None:
         if self._queue is None:

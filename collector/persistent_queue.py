@@ -60,6 +60,11 @@ class MemoryQueue:
             self._bytes += len(payload)
             self._cond.notify()
 
+    def check_room(self, size: int) -> None:
+        with self._cond:
+            if self._bytes + size > self.max_bytes and self._items:
+                raise QueueFull(f"sending queue is full ({self._bytes} of {self.max_bytes} bytes)")
+
     def next_batch(self, max_spans: int, max_bytes: int, wait_s: float) -> QueuedBatch | None:
         with self._cond:
             if not self._items and not self._cond.wait_for(lambda: self._items, timeout=wait_s):
@@ -137,6 +142,12 @@ class DiskQueue:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
             self._cond.notify()
+
+    def check_room(self, size: int) -> None:
+        with self._cond:
+            used = self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM items").fetchone()[0]
+            if used + size > self.max_bytes and used > 0:
+                raise QueueFull(f"sending queue is full ({used} of {self.max_bytes} bytes on disk)")
 
     def next_batch(self, max_spans: int, max_bytes: int, wait_s: float) -> QueuedBatch | None:
         deadline = time.monotonic() + wait_s

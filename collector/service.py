@@ -24,12 +24,21 @@ log = logging.getLogger(__name__)
 
 
 class FanOut:
-    """Hands the same batch to several consumers; fails if any of them fails."""
+    """Hands the same batch to several consumers; fails if any of them fails.
+
+    Exporters with a sending queue are asked for room first (`check_room`), so one full queue
+    refuses the request before any exporter has it: otherwise the client's retry would store it
+    twice in the others. (A queue filling between the check and the put can still do that.)"""
 
     def __init__(self, consumers: list[Consumer]):
         self.consumers = consumers
 
     def consume(self, traces: Traces) -> None:
+        if len(self.consumers) > 1:
+            for consumer in self.consumers:
+                check_room = getattr(consumer, "check_room", None)
+                if check_room is not None:
+                    check_room(traces)
         for consumer in self.consumers:
             consumer.consume(traces)
 

@@ -114,6 +114,43 @@ def _forwarder(tmp_path, dest: CollectorProcess, max_size_mib: float) -> Collect
     return CollectorProcess(tmp_path / "a", exporters_yaml=exporters, exporter_ids="otlp", processors="batch")
 
 
+def test_one_full_queue_refuses_the_request_for_every_exporter(tmp_path):
+    """ClickHouse and Tempo-like OTLP in one pipeline, the OTLP destination down and its queue
+    full: the request is refused before ClickHouse has it, so the client's retries don't store it
+    twice there (what is acknowledged is in ClickHouse exactly once, what is refused is not)."""
+    from harness import free_port
+
+    exporters = f"""
+  clickhouse:
+    endpoint: chdb://{{data}}/chdb
+    database: otel
+    sending_queue:
+      storage: file_storage
+      flush_interval: 50ms
+  otlp/down:
+    endpoint: 127.0.0.1:{free_port()}
+    tls: {{insecure: true}}
+    timeout: 1s
+    sending_queue:
+      storage: file_storage
+      max_size_mib: 0.05
+{FAST_RETRY}"""
+    collector = CollectorProcess(tmp_path, exporters_yaml=exporters, exporter_ids="clickhouse, otlp/down",
+                                 processors="batch").start()
+    tally = Tally()
+    try:
+        for _ in range(40):
+            request, ids = make_request(50)
+            ok, code, _ = grpc_send(collector.grpc_endpoint, request)
+            tally.add(ids, ok, code)
+        assert tally.acked and tally.refused.get("RESOURCE_EXHAUSTED"), tally.refused
+        figures = record("one of two queues full", tally, collector)
+    finally:
+        collector.stop()
+    assert figures["stored"] == len(tally.acked)
+    assert figures["stored_unacknowledged"] == 0 and figures["duplicated"] == 0
+
+
 def test_destination_down_queue_full_then_back(tmp_path):
     dest = CollectorProcess(tmp_path / "b").start()
     forwarder = _forwarder(tmp_path, dest, max_size_mib=0.1).start()
