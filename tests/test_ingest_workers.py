@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from harness import CollectorProcess
-from otlp_load import Tally, grpc_send, http_send, make_request, stored_counts, wait_stored
+from otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
 
 
 def _send_from_clients(collector: CollectorProcess, tally: Tally, requests_per_client: int, spans: int) -> None:
@@ -113,6 +113,7 @@ def test_a_killed_worker_is_replaced_and_loses_nothing_acknowledged(tmp_path):
         # Clients whose connection the dead worker held retry like OTLP exporters do; every
         # request acknowledged before or after the kill is stored once.
         stored, dups = wait_stored(collector, len(tally.acked))
+        record("ingest workers: kill -9 of one worker between two rounds", tally, collector)
         assert dups == 0 and stored == len(tally.acked) >= 2 * 6 * 4 * 20 * 0.5
         assert "exited with code -9; starting it again" in collector.log()
     finally:
