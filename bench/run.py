@@ -36,6 +36,8 @@ import threading
 import time
 from pathlib import Path
 
+from collector.memory import process_tree
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PEERS = BENCH / ".peers"
@@ -119,26 +121,6 @@ def rotel_binary(venv: Path) -> Path:
 # --- process sampling ----------------------------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                out.extend(int(p) for p in fh.read().split())
-    except OSError:
-        pass
-    return out
-
-
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        todo.extend(_children(p))
-    return pids
-
-
 def _cpu_rss(pid: int) -> tuple[float, int]:
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -163,7 +145,7 @@ class Sampler:
     def snapshot(self) -> tuple[float, int]:
         rss = 0
         for root in self.roots:
-            for pid in _tree(root):
+            for pid in process_tree(root):
                 cpu, r = _cpu_rss(pid)
                 if cpu:
                     self._cpu_seen[pid] = max(self._cpu_seen.get(pid, 0.0), cpu)

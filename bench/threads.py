@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import bench.run as bench_run
+from collector.memory import process_tree
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -26,7 +27,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 def thread_cpu(root: int) -> dict[tuple[int, int, str], float]:
     """CPU seconds by (pid, tid, thread name) over the process tree under `root`."""
     out = {}
-    for pid in bench_run._tree(root):
+    for pid in process_tree(root):
         try:
             tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:

@@ -118,8 +118,8 @@ class QueueWriter:
     def start(self, host: Host) -> None:
         self._queue = open_queue(self.id, self.settings.sending_queue, host)
 
-    def check_room(self, traces: Traces) -> None:
-        self._queue.check_room(traces.request.ByteSize())
+    def check_room(self, size: int) -> None:
+        self._queue.check_room(size)
 
     def consume(self, traces: Traces) -> None:
         self._queue.put(traces.to_protobuf(), traces.span_count())
@@ -219,12 +219,12 @@ class QueuedRetryExporter(Component):
 
     # --- data path ---
 
-    def check_room(self, traces: Traces) -> None:
-        """Raise QueueFull now if `consume` would: a fan-out asks every exporter before giving the
-        batch to any, so a full queue refuses the request instead of the others storing it twice
-        when the client retries."""
+    def check_room(self, size: int) -> None:
+        """Raise QueueFull now if `consume` of a batch of `size` serialized bytes would: a fan-out
+        asks every exporter before giving the batch to any, so a full queue refuses the request
+        instead of the others storing it twice when the client retries."""
         if self._queue is not None:
-            self._queue.check_room(traces.request.ByteSize())
+            self._queue.check_room(size)
 
     def consume(self, traces: Traces) -> None:
         if self._queue is None:

@@ -36,7 +36,7 @@ def measure_process_tree(root_pid: int) -> None:
 def resident_bytes() -> int:
     if _tree_root is None:
         return _resident(os.getpid())
-    return sum(_resident(pid) for pid in _descendants(_tree_root))
+    return sum(_resident(pid) for pid in process_tree(_tree_root))
 
 
 def _resident(pid: int) -> int:
@@ -47,7 +47,8 @@ def _resident(pid: int) -> int:
         return 0  # ended meanwhile
 
 
-def _descendants(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants (children are listed under the thread that started them)."""
     pids, todo = [], [root]
     while todo:
         pid = todo.pop()

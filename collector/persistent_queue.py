@@ -37,6 +37,13 @@ def _fits(counts: list[int], size: int, item: tuple[int, bytes, int], max_spans:
     return sum(counts) + item[2] <= max_spans and size + len(item[1]) <= max_bytes
 
 
+def _refuse_if_full(used: int, size: int, max_bytes: int, occupied: bool, where: str = "") -> None:
+    """The byte bound, for `put` and `check_room` alike. An empty queue still takes an item larger
+    than the whole bound: refusing it would refuse it forever."""
+    if used + size > max_bytes and occupied:
+        raise QueueFull(f"sending queue is full ({used} of {max_bytes} bytes{where})")
+
+
 class MemoryQueue:
     """Bounded in bytes; lost on crash (like the contrib collector's default in-memory queue)."""
 
@@ -53,8 +60,7 @@ class MemoryQueue:
 
     def put(self, payload: bytes, spans: int) -> None:
         with self._cond:
-            if self._bytes + len(payload) > self.max_bytes and self._items:
-                raise QueueFull(f"sending queue is full ({self._bytes} of {self.max_bytes} bytes)")
+            _refuse_if_full(self._bytes, len(payload), self.max_bytes, bool(self._items))
             self._items.append((self._next_id, payload, spans))
             self._next_id += 1
             self._bytes += len(payload)
@@ -62,8 +68,7 @@ class MemoryQueue:
 
     def check_room(self, size: int) -> None:
         with self._cond:
-            if self._bytes + size > self.max_bytes and self._items:
-                raise QueueFull(f"sending queue is full ({self._bytes} of {self.max_bytes} bytes)")
+            _refuse_if_full(self._bytes, size, self.max_bytes, bool(self._items))
 
     def next_batch(self, max_spans: int, max_bytes: int, wait_s: float) -> QueuedBatch | None:
         with self._cond:
@@ -133,9 +138,8 @@ class DiskQueue:
         with self._cond:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                used = self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM items").fetchone()[0]
-                if used + len(payload) > self.max_bytes and used > 0:
-                    raise QueueFull(f"sending queue is full ({used} of {self.max_bytes} bytes on disk)")
+                used = self._used_bytes()
+                _refuse_if_full(used, len(payload), self.max_bytes, used > 0, " on disk")
                 self._db.execute("INSERT INTO items (payload, bytes, spans) VALUES (?, ?, ?)", (payload, len(payload), spans))
                 self._db.execute("COMMIT")
             finally:
@@ -145,9 +149,11 @@ class DiskQueue:
 
     def check_room(self, size: int) -> None:
         with self._cond:
-            used = self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM items").fetchone()[0]
-            if used + size > self.max_bytes and used > 0:
-                raise QueueFull(f"sending queue is full ({used} of {self.max_bytes} bytes on disk)")
+            used = self._used_bytes()
+            _refuse_if_full(used, size, self.max_bytes, used > 0, " on disk")
+
+    def _used_bytes(self) -> int:
+        return self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM items").fetchone()[0]
 
     def next_batch(self, max_spans: int, max_bytes: int, wait_s: float) -> QueuedBatch | None:
         deadline = time.monotonic() + wait_s

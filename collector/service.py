@@ -35,10 +35,11 @@ class FanOut:
 
     def consume(self, traces: Traces) -> None:
         if len(self.consumers) > 1:
+            size = traces.request.ByteSize()  # once, not per exporter
             for consumer in self.consumers:
                 check_room = getattr(consumer, "check_room", None)
                 if check_room is not None:
-                    check_room(traces)
+                    check_room(size)
         for consumer in self.consumers:
             consumer.consume(traces)
 
