@@ -48,18 +48,30 @@ def _resident(pid: int) -> int:
 
 
 def process_tree(root: int) -> list[int]:
-    """`root` and all its descendants (children are listed under the thread that started them)."""
+    """`root` and all its descendants."""
     pids, todo = [], [root]
     while todo:
         pid = todo.pop()
         pids.append(pid)
+        todo.extend(child_pids(pid))
+    return pids
+
+
+def child_pids(pid: int) -> list[int]:
+    """`pid`'s children. Linux lists each child under the thread that started it, and a thread may
+    end while we read, so each thread's list is read on its own."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    children = []
+    for task in tasks:
         try:
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as handle:
-                    todo.extend(int(child) for child in handle.read().split())
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                children.extend(int(child) for child in handle.read().split())
         except OSError:
             continue
-    return pids
+    return children
 
 
 def total_memory_bytes() -> int:

@@ -17,6 +17,7 @@ import time
 import httpx
 import pytest
 
+from collector.memory import child_pids
 from harness import CollectorProcess
 from otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
 
@@ -39,11 +40,8 @@ def _send_from_clients(collector: CollectorProcess, tally: Tally, requests_per_c
 
 
 def _worker_pids(collector: CollectorProcess) -> set[int]:
-    pid = collector.proc.pid
-    # children are listed under the thread that started them (the supervisor restarts workers)
-    children = [c for task in os.listdir(f"/proc/{pid}/task") for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
     pids = set()
-    for pid in map(int, children):
+    for pid in child_pids(collector.proc.pid):
         try:
             cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
         except OSError:
