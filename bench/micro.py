@@ -49,6 +49,7 @@ def _chained_processors():
 def run(spans: int = 10_000, repeat: int = 7) -> dict:
     from bench import columns_reference
     from bench.workload import make_request, span_count
+    from collector import native
     from collector.component import ComponentId
     from collector.pdata import Traces
     from collector.storage import columns
@@ -80,7 +81,9 @@ def run(spans: int = 10_000, repeat: int = 7) -> dict:
     try:
         from collector.receivers.validation import sanitize
 
-        stage("receiver validation (sanitize)", sanitize, fresh)
+        stage("receiver validation (sanitize, full walk)", sanitize, fresh)
+        if native.available():
+            stage("receiver validation (native scan + flagged)", lambda t: sanitize(t, raw=data), fresh)
     except ImportError:
         pass
     from collector import registry
@@ -99,6 +102,12 @@ def run(spans: int = 10_000, repeat: int = 7) -> dict:
     chained = _chained_processors()
     if chained is not None:
         stage("normalizer -> cost, chained (pipeline)", chained.consume, lambda: Traces.from_protobuf(data))
+        if native.available():
+            def scanned():  # as the receiver hands it on: GenAI spans named by the native scan
+                traces = Traces.from_protobuf(data)
+                sanitize(traces, raw=data)
+                return traces
+            stage("normalizer -> cost, after the native scan", chained.consume, scanned)
     stage("batch merge (16 x 512-span requests)", lambda batch: Traces.merge(batch),
           lambda: [Traces.from_protobuf(p) for p in parts])
     final = Traces.from_protobuf(normalized)
@@ -106,6 +115,9 @@ def run(spans: int = 10_000, repeat: int = 7) -> dict:
     stage("columns: collector.storage.columns", lambda: columns.traces_to_arrow(final))
     table = columns.traces_to_arrow(final)
     assert table.equals(columns_reference.traces_to_arrow(final)), "fast columns differ from the reference"
+    if native.available():
+        stage("columns: native (collector/native)", lambda: native.payloads_to_arrow([normalized]))
+        assert native.payloads_to_arrow([normalized]).equals(table), "native columns differ from the reference"
 
     workdir = tempfile.mkdtemp(prefix="bench-micro-")
     try:

@@ -1,6 +1,6 @@
 """Profile our collector under load with py-spy (installed into bench/.peers/tools).
 
-    .venv/bin/python -m bench.profile --duration 15 --protocol grpc [--processors "batch"]
+    .venv/bin/python -m bench.profile --duration 15 --protocol grpc [--processors "batch"] [--ingest-workers 2]
 
 Writes bench/results/profile-<protocol>.txt (collapsed stacks) and prints the top functions by
 own time and by inclusive time, per thread role.
@@ -50,11 +50,12 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--processors", default=None)
     ap.add_argument("--native", action="store_true")
+    ap.add_argument("--ingest-workers", type=int, default=1, help="profile the workers too (py-spy --subprocesses)")
     args = ap.parse_args()
     pyspy = ensure_peer_tools()
     payload_file = write_workload(512, 16)[0]
     workdir = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    target = Ours(workdir, args.processors)
+    target = type("Profiled", (Ours,), {"ingest_workers": args.ingest_workers})(workdir, args.processors)
     target.start()
     try:
         endpoint = target.grpc if args.protocol == "grpc" else target.http
@@ -67,6 +68,8 @@ def main() -> None:
                "-f", "raw", "-o", str(out), "--threads", "--nonblocking"]
         if args.native:
             cmd.append("--native")
+        if args.ingest_workers > 1:
+            cmd.append("--subprocesses")
         subprocess.run(cmd, check=True, capture_output=True)
         load = json.loads(gen.communicate(timeout=120)[0].strip().splitlines()[-1])
         print(f"acked {load['spans_acked']} spans in {load['elapsed_s']:.1f}s")

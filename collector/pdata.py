@@ -38,13 +38,17 @@ __all__ = [
 
 
 class Traces:
-    """One batch of spans: an `ExportTraceServiceRequest` and its cached span count."""
+    """One batch of spans: an `ExportTraceServiceRequest`, its cached span count, and which of its
+    spans may carry GenAI attributes when the receiver's native scan found out (`genai_spans`)."""
 
-    __slots__ = ("request", "_span_count")
+    __slots__ = ("request", "_span_count", "genai_spans")
 
     def __init__(self, request: ExportTraceServiceRequest | None = None):
         self.request = request if request is not None else ExportTraceServiceRequest()
         self._span_count: int | None = None
+        # Indices (in `spans()` order) of every span with a GenAI-looking attribute key, or None
+        # when unknown. Set by the receiver; whoever adds or removes spans or keys calls `invalidate`.
+        self.genai_spans: list[int] | None = None
 
     @classmethod
     def from_protobuf(cls, data: bytes) -> "Traces":
@@ -72,8 +76,9 @@ class Traces:
         return self._span_count
 
     def invalidate(self) -> None:
-        """Call after adding or removing spans so the cached count is recomputed."""
+        """Call after adding or removing spans (or attribute keys): cached facts are recomputed."""
         self._span_count = None
+        self.genai_spans = None
 
     def spans(self) -> Iterator[tuple[ResourceSpans, ScopeSpans, Span]]:
         for rs in self.request.resource_spans:
@@ -81,12 +86,33 @@ class Traces:
                 for span in ss.spans:
                     yield rs, ss, span
 
+    def spans_at(self, indices: list[int]) -> Iterator[tuple[ScopeSpans, int]]:
+        """(scope spans, index in it) of the spans at these ascending `spans()` indices, without
+        visiting the others."""
+        wanted, position, first = iter(indices), 0, 0
+        index = next(wanted, None)
+        for rs in self.request.resource_spans:
+            for ss in rs.scope_spans:
+                first, position = position, position + len(ss.spans)
+                while index is not None and index < position:
+                    yield ss, index - first
+                    index = next(wanted, None)
+                if index is None:
+                    return
+
     @classmethod
     def merge(cls, batches: Iterable["Traces"]) -> "Traces":
-        merged = ExportTraceServiceRequest()
+        merged, hints, offset = ExportTraceServiceRequest(), [], 0
         for batch in batches:
             merged.resource_spans.extend(batch.request.resource_spans)
-        return cls(merged)
+            if hints is not None and batch.genai_spans is not None:
+                hints.extend(index + offset for index in batch.genai_spans)
+                offset += batch.span_count()
+            else:
+                hints = None
+        traces = cls(merged)
+        traces.genai_spans = hints
+        return traces
 
 
 # --- attributes -------------------------------------------------------------------------------

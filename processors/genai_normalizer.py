@@ -12,7 +12,8 @@ The provider is detected from the span's attributes, then `server.address`, then
 `instrumentation/genai_mapping.py`, shared with the app-side instrumentation. Put it before
 `genai_cost`. Spans with no GenAI-looking key are skipped without building anything.
 
-Hot path: each span's keys are read once. Spans with no GenAI key, and spans whose only key the
+Hot path: when the receiver's native scan named the spans with GenAI keys (`Traces.genai_spans`),
+only those are visited; otherwise each span's keys are read once. Spans with no GenAI key, and spans whose only key the
 mapping reads is an already-canonical, non-inference `gen_ai.operation.name` (agent, tool and
 workflow spans), are left without building a dict. When `genai_cost` comes right after this
 processor, it gets the attribute dicts built here (`GenAICostProcessor.consume_normalized`)
@@ -108,26 +109,34 @@ def _settled(keys: list[str], attributes) -> bool:
 
 def normalize_traces(traces: Traces, drop_originals: bool = False) -> list[NormalizedSpan]:
     """Normalise every GenAI span of a batch in place; returns them in batch order."""
-    out = []
+    out: list[NormalizedSpan] = []
+    if traces.genai_spans is not None:  # the receiver's native scan already named them
+        for ss, index in traces.spans_at(traces.genai_spans):
+            _normalize_candidate(ss.spans[index], drop_originals, out)
+        return out
     prefixes = GENAI_KEY_PREFIXES
     for rs in traces.request.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
-                attributes = span.attributes
-                for kv in attributes:  # `is_genai_candidate`, stopping at the first GenAI key
+                for kv in span.attributes:  # `is_genai_candidate`, stopping at the first GenAI key
                     if kv.key.startswith(prefixes):
                         break
                 else:
                     continue  # most spans: nothing to do, and no key list built
-                keys = [kv.key for kv in attributes]
-                try:
-                    if _settled(keys, attributes):
-                        out.append(NormalizedSpan(span, keys, None))
-                    else:
-                        out.append(NormalizedSpan(span, keys, _normalize(span, keys, drop_originals)[0]))
-                except Exception as exc:  # noqa: BLE001 - one span's odd attributes must not fail the batch
-                    _mark_unnormalizable(span, exc)
+                _normalize_candidate(span, drop_originals, out)
     return out
+
+
+def _normalize_candidate(span, drop_originals: bool, out: list[NormalizedSpan]) -> None:
+    attributes = span.attributes
+    keys = [kv.key for kv in attributes]
+    try:
+        if _settled(keys, attributes):
+            out.append(NormalizedSpan(span, keys, None))
+        else:
+            out.append(NormalizedSpan(span, keys, _normalize(span, keys, drop_originals)[0]))
+    except Exception as exc:  # noqa: BLE001 - one span's odd attributes must not fail the batch
+        _mark_unnormalizable(span, exc)
 
 
 def _mark_unnormalizable(span, exc: Exception) -> None:

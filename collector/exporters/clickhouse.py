@@ -43,7 +43,7 @@ from collector.confighelpers import Duration
 from collector.exporterhelper import ExporterSettings, PushRequest, QueuedRetryExporter
 from collector.pdata import Traces
 from collector.storage.client import ClickHouseStore, acquire_store, parse_endpoint, release_store
-from collector.storage.columns import arrow_from_ipc, payloads_to_arrow_ipc, traces_to_arrow, warm_up
+from collector.storage.columns import arrow_from_ipc, payloads_to_arrow, payloads_to_arrow_ipc, warm_up
 from collector.storage.schema import SchemaOptions, schema_statements
 
 
@@ -95,9 +95,8 @@ class ClickHouseExporter:
         self.id, self.config = component_id, config
         self.store: ClickHouseStore | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        push_payloads = self.push_payloads if config.convert_workers > 0 else None
         self.helper = QueuedRetryExporter(component_id, config, self.push, start=self._start, shutdown=self._shutdown,
-                                          push_payloads=push_payloads)
+                                          push_payloads=self.push_payloads)
 
     def _start(self, host: Host) -> None:
         ready = []
@@ -117,13 +116,18 @@ class ClickHouseExporter:
             genai_views.create(self.store, self.config.schema_options())
 
     def push(self, traces: Traces, request: PushRequest) -> None:
-        if traces.span_count() == 0:
-            return
-        self._insert(traces_to_arrow(traces), request)
+        if traces.span_count():
+            self.push_payloads([traces.to_protobuf()], request)
 
     def push_payloads(self, payloads: list[bytes], request: PushRequest) -> None:
-        """A queued batch, converted in worker processes (`convert_workers` > 0): with several
-        workers, consecutive runs of its payloads in parallel, concatenated back in order."""
+        """A batch as the queue holds it, serialized: straight to Arrow (`payloads_to_arrow`), or in
+        worker processes when `convert_workers` > 0."""
+        table = payloads_to_arrow(payloads) if self._pool is None else self._convert_in_pool(payloads)
+        if table.num_rows:
+            self._insert(table, request)
+
+    def _convert_in_pool(self, payloads: list[bytes]) -> pa.Table:
+        """With several workers, consecutive runs of the payloads in parallel, concatenated in order."""
         parts = _split(payloads, self.config.convert_workers)
         try:
             futures = [self._pool.submit(payloads_to_arrow_ipc, part) for part in parts]
@@ -133,9 +137,7 @@ class ClickHouseExporter:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool, _ = _start_pool(self.config.convert_workers)
             raise
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
-        if table.num_rows:
-            self._insert(table, request)
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
 
     def _insert(self, table, request: PushRequest) -> None:
         settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}

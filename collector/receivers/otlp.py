@@ -31,7 +31,6 @@ from concurrent import futures
 import grpc
 import uvicorn
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from pydantic import Field
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -99,6 +98,9 @@ def _reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+_TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
 class _Outcome:
     """How one request ended, in protocol-neutral terms."""
 
@@ -118,12 +120,13 @@ class OTLPReceiver(Component):
 
     # --- shared request handling ---
 
-    def _accept(self, traces: Traces, transport: str, headers: dict[str, str]) -> _Outcome:
-        """Authenticate, sanitize and hand to the pipeline; raises ConsumeError when refused."""
+    def _accept(self, traces: Traces, transport: str, headers: dict[str, str], raw: bytes | None = None) -> _Outcome:
+        """Authenticate, sanitize and hand to the pipeline; raises ConsumeError when refused.
+        `raw`: the protobuf payload `traces` was parsed from, for the native scan (None for JSON)."""
         auth = getattr(self.config.protocols, transport).auth
         if auth is not None:
             self._authenticators[transport].authenticate(headers, traces)
-        rejected, message = sanitize(traces, self.config.validation)
+        rejected, message = sanitize(traces, self.config.validation, raw)
         count = traces.span_count()
         try:
             if count:
@@ -178,7 +181,7 @@ class OTLPReceiver(Component):
             options=[("grpc.max_receive_message_length", max_bytes), ("grpc.so_reuseport", int(self._shared_ports))],
             maximum_concurrent_rpcs=cfg.max_concurrent_streams * 4,
         )
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_GrpcTraceService(self), server)
+        server.add_generic_rpc_handlers((_GrpcTraceService(self).handler(),))
         if cfg.tls is not None:
             credentials = grpc.ssl_server_credentials(
                 [(open(cfg.tls.key_file, "rb").read(), open(cfg.tls.cert_file, "rb").read())],
@@ -247,7 +250,8 @@ class OTLPReceiver(Component):
                 body = _gunzip(body, limit)
             traces = Traces.from_json(body) if as_json else Traces.from_protobuf(body)
             outcome = await asyncio.get_running_loop().run_in_executor(
-                None, self._accept, traces, "http", {k.lower(): v for k, v in request.headers.items()}
+                None, self._accept, traces, "http", {k.lower(): v for k, v in request.headers.items()},
+                None if as_json else body,
             )
         except _TooLarge as exc:
             return _http_error(413, str(exc), as_json)
@@ -306,14 +310,23 @@ def _http_error(code: int, message: str, as_json: bool, retry_after: float | Non
     return Response(status.SerializeToString(), status_code=code, media_type="application/x-protobuf", headers=headers)
 
 
-class _GrpcTraceService(trace_service_pb2_grpc.TraceServiceServicer):
+class _GrpcTraceService:
+    """OTLP's TraceService/Export, taking the request as bytes: the receiver parses it itself, so a
+    malformed payload is INVALID_ARGUMENT with the decoder's message, and the native scan gets the
+    bytes without a second serialization."""
+
     def __init__(self, receiver: OTLPReceiver):
         self.receiver = receiver
 
-    def Export(self, request, context):  # noqa: N802 - the generated service's name
+    def handler(self) -> grpc.GenericRpcHandler:
+        export = grpc.unary_unary_rpc_method_handler(
+            self.Export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString)
+        return grpc.method_handlers_generic_handler(_TRACE_SERVICE, {"Export": export})
+
+    def Export(self, payload: bytes, context):  # noqa: N802 - the OTLP service's method name
         headers = {k.lower(): v for k, v in context.invocation_metadata()}
         try:
-            outcome = self.receiver._accept(Traces(request), "grpc", headers)
+            outcome = self.receiver._accept(Traces.from_protobuf(payload), "grpc", headers, payload)
         except RetryableError as exc:
             context.set_trailing_metadata((("retry-after", str(int(exc.retry_after_s))),))
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(exc, ResourceExhaustedError) else grpc.StatusCode.UNAVAILABLE

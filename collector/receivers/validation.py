@@ -31,6 +31,7 @@ Repaired (the span is kept, `otel.collector.repaired` lists what was changed):
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 
@@ -38,7 +39,9 @@ from pydantic import Field
 
 from collector.component import StrictConfig
 from collector.confighelpers import Duration
+from collector import native
 from collector.pdata import Traces, any_value_to_python
+from instrumentation.genai_mapping import GENAI_KEY_PREFIXES
 
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
 REPAIRED_ATTRIBUTE = "otel.collector.repaired"
@@ -206,18 +209,27 @@ def _over(message, limit: int) -> bool:
     return bool(limit) and message.ByteSize() > limit
 
 
-def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT) -> tuple[int, str]:
-    """Drop invalid spans and repair fixable ones in place; returns (rejected, message)."""
-    rejected, reasons = 0, set()
+def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT, raw: bytes | None = None) -> tuple[int, str]:
+    """Drop invalid spans and repair fixable ones in place; returns (rejected, message).
+
+    `raw`: the protobuf bytes `traces` was parsed from. With it, the native scan (collector/native)
+    names the few spans that need a look, and only those are visited here; it also records which
+    spans have GenAI keys (`traces.genai_spans`) for the normaliser, from the same pass."""
     now_ns = time.time_ns()
     max_ns = now_ns + int(cfg.max_future_skew * 1e9)
+    if raw is not None and native.available():
+        return _sanitize_flagged(traces, cfg, raw, now_ns, max_ns)
+    return _sanitize_all(traces, cfg, now_ns, max_ns)
+
+
+def _sanitize_all(traces: Traces, cfg: ValidationConfig, now_ns: int, max_ns: int) -> tuple[int, str]:
+    rejected, reasons = 0, set()
     limit = cfg.max_attribute_value_bytes
     for rs in traces.request.resource_spans:
         # A ResourceSpans is usually well under the limit; if not, the same test per span.
         rs_sizes = _over(rs, limit)
-        _limit_attributes(rs.resource.attributes, cfg, rs_sizes)
+        _limit_resource_and_scopes(rs, cfg, rs_sizes)
         for ss in rs.scope_spans:
-            _limit_attributes(ss.scope.attributes, cfg, rs_sizes)
             bad = []
             for index, span in enumerate(ss.spans):
                 reason = _invalid_reason(span)
@@ -232,3 +244,43 @@ def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT) -> tuple[int, str]
     if rejected:
         traces.invalidate()
     return rejected, "; ".join(sorted(reasons))
+
+
+def _sanitize_flagged(traces: Traces, cfg: ValidationConfig, raw: bytes, now_ns: int, max_ns: int) -> tuple[int, str]:
+    """`_sanitize_all`, visiting only the spans the native scan flags. The scan is conservative
+    (it flags every span `_repair` or `_invalid_reason` could act on, and maybe more); what to
+    repair and how is decided here, by the same code as the full walk. Changes made to `traces`
+    since it was parsed from `raw` (a tenant stamped by the authenticator) only shorten values."""
+    limit = cfg.max_attribute_value_bytes
+    try:
+        attention, genai, resources = native.scan(raw, limit, cfg.max_attribute_depth, cfg.max_span_name_bytes,
+                                                  MIN_TIME_NS, max_ns, GENAI_KEY_PREFIXES)
+    except ValueError:  # prost is stricter than upb about wire types upb keeps as unknown fields
+        return _sanitize_all(traces, cfg, now_ns, max_ns)
+    if resources:
+        for rs in traces.request.resource_spans:
+            _limit_resource_and_scopes(rs, cfg, True)
+    bad, reasons = [], set()
+    for (ss, index), position in zip(traces.spans_at(attention), attention):
+        span = ss.spans[index]
+        reason = _invalid_reason(span)
+        if reason:
+            bad.append((ss, index, position))
+            reasons.add(reason)
+            continue
+        _repair(span, cfg, now_ns, max_ns, _over(span, limit))
+    for ss, index, _ in reversed(bad):
+        del ss.spans[index]
+    if bad:
+        traces.invalidate()
+        dropped = [position for _, _, position in bad]
+        gone = set(dropped)
+        genai = [i - bisect.bisect_left(dropped, i) for i in genai if i not in gone]
+    traces.genai_spans = genai
+    return len(bad), "; ".join(sorted(reasons))
+
+
+def _limit_resource_and_scopes(rs, cfg: ValidationConfig, check_sizes: bool) -> None:
+    _limit_attributes(rs.resource.attributes, cfg, check_sizes)
+    for ss in rs.scope_spans:
+        _limit_attributes(ss.scope.attributes, cfg, check_sizes)

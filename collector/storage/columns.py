@@ -221,13 +221,23 @@ def traces_to_arrow(traces: Traces) -> pa.Table:
     return pa.Table.from_arrays(_columns_to_arrow(_fill(traces)), schema=ARROW_SCHEMA)
 
 
-def payloads_to_arrow_ipc(payloads: list[bytes]) -> bytes:
-    """Serialized ExportTraceServiceRequests -> the table as Arrow IPC stream bytes (worker side).
+def payloads_to_arrow(payloads: list[bytes]) -> pa.Table:
+    """Serialized ExportTraceServiceRequests -> the table: natively (collector/native) when the
+    module is built, else through `traces_to_arrow`, which defines what the native path must give.
 
     The message has one field, repeated `resource_spans`: parsing the concatenated payloads appends
     them in order, which is exactly `Traces.merge` of the parsed payloads.
     """
-    table = traces_to_arrow(Traces.from_protobuf(b"".join(payloads)))
+    from collector import native  # imports this module's schema
+
+    if native.available():
+        return native.payloads_to_arrow(payloads)
+    return traces_to_arrow(Traces.from_protobuf(b"".join(payloads)))
+
+
+def payloads_to_arrow_ipc(payloads: list[bytes]) -> bytes:
+    """`payloads_to_arrow`, as Arrow IPC stream bytes (a conversion worker's answer)."""
+    table = payloads_to_arrow(payloads)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, ARROW_SCHEMA) as writer:
         writer.write_table(table)

@@ -1,0 +1,371 @@
+"""The native extension (collector/native) against the Python code it stands in for.
+
+* `payloads_to_arrow` must equal `columns.traces_to_arrow(Traces.from_protobuf(...))` exactly.
+* `scan` must flag every span the Python validation drops or repairs (more is allowed), and name
+  exactly the spans the GenAI normaliser's candidate check selects.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import struct
+import time
+
+import pytest
+
+pytest.importorskip("collector.native._otlp_native")
+
+from collector import native  # noqa: E402
+from collector.component import PermanentError  # noqa: E402
+from collector.pdata import Traces, format_double  # noqa: E402
+from collector.receivers import validation  # noqa: E402
+from collector.storage import columns  # noqa: E402
+from instrumentation.genai_mapping import GENAI_KEY_PREFIXES  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
+from opentelemetry.proto.trace.v1.trace_pb2 import Span  # noqa: E402
+from tests.test_columns import every_value_kind, varied_request  # noqa: E402
+
+
+def assert_same_table(payloads: list[bytes]):
+    fast = native.payloads_to_arrow(payloads)
+    ref = columns.traces_to_arrow(Traces.from_protobuf(b"".join(payloads)))
+    assert fast.schema.equals(columns.ARROW_SCHEMA)
+    assert fast.num_rows == ref.num_rows
+    for name in columns.COLUMN_NAMES:
+        assert fast.column(name).to_pylist() == ref.column(name).to_pylist(), name
+    assert fast.equals(ref)
+    return fast
+
+
+def one_span_request(**span_fields) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(**span_fields)
+    return request
+
+
+# --- payloads_to_arrow ----------------------------------------------------------------------------
+
+
+def test_available():
+    assert native.available()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_varied_spans_match_python(seed):
+    assert assert_same_table([varied_request(seed).SerializeToString()]).num_rows > 0
+
+
+def test_every_value_kind():
+    request = one_span_request(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    for key, value in every_value_kind():
+        span.attributes.add(key=key, value=value)
+        span.events.add(name="e").attributes.add(key=key, value=value)
+        span.links.add(trace_id=b"\x03" * 16).attributes.add(key=key, value=value)
+    request.resource_spans[0].resource.attributes.extend(span.attributes)
+    assert_same_table([request.SerializeToString()])
+
+
+def test_empty_request_and_empty_containers():
+    assert assert_same_table([b""]).num_rows == 0
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add()
+    request.resource_spans.add()
+    assert assert_same_table([request.SerializeToString()]).num_rows == 0
+
+
+def test_bare_span():
+    row = assert_same_table([one_span_request().SerializeToString()]).to_pylist()[0]
+    assert row["TraceId"] == "" and row["SpanKind"] == "Unspecified" and row["StatusCode"] == "Unset"
+
+
+def test_service_name_is_the_first_and_rendered():
+    request = one_span_request(trace_id=b"\x01" * 16)
+    attributes = request.resource_spans[0].resource.attributes
+    attributes.add(key="service.name", value=AnyValue(int_value=7))
+    attributes.add(key="service.name", value=AnyValue(string_value="second"))
+    assert assert_same_table([request.SerializeToString()]).column("ServiceName").to_pylist() == ["7"]
+
+
+def test_realistic_workload():
+    from bench.workload import make_request
+
+    assert_same_table([make_request(1500, seed=3).SerializeToString()])
+
+
+def test_several_payloads_concatenated():
+    from bench.workload import payloads
+
+    parts = payloads(3, 200, seed=5) + [varied_request(s).SerializeToString() for s in range(3)] + [b""]
+    random.Random(1).shuffle(parts)
+    table = assert_same_table(parts)
+    assert table.num_rows == sum(Traces.from_protobuf(p).span_count() for p in parts)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (numbers < 16, lengths < 2**21 here)."""
+    def varint(n):
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def test_repeated_fields_on_the_wire_merge_like_python():
+    """A KeyValue whose `value` appears twice: protobuf merges the two AnyValues (arrays append,
+    a scalar replaces), and so must the native decoder."""
+    first = AnyValue()
+    first.array_value.values.add(string_value="a")
+    second = AnyValue()
+    second.array_value.values.add(int_value=2)
+    scalar = AnyValue(string_value="last wins")
+    merged_array = KeyValue(key="arr").SerializeToString() + _field(2, first.SerializeToString()) + _field(
+        2, second.SerializeToString())
+    replaced = _field(1, b"s") + _field(2, first.SerializeToString()) + _field(2, scalar.SerializeToString())
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8).SerializeToString()
+    span += _field(9, merged_array) + _field(9, replaced)
+    request = _field(1, _field(2, _field(2, span)))
+    table = assert_same_table([request])
+    assert table.column("SpanAttributes").to_pylist()[0] == [("arr", '["a",2]'), ("s", "last wins")]
+
+
+def test_format_double_parity():
+    rng = random.Random(11)
+    values = [0.0, -0.0, 1e21, 1e20, 5e-324, -5e-324, 1.25e-07, 0.1, 123456789.125, 1e16, 1e15, 1e-5,
+              2.5e-308, 1.7976931348623157e308, -1.7976931348623157e308, 3.0, -2.5, 0.30000000000000004,
+              math.nan, -math.nan, math.inf, -math.inf, 2.0 ** 63, 2.0 ** 53 + 2, 1 / 3]
+    values += [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(20000)]
+    values += [rng.random() * 10.0 ** rng.randint(-30, 30) for _ in range(10000)]
+    values += [float(rng.randint(-(2**60), 2**60)) for _ in range(2000)]
+    values += [rng.randint(-10**6, 10**6) / 10 ** rng.randint(0, 9) for _ in range(5000)]
+    request = one_span_request()
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    for i, value in enumerate(values):
+        span.attributes.add(key=str(i), value=AnyValue(double_value=value))
+    rendered = [v for _, v in native.payloads_to_arrow([request.SerializeToString()]).column("SpanAttributes")
+                .to_pylist()[0]]
+    expected = [format_double(v) for v in values]
+    mismatches = [(v, r, e) for v, r, e in zip(values, rendered, expected) if r != e]
+    assert not mismatches, mismatches[:10]
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x0a\x05\x12", _field(1, _field(2, _field(2, _field(5, b"\xff\xfe"))))])
+def test_malformed_payload_is_a_permanent_error(payload):
+    with pytest.raises(PermanentError):
+        Traces.from_protobuf(payload)  # the Python decoder agrees it is malformed
+    with pytest.raises(PermanentError):
+        native.payloads_to_arrow([payload])
+    with pytest.raises(ValueError):
+        native.scan(payload, 0, 8, 0, 0, 2**64, ())
+
+
+def test_wrong_wire_type_falls_back_to_python():
+    """upb reads a known field sent with the wrong wire type as an unknown field; prost refuses
+    it. `payloads_to_arrow` then lets the Python path decide; `scan` raises (callers walk all)."""
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="kept").SerializeToString() + _field(6, b"xy")
+    payload = _field(1, _field(2, _field(2, span)))
+    assert Traces.from_protobuf(payload).span_count() == 1
+    assert assert_same_table([payload]).column("SpanName").to_pylist() == ["kept"]
+    with pytest.raises(ValueError):
+        native.scan(payload, 0, 8, 0, 0, 2**64, ())
+
+
+def test_render_errors_propagate():
+    from collector.native import _otlp_native
+
+    def render(raw):
+        raise RuntimeError("no")
+
+    request = one_span_request()
+    request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="b", value=AnyValue(bytes_value=b"x"))
+    with pytest.raises(RuntimeError):
+        _otlp_native.arrow_columns(request.SerializeToString(), render)
+
+
+# --- scan -----------------------------------------------------------------------------------------
+
+HOUR = 3600 * 10**9
+CONFIGS = {
+    "small": validation.ValidationConfig(max_attribute_value_bytes=64, max_attribute_depth=2, max_span_name_bytes=32),
+    "tiny": validation.ValidationConfig(max_attribute_value_bytes=8, max_attribute_depth=1, max_span_name_bytes=4),
+    "unlimited": validation.ValidationConfig(max_attribute_value_bytes=0, max_span_name_bytes=0),
+    "default": validation.DEFAULT,
+}
+
+
+def _nested(depth: int) -> AnyValue:
+    value = AnyValue(string_value="leaf")
+    for level in range(depth):
+        outer = AnyValue()
+        if level % 2:
+            outer.kvlist_value.values.add(key="k", value=value)
+        else:
+            outer.array_value.values.add().CopyFrom(value)
+        value = outer
+    return value
+
+
+def _attrs_of(span, rng):
+    """The attributes a mutation targets: the span's, an event's or a link's."""
+    where = rng.choice(["span", "event", "link"])
+    if where == "event":
+        return span.events.add(name="ev", time_unix_nano=span.start_time_unix_nano).attributes
+    if where == "link":
+        return span.links.add(trace_id=b"\x05" * 16, span_id=b"\x06" * 8).attributes
+    return span.attributes
+
+
+def _value_mutation(make_value):
+    return lambda span, rng, now: _attrs_of(span, rng).add(key="big", value=make_value(rng))
+
+
+MUTATIONS = {
+    "trace_id.short": lambda s, rng, now: setattr(s, "trace_id", b"\x01" * 15),
+    "trace_id.zero": lambda s, rng, now: setattr(s, "trace_id", bytes(16)),
+    "trace_id.empty": lambda s, rng, now: s.ClearField("trace_id"),
+    "span_id.long": lambda s, rng, now: setattr(s, "span_id", b"\x01" * 9),
+    "span_id.zero": lambda s, rng, now: setattr(s, "span_id", bytes(8)),
+    "parent.short": lambda s, rng, now: setattr(s, "parent_span_id", b"\x01" * 7),
+    "parent.long": lambda s, rng, now: setattr(s, "parent_span_id", b"\x01" * 16),
+    "start.zero": lambda s, rng, now: setattr(s, "start_time_unix_nano", 0),
+    "start.before_2000": lambda s, rng, now: setattr(s, "start_time_unix_nano", validation.MIN_TIME_NS - 1),
+    "end.before_start": lambda s, rng, now: setattr(s, "end_time_unix_nano", s.start_time_unix_nano - 1),
+    "end.zero": lambda s, rng, now: setattr(s, "end_time_unix_nano", 0),
+    "end.future": lambda s, rng, now: setattr(s, "end_time_unix_nano", now + 400 * 24 * HOUR),
+    "both.future": lambda s, rng, now: (setattr(s, "end_time_unix_nano", now + 500 * 24 * HOUR),
+                                        setattr(s, "start_time_unix_nano", now + 400 * 24 * HOUR)),
+    "start.max": lambda s, rng, now: setattr(s, "start_time_unix_nano", 2**64 - 1),
+    "name.long": lambda s, rng, now: setattr(s, "name", "n" * rng.choice([5, 33, 300, 5000])),
+    "name.multibyte": lambda s, rng, now: setattr(s, "name", "é" * rng.choice([3, 17, 2049])),
+    "string.long": _value_mutation(lambda rng: AnyValue(string_value="x" * rng.choice([7, 9, 62, 63, 65, 300000]))),
+    "string.multibyte": _value_mutation(lambda rng: AnyValue(string_value="日" * rng.choice([3, 22, 100000]))),
+    "bytes.long": _value_mutation(lambda rng: AnyValue(bytes_value=b"\x00" * rng.choice([7, 9, 63, 65, 300000]))),
+    "array": _value_mutation(lambda rng: _nested(1)),
+    "kvlist": _value_mutation(lambda rng: _nested(2)),
+    "deep": _value_mutation(lambda rng: _nested(rng.choice([3, 9, 12]))),
+    "double": _value_mutation(lambda rng: AnyValue(double_value=rng.random() * 1e-300)),
+    "int": _value_mutation(lambda rng: AnyValue(int_value=-(2**63))),
+    "unset": _value_mutation(lambda rng: AnyValue()),
+    "repaired.preclaimed": lambda s, rng, now: s.attributes.add(key=validation.REPAIRED_ATTRIBUTE,
+                                                                value=AnyValue(string_value="none")),
+}
+GENAI_KEYS = ["gen_ai.request.model", "gen_ai.", "llm.token_count.prompt", "llm", "llmx.y", "openinference.span.kind",
+              "traceloop.span.kind", "embedding.model_name", "embedding.model_name.x", "embedding.model", "xgen_ai.a",
+              "Gen_ai.system", "ünicode.key", "http.method"]
+
+
+def validation_request(seed: int, now: int) -> tuple[ExportTraceServiceRequest, set[int]]:
+    """Spans with none, one or two of MUTATIONS each, and the indices of the mutated ones."""
+    rng = random.Random(seed)
+    request, mutated, index = ExportTraceServiceRequest(), set(), 0
+    for _ in range(rng.randint(1, 4)):
+        rs = request.resource_spans.add()
+        rs.resource.attributes.add(key="service.name", value=AnyValue(string_value="svc"))
+        if rng.random() < 0.3:
+            rs.resource.attributes.add(key="res.big", value=rng.choice(
+                [AnyValue(string_value="r" * 100), _nested(1), AnyValue(string_value="short")]))
+        for _ in range(rng.randint(0, 3)):
+            ss = rs.scope_spans.add()
+            if rng.random() < 0.3:
+                ss.scope.attributes.add(key="scope.big", value=rng.choice(
+                    [AnyValue(string_value="s" * 100), _nested(2), AnyValue(int_value=1)]))
+            for _ in range(rng.randint(0, 12)):
+                span = ss.spans.add(trace_id=rng.getrandbits(128).to_bytes(16, "big") or b"\x01" * 16,
+                                    span_id=(rng.getrandbits(64) | 1).to_bytes(8, "big"), name="GET /x",
+                                    start_time_unix_nano=now - rng.randint(HOUR, 100 * HOUR))
+                span.end_time_unix_nano = span.start_time_unix_nano + rng.randint(0, HOUR)
+                if rng.random() < 0.5:
+                    span.parent_span_id = (rng.getrandbits(64) | 1).to_bytes(8, "big")
+                for key in rng.sample(GENAI_KEYS, rng.randint(0, 3)):
+                    span.attributes.add(key=key, value=AnyValue(string_value="v"))
+                if rng.random() < 0.5:
+                    span.events.add(name="e", time_unix_nano=span.start_time_unix_nano).attributes.add(
+                        key="k", value=AnyValue(string_value="v"))
+                for name in rng.sample(sorted(MUTATIONS), rng.choice([0, 0, 1, 1, 2])):
+                    MUTATIONS[name](span, rng, now)
+                    mutated.add(index)
+                index += 1
+    return request, mutated
+
+
+def python_changes(request: ExportTraceServiceRequest, cfg) -> tuple[set[int], bool]:
+    """(indices of spans the Python validation drops or changes, whether a resource/scope changed)."""
+    traces = Traces(copy.deepcopy(request))
+    validation.sanitize(traces, cfg)  # no raw bytes: the full Python walk
+    changed, resources_changed, index = set(), False, 0
+    for rs, rs_after in zip(request.resource_spans, traces.request.resource_spans):
+        resources_changed |= rs.resource != rs_after.resource
+        for ss, ss_after in zip(rs.scope_spans, rs_after.scope_spans):
+            resources_changed |= ss.scope != ss_after.scope
+            kept = iter(ss_after.spans)
+            for span in ss.spans:
+                if validation._invalid_reason(span) or span != next(kept):
+                    changed.add(index)
+                index += 1
+    return changed, resources_changed
+
+
+def genai_candidates(request: ExportTraceServiceRequest) -> list[int]:
+    """The normaliser's candidate check (`normalize_traces`), span by span."""
+    spans = [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    return [i for i, span in enumerate(spans) if any(kv.key.startswith(GENAI_KEY_PREFIXES) for kv in span.attributes)]
+
+
+def run_scan(request: ExportTraceServiceRequest, cfg):
+    max_ns = time.time_ns() + int(cfg.max_future_skew * 1e9)  # before sanitize's: conservative
+    return native.scan(request.SerializeToString(), cfg.max_attribute_value_bytes, cfg.max_attribute_depth,
+                       cfg.max_span_name_bytes,
+                       validation.MIN_TIME_NS, max_ns, GENAI_KEY_PREFIXES)
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("seed", range(12))
+def test_scan_flags_every_span_validation_touches(config, seed):
+    cfg = CONFIGS[config]
+    request, mutated = validation_request(seed, time.time_ns())
+    attention, genai, resources = run_scan(request, cfg)
+    changed, resources_changed = python_changes(request, cfg)
+    assert attention == sorted(set(attention)), "ascending, no duplicates"
+    assert changed <= set(attention), sorted(changed - set(attention))
+    assert resources or not resources_changed
+    if config != "tiny":  # with an 8-byte limit every number is suspect; otherwise clean spans pass
+        assert set(attention) <= mutated
+    assert genai == genai_candidates(request)
+
+
+def test_every_mutation_is_flagged_alone():
+    now = time.time_ns()
+    for name, mutate in MUTATIONS.items():
+        for cfg in CONFIGS.values():
+            request = one_span_request(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="x",
+                                       start_time_unix_nano=now - HOUR, end_time_unix_nano=now - 1)
+            mutate(request.resource_spans[0].scope_spans[0].spans[0], random.Random(3), now)
+            changed, _ = python_changes(request, cfg)
+            attention, _, _ = run_scan(request, cfg)
+            assert changed <= set(attention), (name, cfg)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scan_on_varied_and_realistic_spans(seed):
+    from bench.workload import make_request
+
+    for request in (varied_request(seed), make_request(300, seed=seed)):
+        for cfg in CONFIGS.values():
+            attention, genai, resources = run_scan(request, cfg)
+            changed, resources_changed = python_changes(request, cfg)
+            assert changed <= set(attention)
+            assert resources or not resources_changed
+            assert genai == genai_candidates(request)
+
+
+def test_scan_time_limits_beyond_u64_clamp():
+    request = one_span_request(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_time_unix_nano=2**64 - 2,
+                               end_time_unix_nano=2**64 - 1)
+    assert native.scan(request.SerializeToString(), 0, 8, 0, -5, 2**70, ())[0] == []
+    assert native.scan(request.SerializeToString(), 0, 8, 0, 0, 2**64 - 2, ())[0] == [0]
