@@ -42,7 +42,9 @@ setup_native() {
   if [ -f "$so" ] && [ -z "$(find "$dir/src" "$dir/Cargo.toml" -newer "$so")" ]; then return; fi
   if [ -d "$HOME/.cargo/bin" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
   local packages=()
-  if ! ls -d /usr/share/cargo/registry/pyo3-0.17.* >/dev/null 2>&1; then packages+=(librust-pyo3-dev librust-prost-dev); fi
+  if ! ls -d /usr/share/cargo/registry/pyo3-0.17.* /usr/share/cargo/registry/prost-0.11.* >/dev/null 2>&1; then
+    packages+=(librust-pyo3-dev librust-prost-dev)
+  fi
   if ! command -v cargo >/dev/null 2>&1; then packages+=(cargo); fi
   if [ ${#packages[@]} -gt 0 ]; then apt_install "${packages[@]}"; fi
   (cd "$dir" && PYO3_PYTHON="$OLDPWD/$VENV/bin/python" cargo build --release --offline --quiet)

@@ -41,10 +41,13 @@ class Traces:
     """One batch of spans: an `ExportTraceServiceRequest`, its cached span count, and which of its
     spans may carry GenAI attributes when the receiver's native scan found out (`genai_spans`)."""
 
-    __slots__ = ("request", "_span_count", "genai_spans")
+    __slots__ = ("_request", "_serialized", "_span_count", "genai_spans")
 
     def __init__(self, request: ExportTraceServiceRequest | None = None):
-        self.request = request if request is not None else ExportTraceServiceRequest()
+        self._request = request if request is not None else ExportTraceServiceRequest()
+        # A merged batch stays serialized until someone looks inside (the exporters' queues take
+        # bytes), so merging costs a concatenation instead of a deep copy of every span.
+        self._serialized: bytes | None = None
         self._span_count: int | None = None
         # Indices (in `spans()` order) of every span with a GenAI-looking attribute key, or None
         # when unknown. Set by the receiver; whoever adds or removes spans or keys calls `invalidate`.
@@ -64,7 +67,16 @@ class Traces:
         return cls(decode_otlp_json(data))
 
     def to_protobuf(self) -> bytes:
-        return self.request.SerializeToString()
+        if self._serialized is not None:
+            return self._serialized
+        return self._request.SerializeToString()
+
+    @property
+    def request(self) -> ExportTraceServiceRequest:
+        if self._request is None:  # parsed on first look; the caller may then change it
+            self._request = ExportTraceServiceRequest.FromString(self._serialized)
+            self._serialized = None
+        return self._request
 
     @property
     def resource_spans(self):
@@ -102,16 +114,19 @@ class Traces:
 
     @classmethod
     def merge(cls, batches: Iterable["Traces"]) -> "Traces":
-        merged, hints, offset = ExportTraceServiceRequest(), [], 0
+        """One batch of all their spans, in order. The message has one field, repeated
+        `resource_spans`, so concatenated serializations are the serialization of the merge."""
+        payloads, hints, count = [], [], 0
         for batch in batches:
-            merged.resource_spans.extend(batch.request.resource_spans)
+            payloads.append(batch.to_protobuf())
             if hints is not None and batch.genai_spans is not None:
-                hints.extend(index + offset for index in batch.genai_spans)
-                offset += batch.span_count()
+                hints.extend(index + count for index in batch.genai_spans)
             else:
                 hints = None
-        traces = cls(merged)
-        traces.genai_spans = hints
+            count += batch.span_count()
+        traces = cls()
+        traces._request, traces._serialized = None, b"".join(payloads)
+        traces._span_count, traces.genai_spans = count, hints
         return traces
 
 

@@ -35,7 +35,7 @@ class FanOut:
 
     def consume(self, traces: Traces) -> None:
         if len(self.consumers) > 1:
-            size = traces.request.ByteSize()  # once, not per exporter
+            size = len(traces.to_protobuf())  # once, not per exporter (the queues take these bytes)
             for consumer in self.consumers:
                 check_room = getattr(consumer, "check_room", None)
                 if check_room is not None:

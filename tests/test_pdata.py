@@ -41,3 +41,39 @@ def test_json_ids_are_hex_and_bad_ids_are_named():
         decode_otlp_json(b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"zzzzzzzzzzzzzzzz"}]}]}]}')
     with pytest.raises(PermanentError, match="malformed OTLP/JSON"):
         decode_otlp_json(b'{"resourceSpans": [')
+
+
+def _batch(names: list[str], genai: list[int] | None):
+    from collector.pdata import ExportTraceServiceRequest, Traces
+
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for name in names:
+        spans.add(name=name, trace_id=b"t" * 16, span_id=b"s" * 8)
+    traces = Traces(request)
+    traces.genai_spans = genai
+    return traces
+
+
+def test_merge_concatenates_and_keeps_the_genai_hint_in_order():
+    from collector.pdata import ExportTraceServiceRequest, Traces
+
+    parts = [_batch(["a", "b"], [1]), _batch(["c"], []), _batch(["d", "e", "f"], [0, 2])]
+    expected = ExportTraceServiceRequest()
+    for part in parts:
+        expected.resource_spans.extend(part.request.resource_spans)
+    merged = Traces.merge(parts)
+    assert merged.span_count() == 6 and merged.genai_spans == [1, 3, 5]
+    assert merged.to_protobuf() == expected.SerializeToString()  # served from the concatenation
+    assert [span.name for _, _, span in merged.spans()] == list("abcdef")
+    merged.request.resource_spans[0].scope_spans[0].spans[0].name = "changed"  # parsed, then edited
+    assert ExportTraceServiceRequest.FromString(merged.to_protobuf()).resource_spans[0].scope_spans[0].spans[0].name == "changed"
+    assert Traces.merge([_batch(["a"], [0]), _batch(["b"], None)]).genai_spans is None  # one unknown: unknown
+
+
+def test_spans_at_finds_spans_across_scopes_without_visiting_others():
+    from collector.pdata import Traces
+
+    merged = Traces.merge([_batch(["a", "b"], None), _batch([], None), _batch(["c", "d", "e"], None)])
+    found = [ss.spans[index].name for ss, index in merged.spans_at([0, 2, 4])]
+    assert found == ["a", "c", "e"] and list(merged.spans_at([])) == []
