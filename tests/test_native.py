@@ -369,3 +369,70 @@ def test_scan_time_limits_beyond_u64_clamp():
                                end_time_unix_nano=2**64 - 1)
     assert native.scan(request.SerializeToString(), 0, 8, 0, -5, 2**70, ())[0] == []
     assert native.scan(request.SerializeToString(), 0, 8, 0, 0, 2**64 - 2, ())[0] == [0]
+
+
+# --- span_attributes ------------------------------------------------------------------------------
+
+
+def _python_read(span):
+    """The normaliser's read without the native module: keys in order, values as any_value_to_python."""
+    from collector.pdata import any_value_to_python
+
+    keys = [kv.key for kv in span.attributes]
+    return keys, {kv.key: any_value_to_python(kv.value) for kv in span.attributes}
+
+
+def _same_values(left, right) -> bool:
+    """Equal with types, NaN equal to NaN (a dict of floats can hold it)."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, float) and math.isnan(left):
+        return math.isnan(right)
+    if isinstance(left, list):
+        return len(left) == len(right) and all(_same_values(a, b) for a, b in zip(left, right))
+    if isinstance(left, dict):
+        return list(left) == list(right) and all(_same_values(left[k], right[k]) for k in left)
+    return left == right
+
+
+def _native_read(span):
+    from processors.genai_normalizer import _base64
+
+    return native.span_attributes(span.SerializeToString(), _base64)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_span_attributes_read_like_python(seed):
+    request = varied_request(seed)
+    spans = [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    assert spans
+    for key, value in every_value_kind():
+        spans[0].attributes.add(key=key).value.CopyFrom(value)
+    for span in spans:
+        keys, values = _native_read(span)
+        expected_keys, expected_values = _python_read(span)
+        assert keys == expected_keys and _same_values(values, expected_values)
+
+
+def test_span_attributes_duplicates_keep_order_and_the_last_value():
+    span = Span(name="dup")
+    for key, value in [("a", 1), ("b", 2), ("a", 3)]:
+        span.attributes.add(key=key).value.int_value = value
+    kv = span.attributes.add(key="m").value.kvlist_value.values
+    kv.add(key="x").value.string_value = "first"
+    kv.add(key="x").value.bool_value = True
+    keys, values = _native_read(span)
+    assert keys == ["a", "b", "a", "m"] and values == {"a": 3, "b": 2, "m": {"x": True}}
+    assert list(values) == ["a", "b", "m"]
+
+
+def test_span_attributes_on_the_realistic_workload():
+    from bench.workload import make_request
+
+    request = make_request(600, seed=3)
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                keys, values = _native_read(span)
+                expected_keys, expected_values = _python_read(span)
+                assert keys == expected_keys and _same_values(values, expected_values)

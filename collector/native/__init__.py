@@ -18,11 +18,11 @@ from __future__ import annotations
 from collector.pdata import AnyValue, Traces, any_value_to_str
 
 try:
-    from collector.native._otlp_native import arrow_columns as _arrow_columns, scan
+    from collector.native._otlp_native import arrow_columns as _arrow_columns, scan, span_attributes
 except ImportError:  # not built: the Python paths are used
-    _arrow_columns = scan = None
+    _arrow_columns = scan = span_attributes = None
 
-__all__ = ["available", "payloads_to_arrow", "scan"]
+__all__ = ["available", "payloads_to_arrow", "scan", "span_attributes"]
 
 # pyarrow (and the columns module), imported on the first `payloads_to_arrow`: the receivers only
 # use `scan`, and importing pyarrow costs them ~0.2 s at start.

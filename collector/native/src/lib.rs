@@ -4,6 +4,8 @@
 //!   table (`collector.storage.columns.ARROW_SCHEMA`). The Python glue wraps the buffers zero-copy.
 //! * `scan`: a conservative pre-filter naming the spans the Python validation and GenAI
 //!   normaliser must look at, so they can skip every other span.
+//! * `span_attributes`: one serialized span's attribute keys and values as Python objects (what
+//!   the GenAI normaliser reads of each GenAI span).
 //!
 //! `collector/storage/columns.py`, `collector/receivers/validation.py` and
 //! `processors/genai_normalizer.py` stay the reference; `tests/test_native.py` checks parity.
@@ -14,7 +16,7 @@ use std::io::Write;
 use prost::Message;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 use otlp::any_value::Value;
 use otlp::{AnyValue, ExportTraceServiceRequest, KeyValue, Span};
@@ -116,6 +118,12 @@ mod otlp {
         pub links: Vec<Link>,
         #[prost(message, optional, tag = "15")]
         pub status: Option<Status>,
+    }
+    /// A Span read for its attributes only: every other field is skipped as unknown.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SpanAttributes {
+        #[prost(message, repeated, tag = "9")]
+        pub attributes: Vec<KeyValue>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct KeyValue {
@@ -638,6 +646,54 @@ fn arrow_columns<'py>(py: Python<'py>, data: &[u8], render: &'py PyAny) -> PyRes
     Ok(PyList::new(py, buffers.iter().map(|b| PyBytes::new(py, b))))
 }
 
+// --- one span's attributes as Python values ------------------------------------------------------
+
+/// An AnyValue as `collector.pdata.any_value_to_python` returns it. Bytes go to `encode_bytes`
+/// (base64 text on the Python side); they are rare.
+fn to_python(py: Python<'_>, value: Option<&AnyValue>, encode_bytes: &PyAny) -> PyResult<PyObject> {
+    let any = match value {
+        Some(any) => any,
+        None => return Ok(py.None()),
+    };
+    Ok(match &any.value {
+        None => py.None(),
+        Some(Value::StringValue(text)) => text.into_py(py),
+        Some(Value::IntValue(number)) => number.into_py(py),
+        Some(Value::DoubleValue(number)) => number.into_py(py),
+        Some(Value::BoolValue(flag)) => flag.into_py(py),
+        Some(Value::BytesValue(raw)) => encode_bytes.call1((PyBytes::new(py, raw),))?.into_py(py),
+        Some(Value::ArrayValue(array)) => {
+            let list = PyList::empty(py);
+            for item in &array.values {
+                list.append(to_python(py, Some(item), encode_bytes)?)?;
+            }
+            list.into_py(py)
+        }
+        Some(Value::KvlistValue(map)) => {
+            let dict = PyDict::new(py); // a later duplicate key replaces the value, as in Python
+            for kv in &map.values {
+                dict.set_item(kv.key.as_str(), to_python(py, kv.value.as_ref(), encode_bytes)?)?;
+            }
+            dict.into_py(py)
+        }
+    })
+}
+
+/// A serialized Span -> (its attribute keys in order, duplicates kept; value by key, the last
+/// duplicate winning): what the GenAI normaliser reads of a span, without a protobuf object per
+/// attribute. A malformed span raises ValueError.
+#[pyfunction]
+fn span_attributes<'py>(py: Python<'py>, data: &[u8], encode_bytes: &'py PyAny) -> PyResult<(&'py PyList, &'py PyDict)> {
+    let span = otlp::SpanAttributes::decode(data).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let keys = PyList::empty(py);
+    let values = PyDict::new(py);
+    for kv in &span.attributes {
+        keys.append(kv.key.as_str())?;
+        values.set_item(kv.key.as_str(), to_python(py, kv.value.as_ref(), encode_bytes)?)?;
+    }
+    Ok((keys, values))
+}
+
 // --- scan ---------------------------------------------------------------------------------------
 
 /// The validation settings `scan` checks against (see `collector/receivers/validation.py`).
@@ -786,5 +842,6 @@ fn scan(
 fn _otlp_native(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(arrow_columns, m)?)?;
     m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(span_attributes, m)?)?;
     Ok(())
 }
