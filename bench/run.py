@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from collector.memory import process_tree
+from tests.harness import free_port
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -47,12 +48,6 @@ CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 PEER_PACKAGES = {"phoenix": "arize-phoenix", "rotel": "rotel"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:

@@ -2,7 +2,9 @@
 
 Spans stay in the upb-backed protobuf message from receiver to exporter. Nothing builds a Python
 dict per span on the hot path: processors look at attributes of the spans they care about, and the
-ClickHouse exporter turns the message straight into columns.
+ClickHouse exporter turns the message straight into columns. Where the native module
+(collector/native) is built, the receiver's scan of the payload names the spans validation and the
+GenAI normaliser must visit, and the exporter's columns come from the serialized batch in Rust.
 """
 
 from __future__ import annotations

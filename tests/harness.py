@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,9 +27,20 @@ PYTHON = sys.executable
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range. A port the kernel hands out (bind to 0) can be
+    handed out again, to any outgoing connection (a health poll, a load generator), between here and
+    the collector binding it: its start then fails with EADDRINUSE. Ports below the range are never
+    picked for outgoing connections."""
+    low_ephemeral = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    for _ in range(200):
+        port = random.randrange(10_000, max(10_001, low_ephemeral))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 DEFAULT_EXPORTERS = """
