@@ -39,8 +39,6 @@ mod otlp {
         pub resource: Option<Resource>,
         #[prost(message, repeated, tag = "2")]
         pub scope_spans: Vec<ScopeSpans>,
-        #[prost(string, tag = "3")]
-        pub schema_url: String,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Resource {
@@ -62,8 +60,6 @@ mod otlp {
         pub scope: Option<InstrumentationScope>,
         #[prost(message, repeated, tag = "2")]
         pub spans: Vec<Span>,
-        #[prost(string, tag = "3")]
-        pub schema_url: String,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Status {
