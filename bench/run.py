@@ -396,10 +396,23 @@ def run_scenario(target_cls, protocol: str, payload_file: Path, spans_per_payloa
     return result
 
 
+def _chdb_tracked_bytes(target) -> float:
+    """The embedded engine's own count of the memory it holds (`MemoryTracking`), or -1."""
+    try:
+        rows = target.proc.query("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'")
+        return float(rows[0]["value"])
+    except Exception:  # noqa: BLE001 - a figure missing from a soak is not worth ending it
+        return -1e6
+
+
 def soak(payload_file: Path, args) -> dict:
     """Our collector under load for `args.soak` seconds: RSS every 10 s, throughput per minute."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     target = Ours(workdir)
+    # Let the SQL endpoint read the engine's own memory figure, to split RSS between chdb and Python.
+    config = target.proc.config_path.read_text()
+    target.proc.config_path.write_text(config.replace(
+        "    exporter: clickhouse\n", "    exporter: clickhouse\n    allowed_system_tables: [metrics, parts]\n", 1))
     target.start()
     sampler = Sampler(target.pids, interval=1.0).start()
     try:
@@ -410,10 +423,11 @@ def soak(payload_file: Path, args) -> dict:
                                  cwd=REPO, stdout=subprocess.PIPE, text=True)
                 for proto, ep in (("grpc", target.grpc), ("http", target.http))]
         t0 = time.monotonic()
-        rss_series = []
+        rss_series, chdb_series = [], []
         while any(g.poll() is None for g in gens) and time.monotonic() < t0 + args.soak + 120:
             time.sleep(10)
             rss_series.append((round(time.monotonic() - t0), round(sampler.snapshot()[1] / 1e6, 1)))
+            chdb_series.append(round(_chdb_tracked_bytes(target) / 1e6, 1))
         loads = [json.loads(g.communicate(timeout=120)[0].strip().splitlines()[-1]) for g in gens]
         acked = sum(l["spans_acked"] for l in loads)
         deadline = time.monotonic() + args.drain_timeout
@@ -424,6 +438,7 @@ def soak(payload_file: Path, args) -> dict:
         elapsed = time.monotonic() - t0
         return {"duration_s": args.soak, "spans_acked": acked, "spans_stored": stored,
                 "spans_per_s": round(min(acked, stored) / elapsed, 1), "rss_mb_every_10s": rss_series,
+                "chdb_tracked_mb_every_10s": chdb_series,
                 "peak_rss_mb": round(sampler.peak_rss() / 1e6, 1),
                 "rss_first_minute_mb": max((r for t, r in rss_series if t <= 60), default=0),
                 "rss_last_minute_mb": max((r for t, r in rss_series if t >= args.soak - 60), default=0)}
@@ -525,7 +540,11 @@ def main(argv: list[str] | None = None) -> None:
     if "soak" in out:
         s = out["soak"]
         table += (f"\nSoak ({s['duration_s']:.0f} s, gRPC+HTTP): {s['spans_per_s']:,.0f} spans/s, RSS first minute "
-                  f"{s['rss_first_minute_mb']} MB, last minute {s['rss_last_minute_mb']} MB, peak {s['peak_rss_mb']} MB\n")
+                  f"{s['rss_first_minute_mb']} MB, last minute {s['rss_last_minute_mb']} MB, peak {s['peak_rss_mb']} MB")
+        chdb = s.get("chdb_tracked_mb_every_10s") or []
+        if chdb:
+            table += f"; chdb's own tracked memory first {chdb[0]} MB, last {chdb[-1]} MB, max {max(chdb)} MB"
+        table += "\n"
     if "micro" in out:
         table += "\nEach stage alone (one core, CPU time, best of 7):\n\n| stage | spans/s | us/span |\n|---|---:|---:|\n"
         for stage, seconds in out["micro"]["seconds"].items():
