@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 
+from collector import memory
 from collector.component import ComponentId, Consumer, Host
 from collector.config import CollectorConfig, PipelineConfig
 from collector.exporterhelper import QueueWriter
@@ -50,6 +51,7 @@ class Service:
     (receivers and processors, exporters reduced to writers of their disk queues); see ingest.py."""
 
     def __init__(self, config: CollectorConfig, role: str = "all", metrics_dir: str | None = None):
+        memory.limit_malloc_arenas()  # before any thread starts; see there why
         if role == "all" and config.ingest_workers > 1:
             role = "main"
             metrics_dir = tempfile.mkdtemp(prefix="genaitrace-metrics-")

@@ -312,6 +312,17 @@ def test_memory_release_hands_back_the_embedded_engines_pages(tmp_path):
     assert calls == [1] and store._purge_engine_allocator not in memory._releasers
 
 
+def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch):
+    """The collector caps glibc's malloc arenas (thread-pool fragmentation grew RSS under steady
+    load); MALLOC_ARENA_MAX, when set, is glibc's own setting and is left alone."""
+    from collector import memory
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert memory.limit_malloc_arenas() is True  # glibc accepted it
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert memory.limit_malloc_arenas() is False
+
+
 def test_memory_limiter_refuses_with_retryable_answers(tmp_path):
     """A limit below what the process already uses: every request is refused, retryably."""
     processors = """

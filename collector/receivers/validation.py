@@ -249,8 +249,9 @@ def _sanitize_all(traces: Traces, cfg: ValidationConfig, now_ns: int, max_ns: in
 def _sanitize_flagged(traces: Traces, cfg: ValidationConfig, raw: bytes, now_ns: int, max_ns: int) -> tuple[int, str]:
     """`_sanitize_all`, visiting only the spans the native scan flags. The scan is conservative
     (it flags every span `_repair` or `_invalid_reason` could act on, and maybe more); what to
-    repair and how is decided here, by the same code as the full walk. Changes made to `traces`
-    since it was parsed from `raw` (a tenant stamped by the authenticator) only shorten values."""
+    repair and how is decided here, by the same code as the full walk. The one change made to
+    `traces` since it was parsed from `raw`, the authenticator's tenant stamp, sets short values of
+    a non-GenAI key (`tenant.id`), which neither validation nor the GenAI set depends on."""
     limit = cfg.max_attribute_value_bytes
     try:
         attention, genai, resources = native.scan(raw, limit, cfg.max_attribute_depth, cfg.max_span_name_bytes,
