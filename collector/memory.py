@@ -97,13 +97,13 @@ def unregister_releaser(release: Callable[[], None]) -> None:
             _releasers.remove(release)
 
 
-def _malloc_trim() -> Callable[[], None]:
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None  # glibc only, not musl
-    return (lambda: trim(0)) if trim else (lambda: None)
+def _glibc_function(name: str) -> Callable | None:
+    """A glibc-only function (malloc_trim, mallopt), or None on another libc (musl)."""
+    library = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(library), name, None) if library else None
 
 
-_trim = _malloc_trim()
+_malloc_trim = _glibc_function("malloc_trim")
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
@@ -116,8 +116,7 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     before the threads start. A MALLOC_ARENA_MAX in the environment (read by glibc itself) wins."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    name = ctypes.util.find_library("c")
-    mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None  # glibc only, not musl
+    mallopt = _glibc_function("mallopt")
     return bool(mallopt and mallopt(_M_ARENA_MAX, arenas) == 1)
 
 
@@ -130,4 +129,5 @@ def release_free_memory() -> None:
             release()
         except Exception as exc:  # noqa: BLE001 - releasing is best effort; never stop the limiter
             log.debug("memory releaser %r failed: %s", release, exc)
-    _trim()
+    if _malloc_trim is not None:
+        _malloc_trim(0)

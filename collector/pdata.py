@@ -73,6 +73,12 @@ class Traces:
             return self._serialized
         return self._request.SerializeToString()
 
+    def serialized_size(self) -> int:
+        """`len(self.to_protobuf())`, without serializing (or parsing) to find out."""
+        if self._serialized is not None:
+            return len(self._serialized)
+        return self._request.ByteSize()
+
     @property
     def request(self) -> ExportTraceServiceRequest:
         if self._request is None:  # parsed on first look; the caller may then change it

@@ -138,8 +138,7 @@ class DiskQueue:
         with self._cond:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                used = self._used_bytes()
-                _refuse_if_full(used, len(payload), self.max_bytes, used > 0, " on disk")
+                self._check_room_on_disk(len(payload))
                 self._db.execute("INSERT INTO items (payload, bytes, spans) VALUES (?, ?, ?)", (payload, len(payload), spans))
                 self._db.execute("COMMIT")
             finally:
@@ -149,11 +148,11 @@ class DiskQueue:
 
     def check_room(self, size: int) -> None:
         with self._cond:
-            used = self._used_bytes()
-            _refuse_if_full(used, size, self.max_bytes, used > 0, " on disk")
+            self._check_room_on_disk(size)
 
-    def _used_bytes(self) -> int:
-        return self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM items").fetchone()[0]
+    def _check_room_on_disk(self, size: int) -> None:
+        used = self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM items").fetchone()[0]
+        _refuse_if_full(used, size, self.max_bytes, used > 0, " on disk")
 
     def next_batch(self, max_spans: int, max_bytes: int, wait_s: float) -> QueuedBatch | None:
         deadline = time.monotonic() + wait_s

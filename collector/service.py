@@ -36,7 +36,7 @@ class FanOut:
 
     def consume(self, traces: Traces) -> None:
         if len(self.consumers) > 1:
-            size = len(traces.to_protobuf())  # once, not per exporter (the queues take these bytes)
+            size = traces.serialized_size()  # once, not per exporter
             for consumer in self.consumers:
                 check_room = getattr(consumer, "check_room", None)
                 if check_room is not None:

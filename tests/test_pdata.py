@@ -65,6 +65,8 @@ def test_merge_concatenates_and_keeps_the_genai_hint_in_order():
     merged = Traces.merge(parts)
     assert merged.span_count() == 6 and merged.genai_spans == [1, 3, 5]
     assert merged.to_protobuf() == expected.SerializeToString()  # served from the concatenation
+    assert merged.serialized_size() == len(expected.SerializeToString())
+    assert parts[0].serialized_size() == len(parts[0].to_protobuf())
     assert [span.name for _, _, span in merged.spans()] == list("abcdef")
     merged.request.resource_spans[0].scope_spans[0].spans[0].name = "changed"  # parsed, then edited
     assert ExportTraceServiceRequest.FromString(merged.to_protobuf()).resource_spans[0].scope_spans[0].spans[0].name == "changed"

@@ -232,12 +232,10 @@ def _sanitize_all(traces: Traces, cfg: ValidationConfig, now_ns: int, max_ns: in
         for ss in rs.scope_spans:
             bad = []
             for index, span in enumerate(ss.spans):
-                reason = _invalid_reason(span)
+                reason = _drop_or_repair(span, cfg, now_ns, max_ns, rs_sizes and _over(span, limit))
                 if reason:
                     bad.append(index)
                     reasons.add(reason)
-                    continue
-                _repair(span, cfg, now_ns, max_ns, rs_sizes and _over(span, limit))
             for index in reversed(bad):
                 del ss.spans[index]
             rejected += len(bad)
@@ -264,12 +262,10 @@ def _sanitize_flagged(traces: Traces, cfg: ValidationConfig, raw: bytes, now_ns:
     bad, reasons = [], set()
     for (ss, index), position in zip(traces.spans_at(attention), attention):
         span = ss.spans[index]
-        reason = _invalid_reason(span)
+        reason = _drop_or_repair(span, cfg, now_ns, max_ns, _over(span, limit))
         if reason:
             bad.append((ss, index, position))
             reasons.add(reason)
-            continue
-        _repair(span, cfg, now_ns, max_ns, _over(span, limit))
     for ss, index, _ in reversed(bad):
         del ss.spans[index]
     if bad:
@@ -279,6 +275,14 @@ def _sanitize_flagged(traces: Traces, cfg: ValidationConfig, raw: bytes, now_ns:
         genai = [i - bisect.bisect_left(dropped, i) for i in genai if i not in gone]
     traces.genai_spans = genai
     return len(bad), "; ".join(sorted(reasons))
+
+
+def _drop_or_repair(span, cfg: ValidationConfig, now_ns: int, max_ns: int, check_sizes: bool) -> str | None:
+    """Why the span must be dropped; otherwise None, the span repaired in place where needed."""
+    reason = _invalid_reason(span)
+    if reason is None:
+        _repair(span, cfg, now_ns, max_ns, check_sizes)
+    return reason
 
 
 def _limit_resource_and_scopes(rs, cfg: ValidationConfig, check_sizes: bool) -> None:
