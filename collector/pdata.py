@@ -1,10 +1,14 @@
-"""Pipeline data: OTLP trace requests kept as protobuf messages, as the Go collector's pdata does.
+"""Pipeline data: OTLP trace requests, kept serialized where possible, as the Go collector's pdata
+keeps them in its own wire-shaped structs.
 
-Spans stay in the upb-backed protobuf message from receiver to exporter. Nothing builds a Python
-dict per span on the hot path: processors look at attributes of the spans they care about, and the
-ClickHouse exporter turns the message straight into columns. Where the native module
-(collector/native) is built, the receiver's scan of the payload names the spans validation and the
-GenAI normaliser must visit, and the exporter's columns come from the serialized batch in Rust.
+Nothing builds a Python dict per span on the hot path. A batch travels as the bytes it arrived in
+(`Traces`); the receiver's native scan names the spans validation must look at and the spans with
+GenAI keys; the GenAI processors read only those as rows (`Traces.genai_rows`) and write their
+changes back as patches (`Traces.patch`), which the native module splices into the bytes; the
+batch processor concatenates bytes, and the ClickHouse exporter turns bytes into Arrow columns in
+Rust. Without the native module the same happens through the upb protobuf message, which stays
+the reference (`tests/test_native.py`). Any other processor may take `Traces.request`, the parsed
+message, and change it as it likes.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from collector.component import PermanentError
+from instrumentation.genai_mapping import GENAI_KEY_PREFIXES
 
 __all__ = [
+    "GenAISpan",
     "Traces",
     "AnyValue",
     "KeyValue",
@@ -39,21 +45,55 @@ __all__ = [
 ]
 
 
-class Traces:
-    """One batch of spans: an `ExportTraceServiceRequest`, its cached span count, and which of its
-    spans may carry GenAI attributes when the receiver's native scan found out (`genai_spans`)."""
+class GenAISpan:
+    """One span with a GenAI-looking attribute key, as the GenAI processors see it: read once per
+    batch (`Traces.genai_rows`), changed only through `Traces.patch`, which keeps `attributes`
+    equal to the span's attributes as a dict."""
 
-    __slots__ = ("_request", "_serialized", "_span_count", "genai_spans")
+    __slots__ = ("index", "name", "trace_id", "span_id", "parent_span_id", "status_code", "start_time_unix_nano",
+                 "end_time_unix_nano", "attributes", "resource", "normalized")
+
+    def __init__(self, index: int, name: str, trace_id: bytes, span_id: bytes, parent_span_id: bytes,
+                 status_code: int, start_time_unix_nano: int, end_time_unix_nano: int, attributes: dict[str, Any],
+                 resource: dict[str, Any]):
+        self.index = index  # in `Traces.spans()` order
+        self.name, self.trace_id, self.span_id, self.parent_span_id = name, trace_id, span_id, parent_span_id
+        self.status_code = status_code
+        self.start_time_unix_nano, self.end_time_unix_nano = start_time_unix_nano, end_time_unix_nano
+        self.attributes = attributes  # `attributes_to_dict(span.attributes)`: the last duplicate key wins
+        self.resource = resource  # its resource's attributes, shared by the rows of one resource: read only
+        # Set by `genai_normalizer` once `attributes` are in current semconv, so `genai_cost` does
+        # not normalise them a second time.
+        self.normalized = False
+
+    @classmethod
+    def of(cls, index: int, span: Span, resource: dict[str, Any]) -> "GenAISpan":
+        return cls(index, span.name, span.trace_id, span.span_id, span.parent_span_id, span.status.code,
+                   span.start_time_unix_nano, span.end_time_unix_nano, attributes_to_dict(span.attributes), resource)
+
+
+class Traces:
+    """One batch of spans: an `ExportTraceServiceRequest`, serialized, parsed or both.
+
+    Bytes are the hot form: the receiver keeps the payload it parsed, the GenAI processors read
+    their rows from it (`genai_rows`) and record changes (`patch`) that are written into the bytes
+    in one native pass, merging is a concatenation and the exporters' queues take bytes. Whoever
+    asks for `request` gets the parsed message to change as it likes; the bytes are then dropped.
+    """
+
+    __slots__ = ("_request", "_serialized", "_span_count", "genai_spans", "_rows", "_patches")
 
     def __init__(self, request: ExportTraceServiceRequest | None = None):
         self._request = request if request is not None else ExportTraceServiceRequest()
-        # A merged batch stays serialized until someone looks inside (the exporters' queues take
-        # bytes), so merging costs a concatenation instead of a deep copy of every span.
+        # The serialization, when known to equal `_request` (or `_request` is None).
         self._serialized: bytes | None = None
         self._span_count: int | None = None
         # Indices (in `spans()` order) of every span with a GenAI-looking attribute key, or None
         # when unknown. Set by the receiver; whoever adds or removes spans or keys calls `invalidate`.
         self.genai_spans: list[int] | None = None
+        self._rows: list[GenAISpan] | None = None
+        # span index -> (attributes to set, keys to remove first): changes not yet written.
+        self._patches: dict[int, tuple[dict[str, Any], set[str]]] = {}
 
     @classmethod
     def from_protobuf(cls, data: bytes) -> "Traces":
@@ -62,28 +102,39 @@ class Traces:
             request.ParseFromString(data)
         except Exception as exc:  # upb raises DecodeError; anything else is equally a bad payload
             raise PermanentError(f"malformed OTLP protobuf payload: {exc}") from exc
-        return cls(request)
+        traces = cls(request)
+        traces._serialized = data
+        return traces
 
     @classmethod
     def from_json(cls, data: bytes) -> "Traces":
         return cls(decode_otlp_json(data))
 
     def to_protobuf(self) -> bytes:
+        self._apply_patches()
         if self._serialized is not None:
             return self._serialized
         return self._request.SerializeToString()
 
     def serialized_size(self) -> int:
         """`len(self.to_protobuf())`, without serializing (or parsing) to find out."""
+        self._apply_patches()
         if self._serialized is not None:
             return len(self._serialized)
         return self._request.ByteSize()
 
     @property
     def request(self) -> ExportTraceServiceRequest:
-        if self._request is None:  # parsed on first look; the caller may then change it
+        """The parsed message, for the caller to read or change; cached bytes and rows are dropped."""
+        message = self._message()
+        self._serialized, self._rows = None, None
+        return message
+
+    def _message(self) -> ExportTraceServiceRequest:
+        """The parsed message with every patch applied, to read only."""
+        self._apply_patches()
+        if self._request is None:
             self._request = ExportTraceServiceRequest.FromString(self._serialized)
-            self._serialized = None
         return self._request
 
     @property
@@ -92,13 +143,14 @@ class Traces:
 
     def span_count(self) -> int:
         if self._span_count is None:
-            self._span_count = sum(len(ss.spans) for rs in self.request.resource_spans for ss in rs.scope_spans)
+            self._span_count = sum(len(ss.spans) for rs in self._message().resource_spans for ss in rs.scope_spans)
         return self._span_count
 
     def invalidate(self) -> None:
         """Call after adding or removing spans (or attribute keys): cached facts are recomputed."""
         self._span_count = None
         self.genai_spans = None
+        self._rows = None
 
     def spans(self) -> Iterator[tuple[ResourceSpans, ScopeSpans, Span]]:
         for rs in self.request.resource_spans:
@@ -109,16 +161,81 @@ class Traces:
     def spans_at(self, indices: list[int]) -> Iterator[tuple[ScopeSpans, int]]:
         """(scope spans, index in it) of the spans at these ascending `spans()` indices, without
         visiting the others."""
-        wanted, position, first = iter(indices), 0, 0
-        index = next(wanted, None)
-        for rs in self.request.resource_spans:
+        return _spans_at(self.request, indices) if indices else iter(())
+
+    # --- the GenAI processors' view ---
+
+    def genai_rows(self) -> list[GenAISpan]:
+        """Every span with an attribute key starting with one of `GENAI_KEY_PREFIXES`, in order;
+        read once per batch (natively from the bytes when the module is built) and shared by the
+        processors, whose `patch`es keep the rows up to date."""
+        if self._rows is None:
+            self._apply_patches()
+            self._rows = self._native_rows() if _native().available() else None
+            if self._rows is None:
+                self._rows = self._python_rows()
+        return self._rows
+
+    def _native_rows(self) -> list[GenAISpan] | None:
+        if self._serialized is None:  # e.g. validation repaired a span: the message is current
+            self._serialized = self._request.SerializeToString()
+        try:
+            rows = _native().genai_rows(self._serialized, self.genai_spans, GENAI_KEY_PREFIXES, _base64)
+        except ValueError:  # prost refuses a wire type upb kept as an unknown field: read it in Python
+            return None
+        return [GenAISpan(*row) for row in rows]
+
+    def _python_rows(self) -> list[GenAISpan]:
+        hint = set(self.genai_spans) if self.genai_spans is not None else None
+        rows, index = [], 0
+        for rs in self._message().resource_spans:
+            resource = None
             for ss in rs.scope_spans:
-                first, position = position, position + len(ss.spans)
-                while index is not None and index < position:
-                    yield ss, index - first
-                    index = next(wanted, None)
-                if index is None:
-                    return
+                for span in ss.spans:
+                    if index in hint if hint is not None else _has_genai_key(span):
+                        if resource is None:
+                            resource = attributes_to_dict(rs.resource.attributes)
+                        rows.append(GenAISpan.of(index, span, resource))
+                    index += 1
+        return rows
+
+    def patch(self, row: GenAISpan, set_: dict[str, Any], remove: Iterable[str] = ()) -> None:
+        """Change one row's span: remove every attribute with a key in `remove`, then set each of
+        `set_`, replacing the key's last attribute in place or appending it. Raises ValueError,
+        changing nothing, for a value OTLP cannot carry (an int outside int64). Values are kept as
+        they will read back (see `_as_read`), so the row stays what a fresh read would give."""
+        set_ = {key: _as_read(value) for key, value in set_.items()}
+        entry = self._patches.get(row.index)
+        if entry is None:
+            entry = self._patches[row.index] = ({}, set())
+        to_set, to_remove = entry
+        attributes = row.attributes
+        for key in remove:
+            to_set.pop(key, None)
+            to_remove.add(key)
+            attributes.pop(key, None)
+        to_set.update(set_)
+        attributes.update(set_)
+
+    def _apply_patches(self) -> None:
+        """Writes the pending patches: into the bytes natively, else into the parsed message."""
+        if not self._patches:
+            return
+        patches, self._patches = sorted(self._patches.items()), {}
+        if self._serialized is not None and _native().available():
+            try:
+                self._serialized = _native().apply_patches(
+                    self._serialized, [(index, list(remove), to_set) for index, (to_set, remove) in patches])
+                self._request = None
+                return
+            except ValueError:  # a wire type prost and upb read differently: patch the parsed message
+                pass
+        if self._request is None:
+            self._request = ExportTraceServiceRequest.FromString(self._serialized)
+        self._serialized = None
+        indices = [index for index, _ in patches]
+        for (ss, at), (_, (to_set, remove)) in zip(_spans_at(self._request, indices), patches):
+            _patch_span(ss.spans[at], to_set, remove)
 
     @classmethod
     def merge(cls, batches: Iterable["Traces"]) -> "Traces":
@@ -136,6 +253,78 @@ class Traces:
         traces._request, traces._serialized = None, b"".join(payloads)
         traces._span_count, traces.genai_spans = count, hints
         return traces
+
+
+def _spans_at(message: ExportTraceServiceRequest, indices: list[int]) -> Iterator[tuple[ScopeSpans, int]]:
+    wanted, position, first = iter(indices), 0, 0
+    index = next(wanted, None)
+    for rs in message.resource_spans:
+        for ss in rs.scope_spans:
+            first, position = position, position + len(ss.spans)
+            while index is not None and index < position:
+                yield ss, index - first
+                index = next(wanted, None)
+            if index is None:
+                return
+
+
+def _has_genai_key(span: Span) -> bool:
+    for kv in span.attributes:  # stop at the first GenAI key; most spans have none
+        if kv.key.startswith(GENAI_KEY_PREFIXES):
+            return True
+    return False
+
+
+def _native():
+    from collector import native  # imported here: collector.native imports this module
+
+    return native
+
+
+def _base64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _as_read(value: Any) -> Any:
+    """`value` as it reads back once `set_any_value` wrote it (a tuple is a list, anything unknown
+    its `str`); ValueError for an int OTLP cannot carry."""
+    kind = type(value)
+    if kind is str or kind is float or kind is bool or value is None:
+        return value
+    if kind is int:
+        if value not in _INT64:
+            raise ValueError(f"Value out of range: {value}")
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, (int, float)):
+        return _as_read(int(value) if isinstance(value, int) else float(value))
+    if isinstance(value, (list, tuple)):
+        return [_as_read(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _as_read(item) for key, item in value.items()}
+    return str(value)
+
+
+def _patch_span(span: Span, to_set: dict[str, Any], remove: set[str]) -> None:
+    """`Traces.patch` through the protobuf API (what `apply_patches` does to the bytes)."""
+    attributes = span.attributes
+    if remove and any(kv.key in remove for kv in attributes):
+        kept = [KeyValue(key=kv.key, value=kv.value) for kv in attributes if kv.key not in remove]
+        del attributes[:]
+        attributes.extend(kept)
+    position = {kv.key: i for i, kv in enumerate(attributes)}  # the last of duplicate keys
+    for key, value in to_set.items():
+        at = position.get(key)
+        if at is None:
+            set_any_value(attributes.add(key=key).value, value)
+        else:
+            target = attributes[at].value
+            target.Clear()
+            set_any_value(target, value)
 
 
 # --- attributes -------------------------------------------------------------------------------

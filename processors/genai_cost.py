@@ -48,7 +48,7 @@ from typing import Any, Optional
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
-from collector.pdata import KeyValue, Traces, attributes_to_dict, set_any_value
+from collector.pdata import GenAISpan, Traces
 from instrumentation import genai_mapping as gm
 from processors.pricing import PRICE_KEY, Cost, PriceBook, PriceEntry, Unpriced
 
@@ -202,17 +202,6 @@ def _unpriced(reason: str, detail: str) -> dict[str, Any]:
     return out
 
 
-def _write(span, values: dict[str, Any], has_cost_keys: bool) -> None:
-    """Set the cost attributes, first removing any the span arrived with (`has_cost_keys`)."""
-    attributes = span.attributes
-    if has_cost_keys:
-        kept = [KeyValue(key=kv.key, value=kv.value) for kv in attributes if kv.key not in _COST_KEYS]
-        del attributes[:]
-        attributes.extend(kept)
-    for key, value in values.items():
-        set_any_value(attributes.add(key=key).value, value)
-
-
 class GenAICostProcessor(Processor):
     # How many (trace, span) ids of inference spans' parents to remember across batches, to spot a
     # framework span arriving after the provider span it wraps.
@@ -232,70 +221,58 @@ class GenAICostProcessor(Processor):
         parents[key] = child
 
     def process(self, traces: Traces) -> Traces:
-        candidates = []
-        for rs in traces.request.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    if gm.is_genai_candidate(kv.key for kv in span.attributes):
-                        candidates.append(span)
-        if candidates:
-            self._price([(span, gm.normalize_attributes(attributes_to_dict(span.attributes), span.name))
-                         for span in candidates])
-        return traces
-
-    def consume_normalized(self, traces: Traces, normalized: list) -> None:
-        """`consume` for a batch `genai_normalizer` has just normalised (it calls this when it feeds
-        this processor directly): reuses its attribute dicts instead of reading the spans again.
-        `normalized` is its list of `NormalizedSpan(span, keys, attributes)`, in batch order."""
-        candidates = []
-        for span, keys, attrs in normalized:
-            if attrs is None:  # normalised to itself, not an inference operation: only stray costs to clear
-                if not _COST_KEYS.isdisjoint(keys):
-                    _write(span, {}, True)
-            elif gm.is_genai_candidate(attrs):  # what `process` would find in the span now
-                candidates.append((span, attrs))  # already normalised (the mapping is idempotent)
-        if candidates:
-            self._price(candidates)
-        self.next.consume(traces)
-
-    def _price(self, candidates: list[tuple[Any, dict[str, Any]]]) -> None:
-        """Cost attributes for GenAI spans, given with their normalised attributes, in batch order."""
+        """Prices the batch's GenAI rows, as `genai_normalizer` left them (normalised), or else
+        normalised here for reading only."""
         inference = []
-        for span, attrs in candidates:
+        for row in traces.genai_rows():
+            attrs = row.attributes if row.normalized else _normalized(row)
+            if attrs is None:
+                continue
             operation = attrs.get(gm.GEN_AI_OPERATION_NAME)
             if isinstance(operation, str) and operation in gm.INFERENCE_OPERATIONS:
-                inference.append((span, attrs))
+                inference.append((row, attrs))
             elif not _COST_KEYS.isdisjoint(attrs):
-                _write(span, {}, True)  # never cost on agent/workflow/task/tool spans
-        ids = {(span.trace_id, span.span_id) for span, _ in inference}
+                traces.patch(row, {}, _COST_KEYS.intersection(attrs))  # never cost on agent/workflow/task/tool spans
+        if inference:
+            self._price(traces, inference)
+        return traces
+
+    def _price(self, traces: Traces, inference: list[tuple[GenAISpan, dict[str, Any]]]) -> None:
+        """Cost attributes for the inference spans of a batch, given with their normalised attributes."""
+        ids = {(row.trace_id, row.span_id) for row, _ in inference}
         wraps: dict[tuple[bytes, bytes], bytes] = {}
-        for span, _ in inference:
-            if span.parent_span_id:
-                key = (span.trace_id, span.parent_span_id)
+        for row, _ in inference:
+            if row.parent_span_id:
+                key = (row.trace_id, row.parent_span_id)
                 if key in ids:
-                    wraps[key] = span.span_id
-                self._remember(key, span.span_id)
+                    wraps[key] = row.span_id
+                self._remember(key, row.span_id)
         book = self.book
-        for span, attrs in inference:
-            # the normaliser never adds cost keys: the span has one iff its normalised dict has
-            has_cost_keys = not _COST_KEYS.isdisjoint(attrs)
-            key = (span.trace_id, span.span_id)
+        for row, attrs in inference:
+            stale = _COST_KEYS.intersection(attrs)  # cost attributes the span arrived with: replaced
+            key = (row.trace_id, row.span_id)
             inner = wraps.get(key) or self._parents.get(key)
             if inner is not None:
-                _write(span, {gm.GEN_AI_USAGE_COST_STATUS: "delegated", gm.GEN_AI_USAGE_COST_PRICED_SPAN_ID: inner.hex()},
-                       has_cost_keys)
-                continue
-            if span.status.code == _STATUS_ERROR and _no_usage(attrs):
+                values = {gm.GEN_AI_USAGE_COST_STATUS: "delegated", gm.GEN_AI_USAGE_COST_PRICED_SPAN_ID: inner.hex()}
+            elif row.status_code == _STATUS_ERROR and _no_usage(attrs):
                 # A refused or failed request (429, 500, timeout) reports no usage and is usually
                 # not billed: unpriced, but with its own reason so "unpriced" alerts can leave it out.
-                _write(span, _unpriced("failed_call_no_usage", "the call failed and reported no token usage"),
-                       has_cost_keys)
-                continue
-            try:
-                values = price_attributes(book, attrs, span.start_time_unix_nano or None)
-            except Exception as exc:  # noqa: BLE001 - odd attribute types on one span must not fail the batch
-                values = _unpriced("invalid_attributes", f"{type(exc).__name__}: {exc}"[:200])
-            _write(span, values, has_cost_keys)
+                values = _unpriced("failed_call_no_usage", "the call failed and reported no token usage")
+            else:
+                try:
+                    values = price_attributes(book, attrs, row.start_time_unix_nano or None)
+                except Exception as exc:  # noqa: BLE001 - odd attribute types on one span must not fail the batch
+                    values = _unpriced("invalid_attributes", f"{type(exc).__name__}: {exc}"[:200])
+            traces.patch(row, values, stale)
+
+
+def _normalized(row: GenAISpan) -> dict[str, Any] | None:
+    """A row's attributes in current semconv, when `genai_normalizer` did not run before; None if
+    they cannot be read (the normaliser would mark such a span; here it is left unpriced)."""
+    try:
+        return gm.normalize_attributes(row.attributes, row.name)
+    except Exception:  # noqa: BLE001 - one span's odd attributes must not fail the batch
+        return None
 
 
 factory = Factory(

@@ -51,7 +51,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import Field
 
 from collector.component import ComponentId, Consumer, Factory, Host, Kind, Processor, StrictConfig
-from collector.pdata import Traces, any_value_to_python
+from collector.pdata import Traces
 
 # https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-metrics/
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -61,12 +61,6 @@ INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content",
 OP_KEY = "gen_ai.operation.name"
 OTHER, UNKNOWN = "other", "unknown"
 
-_WANTED = frozenset({
-    "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "gen_ai.agent.name", "tenant.id",
-    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.cost_usd",
-    "gen_ai.usage.cost.status", "gen_ai.usage.cost.unpriced_reason", "error.type",
-})
 _TOKEN_KEYS = (
     ("input", "gen_ai.usage.input_tokens"),
     ("output", "gen_ai.usage.output_tokens"),
@@ -187,57 +181,41 @@ class GenAIMetricsProcessor(Processor):
     def record(self, traces: Traces) -> None:
         m = self.metrics
         child = self._child
-        wanted = _WANTED
-        for rs in traces.request.resource_spans:
-            resource_tenant = None
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    # fast path: find the operation name; most spans are not GenAI spans
-                    op = None
-                    for kv in span.attributes:
-                        if kv.key == OP_KEY:
-                            op = kv.value.string_value
-                            break
-                    if op is None or (op not in INFERENCE_OPERATIONS and op != "invoke_agent"):
-                        continue
-                    a = {kv.key: any_value_to_python(kv.value) for kv in span.attributes if kv.key in wanted}
-                    tenant_raw = a.get("tenant.id")
-                    if not tenant_raw:
-                        if resource_tenant is None:
-                            resource_tenant = next((kv.value.string_value for kv in rs.resource.attributes
-                                                    if kv.key == "tenant.id"), "")
-                        tenant_raw = resource_tenant
-                    tenant = self.tenant(str(tenant_raw or ""))
-                    agent = self.agent(str(a.get("gen_ai.agent.name") or ""))
-                    error = span.status.code == _STATUS_ERROR
-                    if op == "invoke_agent":
-                        child(m.agent_runs, agent, tenant, "error" if error else "ok").inc()
-                        continue
-                    if a.get("gen_ai.usage.cost.status") == "delegated":
-                        continue
-                    provider = self.provider(str(a.get("gen_ai.provider.name") or ""))
-                    model = self.model(str(a.get("gen_ai.request.model") or a.get("gen_ai.response.model") or ""))
-                    common = (provider, model, agent, tenant, op)
-                    error_type = self.error_type(str(a.get("error.type") or "_OTHER")[:64]) if error else ""
-                    child(m.requests, *common, "error" if error else "ok").inc()
-                    if error:
-                        child(m.errors, *common, error_type).inc()
-                    seconds = max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e9
-                    child(m.duration, op, provider, model, error_type, agent).observe(seconds)
-                    for token_type, key in _TOKEN_KEYS:
-                        n = _num(a.get(key))
-                        if n > 0:
-                            child(m.tokens, *common, token_type).inc(n)
-                    for token_type, key in _TOKEN_KEYS[:2]:
-                        if key in a:
-                            child(m.token_usage, op, provider, model, token_type, agent).observe(_num(a.get(key)))
-                    status = a.get("gen_ai.usage.cost.status")
-                    cost = _num(a.get("gen_ai.usage.cost_usd"))
-                    if cost > 0:
-                        child(m.cost, *common).inc(cost)
-                    if status == "unpriced":
-                        reason = str(a.get("gen_ai.usage.cost.unpriced_reason") or UNKNOWN)[:64]
-                        child(m.unpriced, *common, reason).inc()
+        for row in traces.genai_rows():  # the rows the GenAI processors read and patched
+            a = row.attributes
+            op = a.get(OP_KEY)
+            if type(op) is not str or (op not in INFERENCE_OPERATIONS and op != "invoke_agent"):
+                continue
+            tenant = self.tenant(str(a.get("tenant.id") or row.resource.get("tenant.id") or ""))
+            agent = self.agent(str(a.get("gen_ai.agent.name") or ""))
+            error = row.status_code == _STATUS_ERROR
+            if op == "invoke_agent":
+                child(m.agent_runs, agent, tenant, "error" if error else "ok").inc()
+                continue
+            if a.get("gen_ai.usage.cost.status") == "delegated":
+                continue
+            provider = self.provider(str(a.get("gen_ai.provider.name") or ""))
+            model = self.model(str(a.get("gen_ai.request.model") or a.get("gen_ai.response.model") or ""))
+            common = (provider, model, agent, tenant, op)
+            error_type = self.error_type(str(a.get("error.type") or "_OTHER")[:64]) if error else ""
+            child(m.requests, *common, "error" if error else "ok").inc()
+            if error:
+                child(m.errors, *common, error_type).inc()
+            seconds = max(row.end_time_unix_nano - row.start_time_unix_nano, 0) / 1e9
+            child(m.duration, op, provider, model, error_type, agent).observe(seconds)
+            for token_type, key in _TOKEN_KEYS:
+                n = _num(a.get(key))
+                if n > 0:
+                    child(m.tokens, *common, token_type).inc(n)
+            for token_type, key in _TOKEN_KEYS[:2]:
+                if key in a:
+                    child(m.token_usage, op, provider, model, token_type, agent).observe(_num(a.get(key)))
+            cost = _num(a.get("gen_ai.usage.cost_usd"))
+            if cost > 0:
+                child(m.cost, *common).inc(cost)
+            if a.get("gen_ai.usage.cost.status") == "unpriced":
+                reason = str(a.get("gen_ai.usage.cost.unpriced_reason") or UNKNOWN)[:64]
+                child(m.unpriced, *common, reason).inc()
 
 
 def _create(component_id: ComponentId, config: GenAIMetricsConfig, next_consumer: Consumer) -> GenAIMetricsProcessor:

@@ -12,27 +12,23 @@ The provider is detected from the span's attributes, then `server.address`, then
 `instrumentation/genai_mapping.py`, shared with the app-side instrumentation. Put it before
 `genai_cost`. Spans with no GenAI-looking key are skipped without building anything.
 
-Hot path: when the receiver's native scan named the spans with GenAI keys (`Traces.genai_spans`),
-only those are visited; otherwise each span's keys are read once. Spans with no GenAI key, and spans whose only key the
-mapping reads is an already-canonical, non-inference `gen_ai.operation.name` (agent, tool and
-workflow spans), are left without building a dict. When `genai_cost` comes right after this
-processor, it gets the attribute dicts built here (`GenAICostProcessor.consume_normalized`)
-instead of reading every GenAI span's attributes a second time.
+Hot path: the processor works on the batch's GenAI rows (`Traces.genai_rows`: only spans with a
+GenAI-looking key, read natively from the serialized batch when the module is built) and records
+its changes as patches (`Traces.patch`), written into the bytes in one pass. Spans whose only key
+the mapping reads is an already-canonical, non-inference `gen_ai.operation.name` (agent, tool and
+workflow spans) normalise to themselves and are not mapped at all. `genai_cost` reads the same
+rows, already normalised.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-from typing import Any, NamedTuple
+from typing import Any
 
-from collector import native
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
-from collector.pdata import Traces, any_value_to_python, set_any_value, set_attribute
-from processors.genai_cost import GenAICostProcessor
+from collector.pdata import GenAISpan, Traces
 from instrumentation.genai_mapping import (
     GEN_AI_OPERATION_NAME,
-    GENAI_KEY_PREFIXES,
     is_settled_operation,
     normalize_attributes,
     reads_only_operation,
@@ -47,112 +43,37 @@ class GenAINormalizerConfig(StrictConfig):
     drop_originals: bool = False
 
 
-class NormalizedSpan(NamedTuple):
-    """A GenAI span after normalisation, as handed to `genai_cost`."""
-
-    span: Any
-    # Its attribute keys as they arrived.
-    keys: list[str]
-    # Its normalised attributes (== `attributes_to_dict(span.attributes)` now); None when the span
-    # normalises to itself (a settled, non-inference operation) and its dict was never built.
-    attributes: dict[str, Any] | None
-
-
-def _read(span) -> tuple[list[str], dict[str, Any]]:
-    """(its attribute keys in order, value by key), the last of duplicate keys winning as in a dict
-    built in order. Natively from the span's serialization when the module is built (one C-level
-    serialize instead of a protobuf object per attribute), else attribute by attribute."""
-    if native.available():
-        try:
-            return native.span_attributes(span.SerializeToString(), _base64)
-        except ValueError:  # prost refuses a wire type upb kept as an unknown field: read it here
-            pass
-    attributes = span.attributes
-    keys = [kv.key for kv in attributes]
-    values: dict[str, Any] = {}
-    for key, kv in zip(keys, attributes):
-        value = kv.value
-        text = value.string_value  # a non-empty string_value can only be a string (oneof)
-        values[key] = text if text else any_value_to_python(value)
-    return keys, values
-
-
-def _base64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
-
-
-def _normalize(span, keys: list[str], before: dict[str, Any], drop_originals: bool) -> tuple[dict[str, Any], bool]:
-    """Normalise one span in place: (its normalised attribute dict, whether anything changed)."""
-    after = normalize_attributes(before, span.name, drop_originals=drop_originals)
-    changed, position = False, None
-    for key, value in after.items():
-        if key in before:
-            old = before[key]
-            if old == value and type(old) is type(value):
-                continue
-            if position is None:  # the KeyValue a dict built in order keeps: the last duplicate
-                position = {k: i for i, k in enumerate(keys)}
-            kv = span.attributes[position[key]]
-            kv.value.Clear()
-            set_any_value(kv.value, value)
-        else:
-            set_any_value(span.attributes.add(key=key).value, value)
-        changed = True
-    removed = [key for key in before if key not in after]
-    if removed:
-        changed = True
-        kept = [type(kv)(key=kv.key, value=kv.value) for kv in span.attributes if kv.key in after]
-        del span.attributes[:]
-        span.attributes.extend(kept)
-    return after, changed
-
-
-def normalize_span(span, drop_originals: bool = False) -> bool:
-    """Normalise one protobuf span's attributes in place. True if anything changed."""
-    keys, before = _read(span)
-    return _normalize(span, keys, before, drop_originals)[1]
-
-
-def _settled(keys: list[str], values: dict[str, Any]) -> bool:
+def _settled(attributes: dict[str, Any]) -> bool:
     """True if the span normalises to itself: its one mapped key is a settled operation name."""
-    return reads_only_operation(keys) and is_settled_operation(values[GEN_AI_OPERATION_NAME])
+    return reads_only_operation(attributes) and is_settled_operation(attributes[GEN_AI_OPERATION_NAME])
 
 
-def normalize_traces(traces: Traces, drop_originals: bool = False) -> list[NormalizedSpan]:
-    """Normalise every GenAI span of a batch in place; returns them in batch order."""
-    out: list[NormalizedSpan] = []
-    if traces.genai_spans is not None:  # the receiver's native scan already named them
-        for ss, index in traces.spans_at(traces.genai_spans):
-            _normalize_candidate(ss.spans[index], drop_originals, out)
-        return out
-    prefixes = GENAI_KEY_PREFIXES
-    for rs in traces.request.resource_spans:
-        for ss in rs.scope_spans:
-            for span in ss.spans:
-                for kv in span.attributes:  # `is_genai_candidate`, stopping at the first GenAI key
-                    if kv.key.startswith(prefixes):
-                        break
-                else:
-                    continue  # most spans: nothing to do, and no key list built
-                _normalize_candidate(span, drop_originals, out)
-    return out
+def changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(attributes to set, keys to remove) that turn `before` into `after`."""
+    to_set = {key: value for key, value in after.items()
+              if key not in before or before[key] != value or type(before[key]) is not type(value)}
+    return to_set, [key for key in before if key not in after]
 
 
-def _normalize_candidate(span, drop_originals: bool, out: list[NormalizedSpan]) -> None:
-    try:
-        keys, before = _read(span)
-        if _settled(keys, before):
-            out.append(NormalizedSpan(span, keys, None))
-        else:
-            out.append(NormalizedSpan(span, keys, _normalize(span, keys, before, drop_originals)[0]))
-    except Exception as exc:  # noqa: BLE001 - one span's odd attributes must not fail the batch
-        _mark_unnormalizable(span, exc)
+def normalize_traces(traces: Traces, drop_originals: bool = False) -> None:
+    """Normalise every GenAI span of a batch; its rows are left normalised (`row.normalized`)."""
+    for row in traces.genai_rows():
+        if not _settled(row.attributes):
+            try:
+                to_set, remove = changes(row.attributes, normalize_attributes(row.attributes, row.name,
+                                                                              drop_originals=drop_originals))
+                if to_set or remove:
+                    traces.patch(row, to_set, remove)
+            except Exception as exc:  # noqa: BLE001 - one span's odd attributes must not fail the batch
+                _mark_unnormalizable(traces, row, exc)
+                continue
+        row.normalized = True
 
 
-def _mark_unnormalizable(span, exc: Exception) -> None:
+def _mark_unnormalizable(traces: Traces, row: GenAISpan, exc: Exception) -> None:
     """Keep the span as sent, say why it was not normalised (e.g. an array where a name belongs)."""
-    log.warning("genai_normalizer: span %s left as sent: %s", span.span_id.hex(), exc)
-    set_attribute(span.attributes, NORMALIZATION_ERROR, f"{type(exc).__name__}: {exc}"[:200])
+    log.warning("genai_normalizer: span %s left as sent: %s", row.span_id.hex(), exc)
+    traces.patch(row, {NORMALIZATION_ERROR: f"{type(exc).__name__}: {exc}"[:200]})
 
 
 class GenAINormalizerProcessor(Processor):
@@ -163,13 +84,6 @@ class GenAINormalizerProcessor(Processor):
     def process(self, traces: Traces) -> Traces:
         normalize_traces(traces, self._drop)
         return traces
-
-    def consume(self, traces: Traces) -> None:
-        normalized = normalize_traces(traces, self._drop)
-        if isinstance(self.next, GenAICostProcessor):  # the documented pipeline: hand over the dicts
-            self.next.consume_normalized(traces, normalized)
-        else:
-            self.next.consume(traces)
 
 
 factory = Factory(

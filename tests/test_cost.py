@@ -16,6 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from collector.component import ComponentId
+from collector import pdata
 from collector.pdata import Traces, attributes_to_dict, set_any_value
 from instrumentation import genai_mapping as gm
 from processors import genai_cost, genai_normalizer
@@ -463,7 +464,7 @@ def test_non_llm_spans_are_skipped_without_building_anything(monkeypatch):
         raise AssertionError("normalize_attributes called for a non-GenAI span")
 
     monkeypatch.setattr(genai_cost.gm, "normalize_attributes", boom)
-    monkeypatch.setattr(genai_cost, "attributes_to_dict", boom)
+    monkeypatch.setattr(pdata, "attributes_to_dict", boom)  # no row read in Python either
     traces = _traces([(i, 0, "GET /", {"http.method": "GET", "server.address": "api.openai.com"}) for i in range(1, 50)])
     before = traces.to_protobuf()
     GenAICostProcessor(ComponentId("genai_cost"), GenAICostConfig(), Sink(), book=BOOK).process(traces)

@@ -3,6 +3,8 @@
 * `payloads_to_arrow` must equal `columns.traces_to_arrow(Traces.from_protobuf(...))` exactly.
 * `scan` must flag every span the Python validation drops or repairs (more is allowed), and name
   exactly the spans the GenAI normaliser's candidate check selects.
+* `genai_rows` must read what `Traces` reads in Python, and `apply_patches` must write what the
+  protobuf API writes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ pytest.importorskip("collector.native._otlp_native")
 
 from collector import native  # noqa: E402
 from collector.component import PermanentError  # noqa: E402
-from collector.pdata import Traces, format_double  # noqa: E402
+from collector.pdata import Traces, attributes_to_dict, format_double  # noqa: E402
 from collector.receivers import validation  # noqa: E402
 from collector.storage import columns  # noqa: E402
 from instrumentation.genai_mapping import GENAI_KEY_PREFIXES  # noqa: E402
@@ -329,8 +331,9 @@ def run_scan(request: ExportTraceServiceRequest, cfg):
 def test_scan_flags_every_span_validation_touches(config, seed):
     cfg = CONFIGS[config]
     request, mutated = validation_request(seed, time.time_ns())
-    attention, genai, resources = run_scan(request, cfg)
+    attention, genai, resources, count = run_scan(request, cfg)
     changed, resources_changed = python_changes(request, cfg)
+    assert count == Traces(request).span_count()
     assert attention == sorted(set(attention)), "ascending, no duplicates"
     assert changed <= set(attention), sorted(changed - set(attention))
     assert resources or not resources_changed
@@ -347,7 +350,7 @@ def test_every_mutation_is_flagged_alone():
                                        start_time_unix_nano=now - HOUR, end_time_unix_nano=now - 1)
             mutate(request.resource_spans[0].scope_spans[0].spans[0], random.Random(3), now)
             changed, _ = python_changes(request, cfg)
-            attention, _, _ = run_scan(request, cfg)
+            attention = run_scan(request, cfg)[0]
             assert changed <= set(attention), (name, cfg)
 
 
@@ -357,8 +360,9 @@ def test_scan_on_varied_and_realistic_spans(seed):
 
     for request in (varied_request(seed), make_request(300, seed=seed)):
         for cfg in CONFIGS.values():
-            attention, genai, resources = run_scan(request, cfg)
+            attention, genai, resources, count = run_scan(request, cfg)
             changed, resources_changed = python_changes(request, cfg)
+            assert count == Traces(request).span_count()
             assert changed <= set(attention)
             assert resources or not resources_changed
             assert genai == genai_candidates(request)
@@ -371,15 +375,7 @@ def test_scan_time_limits_beyond_u64_clamp():
     assert native.scan(request.SerializeToString(), 0, 8, 0, 0, 2**64 - 2, ())[0] == [0]
 
 
-# --- span_attributes ------------------------------------------------------------------------------
-
-
-def _python_read(span):
-    """The normaliser's read without the native module: keys in order, values as any_value_to_python."""
-    from collector.pdata import any_value_to_python
-
-    keys = [kv.key for kv in span.attributes]
-    return keys, {kv.key: any_value_to_python(kv.value) for kv in span.attributes}
+# --- genai_rows and apply_patches -------------------------------------------------------------
 
 
 def _same_values(left, right) -> bool:
@@ -395,44 +391,157 @@ def _same_values(left, right) -> bool:
     return left == right
 
 
-def _native_read(span):
-    from processors.genai_normalizer import _base64
+ROW_FIELDS = ("index", "name", "trace_id", "span_id", "parent_span_id", "status_code", "start_time_unix_nano",
+              "end_time_unix_nano")
 
-    return native.span_attributes(span.SerializeToString(), _base64)
+
+def assert_rows_like_python(payload: bytes, hint: list[int] | None = None) -> list:
+    """Native rows of a payload == the rows `Traces` builds in Python, field by field."""
+    traces = Traces.from_protobuf(payload)
+    traces.genai_spans = hint
+    python_rows = traces._python_rows()
+    native_rows = traces._native_rows()
+    assert native_rows is not None, "the native reader refused the payload"
+    assert [r.index for r in native_rows] == [r.index for r in python_rows]
+    for fast, ref in zip(native_rows, python_rows):
+        for name in ROW_FIELDS:
+            assert getattr(fast, name) == getattr(ref, name), name
+        assert _same_values(fast.attributes, ref.attributes)
+        assert _same_values(fast.resource, ref.resource)
+    return native_rows
+
+
+def _with_genai_spans(request: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
+    """Every third span gets a GenAI key, the first one every kind of value."""
+    spans = [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    for i, span in enumerate(spans[::3]):
+        span.attributes.add(key="gen_ai.request.model").value.string_value = f"m{i}"
+    for key, value in every_value_kind():
+        spans[0].attributes.add(key=key).value.CopyFrom(value)
+    spans[0].status.code = 2
+    return request
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_span_attributes_read_like_python(seed):
-    request = varied_request(seed)
-    spans = [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
-    assert spans
-    for key, value in every_value_kind():
-        spans[0].attributes.add(key=key).value.CopyFrom(value)
-    for span in spans:
-        keys, values = _native_read(span)
-        expected_keys, expected_values = _python_read(span)
-        assert keys == expected_keys and _same_values(values, expected_values)
+def test_genai_rows_read_like_python(seed):
+    payload = _with_genai_spans(varied_request(seed)).SerializeToString()
+    rows = assert_rows_like_python(payload)
+    assert rows and rows[0].status_code == 2
+    assert_rows_like_python(payload, [row.index for row in rows])  # the receiver's hint: the same rows
+    assert_rows_like_python(payload, [rows[-1].index])  # only the named ones
 
 
-def test_span_attributes_duplicates_keep_order_and_the_last_value():
-    span = Span(name="dup")
-    for key, value in [("a", 1), ("b", 2), ("a", 3)]:
+def test_genai_rows_on_the_realistic_workload():
+    from bench.workload import make_request
+
+    rows = assert_rows_like_python(make_request(600, seed=3).SerializeToString())
+    assert 100 < len(rows) < 600
+
+
+def test_genai_rows_duplicates_and_values_set_twice_merge_like_python():
+    span = Span(name="dup", trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    for key, value in [("gen_ai.a", 1), ("b", 2), ("gen_ai.a", 3)]:
         span.attributes.add(key=key).value.int_value = value
     kv = span.attributes.add(key="m").value.kvlist_value.values
     kv.add(key="x").value.string_value = "first"
     kv.add(key="x").value.bool_value = True
-    keys, values = _native_read(span)
-    assert keys == ["a", "b", "a", "m"] and values == {"a": 3, "b": 2, "m": {"x": True}}
-    assert list(values) == ["a", "b", "m"]
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.append(span)
+    rows = assert_rows_like_python(request.SerializeToString())
+    assert rows[0].attributes == {"gen_ai.a": 3, "b": 2, "m": {"x": True}}
+    # A KeyValue whose value field comes twice: protobuf merges the two AnyValues (the second's
+    # oneof wins; two arrays concatenate). The wire reader leaves such a span to prost.
+    for first, second in [(AnyValue(string_value="a"), AnyValue(int_value=7)),
+                          (_array(1, 2), _array(3))]:
+        key_value = _field(1, b"gen_ai.k") + _field(2, first.SerializeToString()) + _field(2, second.SerializeToString())
+        payload = _field(1, _field(2, _field(2, _field(5, b"s") + _field(9, key_value))))
+        assert_rows_like_python(payload)
 
 
-def test_span_attributes_on_the_realistic_workload():
+def _array(*numbers: int) -> AnyValue:
+    value = AnyValue()
+    for number in numbers:
+        value.array_value.values.add(int_value=number)
+    return value
+
+
+def _random_value(rng: random.Random, depth: int = 0):
+    kind = rng.choice(["str", "int", "float", "bool", "none", "big", "list", "dict", "tuple", "other"] if depth < 2
+                      else ["str", "int", "float", "bool"])
+    return {
+        "str": lambda: rng.choice(["", "gpt-4o", "é😀", "x" * 300]),
+        "int": lambda: rng.choice([0, -1, 2**63 - 1, -(2**63), 12345]),
+        "float": lambda: rng.choice([0.0, -2.5e-7, float("inf"), 1e300]),
+        "bool": lambda: rng.random() < 0.5,
+        "none": lambda: None,
+        "big": lambda: 2**40,
+        "list": lambda: [_random_value(rng, depth + 1) for _ in range(rng.randrange(3))],
+        "tuple": lambda: tuple(_random_value(rng, depth + 1) for _ in range(2)),
+        "dict": lambda: {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randrange(3))},
+        "other": lambda: b"raw",  # str(value), as set_any_value does
+    }[kind]()
+
+
+def _random_patches(traces: Traces, rng: random.Random) -> None:
+    for row in traces.genai_rows():
+        if rng.random() < 0.3:
+            continue
+        keys = list(row.attributes) + ["gen_ai.new.a", "gen_ai.new.b", "gen_ai.request.model"]
+        for _ in range(rng.randrange(1, 3)):  # several patches on one span merge
+            to_set = {rng.choice(keys): _random_value(rng) for _ in range(rng.randrange(4))}
+            remove = [rng.choice(keys) for _ in range(rng.randrange(3))]
+            traces.patch(row, to_set, remove)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_apply_patches_writes_what_the_protobuf_api_writes(seed):
     from bench.workload import make_request
 
-    request = make_request(600, seed=3)
-    for rs in request.resource_spans:
-        for ss in rs.scope_spans:
-            for span in ss.spans:
-                keys, values = _native_read(span)
-                expected_keys, expected_values = _python_read(span)
-                assert keys == expected_keys and _same_values(values, expected_values)
+    source = _with_genai_spans(varied_request(seed)) if seed % 2 else make_request(200, seed=seed)
+    # a duplicate key to replace (the last one is replaced in place) and an empty span to append to
+    first = next(span for rs in source.resource_spans for ss in rs.scope_spans for span in ss.spans)
+    first.attributes.add(key="gen_ai.request.model").value.string_value = "again"
+    source.resource_spans.add().scope_spans.add().spans.add(name="bare").attributes.add(key="gen_ai.x")
+    payload = source.SerializeToString()
+    fast, slow = Traces.from_protobuf(payload), Traces.from_protobuf(payload)
+    slow._serialized = None  # the parsed message is the current form: patches go through the API
+    _random_patches(fast, random.Random(seed))
+    _random_patches(slow, random.Random(seed))
+    assert fast._patches == slow._patches and fast._patches
+    patched = fast.to_protobuf()
+    assert fast._request is None, "patched natively"
+    assert ExportTraceServiceRequest.FromString(patched) == slow.request
+    spans = list(Traces.from_protobuf(patched).spans())
+    for row in fast.genai_rows():
+        assert _same_values(attributes_to_dict(spans[row.index][2].attributes), row.attributes), "rows follow patches"
+
+
+def test_apply_patches_keeps_unknown_fields_and_other_bytes():
+    span = Span(name="llm", trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    span.attributes.add(key="gen_ai.system").value.string_value = "openai"
+    unknown = _field(100, b"future field")
+    payload = _field(1, _field(2, _field(2, span.SerializeToString() + unknown) + _field(2, b"\x2a\x01y")))
+    traces = Traces.from_protobuf(payload)
+    traces.patch(traces.genai_rows()[0], {"gen_ai.provider.name": "openai"}, ["gen_ai.system"])
+    patched = traces.to_protobuf()
+    assert unknown in patched and patched.endswith(_field(2, b"\x2a\x01y"))
+    spans = ExportTraceServiceRequest.FromString(patched).resource_spans[0].scope_spans[0].spans
+    assert [(kv.key, kv.value.string_value) for kv in spans[0].attributes] == [("gen_ai.provider.name", "openai")]
+
+
+def test_patch_refuses_what_otlp_cannot_carry_and_records_nothing():
+    traces = Traces.from_protobuf(_with_genai_spans(varied_request(0)).SerializeToString())
+    row = traces.genai_rows()[0]
+    before = dict(row.attributes)
+    for bad in (2**63, [1, -(2**63) - 1], {"k": 2**64}):
+        with pytest.raises(ValueError, match="out of range"):
+            traces.patch(row, {"gen_ai.usage.input_tokens": 1, "gen_ai.x": bad})
+    assert row.attributes == before and not traces._patches
+
+
+def test_apply_patches_refuses_a_span_that_is_not_there():
+    payload = one_span_request(name="x").SerializeToString()
+    with pytest.raises(ValueError, match="patch for span 1: the payload has 1 spans"):
+        native.apply_patches(payload, [(1, [], {"a": 1})])
+    with pytest.raises(ValueError, match="ascending"):
+        native.apply_patches(payload, [(0, [], {}), (0, [], {})])

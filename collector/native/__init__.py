@@ -8,9 +8,13 @@ Build: `cd collector/native && cargo build --release --offline`, then copy
   Traces.from_protobuf(b"".join(payloads)))` returns, from buffers the extension fills; a payload
   prost rejects goes through that Python path, which raises `PermanentError` if it is malformed.
 * `scan(data, max_value_bytes, max_depth, max_name_bytes, min_time_ns, max_time_ns, prefixes)`:
-  `(attention, genai, resources_need_check)`, the spans validation / the GenAI normaliser must visit
-  (see `src/lib.rs`). It raises ValueError on what prost cannot decode, including the rare payload
-  upb accepts (a known field with the wrong wire type): callers then walk every span in Python.
+  `(attention, genai, resources_need_check, span_count)`, the spans validation / the GenAI
+  processors must visit (see `src/lib.rs`). It raises ValueError on what prost cannot decode,
+  including the rare payload upb accepts (a known field with the wrong wire type): callers then
+  walk every span in Python.
+* `genai_rows(data, indices, prefixes, encode_bytes)` and `apply_patches(data, patches)`
+  (`src/wire.rs`): `collector.pdata.Traces.genai_rows` and its patches, on the serialized payload.
+  Both raise ValueError on what they cannot read; `Traces` then does the same in Python.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from __future__ import annotations
 from collector.pdata import AnyValue, Traces, any_value_to_str
 
 try:
-    from collector.native._otlp_native import arrow_columns as _arrow_columns, scan, span_attributes
+    from collector.native._otlp_native import apply_patches, arrow_columns as _arrow_columns, genai_rows, scan
 except ImportError:  # not built: the Python paths are used
-    _arrow_columns = scan = span_attributes = None
+    _arrow_columns = apply_patches = genai_rows = scan = None
 
-__all__ = ["available", "payloads_to_arrow", "scan", "span_attributes"]
+__all__ = ["apply_patches", "available", "genai_rows", "payloads_to_arrow", "scan"]
 
 # pyarrow (and the columns module), imported on the first `payloads_to_arrow`: the receivers only
 # use `scan`, and importing pyarrow costs them ~0.2 s at start.

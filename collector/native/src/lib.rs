@@ -4,11 +4,11 @@
 //!   table (`collector.storage.columns.ARROW_SCHEMA`). The Python glue wraps the buffers zero-copy.
 //! * `scan`: a conservative pre-filter naming the spans the Python validation and GenAI
 //!   normaliser must look at, so they can skip every other span.
-//! * `span_attributes`: one serialized span's attribute keys and values as Python objects (what
-//!   the GenAI normaliser reads of each GenAI span).
+//! * `genai_rows` / `apply_patches` (wire.rs): the GenAI spans as Python rows for the processors,
+//!   and their changes written back into the serialized payload.
 //!
 //! `collector/storage/columns.py`, `collector/receivers/validation.py` and
-//! `processors/genai_normalizer.py` stay the reference; `tests/test_native.py` checks parity.
+//! `collector/pdata.py` stay the reference; `tests/test_native.py` checks parity.
 //! The code must build with Debian's rustc 1.63 and its pyo3 0.17 / prost 0.11 packages.
 
 use std::io::Write;
@@ -17,6 +17,8 @@ use prost::Message;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
+
+mod wire;
 
 use otlp::any_value::Value;
 use otlp::{AnyValue, ExportTraceServiceRequest, KeyValue, Span};
@@ -115,11 +117,25 @@ mod otlp {
         #[prost(message, optional, tag = "15")]
         pub status: Option<Status>,
     }
-    /// A Span read for its attributes only: every other field is skipped as unknown.
+    /// A Span read for a GenAI row (`wire::genai_rows`): events, links and the rest are skipped.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SpanAttributes {
+    pub struct SpanRow {
+        #[prost(bytes = "vec", tag = "1")]
+        pub trace_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub span_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "4")]
+        pub parent_span_id: Vec<u8>,
+        #[prost(string, tag = "5")]
+        pub name: String,
+        #[prost(fixed64, tag = "7")]
+        pub start_time_unix_nano: u64,
+        #[prost(fixed64, tag = "8")]
+        pub end_time_unix_nano: u64,
         #[prost(message, repeated, tag = "9")]
         pub attributes: Vec<KeyValue>,
+        #[prost(message, optional, tag = "15")]
+        pub status: Option<Status>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct KeyValue {
@@ -646,7 +662,7 @@ fn arrow_columns<'py>(py: Python<'py>, data: &[u8], render: &'py PyAny) -> PyRes
 
 /// An AnyValue as `collector.pdata.any_value_to_python` returns it. Bytes go to `encode_bytes`
 /// (base64 text on the Python side); they are rare.
-fn to_python(py: Python<'_>, value: Option<&AnyValue>, encode_bytes: &PyAny) -> PyResult<PyObject> {
+pub(crate) fn to_python(py: Python<'_>, value: Option<&AnyValue>, encode_bytes: &PyAny) -> PyResult<PyObject> {
     let any = match value {
         Some(any) => any,
         None => return Ok(py.None()),
@@ -673,21 +689,6 @@ fn to_python(py: Python<'_>, value: Option<&AnyValue>, encode_bytes: &PyAny) -> 
             dict.into_py(py)
         }
     })
-}
-
-/// A serialized Span -> (its attribute keys in order, duplicates kept; value by key, the last
-/// duplicate winning): what the GenAI normaliser reads of a span, without a protobuf object per
-/// attribute. A malformed span raises ValueError.
-#[pyfunction]
-fn span_attributes<'py>(py: Python<'py>, data: &[u8], encode_bytes: &'py PyAny) -> PyResult<(&'py PyList, &'py PyDict)> {
-    let span = otlp::SpanAttributes::decode(data).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let keys = PyList::empty(py);
-    let values = PyDict::new(py);
-    for kv in &span.attributes {
-        keys.append(kv.key.as_str())?;
-        values.set_item(kv.key.as_str(), to_python(py, kv.value.as_ref(), encode_bytes)?)?;
-    }
-    Ok((keys, values))
 }
 
 // --- scan ---------------------------------------------------------------------------------------
@@ -774,8 +775,9 @@ fn has_prefixed_key(span: &Span, prefixes: &[String]) -> bool {
     span.attributes.iter().any(|kv| prefixes.iter().any(|p| kv.key.starts_with(p.as_str())))
 }
 
-/// (spans needing validation, GenAI candidate spans, resource/scope attributes needing a check).
-fn scan_request(request: &ExportTraceServiceRequest, limits: &Limits, prefixes: &[String]) -> (Vec<usize>, Vec<usize>, bool) {
+/// (spans needing validation, GenAI candidate spans, resource/scope attributes needing a check,
+/// the number of spans).
+fn scan_request(request: &ExportTraceServiceRequest, limits: &Limits, prefixes: &[String]) -> (Vec<usize>, Vec<usize>, bool, usize) {
     let (mut attention, mut genai, mut resources) = (Vec::new(), Vec::new(), false);
     let mut index = 0;
     for rs in &request.resource_spans {
@@ -797,7 +799,7 @@ fn scan_request(request: &ExportTraceServiceRequest, limits: &Limits, prefixes: 
             }
         }
     }
-    (attention, genai, resources)
+    (attention, genai, resources, index)
 }
 
 /// Clamps a Python int time into u64 (a limit past either end of u64 is exact when clamped).
@@ -807,9 +809,10 @@ fn clamp_time(ns: i128) -> u64 {
 
 /// Conservative pre-filter for validation and the GenAI normaliser, without the GIL.
 ///
-/// Returns `(attention, genai, resources_need_check)`: global span indices (message order) that
-/// validation may drop or repair (a superset), indices of spans with an attribute key starting
-/// with one of `prefixes` (exact), and whether any resource/scope attribute may need cutting.
+/// Returns `(attention, genai, resources_need_check, span_count)`: global span indices (message
+/// order) that validation may drop or repair (a superset), indices of spans with an attribute key
+/// starting with one of `prefixes` (exact), whether any resource/scope attribute may need cutting,
+/// and how many spans the payload has.
 #[pyfunction]
 fn scan(
     py: Python<'_>,
@@ -820,7 +823,7 @@ fn scan(
     min_time_ns: i128,
     max_time_ns: i128,
     prefixes: Vec<String>,
-) -> PyResult<(Vec<usize>, Vec<usize>, bool)> {
+) -> PyResult<(Vec<usize>, Vec<usize>, bool, usize)> {
     let limits = Limits {
         value_bytes: max_value_bytes,
         depth: max_depth,
@@ -838,6 +841,7 @@ fn scan(
 fn _otlp_native(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(arrow_columns, m)?)?;
     m.add_function(wrap_pyfunction!(scan, m)?)?;
-    m.add_function(wrap_pyfunction!(span_attributes, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::genai_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::apply_patches, m)?)?;
     Ok(())
 }
