@@ -57,7 +57,7 @@ class QueueConfig(StrictConfig):
     # bytes: large inserts, but bounded memory (converting and inserting a batch transiently
     # takes several times its serialized size).
     max_batch_spans: int = Field(50_000, gt=0)
-    max_batch_mib: float = Field(8, gt=0)
+    max_batch_mib: float = Field(24, gt=0)
     # How long a consumer waits for more data before pushing a partial batch.
     flush_interval: Duration = 0.2
 
