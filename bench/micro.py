@@ -4,9 +4,12 @@
 
 CPU time (`time.process_time`), best of `--repeat`, so other load on a shared machine inflates it
 less than wall time would. Stages: protobuf parse and serialize, receiver validation, each
-processor (`genai_normalizer`, `genai_cost`, `batch` merge), the protobuf -> Arrow conversion
-(`collector.storage.columns`, and the previous per-span implementation kept in
-`bench/columns_reference.py` for comparison), and the Arrow insert into embedded chdb.
+processor (`genai_normalizer`, `genai_cost`, `redaction`, `batch` merge; a processor's stage ends
+with the batch's serialization, which writes its pending patches), the protobuf -> Arrow conversion
+(`collector.storage.columns`, the native one, and the previous per-span implementation kept in
+`bench/columns_reference.py` for comparison), and one Arrow insert into embedded chdb. One insert
+is not the sustained cost: chdb's background merges add to it, the more the smaller the inserts
+(`bench/README.md`).
 """
 
 from __future__ import annotations
@@ -110,6 +113,11 @@ def run(spans: int = 10_000, repeat: int = 7) -> dict:
                 sanitize(traces, raw=data)
                 return traces
             stage("normalizer -> cost, after the native scan", chained.consume, scanned)
+    redaction = registry.factory(Kind.PROCESSOR, "redaction")
+    if redaction is not None:  # in the default pipeline, not in the end-to-end benchmark's
+        redactor = redaction.create(ComponentId("redaction"), redaction.config_model(), None)
+        stage("processor redaction (default detectors)", lambda t: redactor.process(t).to_protobuf(),
+              lambda: Traces.from_protobuf(data))
     stage("batch merge (16 x 512-span requests)", lambda batch: Traces.merge(batch),
           lambda: [Traces.from_protobuf(p) for p in parts])
     final = Traces.from_protobuf(normalized)
