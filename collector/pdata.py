@@ -103,7 +103,7 @@ class Traces:
         except Exception as exc:  # upb raises DecodeError; anything else is equally a bad payload
             raise PermanentError(f"malformed OTLP protobuf payload: {exc}") from exc
         traces = cls(request)
-        traces._serialized = data
+        traces._serialized = data if type(data) is bytes else bytes(data)  # the native module reads bytes
         return traces
 
     @classmethod
@@ -181,7 +181,7 @@ class Traces:
             self._serialized = self._request.SerializeToString()
         try:
             rows = _native().genai_rows(self._serialized, self.genai_spans, GENAI_KEY_PREFIXES, _base64)
-        except ValueError:  # prost refuses a wire type upb kept as an unknown field: read it in Python
+        except ValueError:  # what the native reader cannot take as upb took it: read it in Python
             return None
         return [GenAISpan(*row) for row in rows]
 
@@ -228,7 +228,7 @@ class Traces:
                     self._serialized, [(index, list(remove), to_set) for index, (to_set, remove) in patches])
                 self._request = None
                 return
-            except ValueError:  # a wire type prost and upb read differently: patch the parsed message
+            except ValueError:  # what the native writer cannot take as upb took it: patch the message
                 pass
         if self._request is None:
             self._request = ExportTraceServiceRequest.FromString(self._serialized)

@@ -38,6 +38,9 @@ reasoning; each part is priced at its own rate. Attributes written:
     gen_ai.usage.cost.price_source / price_entry / price_effective_date / model / service_tier / context_tier
 
 An unpriced span never gets a cost of 0.
+
+It reads the batch's GenAI rows (`Traces.genai_rows`), already normalised when `genai_normalizer`
+runs first (otherwise normalised here, for reading only), and writes through `Traces.patch`.
 """
 
 from __future__ import annotations
