@@ -55,12 +55,17 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-# name -> (regex, optional check of the matched text)
-BUILTIN: dict[str, tuple[str, Callable[[str], bool] | None]] = {
+# name -> (regex, optional check of the matched text, strings one of which the lower-cased text of
+# every match contains). An ASCII text with none of them is not searched: the regexes are the cost
+# of redaction. Other text always is (`re` folds case and reads digits beyond ASCII: "ſ" is "s",
+# "٣" a digit).
+_DIGITS = tuple("0123456789")
+BUILTIN: dict[str, tuple[str, Callable[[str], bool] | None, tuple[str, ...]]] = {
     "bearer_token": (
         r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{8,}=*"
         r"|\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
         None,
+        ("bearer", "eyj"),
     ),
     "api_key": (
         r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}"
@@ -72,17 +77,21 @@ BUILTIN: dict[str, tuple[str, Callable[[str], bool] | None]] = {
         r"|(?i:\b(?:api[_\-]?key|access[_\-]?token|secret[_\-]?key|client[_\-]?secret|password)\b"
         r"[\s'\"\\]*[:=][\s'\"\\]*)(?P<secret>[A-Za-z0-9_\-./+]{8,})",
         None,
+        ("sk-", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "aiza", "api", "access",
+         "secret", "password"),
     ),
-    "email": (r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b", None),
+    "email": (r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b", None, ("@",)),
     "card_number": (
         r"(?<![\d\-])(?:\d[ \-]?){12,18}\d(?![\d\-])",
         lambda text: _luhn(re.sub(r"[ \-]", "", text)),
+        _DIGITS,
     ),
     "phone": (
         r"(?<![\w+])\+\d{1,3}[ \-.]?(?:\(\d{1,4}\)[ \-.]?)?\d{2,4}(?:[ \-.]?\d{2,4}){1,3}(?!\w)"
         r"|(?<![\w(])\(\d{3}\)[ \-.]?\d{3}[ \-.]\d{4}(?!\w)"
         r"|(?<![\w\-.])\d{3}[\-.]\d{3}[\-.]\d{4}(?![\w\-])",
         None,
+        _DIGITS,
     ),
 }
 # Order matters: secrets first (a token may contain digits or an @), cards before phones.
@@ -134,15 +143,21 @@ class Redactor:
     """The masking itself, usable without a pipeline."""
 
     def __init__(self, config: RedactionConfig):
-        self.rules: list[tuple[str, re.Pattern, Callable[[str], bool] | None, str]] = []
+        # (name, pattern, check, replacement, a search for the strings every match contains, or None)
+        self.rules: list[tuple[str, re.Pattern, Callable[[str], bool] | None, str, Callable | None]] = []
         for name in sorted(set(config.builtin), key=_ORDER.index):
-            regex, check = BUILTIN[name]
-            self.rules.append((name, re.compile(regex), check, config.replacement.replace("{name}", name)))
+            regex, check, needles = BUILTIN[name]
+            self.rules.append((name, re.compile(regex), check, config.replacement.replace("{name}", name),
+                               re.compile("|".join(map(re.escape, needles))).search))
         for custom in config.patterns:
-            self.rules.append((custom.name, re.compile(custom.regex), None, config.replacement.replace("{name}", custom.name)))
+            self.rules.append((custom.name, re.compile(custom.regex), None,
+                               config.replacement.replace("{name}", custom.name), None))
 
     def redact(self, text: str, found: dict[str, int]) -> str:
-        for name, pattern, check, replacement in self.rules:
+        lowered = text.lower() if text.isascii() else None
+        for name, pattern, check, replacement, needed in self.rules:
+            if needed is not None and lowered is not None and needed(lowered) is None:
+                continue  # no match possible: skip the regex
             def replace(match: re.Match, name=name, check=check, replacement=replacement) -> str:
                 if check is not None and not check(match.group(0)):
                     return match.group(0)
