@@ -8,7 +8,7 @@ settings and behaviour:
       clickhouse:
         timeout: 10s
         retry_on_failure: {enabled: true, initial_interval: 1s, max_interval: 30s, max_elapsed_time: 0s}
-        sending_queue: {enabled: true, storage: file_storage, max_size_mib: 512, max_batch_spans: 50000, max_batch_mib: 8}
+        sending_queue: {enabled: true, storage: file_storage, max_size_mib: 512, max_batch_spans: 50000, max_batch_mib: 24}
 
 `consume` puts the batch in the queue (on disk when `storage` names a `file_storage` extension)
 and returns: the receiver acknowledges only then. A consumer thread takes batches off the queue
@@ -55,7 +55,8 @@ class QueueConfig(StrictConfig):
     max_size_mib: float = Field(256, gt=0)
     # Several queued requests are merged into one push of up to this many spans and serialized
     # bytes: large inserts, but bounded memory (converting and inserting a batch transiently
-    # takes several times its serialized size).
+    # takes several times its serialized size). Insert size sets the embedded engine's cost: its
+    # background merges took 49 us/span after 4k-span inserts, 20 after 50k (bench/README.md).
     max_batch_spans: int = Field(50_000, gt=0)
     max_batch_mib: float = Field(24, gt=0)
     # How long a consumer waits for more data before pushing a partial batch.
