@@ -261,15 +261,9 @@ fn any_to_python<'a>(
                 list.into_py(py)
             }
             (6, LEN) => {
-                let dict = PyDict::new(py); // a later duplicate key replaces the value, as in Python
-                for kv in Fields::new(field.body) {
-                    let kv = kv?;
-                    if kv.is(1) {
-                        match key_value_to_python(py, kv.body, strings, encode_bytes)? {
-                            Some((k, v)) => dict.set_item(k, v)?,
-                            None => return Ok(None),
-                        }
-                    }
+                let dict = PyDict::new(py);
+                if !read_key_values(py, field.body, dict, strings, encode_bytes)? {
+                    return Ok(None);
                 }
                 dict.into_py(py)
             }
@@ -366,6 +360,28 @@ fn read_row_prost(py: Python<'_>, span: &[u8], attributes: &PyDict, encode_bytes
     Ok(span)
 }
 
+/// Adds the KeyValues in field 1 of `message` (a KeyValueList, or a Resource's attributes) to
+/// `dict`, a later duplicate key replacing the value as in Python; false when a value is left to
+/// prost (see `any_to_python`).
+fn read_key_values<'a>(
+    py: Python<'_>,
+    message: &'a [u8],
+    dict: &PyDict,
+    strings: &mut Strings<'a>,
+    encode_bytes: &PyAny,
+) -> PyResult<bool> {
+    for kv in Fields::new(message) {
+        let kv = kv?;
+        if kv.is(1) {
+            match key_value_to_python(py, kv.body, strings, encode_bytes)? {
+                Some((key, value)) => dict.set_item(key, value)?,
+                None => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// A ResourceSpans' resource attributes as a dict (a resource set twice merges: its attributes
 /// append, and the last of a duplicate key wins).
 fn resource_attributes<'a>(
@@ -377,17 +393,8 @@ fn resource_attributes<'a>(
     let attributes = PyDict::new(py);
     for resource in Fields::new(resource_spans) {
         let resource = resource?;
-        if !resource.is(1) {
-            continue;
-        }
-        for kv in Fields::new(resource.body) {
-            let kv = kv?;
-            if kv.is(1) {
-                match key_value_to_python(py, kv.body, strings, encode_bytes)? {
-                    Some((key, value)) => attributes.set_item(key, value)?,
-                    None => return Ok(None),
-                }
-            }
+        if resource.is(1) && !read_key_values(py, resource.body, attributes, strings, encode_bytes)? {
+            return Ok(None);
         }
     }
     Ok(Some(attributes.into_py(py)))
