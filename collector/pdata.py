@@ -29,7 +29,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from collector.component import PermanentError
-from instrumentation.genai_mapping import GENAI_KEY_PREFIXES
+from instrumentation.genai_mapping import GENAI_KEY_PREFIXES, is_genai_candidate
 
 __all__ = [
     "GenAISpan",
@@ -192,7 +192,11 @@ class Traces:
             resource = None
             for ss in rs.scope_spans:
                 for span in ss.spans:
-                    if index in hint if hint is not None else _has_genai_key(span):
+                    if hint is not None:
+                        picked = index in hint
+                    else:
+                        picked = is_genai_candidate(kv.key for kv in span.attributes)
+                    if picked:
                         if resource is None:
                             resource = attributes_to_dict(rs.resource.attributes)
                         rows.append(GenAISpan.of(index, span, resource))
@@ -266,13 +270,6 @@ def _spans_at(message: ExportTraceServiceRequest, indices: list[int]) -> Iterato
                 index = next(wanted, None)
             if index is None:
                 return
-
-
-def _has_genai_key(span: Span) -> bool:
-    for kv in span.attributes:  # stop at the first GenAI key; most spans have none
-        if kv.key.startswith(GENAI_KEY_PREFIXES):
-            return True
-    return False
 
 
 def _native():

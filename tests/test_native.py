@@ -331,9 +331,8 @@ def run_scan(request: ExportTraceServiceRequest, cfg):
 def test_scan_flags_every_span_validation_touches(config, seed):
     cfg = CONFIGS[config]
     request, mutated = validation_request(seed, time.time_ns())
-    attention, genai, resources, count = run_scan(request, cfg)
+    attention, genai, resources = run_scan(request, cfg)
     changed, resources_changed = python_changes(request, cfg)
-    assert count == Traces(request).span_count()
     assert attention == sorted(set(attention)), "ascending, no duplicates"
     assert changed <= set(attention), sorted(changed - set(attention))
     assert resources or not resources_changed
@@ -360,9 +359,8 @@ def test_scan_on_varied_and_realistic_spans(seed):
 
     for request in (varied_request(seed), make_request(300, seed=seed)):
         for cfg in CONFIGS.values():
-            attention, genai, resources, count = run_scan(request, cfg)
+            attention, genai, resources = run_scan(request, cfg)
             changed, resources_changed = python_changes(request, cfg)
-            assert count == Traces(request).span_count()
             assert changed <= set(attention)
             assert resources or not resources_changed
             assert genai == genai_candidates(request)

@@ -8,8 +8,8 @@ Build: `cd collector/native && cargo build --release --offline`, then copy
   Traces.from_protobuf(b"".join(payloads)))` returns, from buffers the extension fills; a payload
   prost rejects goes through that Python path, which raises `PermanentError` if it is malformed.
 * `scan(data, max_value_bytes, max_depth, max_name_bytes, min_time_ns, max_time_ns, prefixes)`:
-  `(attention, genai, resources_need_check, span_count)`, the spans validation / the GenAI
-  processors must visit (see `src/lib.rs`). It raises ValueError on what prost cannot decode,
+  `(attention, genai, resources_need_check)`, the spans validation / the GenAI processors must
+  visit (see `src/lib.rs`). It raises ValueError on what prost cannot decode,
   including the rare payload upb accepts (a known field with the wrong wire type): callers then
   walk every span in Python.
 * `genai_rows(data, indices, prefixes, encode_bytes)` and `apply_patches(data, patches)`

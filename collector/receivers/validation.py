@@ -252,7 +252,7 @@ def _sanitize_flagged(traces: Traces, cfg: ValidationConfig, raw: bytes, now_ns:
     a non-GenAI key (`tenant.id`), which neither validation nor the GenAI set depends on."""
     limit = cfg.max_attribute_value_bytes
     try:
-        attention, genai, resources, _ = native.scan(raw, limit, cfg.max_attribute_depth, cfg.max_span_name_bytes,
+        attention, genai, resources = native.scan(raw, limit, cfg.max_attribute_depth, cfg.max_span_name_bytes,
                                                   MIN_TIME_NS, max_ns, GENAI_KEY_PREFIXES)
     except ValueError:  # prost is stricter than upb about wire types upb keeps as unknown fields
         return _sanitize_all(traces, cfg, now_ns, max_ns)

@@ -117,26 +117,6 @@ mod otlp {
         #[prost(message, optional, tag = "15")]
         pub status: Option<Status>,
     }
-    /// A Span read for a GenAI row (`wire::genai_rows`): events, links and the rest are skipped.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SpanRow {
-        #[prost(bytes = "vec", tag = "1")]
-        pub trace_id: Vec<u8>,
-        #[prost(bytes = "vec", tag = "2")]
-        pub span_id: Vec<u8>,
-        #[prost(bytes = "vec", tag = "4")]
-        pub parent_span_id: Vec<u8>,
-        #[prost(string, tag = "5")]
-        pub name: String,
-        #[prost(fixed64, tag = "7")]
-        pub start_time_unix_nano: u64,
-        #[prost(fixed64, tag = "8")]
-        pub end_time_unix_nano: u64,
-        #[prost(message, repeated, tag = "9")]
-        pub attributes: Vec<KeyValue>,
-        #[prost(message, optional, tag = "15")]
-        pub status: Option<Status>,
-    }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct KeyValue {
         #[prost(string, tag = "1")]
@@ -775,9 +755,8 @@ fn has_prefixed_key(span: &Span, prefixes: &[String]) -> bool {
     span.attributes.iter().any(|kv| prefixes.iter().any(|p| kv.key.starts_with(p.as_str())))
 }
 
-/// (spans needing validation, GenAI candidate spans, resource/scope attributes needing a check,
-/// the number of spans).
-fn scan_request(request: &ExportTraceServiceRequest, limits: &Limits, prefixes: &[String]) -> (Vec<usize>, Vec<usize>, bool, usize) {
+/// (spans needing validation, GenAI candidate spans, resource/scope attributes needing a check).
+fn scan_request(request: &ExportTraceServiceRequest, limits: &Limits, prefixes: &[String]) -> (Vec<usize>, Vec<usize>, bool) {
     let (mut attention, mut genai, mut resources) = (Vec::new(), Vec::new(), false);
     let mut index = 0;
     for rs in &request.resource_spans {
@@ -799,7 +778,7 @@ fn scan_request(request: &ExportTraceServiceRequest, limits: &Limits, prefixes: 
             }
         }
     }
-    (attention, genai, resources, index)
+    (attention, genai, resources)
 }
 
 /// Clamps a Python int time into u64 (a limit past either end of u64 is exact when clamped).
@@ -809,10 +788,9 @@ fn clamp_time(ns: i128) -> u64 {
 
 /// Conservative pre-filter for validation and the GenAI normaliser, without the GIL.
 ///
-/// Returns `(attention, genai, resources_need_check, span_count)`: global span indices (message
-/// order) that validation may drop or repair (a superset), indices of spans with an attribute key
-/// starting with one of `prefixes` (exact), whether any resource/scope attribute may need cutting,
-/// and how many spans the payload has.
+/// Returns `(attention, genai, resources_need_check)`: global span indices (message order) that
+/// validation may drop or repair (a superset), indices of spans with an attribute key starting
+/// with one of `prefixes` (exact), and whether any resource/scope attribute may need cutting.
 #[pyfunction]
 fn scan(
     py: Python<'_>,
@@ -823,7 +801,7 @@ fn scan(
     min_time_ns: i128,
     max_time_ns: i128,
     prefixes: Vec<String>,
-) -> PyResult<(Vec<usize>, Vec<usize>, bool, usize)> {
+) -> PyResult<(Vec<usize>, Vec<usize>, bool)> {
     let limits = Limits {
         value_bytes: max_value_bytes,
         depth: max_depth,

@@ -351,8 +351,8 @@ fn read_row<'a>(
 
 /// `read_row` through prost, for the rare span it leaves to it (a value field set twice, which
 /// protobuf merges).
-fn read_row_prost(py: Python<'_>, span: &[u8], attributes: &PyDict, encode_bytes: &PyAny) -> PyResult<otlp::SpanRow> {
-    let span = otlp::SpanRow::decode(span).map_err(|e| PyValueError::new_err(e.to_string()))?;
+fn read_row_prost(py: Python<'_>, span: &[u8], attributes: &PyDict, encode_bytes: &PyAny) -> PyResult<otlp::Span> {
+    let span = otlp::Span::decode(span).map_err(|e| PyValueError::new_err(e.to_string()))?;
     attributes.clear();
     for kv in &span.attributes {
         attributes.set_item(kv.key.as_str(), to_python(py, kv.value.as_ref(), encode_bytes)?)?;
