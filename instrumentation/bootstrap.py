@@ -221,7 +221,7 @@ def _block_traceloop_litellm() -> None:
 def _instrument_crewai() -> None:
     from opentelemetry.instrumentation.crewai import CrewAIInstrumentor
 
-    from instrumentation._patches import patch_crewai
+    from instrumentation.crewai import patch_crewai
 
     inst = CrewAIInstrumentor()
     if not inst.is_instrumented_by_opentelemetry:

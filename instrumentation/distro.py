@@ -113,7 +113,7 @@ def post_instrument() -> None:
             from opentelemetry.instrumentation.crewai import CrewAIInstrumentor
 
             if CrewAIInstrumentor().is_instrumented_by_opentelemetry:
-                from instrumentation._patches import patch_crewai
+                from instrumentation.crewai import patch_crewai
 
                 patch_crewai()
         bootstrap.instrument(["traceloop"], lazy=True)
