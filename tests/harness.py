@@ -104,7 +104,8 @@ class CollectorProcess:
     def __init__(self, workdir: Path, *, processors: str = "memory_limiter, genai_normalizer, genai_cost, batch", exporters_yaml: str | None = None,
                  exporter_ids: str = "clickhouse", extra_processors_yaml: str = "", extra_yaml: str = "",
                  max_body_mib: float = 16, env: dict | None = None, config_text: str | None = None,
-                 extensions: str = "health_check, file_storage, sqlquery", ingest_workers: int = 1):
+                 extensions: str = "health_check, file_storage, sqlquery", ingest_workers: int = 1,
+                 launcher: list[str] | None = None):
         self.workdir = Path(workdir)
         self.data = self.workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
@@ -126,6 +127,8 @@ class CollectorProcess:
         fields["exporters"] = (exporters_yaml or DEFAULT_EXPORTERS).replace("{data}", str(self.data))
         self.config_path.write_text(config_text.format(**fields) if config_text else CONFIG_TEMPLATE.format(**fields))
         self.env = {**os.environ, **(env or {})}
+        # What runs the collector: the CLI, or a test's own entry point (e.g. tests/fault_injection.py).
+        self.launcher = launcher or ["-m", "collector.cli"]
         self.log_path = self.workdir / "collector.log"
         self.proc: subprocess.Popen | None = None
         self.start_seconds = 0.0
@@ -136,7 +139,7 @@ class CollectorProcess:
         began = time.monotonic()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "collector.cli", "run", "--config", str(self.config_path)],
+            [PYTHON, *self.launcher, "run", "--config", str(self.config_path)],
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=self.env,
         )
         deadline = time.monotonic() + timeout
