@@ -13,6 +13,18 @@ change are written, in batches, each batch one `ALTER TABLE ... UPDATE` reading 
 maps from a temporary Join table. Rerunning is therefore idempotent, and an interrupted run is
 resumed by running it again: finished batches compare equal and are skipped.
 
+Derived tables follow: before a batch's spans change, the days they belong to are recorded as
+pending (`genai_rollup_pending`), and at the end every pending day's rows of the daily rollup
+(`genai_daily`, which a materialized view fills only at insert time) are rebuilt from the stored
+spans (`collector/storage/rollups.py`). An interrupted run leaves its days pending; the next run
+rebuilds them. The views read the spans and need nothing. `genaitrace doctor costs` checks that
+spans, rollup and views agree. Prometheus counters (`llm_cost_usd_total`) were counted at ingest
+and are not rewritten; `genaitrace budget prometheus-rules --config ...` carries the store's
+spend per tenant for the budget alerts.
+
+On a cluster, run it once per shard (`--endpoint` of one replica of each): a trace's spans live on
+one shard, and the Replicated tables carry the changes to the other replicas.
+
 With the embedded engine (chdb://) only one process can open the data directory: stop the
 collector first, or point --endpoint at a ClickHouse server.
 """
@@ -26,7 +38,8 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable, Optional
 
 from collector.pdata import format_double
-from collector.storage.schema import quote_ident
+from collector.storage import rollups
+from collector.storage.schema import SchemaOptions, quote_ident
 from instrumentation import genai_mapping as gm
 from processors.genai_cost import GenAICostConfig, price_attributes
 from processors.pricing import PriceBook
@@ -49,6 +62,7 @@ class RepriceSummary:
     batches: int = 0
     seconds: float = 0.0
     dry_run: bool = False
+    rollup_days: list = field(default_factory=list)  # days of genai_daily rebuilt
 
     def lines(self) -> list[str]:
         verb = "would reprice" if self.dry_run else "repriced"
@@ -60,6 +74,9 @@ class RepriceSummary:
         ]
         for reason, count in self.unpriced_reasons.most_common():
             out.append(f"  unpriced: {reason}: {count}")
+        if self.rollup_days:
+            days = self.rollup_days
+            out.append(f"rebuilt the daily rollup (genai_daily) for {len(days)} days, {days[0]} .. {days[-1]}")
         return out
 
 
@@ -138,6 +155,7 @@ def reprice(
     batch_size: int = 5000,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    options: SchemaOptions | None = None,
 ) -> RepriceSummary:
     """Recompute normalised attributes and cost for stored spans; write the rows that change.
 
@@ -145,6 +163,7 @@ def reprice(
     """
     client = getattr(client, "client", client)
     book = book or PriceBook.load()
+    options = options or SchemaOptions(database=database, traces_table_name=table)
     started = time.monotonic()
     summary = RepriceSummary(dry_run=dry_run)
     target = f"{quote_ident(database)}.{quote_ident(table)}"
@@ -156,6 +175,7 @@ def reprice(
         _clear_leftovers(client, database, table, tmp, tmp_name)
     cursor = (-1, "", "")
     done = 0
+    days: set[date] = set()
     if progress:
         progress(0, total)
     while True:
@@ -188,15 +208,24 @@ def reprice(
                 summary.delegated += 1
             if new != attrs:
                 updates.append([trace_id, span_id, 1, new])
+                days.add(_day(ts))
         summary.repriced += len(updates)
         if updates and not dry_run:
+            rollups.mark_pending(client, options, days)  # before the spans change: a rerun finds them
             _write(client, database, table, target, tmp, updates)
+        days.clear()
         summary.batches += 1
         done += len(rows)
         if progress:
             progress(done, total)
+    if not dry_run:
+        summary.rollup_days = rollups.rebuild_pending(client, options)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _day(ts_ns: int) -> date:
+    return datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=timezone.utc).date()
 
 
 def _inner_inference_spans(client, target: str, rows: list) -> dict[tuple[str, str], str]:
@@ -299,10 +328,18 @@ if typer is not None:
 
             summary = reprice(store, database, table, book=cost_config.price_book(), unpriced_only=unpriced_only,
                               since=since or None, until=until or None, model=model or None,
-                              batch_size=batch_size, dry_run=dry_run, progress=report)
+                              batch_size=batch_size, dry_run=dry_run, progress=report,
+                              options=schema_options(exporter, database, table))
         store.close()
         for line in summary.lines():
             typer.echo(line)
+
+
+def schema_options(exporter: dict, database: str, table: str) -> SchemaOptions:
+    """The store's object names (and cluster) from the clickhouse exporter's raw settings."""
+    engine = exporter.get("table_engine") or {}
+    return SchemaOptions(database=database, traces_table_name=table, cluster_name=exporter.get("cluster_name") or "",
+                         table_engine=engine.get("name", "MergeTree"), table_engine_params=engine.get("params", ""))
 
 
 def _from_config(path: str) -> tuple[GenAICostConfig, dict]:

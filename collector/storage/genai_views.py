@@ -97,6 +97,7 @@ SELECT
     SpanAttributes['gen_ai.usage.cost.status'] AS cost_status,
     cost_status = 'priced' AS priced,
     SpanAttributes['gen_ai.usage.cost.unpriced_reason'] AS unpriced_reason,
+    {estimated} AS usage_estimated,
     StatusCode AS status,
     StatusCode = 'Error' AS is_error,
     if(StatusCode = 'Error', if(SpanAttributes['error.type'] != '', SpanAttributes['error.type'], '_OTHER'), '') AS error_type,
@@ -156,6 +157,7 @@ SELECT
     sumIf({output}, {is_call}) AS output_tokens,
     input_tokens + output_tokens AS total_tokens,
     sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost_usd,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call} AND {estimated}) AS estimated_cost_usd,
     countIf({is_call} AND SpanAttributes['gen_ai.usage.cost.status'] = 'unpriced') AS unpriced_calls,
     groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agents,
     groupUniqArrayIf({model}, {is_call}) AS models
@@ -223,6 +225,11 @@ ARRAY JOIN
 GROUP BY TraceId, container, kind, name, agent, tenant, flow, start
 """
 
+# Set by the instrumentation when LiteLLM estimated the tokens (the provider reported no usage).
+# Cost from such spans is its own rollup column, never mixed into the reported cost.
+ESTIMATED = "genaitrace.usage.estimated"
+_IS_ESTIMATED = f"SpanAttributes['{ESTIMATED}'] = 'true'"
+
 _DAILY_TABLE = """
 CREATE TABLE IF NOT EXISTS {db}.{daily_local} {cluster} (
     day Date,
@@ -247,17 +254,29 @@ CREATE TABLE IF NOT EXISTS {db}.{daily_local} {cluster} (
     cost_output_usd SimpleAggregateFunction(sum, Float64),
     cost_reasoning_usd SimpleAggregateFunction(sum, Float64),
     duration_ms_sum SimpleAggregateFunction(sum, Float64),
-    duration_ms_digest AggregateFunction(quantileTDigest, Float64)
+    duration_ms_digest AggregateFunction(quantileTDigest, Float64){added_columns}
 ) ENGINE = {engine}
 PARTITION BY toYYYYMM(day)
 ORDER BY (day, tenant, agent, provider, model, flow)
 SETTINGS index_granularity = 8192{dedup}
 """
 
-_DAILY_MV = """
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.genai_daily_mv {cluster}
-TO {db}.{daily_local}
-AS SELECT
+# Columns added after the first release: `create()` adds them to an existing rollup (ADD COLUMN IF
+# NOT EXISTS) and moves the materialized view to the current SELECT.
+DAILY_ADDED_COLUMNS = {
+    "estimated_calls": "SimpleAggregateFunction(sum, UInt64)",
+    "estimated_input_tokens": "SimpleAggregateFunction(sum, UInt64)",
+    "estimated_output_tokens": "SimpleAggregateFunction(sum, UInt64)",
+    "estimated_cost_usd": "SimpleAggregateFunction(sum, Float64)",
+}
+
+# The rollup's rows for a set of spans: the materialized view runs it on every insert, and a
+# rebuild (collector/storage/rollups.py) runs it over the stored spans of the days it replaces.
+# `cost_usd` and its breakdown are the cost of calls whose tokens the provider reported; the cost
+# of calls with estimated tokens is `estimated_cost_usd` (tokens are counted in both, and again
+# apart in `estimated_*_tokens`).
+_DAILY_SELECT = """
+SELECT
     toDate(Timestamp) AS day,
     {tenant} AS tenant,
     SpanAttributes['gen_ai.agent.name'] AS agent,
@@ -273,17 +292,27 @@ AS SELECT
     sum({cache_read}) AS cache_read_input_tokens,
     sum({cache_creation}) AS cache_creation_input_tokens,
     sum({reasoning}) AS reasoning_output_tokens,
-    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd'])) AS cost_usd,
-    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.input_usd'])) AS cost_input_usd,
-    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_read_usd'])) AS cost_cache_read_usd,
-    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_creation_usd'])) AS cost_cache_creation_usd,
-    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.output_usd'])) AS cost_output_usd,
-    sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.reasoning_usd'])) AS cost_reasoning_usd,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), NOT {estimated}) AS cost_usd,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.input_usd']), NOT {estimated}) AS cost_input_usd,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_read_usd']), NOT {estimated}) AS cost_cache_read_usd,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_creation_usd']), NOT {estimated}) AS cost_cache_creation_usd,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.output_usd']), NOT {estimated}) AS cost_output_usd,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.reasoning_usd']), NOT {estimated}) AS cost_reasoning_usd,
     sum(Duration / 1e6) AS duration_ms_sum,
-    quantileTDigestState(toFloat64(Duration / 1e6)) AS duration_ms_digest
-FROM {db}.{table}
-WHERE {is_call}
+    quantileTDigestState(toFloat64(Duration / 1e6)) AS duration_ms_digest,
+    toUInt64(countIf({estimated})) AS estimated_calls,
+    sumIf({input}, {estimated}) AS estimated_input_tokens,
+    sumIf({output}, {estimated}) AS estimated_output_tokens,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {estimated}) AS estimated_cost_usd
+FROM {db}.{rollup_source}
+WHERE {is_call}{rollup_filter}
 GROUP BY day, tenant, agent, provider, model, flow
+"""
+
+_DAILY_MV = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.genai_daily_mv {cluster}
+TO {db}.{daily_local}
+AS {daily_select}
 """
 
 _DISTRIBUTED = """
@@ -315,11 +344,11 @@ def names(options: SchemaOptions) -> dict[str, str]:
     }
 
 
-def statements(options: SchemaOptions) -> list[str]:
+def _fields(options: SchemaOptions) -> dict[str, str]:
     db, table = quote_ident(options.database), quote_ident(options.traces_table_name)
     cluster = f"ON CLUSTER {quote_ident(options.cluster_name)}" if options.cluster_name else ""
     n = names(options)
-    fields = dict(
+    return dict(
         db=db,
         table=table,
         cluster=cluster,
@@ -332,6 +361,7 @@ def statements(options: SchemaOptions) -> list[str]:
         model=_MODEL_EXPR,
         ttfc=TTFC,
         is_call=_IS_CALL,
+        estimated=_IS_ESTIMATED,
         containers=_CONTAINERS_SQL,
         input=_u("gen_ai.usage.input_tokens"),
         output=_u("gen_ai.usage.output_tokens"),
@@ -340,7 +370,24 @@ def statements(options: SchemaOptions) -> list[str]:
         reasoning=_u("gen_ai.usage.reasoning.output_tokens"),
         engine=_rollup_engine(options),
         dedup="" if options.table_engine.startswith("Replicated") else f", non_replicated_deduplication_window = {DEDUP_WINDOW}",
+        added_columns="".join(f",\n    {name} {type_}" for name, type_ in DAILY_ADDED_COLUMNS.items()),
     )
+
+
+def daily_select(options: SchemaOptions, source: str | None = None, where: str = "") -> str:
+    """The rollup's SELECT over `source` (default: the local traces table, what the materialized
+    view reads), with an extra `AND ...` filter (`where`, SQL)."""
+    fields = _fields(options)
+    fields["rollup_source"] = quote_ident(source or options.traces_table_name)
+    fields["rollup_filter"] = f" AND ({where})" if where else ""
+    return _DAILY_SELECT.format(**fields).strip()
+
+
+def statements(options: SchemaOptions) -> list[str]:
+    fields = _fields(options)
+    fields["daily_select"] = daily_select(options)
+    db, table, cluster = fields["db"], fields["table"], fields["cluster"]
+    n = names(options)
     out: list[str] = []
     if options.cluster_name:
         dist = dict(db=db, cluster=cluster, cluster_lit=_lit(options.cluster_name), db_lit=_lit(options.database))
@@ -356,9 +403,42 @@ def statements(options: SchemaOptions) -> list[str]:
     return [s.strip() for s in out]
 
 
+def add_column_statements(options: SchemaOptions) -> list[str]:
+    """ADD COLUMN IF NOT EXISTS for the columns added since the first release, on the local rollup
+    and, on a cluster, the Distributed one: a rollup created by an earlier release gets them."""
+    fields = _fields(options)
+    tables = [fields["daily_local"]] + ([quote_ident(names(options)["daily"])] if options.cluster_name else [])
+    return [f"ALTER TABLE {fields['db']}.{t} {fields['cluster']} "
+            + ", ".join(f"ADD COLUMN IF NOT EXISTS {c} {ty}" for c, ty in DAILY_ADDED_COLUMNS.items())
+            for t in tables]
+
+
+def modify_view_statement(options: SchemaOptions) -> str:
+    fields = _fields(options)
+    return f"ALTER TABLE {fields['db']}.genai_daily_mv {fields['cluster']} MODIFY QUERY {daily_select(options)}"
+
+
 def create(store, options: SchemaOptions) -> None:
+    """Create what is missing; bring a rollup of an earlier release to the current shape (rows
+    rolled up before keep zeros in the new columns: `genaitrace doctor costs --fix` rebuilds them)."""
+    existing_view = _view_query(store, options)
     for statement in statements(options):
+        is_view = statement.startswith("CREATE MATERIALIZED VIEW")
+        if is_view:
+            for upgrade in add_column_statements(options):
+                store.command(upgrade)
+            if existing_view is not None:
+                continue
         store.command(statement)
+    if existing_view is not None and not all(column in existing_view for column in DAILY_ADDED_COLUMNS):
+        store.command(modify_view_statement(options))
+
+
+def _view_query(store, options: SchemaOptions) -> str | None:
+    query = "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = 'genai_daily_mv'"
+    client = getattr(store, "client", store)
+    rows = client.query(query, parameters={"db": options.database}).result_rows
+    return rows[0][0] if rows else None
 
 
 # --- the SQL a user writes (README "SQL cookbook"; every query is run by tests/test_genai_views.py) ---
