@@ -19,6 +19,16 @@ A week's budget is `weekly_usd` if given, else 7 x the daily budget. The month-e
 linear: month-to-date spend / elapsed days x days in the month. Costs come from the `genai_daily`
 rollup through `collector.query.QueryClient`, so the report works while a collector holds the
 embedded store. Unpriced calls are counted separately: their cost is unknown, not zero.
+
+Every row shows `cost_usd` (calls whose tokens the provider reported), `estimated_cost_usd` (calls
+whose tokens LiteLLM estimated, `genaitrace.usage.estimated`) and `total_cost_usd` (both): budgets,
+percentages and forecasts use the total. After a price change, `genaitrace reprice` rebuilds the
+rollup days it touched, so the report follows; `genaitrace doctor costs` checks it.
+
+`prometheus-rules --config ...` also writes the store's spend per tenant (today and month to date,
+`genai:tenant_cost_usd:today`, `genai:tenant_cost_usd:month_to_date`) as recording rules: the
+budget alerts then see repriced costs, which Prometheus counters counted at ingest never do.
+Regenerate them after a reprice (and on a schedule).
 """
 
 from __future__ import annotations
@@ -99,15 +109,15 @@ def period_range(period: str, day: date) -> tuple[date, date]:
 
 
 REPORT_SQL = """
-SELECT {dim} AS name, sum(cost_usd) AS cost_usd, sum(calls) AS calls,
+SELECT {dim} AS name, sum(cost_usd) AS cost_usd, sum(estimated_cost_usd) AS estimated_cost_usd, sum(calls) AS calls,
        sum(input_tokens) + sum(output_tokens) AS tokens, sum(unpriced_calls) AS unpriced_calls, sum(errors) AS errors
 FROM {db}.genai_daily
 WHERE day >= {{start:Date}} AND day < {{end:Date}}
 GROUP BY name
-ORDER BY cost_usd DESC
+ORDER BY cost_usd + estimated_cost_usd DESC
 """
 MONTH_SQL = """
-SELECT tenant AS name, sum(cost_usd) AS cost_usd
+SELECT tenant AS name, sum(cost_usd) + sum(estimated_cost_usd) AS cost_usd
 FROM {db}.genai_daily
 WHERE day >= {{start:Date}} AND day < {{end:Date}}
 GROUP BY name
@@ -124,7 +134,9 @@ def build_report(client, budgets: Budgets, period: str, day: date, now: Optional
     for key, column in DIMENSIONS.items():
         rows = client.query(REPORT_SQL.format(dim=column, db=client.database), params).dicts()
         report[key + "s"] = [
-            {key: r["name"] or "(none)", "cost_usd": round(float(r["cost_usd"]), 6), "calls": int(r["calls"]),
+            {key: r["name"] or "(none)", "cost_usd": round(float(r["cost_usd"]), 6),
+             "estimated_cost_usd": round(float(r["estimated_cost_usd"]), 6),
+             "total_cost_usd": round(float(r["cost_usd"]) + float(r["estimated_cost_usd"]), 6), "calls": int(r["calls"]),
              "tokens": int(r["tokens"]), "unpriced_calls": int(r["unpriced_calls"]), "errors": int(r["errors"])}
             for r in rows
         ][: (None if key == "tenant" else top)]
@@ -141,12 +153,12 @@ def build_report(client, budgets: Budgets, period: str, day: date, now: Optional
     known = {t["tenant"] for t in report["tenants"]}
     for name in budgets.tenants:  # a budgeted tenant with no spend still shows, at 0 %
         if name not in known:
-            report["tenants"].append({"tenant": name, "cost_usd": 0.0, "calls": 0, "tokens": 0, "unpriced_calls": 0, "errors": 0})
+            report["tenants"].append({"tenant": name, "cost_usd": 0.0, "estimated_cost_usd": 0.0, "total_cost_usd": 0.0, "calls": 0, "tokens": 0, "unpriced_calls": 0, "errors": 0})
     for t in report["tenants"]:
         tb = budgets.tenant(t["tenant"])
         budget = tb.for_period(period, day) if tb else None
         t["budget_usd"] = round(budget, 6) if budget is not None else None
-        t["percent_used"] = round(100 * t["cost_usd"] / budget, 2) if budget else None
+        t["percent_used"] = round(100 * t["total_cost_usd"] / budget, 2) if budget else None
         mtd = month_rows.get(t["tenant"], 0.0)
         forecast = mtd / elapsed_days * days_in_month if current_month and elapsed_days >= 1 / 24 else mtd
         t["month_to_date_usd"] = round(mtd, 6)
@@ -155,7 +167,9 @@ def build_report(client, budgets: Budgets, period: str, day: date, now: Optional
         t["monthly_budget_usd"] = round(monthly, 6) if monthly is not None else None
         t["forecast_percent_of_monthly"] = round(100 * forecast / monthly, 2) if monthly else None
         t["status"] = _status(t["percent_used"], t["forecast_percent_of_monthly"])
-    report["total_cost_usd"] = round(sum(t["cost_usd"] for t in report["tenants"]), 6)
+    report["reported_cost_usd"] = round(sum(t["cost_usd"] for t in report["tenants"]), 6)
+    report["estimated_cost_usd"] = round(sum(t["estimated_cost_usd"] for t in report["tenants"]), 6)
+    report["total_cost_usd"] = round(sum(t["total_cost_usd"] for t in report["tenants"]), 6)
     return report
 
 
@@ -177,25 +191,26 @@ def _money(v: Optional[float]) -> str:
 
 def print_report(report: dict) -> None:
     console.print(f"[bold]LLM cost, {report['period']} {report['start']} .. {report['end']} (exclusive)[/]  "
-                  f"total {_money(report['total_cost_usd'])}")
+                  f"total {_money(report['total_cost_usd'])} (reported {_money(report['reported_cost_usd'])},"
+                  f" from estimated tokens {_money(report['estimated_cost_usd'])})")
     t = Table(title="by tenant", header_style="bold")
-    for col in ("tenant", "cost", "budget", "% used", "month to date", "month-end forecast", "monthly budget", "status",
+    for col in ("tenant", "cost", "estimated", "budget", "% used", "month to date", "month-end forecast", "monthly budget", "status",
                 "calls", "unpriced"):
         t.add_column(col, justify="left" if col in ("tenant", "status") else "right")
     colour = {"over budget": "red", "warning": "yellow", "on track to exceed": "yellow", "ok": "green"}
     for r in report["tenants"]:
         pct = "" if r["percent_used"] is None else f"{r['percent_used']:.1f}%"
         status = f"[{colour.get(r['status'], 'white')}]{r['status']}[/]"
-        t.add_row(r["tenant"], _money(r["cost_usd"]), _money(r["budget_usd"]), pct, _money(r["month_to_date_usd"]),
+        t.add_row(r["tenant"], _money(r["cost_usd"]), _money(r["estimated_cost_usd"]), _money(r["budget_usd"]), pct, _money(r["month_to_date_usd"]),
                   _money(r["month_end_forecast_usd"]), _money(r["monthly_budget_usd"]), status, str(r["calls"]),
                   str(r["unpriced_calls"]))
     console.print(t)
     for key in ("agent", "model", "provider"):
         t = Table(title=f"by {key}", header_style="bold")
-        for col in (key, "cost", "calls", "tokens", "unpriced", "errors"):
+        for col in (key, "cost", "estimated", "calls", "tokens", "unpriced", "errors"):
             t.add_column(col, justify="left" if col == key else "right")
         for r in report[key + "s"]:
-            t.add_row(r[key], _money(r["cost_usd"]), str(r["calls"]), f"{r['tokens']:,}", str(r["unpriced_calls"]), str(r["errors"]))
+            t.add_row(r[key], _money(r["cost_usd"]), _money(r["estimated_cost_usd"]), str(r["calls"]), f"{r['tokens']:,}", str(r["unpriced_calls"]), str(r["errors"]))
         console.print(t)
 
 
@@ -236,8 +251,27 @@ def report(
         print_report(data)
 
 
-def prometheus_rules(budgets: Budgets, tenants: list[str] | None = None) -> dict:
-    """Recording rules that give Prometheus the budgets (for the TenantDailyBudget* and AgentTokenBudget alerts)."""
+SPEND_SQL = """
+SELECT tenant, sumIf(cost_usd + estimated_cost_usd, day = {{day:Date}}) AS today,
+       sum(cost_usd + estimated_cost_usd) AS month_to_date
+FROM {db}.genai_daily
+WHERE day >= {{start:Date}} AND day <= {{day:Date}}
+GROUP BY tenant
+ORDER BY tenant
+"""
+
+
+def tenant_spend(client, day: date) -> dict[str, tuple[float, float]]:
+    """{tenant: (spend on `day`, month to date up to and including `day`)} from the rollup."""
+    rows = client.query(SPEND_SQL.format(db=client.database),
+                        {"day": day.isoformat(), "start": day.replace(day=1).isoformat()}).dicts()
+    return {r["tenant"]: (float(r["today"]), float(r["month_to_date"])) for r in rows}
+
+
+def prometheus_rules(budgets: Budgets, tenants: list[str] | None = None,
+                     spend: dict[str, tuple[float, float]] | None = None) -> dict:
+    """Recording rules that give Prometheus the budgets (for the TenantDailyBudget* and AgentTokenBudget
+    alerts) and, given `spend` (`tenant_spend`), the store's spend per tenant (TenantMonthlyBudget*)."""
     rules = []
     today = date.today()
     for name in sorted(set(budgets.tenants) | set(tenants or [])):
@@ -251,6 +285,10 @@ def prometheus_rules(budgets: Budgets, tenants: list[str] | None = None) -> dict
             rules.append({"record": "genai:tenant_monthly_budget_usd", "expr": f"vector({monthly:g})", "labels": {"tenant": name}})
     for name, ab in sorted(budgets.agents.items()):
         rules.append({"record": "genai:agent_hourly_token_budget", "expr": f"vector({ab.hourly_tokens})", "labels": {"agent_name": name}})
+    for name, (today_usd, month_usd) in sorted((spend or {}).items()):
+        labels = {"tenant": name or "(none)"}
+        rules.append({"record": "genai:tenant_cost_usd:today", "expr": f"vector({today_usd:.6f})", "labels": labels})
+        rules.append({"record": "genai:tenant_cost_usd:month_to_date", "expr": f"vector({month_usd:.6f})", "labels": labels})
     return {"groups": [{"name": "genai-budgets", "rules": rules}]}
 
 
@@ -258,12 +296,32 @@ def prometheus_rules(budgets: Budgets, tenants: list[str] | None = None) -> dict
 def prometheus_rules_command(
     budgets_file: Optional[str] = typer.Option(None, "--budgets", help="budgets YAML"),
     tenant: list[str] = typer.Option([], "--tenant", help="also emit the default budget for this tenant (repeatable)"),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="collector config: also emit the store's spend per tenant"),
+    on: Optional[str] = typer.Option(None, "--date", help="the day whose spend to emit (YYYY-MM-DD); default today"),
 ) -> None:
     """Print Prometheus recording rules carrying the budgets (load them next to genai-alerts.yml)."""
     try:
         budgets = load_budgets(budgets_file)
+        day = date.fromisoformat(on) if on else date.today()
     except ValueError as exc:
         err.print(f"[bold red]error[/]: {exc}")
         raise typer.Exit(2) from None
-    print("# Generated by `genaitrace budget prometheus-rules` from the budgets file; do not edit by hand.")
-    print(yaml.safe_dump(prometheus_rules(budgets, tenant), sort_keys=False), end="")
+    spend = None
+    if config:
+        from collector.query import QueryError, open_query_client
+
+        try:
+            client = open_query_client(config)
+        except Exception as exc:  # noqa: BLE001 - config and store errors are reported, not raised
+            err.print(f"[bold red]error[/]: {exc}")
+            raise typer.Exit(2) from None
+        try:
+            spend = tenant_spend(client, day)
+        except QueryError as exc:
+            err.print(f"[bold red]query failed[/]: {exc}")
+            raise typer.Exit(1) from None
+        finally:
+            client.close()
+    print("# Generated by `genaitrace budget prometheus-rules` from the budgets file"
+          + (f" and the store's spend on {day}" if spend is not None else "") + "; do not edit by hand.")
+    print(yaml.safe_dump(prometheus_rules(budgets, tenant, spend), sort_keys=False), end="")

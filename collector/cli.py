@@ -33,8 +33,18 @@ def _load(config: str):
 
 @app.command()
 def validate(config: str = CONFIG_OPTION) -> None:
-    """Check a config without starting anything."""
+    """Check a config: load it, then build every component as `run` does, binding no port and starting nothing."""
+    from collector.service import BuildError, Service
+
     cfg = _load(config)
+    for warning in cfg.warnings:
+        err.print(f"[yellow]warning[/]: {warning}")
+    try:  # with ingest workers, `run` builds the main process's part here and the pipelines in each worker
+        for role in ("main", "ingest") if cfg.ingest_workers > 1 else ("all",):
+            Service(cfg, role=role).build()
+    except BuildError as exc:
+        err.print(f"[bold red]config error[/]: {cfg.error(exc.key, str(exc.cause))}")
+        raise typer.Exit(2) from None
     for pipeline in cfg.pipelines:
         console.print(
             f"[green]ok[/] {pipeline.name}: "
@@ -54,6 +64,8 @@ def run(config: str = CONFIG_OPTION, log_level: str = typer.Option("", help="ove
         level=(log_level or cfg.telemetry.log_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for warning in cfg.warnings:
+        logging.getLogger("collector.config").warning("%s", warning)
     service = Service(cfg)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -187,10 +199,12 @@ def demo(config: str = typer.Option("otel-collector.yaml", "--config", "-c"),
 
 def _mount_subcommands() -> None:
     from collector.budget import budget_app
+    from collector.doctor import doctor_app
     from collector.reprice import reprice_app
 
     app.add_typer(reprice_app, name="reprice")
     app.add_typer(budget_app, name="budget")
+    app.add_typer(doctor_app, name="doctor")
 
 
 _mount_subcommands()
