@@ -19,13 +19,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from collector import registry
-from collector.component import ComponentId, Factory, Kind
+from collector.component import ComponentId, Factory, Kind, StrictConfig
+from collector.confighelpers import HostPort
+from collector.secretkeys import is_secret_key, key_name
 
 
 class ConfigError(Exception):
@@ -41,8 +43,9 @@ class ConfigError(Exception):
 _ENV_REF = re.compile(r"\$\$|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
-    environ = os.environ if environ is None else environ
+def _expand(text: str, environ) -> tuple[str, list[str]]:
+    """`text` with every reference replaced, and the variables it named that are unset with no default."""
+    unset: list[str] = []
 
     def replace(match: re.Match) -> str:
         if match.group(0) == "$$":
@@ -50,13 +53,28 @@ def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
         name, default = match.group(1), match.group(2)
         value = environ.get(name)
         if value is None or (value == "" and default is not None):
+            if default is None:
+                unset.append(name)
             return default if default is not None else ""
         return value
 
-    return _ENV_REF.sub(replace, text)
+    return _ENV_REF.sub(replace, text), unset
+
+
+def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
+    return _expand(text, os.environ if environ is None else environ)[0]
+
+
+def is_credential_key(path: str) -> bool:
+    """A config field holding a credential (password, token, authorization header) or naming one
+    (a TLS private key file): an unset variable there is an error, not an empty string."""
+    return is_secret_key(path) or key_name(path) == "key_file"
 
 
 _SCALARS = yaml.SafeLoader("")  # only its scalar constructors are used (int, float, bool, null)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# Aliases let a few lines of YAML expand to billions of nodes; no real config comes near this.
+_MAX_NODES = 200_000
 
 
 @dataclass
@@ -65,23 +83,68 @@ class _Located:
 
     value: Any
     lines: dict[str, int] = field(default_factory=dict)
+    # Unset variables outside credentials: empty, as in otelcol, but worth a word.
+    warnings: list[str] = field(default_factory=list)
 
 
-def _build(node: yaml.Node, path: str, lines: dict[str, int], environ) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+class _Composer:
+    """YAML nodes -> plain values, with env substitution, line numbers, and the checks that need
+    the source: a key given twice in one mapping (YAML keeps one silently) and an unset variable
+    in a credential."""
+
+    def __init__(self, path: str, environ):
+        self.path, self.environ = path, environ
+        self.lines: dict[str, int] = {}
+        self.warnings: list[str] = []
+        self._nodes = 0
+
+    def build(self, node: yaml.Node, path: str) -> Any:
+        self._nodes += 1
+        if self._nodes > _MAX_NODES:
+            raise ConfigError(self.path, node.start_mark.line + 1, path, f"the document expands to more than {_MAX_NODES} nodes (aliases?)")
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: str) -> dict:
         result: dict[str, Any] = {}
+        # `<<: *defaults` first: the keys written here then win over the merged ones, lines included.
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                for source in value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]:
+                    if not isinstance(source, yaml.MappingNode):
+                        raise ConfigError(self.path, source.start_mark.line + 1, path, "`<<` merges a mapping (or a list of mappings)")
+                    result.update({k: v for k, v in self._mapping(source, path).items() if k not in result})
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
             key = str(key_node.value)
             child = f"{path}.{key}" if path else key
-            lines[child] = key_node.start_mark.line + 1
-            result[key] = _build(value_node, child, lines, environ)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                raise ConfigError(self.path, line, child, f"duplicate key: first at line {first_line[key]}, again at line "
+                                  f"{line}; YAML would silently keep only the second, so say it once")
+            first_line[key] = line
+            self.lines[child] = line
+            result[key] = self.build(value_node, child)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, f"{path}[{i}]", lines, environ) for i, item in enumerate(node.value)]
-    raw = node.value
-    if isinstance(raw, str) and "$" in raw:
-        expanded = expand_env(raw, environ)
+
+    def _scalar(self, node: yaml.ScalarNode, path: str) -> Any:
+        raw = node.value
+        if not (isinstance(raw, str) and "$" in raw):
+            return _SCALARS.construct_object(node, deep=True)
+        expanded, unset = _expand(raw, self.environ)
+        for name in unset:
+            if is_credential_key(path):
+                raise ConfigError(self.path, node.start_mark.line + 1, path,
+                                  f"environment variable {name} is not set, and this is a credential: set it, or write "
+                                  f"${{env:{name}:-}} if an empty value is really meant")
+            self.warnings.append(f"{self.path}:{node.start_mark.line + 1}: {path}: environment variable {name} "
+                                 f"is not set; using an empty string")
         # Like otelcol, a value that is wholly one env reference takes the type its text has
         # (`${env:PORT}` -> int); a reference inside a longer string stays a string.
         if _ENV_REF.fullmatch(raw.strip()):
@@ -90,7 +153,6 @@ def _build(node: yaml.Node, path: str, lines: dict[str, int], environ) -> Any:
             except yaml.YAMLError:
                 return expanded
         return expanded
-    return _SCALARS.construct_object(node, deep=True)
 
 
 def load_yaml(path: str | Path, environ: dict[str, str] | None = None) -> _Located:
@@ -104,13 +166,13 @@ def load_yaml(path: str | Path, environ: dict[str, str] | None = None) -> _Locat
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(path, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}") from exc
-    lines: dict[str, int] = {}
+    composer = _Composer(path, os.environ if environ is None else environ)
     if node is None:
-        return _Located({}, lines)
-    value = _build(node, "", lines, environ)
+        return _Located({})
+    value = composer.build(node, "")
     if not isinstance(value, dict):
         raise ConfigError(path, 1, "", "the top level must be a mapping of receivers, processors, exporters, service")
-    return _Located(value, lines)
+    return _Located(value, composer.lines, composer.warnings)
 
 
 @dataclass
@@ -126,6 +188,28 @@ class PipelineConfig:
     receivers: list[ComponentId]
     processors: list[ComponentId]
     exporters: list[ComponentId]
+
+
+class TelemetryMetricsSettings(StrictConfig):
+    level: Literal["none", "basic", "normal", "detailed"] = "normal"
+    address: HostPort = "127.0.0.1:8888"
+
+
+class TelemetryLogsSettings(StrictConfig):
+    level: Literal["debug", "info", "warn", "warning", "error"] = "info"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class TelemetrySettings(StrictConfig):
+    """`service.telemetry`: the subset of otelcol's settings this collector honours; any other key
+    is an error rather than a setting that silently does nothing."""
+
+    metrics: TelemetryMetricsSettings = TelemetryMetricsSettings()
+    logs: TelemetryLogsSettings = TelemetryLogsSettings()
 
 
 @dataclass
@@ -146,6 +230,13 @@ class CollectorConfig:
     telemetry: TelemetryConfig
     # Processes running the receivers and processors on shared ports; this one owns the exporters.
     ingest_workers: int = 1
+    # Things worth saying that do not stop the collector (an unset variable outside a credential).
+    warnings: list[str] = field(default_factory=list)
+    # The line of every dotted key, for errors found after loading (a factory refusing its settings).
+    lines: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def error(self, key: str, message: str) -> "ConfigError":
+        return ConfigError(self.path, _line_of(self.lines, key), key, message)
 
 
 _SECTIONS: dict[str, Kind] = {
@@ -158,22 +249,30 @@ _TOP_LEVEL = set(_SECTIONS) | {"service", "connectors"}
 _SERVICE_KEYS = ("extensions", "pipelines", "telemetry", "ingest_workers")
 
 
+def _line_of(lines: dict[str, int], key: str) -> int | None:
+    """The line of `key`, or of the nearest enclosing key that has one."""
+    probe = key
+    while probe:
+        if probe in lines:
+            return lines[probe]
+        probe = probe.rsplit(".", 1)[0] if "." in probe else ""
+    return None
+
+
 class _Loader:
     def __init__(self, path: str, located: _Located):
-        self.path, self.doc, self.lines = path, located.value, located.lines
+        self.path, self.doc, self.lines, self.warnings = path, located.value, located.lines, located.warnings
 
     def error(self, key: str, message: str) -> ConfigError:
-        line = None
-        probe = key
-        while probe and line is None:  # fall back to the nearest enclosing key that has a line
-            line = self.lines.get(probe)
-            probe = probe.rsplit(".", 1)[0] if "." in probe else ""
-        return ConfigError(self.path, line, key, message)
+        return ConfigError(self.path, _line_of(self.lines, key), key, message)
 
     def load(self) -> CollectorConfig:
         for key in self.doc:
             if key not in _TOP_LEVEL:
-                raise self.error(key, f"unknown top-level section; valid: {', '.join(sorted(_TOP_LEVEL))}")
+                raise self.error(key, f"unknown top-level section; valid: {', '.join(sorted(_TOP_LEVEL - {'connectors'}))}")
+        if self.doc.get("connectors"):
+            raise self.error("connectors", "connectors (count, spanmetrics, ...) are not supported yet: remove this "
+                             "section; genai_metrics (a processor) derives metrics from spans")
         sections = {name: self._section(name, kind) for name, kind in _SECTIONS.items()}
         service = self.doc.get("service")
         if not isinstance(service, dict):
@@ -193,8 +292,10 @@ class _Loader:
             extensions=sections["extensions"],
             service_extensions=service_extensions,
             pipelines=pipelines,
-            telemetry=self._telemetry(service.get("telemetry") or {}),
+            telemetry=self._telemetry(service.get("telemetry")),
             ingest_workers=ingest_workers,
+            warnings=list(self.warnings),
+            lines=self.lines,
         )
 
     def _section(self, name: str, kind: Kind) -> dict[ComponentId, ComponentConfig]:
@@ -212,23 +313,23 @@ class _Loader:
             if factory is None:
                 valid = ", ".join(registry.types(kind))
                 raise self.error(f"{name}.{key}", f"unknown {kind.value} type {cid.type!r}; valid {kind.value} types: {valid}")
-            result[cid] = ComponentConfig(cid, factory, self._validate(f"{name}.{key}", factory, settings))
+            result[cid] = ComponentConfig(cid, factory, self._validate(f"{name}.{key}", factory.config_model, settings))
         return result
 
-    def _validate(self, key: str, factory: Factory, settings: Any) -> BaseModel:
+    def _validate(self, key: str, model: type[BaseModel], settings: Any) -> BaseModel:
         if settings is None:
             settings = {}
         if not isinstance(settings, dict):
             raise self.error(key, f"settings must be a mapping, got {type(settings).__name__}")
         try:
-            return factory.config_model.model_validate(settings)
+            return model.model_validate(settings)
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
             full = f"{key}.{loc}" if loc else key
             message = first["msg"].removeprefix("Value error, ")
             if first["type"] == "extra_forbidden":
-                valid = ", ".join(sorted(factory.config_model.model_fields))
+                valid = ", ".join(sorted(_model_at(model, first["loc"][:-1]).model_fields))
                 message = f"unknown key; valid keys here: {valid}"
             elif "input" in first and first["type"] != "missing":
                 message = f"{message} (got {first['input']!r})"
@@ -241,7 +342,8 @@ class _Loader:
             for cid, component in sections[name].items():
                 if kind is Kind.EXTENSION and cid not in service_extensions:
                     continue  # defined but not enabled: never started, so what it names is moot
-                for field_name, (ref_kind, ref) in component.config.references().items():
+                references = {**component.config.references(), **_authenticators(component.config)}
+                for field_name, (ref_kind, ref) in references.items():
                     key = f"{name}.{cid}.{field_name}"
                     try:
                         ref_id = ComponentId.parse(ref)
@@ -253,6 +355,9 @@ class _Loader:
                         raise self.error(key, f"references {ref_kind.value} {ref_id}, which is not defined; defined: {valid}")
                     if ref_kind is Kind.EXTENSION and ref_id not in service_extensions:
                         raise self.error(key, f"references extension {ref_id}, which is not enabled in service.extensions")
+                    if key_name(field_name) == "authenticator" and not registry.is_authenticator(ref_id.type):
+                        valid = ", ".join(registry.authenticator_types())
+                        raise self.error(key, f"extension {ref_id} is not an authenticator; authenticator types: {valid}")
 
     def _id_list(self, key: str, raw: Any, defined: dict[ComponentId, ComponentConfig]) -> list[ComponentId]:
         if not isinstance(raw, list):
@@ -298,6 +403,11 @@ class _Loader:
             raise self.error("service.ingest_workers", f"must be a whole number from 1 to 64 (got {raw!r})")
         if raw > 1:  # the workers hand data over through the exporters' disk queues
             for cid in dict.fromkeys(c for p in pipelines for c in p.exporters):
+                if "sending_queue" not in type(exporters[cid].config).model_fields:
+                    raise self.error(f"exporters.{cid}",
+                                     f"the {cid.type} exporter has no sending queue, and service.ingest_workers > 1 "
+                                     "hands every batch to the exporters through their disk queues: remove it from "
+                                     "the pipelines or set service.ingest_workers to 1")
                 queue = exporters[cid].config.sending_queue
                 if not (queue.enabled and queue.storage):
                     raise self.error(f"exporters.{cid}.sending_queue.storage",
@@ -305,11 +415,53 @@ class _Loader:
                                      "set sending_queue.storage to a file_storage extension")
         return raw
 
-    def _telemetry(self, raw: dict) -> TelemetryConfig:
-        metrics = raw.get("metrics") or {}
-        logs = raw.get("logs") or {}
-        address = metrics.get("address", "127.0.0.1:8888") if metrics.get("level") != "none" else None
-        return TelemetryConfig(metrics_address=address, log_level=str(logs.get("level", "info")))
+    def _telemetry(self, raw: Any) -> TelemetryConfig:
+        settings = self._validate("service.telemetry", TelemetrySettings, raw)
+        metrics = settings.metrics
+        return TelemetryConfig(metrics_address=None if metrics.level == "none" else metrics.address,
+                               log_level=settings.logs.level)
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The nested model a validation error's location points into (for its list of valid keys);
+    list indices and mapping keys (e.g. a tenant's name) are stepped over."""
+    for part in loc:
+        field_info = model.model_fields.get(part) if isinstance(part, str) else None
+        if field_info is None:
+            continue
+        nested = _model_type(field_info.annotation)
+        if nested is None:
+            return model
+        model = nested
+    return model
+
+
+def _model_type(annotation: Any) -> type[BaseModel] | None:
+    """`X`, `X | None`, `Optional[X]` with X a model -> X."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _authenticators(config: BaseModel, prefix: str = "") -> dict[str, tuple[Kind, str]]:
+    """Every `...auth.authenticator: <extension id>` in a component's settings, as otelcol's
+    configauth names them, at any depth (a receiver's protocols, an extension's endpoint)."""
+    found: dict[str, tuple[Kind, str]] = {}
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        path = f"{prefix}{name}"
+        if name == "authenticator" and isinstance(value, str):
+            found[path] = (Kind.EXTENSION, value)
+        elif isinstance(value, BaseModel):
+            found.update(_authenticators(value, f"{path}."))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, BaseModel):
+                    found.update(_authenticators(item, f"{path}.{key}."))
+    return found
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> CollectorConfig:

@@ -29,12 +29,21 @@ def parse_duration(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+(?:%[\w.\-]+)?\]|[A-Za-z0-9_.\-]*)$")
+
+
 def parse_host_port(value: object) -> str:
-    """`host:port` (host may be empty or `[::1]`) as the OTLP receivers and telemetry take it."""
+    """`host:port` (host may be empty or `[::1]`) as the OTLP receivers, the otlp (gRPC) exporter
+    and telemetry take it. A URL is refused: gRPC would read `http` as a name-resolver scheme and
+    never connect, and a listener has no use for one."""
     text = str(value).strip()
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        raise ValueError(f"invalid endpoint {text!r}: expected host:port without a URL scheme; write {rest.rstrip('/')!r} "
+                         f"(plaintext or TLS is set by the `tls` settings, not by {scheme + '://'!r})")
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"invalid endpoint {text!r}; expected host:port, e.g. 0.0.0.0:4317")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not _HOST.match(host):
+        raise ValueError(f"invalid endpoint {text!r}; expected host:port, e.g. 0.0.0.0:4317 or [::1]:4317")
     return text
 
 

@@ -42,3 +42,15 @@ def types(kind: Kind) -> list[str]:
 def factory(kind: Kind, type_: str) -> Factory | None:
     module = _MODULES[kind].get(type_)
     return importlib.import_module(module).factory if module else None
+
+
+# Extensions that receivers (and other extensions) may name as `auth: {authenticator: <id>}`.
+_AUTHENTICATORS = ("bearertokenauth",)
+
+
+def authenticator_types() -> list[str]:
+    return sorted(_AUTHENTICATORS)
+
+
+def is_authenticator(type_: str) -> bool:
+    return type_ in _AUTHENTICATORS

@@ -24,6 +24,22 @@ from collector.telemetry import SelfTelemetry
 log = logging.getLogger(__name__)
 
 
+class BuildError(Exception):
+    """A component's factory refused its (valid-looking) settings: `key` is its config section, e.g.
+    `processors.genai_cost`, so the error can be located like any other config error."""
+
+    def __init__(self, key: str, cause: Exception):
+        super().__init__(f"{key}: {cause}")
+        self.key, self.cause = key, cause
+
+
+def _create(key: str, create, *args):
+    try:
+        return create(*args)
+    except Exception as exc:  # noqa: BLE001 - any factory failure is reported against its config key
+        raise BuildError(key, exc) from exc
+
+
 class FanOut:
     """Hands the same batch to several consumers; fails if any of them fails.
 
@@ -64,6 +80,27 @@ class Service:
         self.workers: IngestWorkers | None = None
         self.started_in_s = 0.0
         self._stopping = False
+        self._built = False
+        self._started: set[int] = set()  # id() of each component started: only those are shut down
+
+    def build(self) -> None:
+        """Create every component this process runs, wired as it will run, and start none: no port
+        is bound and no thread started. `start` starts them; `genaitrace validate` stops here."""
+        for cid in self.config.service_extensions:
+            component = self.config.extensions[cid]
+            extension = _create(f"extensions.{cid}", component.factory.create, cid, component.config, None)
+            if self.role == "ingest" and not getattr(extension, "ingest_side", False):
+                continue  # serves something (a port, the store): the main process runs it
+            self.extensions[cid] = extension
+        for cid in dict.fromkeys(cid for p in self.config.pipelines for cid in p.exporters):
+            component = self.config.exporters[cid]
+            if self.role == "ingest":
+                self.exporters[cid] = QueueWriter(cid, component.config)
+            else:
+                self.exporters[cid] = _create(f"exporters.{cid}", component.factory.create, cid, component.config, None)
+        if self.role != "main":
+            self._build_pipelines()
+        self._built = True
 
     def start(self) -> None:
         began = time.monotonic()
@@ -76,55 +113,45 @@ class Service:
             exporter_configs={cid: c.config for cid, c in cfg.exporters.items()},
             shared_ports=self.role == "ingest",
         )
-        self._start_extensions(host)
-        self._start_exporters(host)
+        if not self._built:
+            self.build()
+        for cid, extension in self.extensions.items():
+            self._start(extension, host)
+            host.extensions[cid] = extension
+        for exporter in self.exporters.values():
+            self._start(exporter, host)
         if self.role == "main":
             self.workers = IngestWorkers(cfg, self._metrics_dir, self.telemetry, on_health=self._set_ready)
             self.workers.start()
-        else:
-            self._start_pipelines(host)
+        else:  # processors from each pipeline's end to its start, then the receivers
+            for component in (*self.processors, *self.receivers.values()):
+                self._start(component, host)
         self._set_ready(True)
         self.started_in_s = time.monotonic() - began
         log.info("collector started in %.2fs: %d receivers, %d pipelines, %d exporters, %d ingest workers",
                  self.started_in_s, len(self.receivers), len(cfg.pipelines), len(self.exporters),
                  cfg.ingest_workers if self.role == "main" else 0)
 
-    def _start_extensions(self, host: Host) -> None:
-        for cid in self.config.service_extensions:
-            component = self.config.extensions[cid]
-            extension = component.factory.create(cid, component.config, None)
-            if self.role == "ingest" and not getattr(extension, "ingest_side", False):
-                continue  # serves something (a port, the store): the main process runs it
-            extension.start(host)
-            self.extensions[cid] = host.extensions[cid] = extension
+    def _start(self, component, host: Host) -> None:
+        self._started.add(id(component))  # before: one that fails half-way is shut down too
+        component.start(host)
 
-    def _start_exporters(self, host: Host) -> None:
-        for cid in dict.fromkeys(cid for p in self.config.pipelines for cid in p.exporters):
-            component = self.config.exporters[cid]
-            if self.role == "ingest":
-                exporter = QueueWriter(cid, component.config)
-            else:
-                exporter = component.factory.create(cid, component.config, None)
-            self.exporters[cid] = exporter
-            exporter.start(host)
-
-    def _start_pipelines(self, host: Host) -> None:
+    def _build_pipelines(self) -> None:
         heads: dict[ComponentId, list[Consumer]] = {}
         for pipeline in self.config.pipelines:
-            head = self._build_pipeline(pipeline, host)
+            head = self._build_pipeline(pipeline)
             for cid in pipeline.receivers:
                 heads.setdefault(cid, []).append(head)
         for cid, consumers in heads.items():
             component = self.config.receivers[cid]
-            self.receivers[cid] = component.factory.create(cid, component.config, FanOut(consumers))
-            self.receivers[cid].start(host)
+            self.receivers[cid] = _create(f"receivers.{cid}", component.factory.create, cid, component.config,
+                                          FanOut(consumers))
 
-    def _build_pipeline(self, pipeline: PipelineConfig, host: Host) -> Consumer:
+    def _build_pipeline(self, pipeline: PipelineConfig) -> Consumer:
         consumer: Consumer = FanOut([self.exporters[cid] for cid in pipeline.exporters])
         for cid in reversed(pipeline.processors):
             component = self.config.processors[cid]
-            processor = component.factory.create(cid, component.config, consumer)
-            processor.start(host)
+            processor = _create(f"processors.{cid}", component.factory.create, cid, component.config, consumer)
             self.processors.append(processor)
             consumer = processor
         return consumer
@@ -145,6 +172,8 @@ class Service:
         for stage in (self.receivers.values(), reversed(self.processors), self.exporters.values(),
                       reversed(list(self.extensions.values()))):
             for component in stage:
+                if id(component) not in self._started:
+                    continue  # built, never started: holds nothing
                 try:
                     component.shutdown()
                 except Exception:  # noqa: BLE001 - keep shutting the rest down
