@@ -694,4 +694,15 @@ DIALECT_CONTENT_PREFIXES = (
     "crewai.agent.result",
     "crewai.task.result",
 )
-MESSAGE_CONTENT_KEYS = SEMCONV_CONTENT_KEYS + ("gen_ai.tool.definitions",) + DIALECT_CONTENT_PREFIXES
+# Framework attributes that are content too (task text, agent goal and backstory, embedding input).
+FRAMEWORK_CONTENT_PREFIXES = (
+    "crewai.agent.goal",
+    "crewai.agent.backstory",
+    "crewai.task.description",
+    "crewai.task.expected_output",
+    "crewai.crew.tasks",
+    "crewai.crew.agents",
+    "embedding.embeddings",
+)
+MESSAGE_CONTENT_KEYS = (SEMCONV_CONTENT_KEYS + ("gen_ai.tool.definitions",) + DIALECT_CONTENT_PREFIXES
+                        + FRAMEWORK_CONTENT_PREFIXES)
