@@ -68,6 +68,10 @@ def test_rules_only_use_metrics_the_collector_exposes():
     exposed |= {"otelcol_receiver_refused_spans_total", "otelcol_exporter_send_failed_requests_total",
                 "otelcol_exporter_queue_bytes", "otelcol_exporter_queue_capacity_bytes", "up"}
     recorded = {r["record"] for r in _rules() if "record" in r}
+    # and what `genaitrace budget prometheus-rules --config` records from the store's spend
+    from collector.budget import Budgets, prometheus_rules
+
+    recorded |= {r["record"] for r in prometheus_rules(Budgets(), spend={"t": (1.0, 2.0)})["groups"][0]["rules"]}
     functions = {"sum", "rate", "increase", "histogram_quantile", "max", "vector", "by", "on", "unless", "or", "and",
                  "group_left", "humanize", "le", "bool"}
     for rule in _rules():

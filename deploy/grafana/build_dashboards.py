@@ -24,6 +24,9 @@ TENANT_FILTER = "(tenant IN (${tenant:singlequote}) OR '__all__' IN (${tenant:si
 AGENT_FILTER = "(agent IN (${agent:singlequote}) OR '__all__' IN (${agent:singlequote}))"
 CALLS = f"FROM otel.genai_calls WHERE $__timeFilter(Timestamp) AND {FILTER}"
 DAILY = f"FROM otel.genai_daily WHERE $__dateFilter(day) AND {FILTER}"
+# The rollup keeps the cost of calls with estimated tokens apart (`estimated_cost_usd`); panels that
+# show "cost" show both, as the views' `cost_usd` does, and one panel shows the estimated part.
+DAILY_COST = "sum(cost_usd) + sum(estimated_cost_usd)"
 
 TRACE_LINK = {
     "title": "Open trace",
@@ -104,15 +107,18 @@ def cost() -> Board:
             w=6, h=5, columns=["unpriced_calls"])
     b.panel("Calls", "stat", f"SELECT count() AS calls {CALLS}", w=6, h=5, columns=["calls"])
     b.panel("Tokens", "stat", f"SELECT sum(total_tokens) AS tokens {CALLS}", w=6, h=5, columns=["tokens"])
+    b.panel("Cost from estimated tokens (included in the total)", "stat",
+            f"SELECT sumIf(cost_usd, usage_estimated) AS estimated_cost_usd, countIf(usage_estimated) AS estimated_calls {CALLS}",
+            w=24, h=4, columns=["estimated_cost_usd", "estimated_calls"], unit="currencyUSD")
     b.panel("Cost rate per hour", "timeseries",
             f"SELECT toStartOfHour(Timestamp) AS time, sum(cost_usd) AS usd_per_hour {CALLS} GROUP BY time ORDER BY time",
             fmt="time_series", w=24, columns=["time", "usd_per_hour"], unit="currencyUSD")
     for dim in ("model", "provider", "tenant", "agent"):
         b.panel(f"Cost by {dim}", "piechart" if dim in ("provider", "tenant") else "barchart",
-                f"SELECT {dim}, sum(cost_usd) AS cost_usd {DAILY} GROUP BY {dim} ORDER BY cost_usd DESC LIMIT 20",
+                f"SELECT {dim}, {DAILY_COST} AS cost_usd {DAILY} GROUP BY {dim} ORDER BY cost_usd DESC LIMIT 20",
                 w=6, columns=[dim, "cost_usd"], unit="currencyUSD")
     b.panel("Month to date vs budget, with linear forecast", "table", f"""
-SELECT tenant, sum(cost_usd) AS month_to_date_usd,
+SELECT tenant, {DAILY_COST} AS month_to_date_usd,
        month_to_date_usd / (dateDiff('second', toStartOfMonth(now()), now()) / 86400)
          * toDayOfMonth(toLastDayOfMonth(today())) AS forecast_usd
 FROM otel.genai_daily
@@ -124,7 +130,7 @@ GROUP BY tenant ORDER BY month_to_date_usd DESC""",
             transformations=[{"id": "joinByField", "options": {"byField": "tenant", "mode": "outer"}},
                              {"id": "organize", "options": {"renameByName": {"Value": "monthly_budget_usd"}}}])
     b.panel("Cost per day by tenant", "timeseries", f"""
-SELECT toDateTime(day) AS time, tenant, sum(cost_usd) AS cost_usd {DAILY}
+SELECT toDateTime(day) AS time, tenant, {DAILY_COST} AS cost_usd {DAILY}
 GROUP BY time, tenant ORDER BY time""", fmt="time_series", w=12, columns=["time", "tenant", "cost_usd"], unit="currencyUSD")
     b.panel("Most expensive calls", "table", f"""
 SELECT Timestamp, TraceId, tenant, agent, model, total_tokens, cost_usd {CALLS}
