@@ -107,8 +107,8 @@ class Traces:
         return traces
 
     @classmethod
-    def from_json(cls, data: bytes) -> "Traces":
-        return cls(decode_otlp_json(data))
+    def from_json(cls, data: bytes, max_depth: int | None = None) -> "Traces":
+        return cls(decode_otlp_json(data, max_depth or DEFAULT_MAX_JSON_DEPTH))
 
     def to_protobuf(self) -> bytes:
         self._apply_patches()
@@ -433,16 +433,30 @@ def service_name(resource: Resource) -> str:
 _ID_FIELDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8, "trace_id": 16, "span_id": 8, "parent_span_id": 8}
 
 
-def _hex_ids_to_base64(node: Any, path: str) -> None:
+# Deeper documents are refused before protobuf's (recursive, Python-level) JSON mapping sees them.
+# A span's attribute value sits at depth 10, and each level of a nested AnyValue adds up to 4: 64
+# leaves room for 13 nested levels (validation cuts values deeper than max_attribute_depth, 8).
+DEFAULT_MAX_JSON_DEPTH = 64
+
+
+def _hex_ids_to_base64(node: Any, path: str, depth_left: int) -> None:
+    """Ids from hex to base64, and the depth check: one walk over the decoded document."""
+    if depth_left <= 0:
+        raise _TooDeep()
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _ID_FIELDS and isinstance(value, str):
                 node[key] = _hex_to_b64(value, _ID_FIELDS[key], f"{path}.{key}")
             elif isinstance(value, (dict, list)):
-                _hex_ids_to_base64(value, f"{path}.{key}")
+                _hex_ids_to_base64(value, f"{path}.{key}", depth_left - 1)
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            _hex_ids_to_base64(item, f"{path}[{i}]")
+            if isinstance(item, (dict, list)):
+                _hex_ids_to_base64(item, f"{path}[{i}]", depth_left - 1)
+
+
+class _TooDeep(Exception):
+    pass
 
 
 def _hex_to_b64(text: str, size: int, where: str) -> str:
@@ -457,14 +471,22 @@ def _hex_to_b64(text: str, size: int, where: str) -> str:
     return base64.b64encode(raw).decode()
 
 
-def decode_otlp_json(data: bytes) -> ExportTraceServiceRequest:
+def decode_otlp_json(data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ExportTraceServiceRequest:
+    too_deep = f"malformed OTLP/JSON payload: nested deeper than {max_depth} levels"
     try:
+        # json's C decoder stops at the interpreter's recursion limit (RecursionError, not a crash);
+        # anything shallower than that is measured by the walk below.
         document = json.loads(data)
+    except RecursionError:
+        raise PermanentError(too_deep) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise PermanentError(f"malformed OTLP/JSON payload: {exc}") from exc
     if not isinstance(document, dict):
         raise PermanentError("malformed OTLP/JSON payload: the top level must be an object with resourceSpans")
-    _hex_ids_to_base64(document, "$")
+    try:
+        _hex_ids_to_base64(document, "$", max_depth)
+    except _TooDeep:
+        raise PermanentError(too_deep) from None
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
