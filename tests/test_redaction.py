@@ -56,7 +56,8 @@ def test_no_false_positives_on_ordinary_numbers(text):
 _FRAGMENTS = ["write to jane.doe@example.com", "call +44 20 7946 0958", "(415) 555-0100", "4111 1111 1111 1111",
               "sk-proj-Abcdefghijklmnopqrstuvwx1234", "AKIAIOSFODNN7EXAMPLE", "API_KEY = 'live_51Habcdef'",
               "PASSWORD: hunter2hunter2", "Bearer abcdefgh12345", "eyJhbGciOi.eyJzdWIiOi.sig", "the weather is fine",
-              "paſſword=abcdefghij", "apı_key: abcdefghijk", "٣٣٣-٣٣٣-٣٣٣٣", "ΑΚΙΑ", "é", " ", "\n", '"', ":", "="]
+              "paſſword=abcdefghij", "apı_key: abcdefghijk", "٣٣٣-٣٣٣-٣٣٣٣", "ΑΚΙΑ", "é", " ", "\n", '"', ":", "=",
+              "4111.1111.1111.1111", "3782 822463 10005", "4111", "1111", ".", "-", "+", "(", "5", "415.555.0100"]
 
 
 def test_skipping_hopeless_regexes_changes_nothing():
@@ -124,8 +125,9 @@ def _span_with_content():
 
 
 def test_processor_masks_content_keys_events_and_nested_values():
+    """`all_attributes: false`: only the content keys (and gen_ai.* events) are scanned."""
     sink = _Sink()
-    processor = RedactionProcessor(ComponentId("redaction"), RedactionConfig(), sink)
+    processor = RedactionProcessor(ComponentId("redaction"), RedactionConfig(all_attributes=False), sink)
     request, span = _span_with_content()
     processor.consume(Traces(request))
     attrs = {kv.key: kv for kv in span.attributes}
@@ -141,6 +143,8 @@ def test_processor_masks_content_keys_events_and_nested_values():
 
 
 def test_all_attributes_mode():
+    """The default: every attribute is scanned, not only the content keys."""
+    assert RedactionConfig().all_attributes
     sink = _Sink()
     processor = RedactionProcessor(ComponentId("redaction"), RedactionConfig(all_attributes=True), sink)
     request, span = _span_with_content()
