@@ -22,7 +22,12 @@ from typing import Optional
 
 import typer
 
-doctor_app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+doctor_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Check the store for known problems.")
+
+
+@doctor_app.callback()
+def _group() -> None:
+    """Check the store for known problems (`costs`: do spans, rollup and views agree?)."""
 
 
 @doctor_app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import clickhouse_connect
@@ -184,3 +185,99 @@ def test_cli_reads_genai_cost_settings_from_the_config(tmp_path, monkeypatch, cl
     assert result.exit_code == 0, result.output
     # 50 DeepInfra calls at half price + the gpt-4o-mini call: 50 * 0.00031 * 0.5 + 0.0021 = 0.00985
     assert "after $0.009850" in result.output and "unpriced: unknown_model: 1" in result.output
+
+
+# --- derived tables follow (issue 18): the daily rollup is rebuilt for the days a reprice touched ---
+
+def _with_views(client, database: str, n: int = N_SMALL):
+    from collector.storage import genai_views
+
+    _seed(client, "otel_traces", n, database=database)
+    options = SchemaOptions(database=database)
+    genai_views.create(client, options)
+    return options
+
+
+def _rollup_usd(client, database: str) -> float:
+    return client.query(f"SELECT sum(cost_usd) + sum(estimated_cost_usd) FROM {database}.genai_daily").result_rows[0][0]
+
+
+def test_reprice_rebuilds_the_rollup_days_it_touched_and_an_interrupted_rebuild_resumes(client, monkeypatch):
+    from collector.storage import rollups
+
+    options = _with_views(client, "rollup_resume")
+    assert _rollup_usd(client, "rollup_resume") == 0  # stored unpriced: the materialized view saw no cost
+    real_rebuild = rollups.rebuild_days
+    monkeypatch.setattr(rollups, "rebuild_days", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # spans repriced, rollup not yet rebuilt
+        reprice(client, "rollup_resume", "otel_traces", book=BOOK, unpriced_only=True)
+    assert rollups.pending_days(client, options) == [datetime(2026, 11, 10).date(), datetime(2026, 11, 15).date(),
+                                                  datetime(2026, 11, 16).date()]
+    check = rollups.check_costs(client, options)
+    assert not check.ok and check.stale_days() == rollups.pending_days(client, options)
+    assert any("genaitrace doctor costs --fix --since 2026-11-10 --until 2026-11-17" in line for line in check.lines())
+    monkeypatch.setattr(rollups, "rebuild_days", real_rebuild)
+    again = reprice(client, "rollup_resume", "otel_traces", book=BOOK, unpriced_only=True)
+    assert again.repriced == 0 and [str(d) for d in again.rollup_days] == ["2026-11-10", "2026-11-15", "2026-11-16"]
+    assert _rollup_usd(client, "rollup_resume") == pytest.approx(SMALL_USD + MINI_USD, abs=1e-9)
+    assert rollups.check_costs(client, options).ok and rollups.pending_days(client, options) == []
+    # a rebuild of the same days again is not dropped as a replayed insert (deduplication is off for it)
+    rollups.rebuild_days(client, options, again.rollup_days)
+    assert _rollup_usd(client, "rollup_resume") == pytest.approx(SMALL_USD + MINI_USD, abs=1e-9)
+
+
+def test_doctor_costs_finds_a_stale_rollup_and_fixes_it(client, chdb_path, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from collector.doctor import doctor_app
+    from collector.storage import rollups
+
+    _with_views(client, "rollup_doctor", 40)
+    # What an earlier release's reprice left: spans priced, the rollup not told.
+    with monkeypatch.context() as patch:
+        patch.setattr(rollups, "rebuild_pending", lambda *a: [])
+        reprice(client, "rollup_doctor", "otel_traces", book=BOOK)
+    config = tmp_path / "otel-collector.yaml"
+    config.write_text(
+        "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:4318}}}}\n"
+        f"exporters: {{clickhouse: {{endpoint: \"chdb://{chdb_path}\", database: rollup_doctor}}}}\n"
+        "service: {pipelines: {traces: {receivers: [otlp], exporters: [clickhouse]}}}\n")
+    found = CliRunner().invoke(doctor_app, ["costs", "-c", str(config)])
+    assert found.exit_code == 1, found.output
+    assert "DIFFERS genai_daily 2026-11-10" in found.output and "doctor costs --fix" in found.output
+    assert "unpriced: 1 calls on 2026-11-16" in found.output  # gpt-99 has no price: says what to run after adding one
+    fixed = CliRunner().invoke(doctor_app, ["costs", "-c", str(config), "--fix", "--json"])
+    assert fixed.exit_code == 0, fixed.output
+    report = json.loads(fixed.output)
+    assert report["ok"] and report["rebuilt_days"] == ["2026-11-10", "2026-11-15", "2026-11-16"]
+    usd = 40 * 0.00031 + MINI_USD
+    assert report["totals"]["genai_daily"]["cost_usd"] == pytest.approx(usd)
+    assert report["totals"]["genai_traces"]["cost_usd"] == pytest.approx(usd)
+
+
+def test_estimated_token_cost_is_its_own_rollup_column(client):
+    from collector.storage import rollups
+
+    options = _with_views(client, "rollup_estimated", 10)
+    client.command("ALTER TABLE rollup_estimated.otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes,"
+                   " map('genaitrace.usage.estimated', 'true')) WHERE SpanAttributes['gen_ai.request.model'] = 'gpt-4o-mini'"
+                   " AND SpanAttributes['gen_ai.system'] = 'openai'", settings={"mutations_sync": 2})
+    summary = reprice(client, "rollup_estimated", "otel_traces", book=BOOK)
+    assert summary.rollup_days
+    reported, estimated, calls = client.query(
+        "SELECT sum(cost_usd), sum(estimated_cost_usd), sum(estimated_calls) FROM rollup_estimated.genai_daily").result_rows[0]
+    assert reported == pytest.approx(10 * 0.00031) and estimated == pytest.approx(MINI_USD) and calls == 1
+    assert rollups.check_costs(client, options).ok
+
+
+def test_cluster_rebuild_is_shard_local_and_the_upgrade_runs_on_cluster():
+    from collector.storage import genai_views, rollups
+
+    options = SchemaOptions(cluster_name="c1", table_engine="ReplicatedMergeTree")
+    tables = rollups._tables(options)
+    assert tables["rollup_local"] == "`otel`.`genai_daily_local`" and tables["traces_local"] == "`otel`.`otel_traces`"
+    select = genai_views.daily_select(options, options.traces_table_name, "toDate(Timestamp) IN ('2026-11-10')")
+    assert "FROM `otel`.`otel_traces`" in select and "_dist" not in select
+    adds = genai_views.add_column_statements(options)
+    assert len(adds) == 2 and all("ON CLUSTER `c1`" in s and "ADD COLUMN IF NOT EXISTS estimated_cost_usd" in s for s in adds)
+    assert "ON CLUSTER `c1` MODIFY QUERY" in genai_views.modify_view_statement(options)
