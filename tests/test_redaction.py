@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 import pytest
@@ -172,3 +174,165 @@ def test_nothing_unmasked_reaches_the_store(tmp_path):
     for secret in ("I am bob@corp.com", "4111-1111-1111-1111", "555-0100", "sk-abcdefghijklmnopqrstu", "123-45-6789"):
         assert secret not in dump
     assert "[REDACTED:ssn]" in dump and "[REDACTED:email]" in dump
+
+
+# --- everywhere a client can put a value ------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["card 4111.1111.1111.1111 on file", "card 4111 1111 1111 1111", "amex 3782 822463 10005",
+                                  "card 4111-1111-1111-1111.", "pan 4111111111111111"])
+def test_card_numbers_with_spaces_dots_or_dashes(text):
+    masked, found = _redact(text)
+    assert found == {"card_number": 1} and "[REDACTED:card_number]" in masked
+
+
+@pytest.mark.parametrize("text", ["ts 1714566645.123456789", "v1.4111.1111.1111.1111", "4111.1111.1111.1112",
+                                  "4111 1111-1111 1111", "ip 10.100.200.250"])
+def test_dotted_numbers_that_are_not_cards(text):
+    masked, found = _redact(text)
+    assert "card_number" not in found, (masked, found)
+
+
+@pytest.mark.parametrize("key", ["aws_secret_access_key", "password", "authorization", "api_key", "token", "secret", "cookie",
+                                 "http.request.header.authorization", "db.Password", "AWS_SECRET_ACCESS_KEY",
+                                 "x-api-key", "env.OPENAI_API_KEY", "github_access_token", "set-cookie", "client_secret"])
+def test_secrets_known_by_key_are_replaced_whatever_the_value(key):
+    request, _ = make_request(1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.add(key=key).value.string_value = "plain-looking-value"
+    span.attributes.add(key="numbers." + key).value.int_value = 12345678
+    span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 42
+    RedactionProcessor(ComponentId("redaction"), RedactionConfig(), _Sink()).consume(Traces(request))
+    assert get_attribute(span.attributes, key) == "[REDACTED:secret]"
+    assert get_attribute(span.attributes, "numbers." + key) == "[REDACTED:secret]"
+    assert get_attribute(span.attributes, "gen_ai.usage.input_tokens") == 42
+    assert "secret" in get_attribute(span.attributes, "redaction.masked.types")
+
+
+def test_configured_secret_keys_add_to_the_list():
+    request, _ = make_request(1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.add(key="app.X-Internal-Signature").value.string_value = "abc"
+    span.attributes.add(key="app.signature_note").value.string_value = "abc"
+    RedactionProcessor(ComponentId("redaction"), RedactionConfig(secret_keys=["x-internal-signature"]), _Sink()).consume(Traces(request))
+    assert get_attribute(span.attributes, "app.X-Internal-Signature") == "[REDACTED:secret]"
+    assert get_attribute(span.attributes, "app.signature_note") == "abc"
+
+
+def _canary_request(tag: str = "unit"):
+    """One span with personal data and secrets in every place OTLP has for a value."""
+    request, _ = make_request(1)
+    rs = request.resource_spans[0]
+    rs.resource.attributes.add(key="host.owner").value.string_value = f"resource.{tag}@example.com"
+    rs.resource.attributes.add(key="deployment.password").value.string_value = f"resource-pw-{tag}"
+    scope = rs.scope_spans[0].scope
+    scope.name, scope.version = "canary-scope", "1.0"
+    scope.attributes.add(key="scope.contact").value.string_value = f"scope.{tag}@example.com"
+    span = rs.scope_spans[0].spans[0]
+    span.name = f"canary-{tag}"
+    span.attributes.add(key="user.note").value.string_value = f"mail span.{tag}@example.com"
+    array = span.attributes.add(key="user.list").value.array_value
+    array.values.add().string_value = "first item"
+    array.values.add().string_value = f"card 4111.1111.1111.1111 {tag}"
+    kvlist = span.attributes.add(key="user.profile").value.kvlist_value
+    kvlist.values.add(key="phone").value.string_value = "+44 20 7946 0958"
+    kvlist.values.add(key="cookie").value.string_value = f"session-cookie-{tag}"
+    inner = kvlist.values.add(key="nested").value.kvlist_value.values.add(key="deep")
+    inner.value.array_value.values.add().string_value = f"deep.{tag}@example.com"
+    span.attributes.add(key="http.request.header.authorization").value.array_value.values.add().string_value = f"Basic dXNlcjpwYXNz{tag}"
+    span.attributes.add(key="aws_secret_access_key").value.string_value = f"wJalrXUtnFEMIK7MDENGbPxRfiCY{tag}"
+    span.attributes.add(key="payload.text").value.bytes_value = f"bytes.{tag}@example.com".encode()
+    span.attributes.add(key="payload.blob").value.bytes_value = b"\xff\xfe\x00binary-" + tag.encode()
+    span.status.code = 2
+    span.status.message = f"failed for status.{tag}@example.com with key sk-proj-Abcdefghijklmnopqrstuvwx{tag}"
+    exception = span.events.add(name="exception", time_unix_nano=span.start_time_unix_nano)
+    exception.attributes.add(key="exception.type").value.string_value = "ValueError"
+    exception.attributes.add(key="exception.message").value.string_value = f"bad card 4111 1111 1111 1111 for exc.{tag}@example.com"
+    exception.attributes.add(key="exception.stacktrace").value.string_value = f'File "x.py", line 1\n  password="hunter2-{tag}-xyz"'
+    event = span.events.add(name="note", time_unix_nano=span.start_time_unix_nano)
+    event.attributes.add(key="token").value.string_value = f"event-token-{tag}"
+    link = span.links.add(trace_id=bytes(range(16)), span_id=bytes(range(8)))
+    link.attributes.add(key="linked.by").value.string_value = f"link.{tag}@example.com"
+    link.attributes.add(key="api_key").value.string_value = f"link-key-{tag}"
+    return request
+
+
+def _canaries(tag: str) -> list[str]:
+    return [f"resource.{tag}@example.com", f"resource-pw-{tag}", f"span.{tag}@example.com", "4111.1111.1111.1111",
+            "7946 0958", f"session-cookie-{tag}", f"deep.{tag}@example.com", f"dXNlcjpwYXNz{tag}",
+            f"wJalrXUtnFEMIK7MDENGbPxRfiCY{tag}", f"bytes.{tag}@example.com", f"binary-{tag}", f"status.{tag}@example.com",
+            f"Abcdefghijklmnopqrstuvwx{tag}", "4111 1111 1111 1111", f"exc.{tag}@example.com", f"hunter2-{tag}",
+            f"event-token-{tag}", f"link.{tag}@example.com", f"link-key-{tag}"]
+
+
+def test_every_location_is_redacted_in_process():
+    request = _canary_request()
+    RedactionProcessor(ComponentId("redaction"), RedactionConfig(), _Sink()).consume(Traces(request))
+    dump = str(request)  # text format: every field, bytes escaped
+    for canary in _canaries("unit") + ["scope.unit@example.com"]:
+        assert canary not in dump, canary
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    assert [e.name for e in span.events] == ["exception", "note"]  # names stay
+    assert get_attribute(span.attributes, "payload.text") == base64.b64encode(b"[REDACTED:email]").decode()
+    assert get_attribute(span.attributes, "payload.blob") == "[REDACTED:bytes]"
+    assert span.status.message.startswith("failed for [REDACTED:email] with key [REDACTED:api_key]")
+    assert get_attribute(span.events[0].attributes, "exception.type") == "ValueError"
+    assert set(get_attribute(span.attributes, "redaction.masked.types").split(",")) == {
+        "api_key", "bytes", "card_number", "email", "phone", "secret"}
+
+
+def _stored_text(rows: list[dict]) -> str:
+    """Every stored value as text, with each base64-looking string also decoded (bytes values are
+    stored as base64: a canary inside one must be found too)."""
+    parts = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        else:
+            text = str(value)
+            parts.append(text)
+            try:
+                parts.append(base64.b64decode(text, validate=True).decode("utf-8", "replace"))
+            except (ValueError, binascii.Error):
+                pass
+
+    walk(rows)
+    return "\n".join(parts)
+
+
+def test_canaries_in_every_location_never_reach_any_stored_column(tmp_path):
+    """A real OTLP request through a real collector process (HTTP protobuf and gRPC), then every
+    column of every stored row is read back through SQL and searched for each canary."""
+    from otlp_load import grpc_send
+
+    collector = CollectorProcess(tmp_path, processors="memory_limiter, redaction, batch", extra_processors_yaml="  redaction: {}").start()
+    try:
+        assert http_send(collector.http_url, _canary_request("http")).status_code == 200
+        ok, answer, _ = grpc_send(collector.grpc_endpoint, _canary_request("grpc"))
+        assert ok, answer
+        rows = collector.wait_for_rows("SELECT * FROM otel.otel_traces WHERE SpanName LIKE 'canary-%'", lambda r: len(r) == 2)
+        columns = [row["name"] for row in collector.query("SELECT name FROM system.columns WHERE database = 'otel' AND table = 'otel_traces'")]
+    finally:
+        collector.stop()
+    assert set(rows[0]) == set(columns)  # every stored column was read
+    stored = _stored_text(rows)
+    for tag in ("http", "grpc"):
+        for canary in _canaries(tag):
+            assert canary not in stored, canary
+    assert {"canary-http", "canary-grpc"} == {row["SpanName"] for row in rows}
+    for row in rows:  # masked in place, the rest of each value kept
+        assert row["ResourceAttributes"]["host.owner"] == "[REDACTED:email]"
+        assert row["ResourceAttributes"]["deployment.password"] == "[REDACTED:secret]"
+        assert row["SpanAttributes"]["user.note"] == "mail [REDACTED:email]"
+        assert row["SpanAttributes"]["aws_secret_access_key"] == "[REDACTED:secret]"
+        assert row["SpanAttributes"]["payload.blob"] == "[REDACTED:bytes]"
+        assert row["StatusMessage"].startswith("failed for [REDACTED:email] with key [REDACTED:api_key]")
+        assert row["Events.Name"] == ["exception", "note"]
+        assert row["Events.Attributes"][0]["exception.message"] == "bad card [REDACTED:card_number] for [REDACTED:email]"
+        assert row["Events.Attributes"][1]["token"] == "[REDACTED:secret]"
+        assert row["Links.Attributes"][0] == {"linked.by": "[REDACTED:email]", "api_key": "[REDACTED:secret]"}
