@@ -1,41 +1,58 @@
-"""Retry, timeout and the sending queue, wrapped around every exporter's push function.
+"""Timeout, retry and the sending queue, composed around every exporter's one push function.
 
-As in the contrib collector's exporterhelper, an exporter only writes `push(traces, request)`;
-this module gives every exporter the same `timeout`, `retry_on_failure` and `sending_queue`
-settings and behaviour:
+As in the contrib collector's exporterhelper, an exporter only writes `push(request)` (an
+`ExportRequest`: the batch's serialized payloads, its span count, the time it may take and a
+dedup token); this module gives every exporter the same `timeout`, `retry_on_failure` and
+`sending_queue` settings, as a chain of small senders:
+
+    consume -> QueueSender -> (split to sending_queue.batch.max_size) -> RetrySender -> TimeoutSender -> push
 
     exporters:
       clickhouse:
         timeout: 10s
         retry_on_failure: {enabled: true, initial_interval: 1s, max_interval: 30s, max_elapsed_time: 0s}
-        sending_queue: {enabled: true, storage: file_storage, max_size_mib: 512, max_batch_spans: 50000, max_batch_mib: 24}
+        sending_queue:
+          enabled: true
+          storage: file_storage      # a file_storage extension: the queue survives kill -9
+          max_size_mib: 512          # the queue's bound in serialized bytes
+          max_batch_spans: 50000     # queued requests are merged into pushes of at most this many spans...
+          flush_interval: 200ms      # ...waiting at most this long for more
+          batch: {sizer: bytes, max_size: 25165824}   # ...and at most this many bytes (larger ones are split)
 
 `consume` puts the batch in the queue (on disk when `storage` names a `file_storage` extension)
-and returns: the receiver acknowledges only then. A consumer thread takes batches off the queue
-and pushes them, retrying with exponential backoff. With a disk queue a batch is never dropped for
-a retryable failure: it waits, and the queue's byte bound turns a long outage into backpressure
-(RESOURCE_EXHAUSTED / 429 to clients) instead of loss.
+and returns: the receiver acknowledges only then. Each exporter has its own queue and consumer
+thread, so a slow or stuck destination delays only its own exporter; the fan-out asks every queue
+for room before giving a batch to any (see service.FanOut), so a queue that has filled up during
+a long outage refuses new data for the whole pipeline (backpressure: RESOURCE_EXHAUSTED / 429)
+rather than storing it in only some destinations. With a disk queue a batch is never dropped for
+a retryable failure; a permanent failure (the destination refuses the data itself) drops the
+batch at once, counted in `otelcol_exporter_send_failed_spans` and logged (rate-limited).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
-import os
 import random
-import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal, Protocol
 
 from pydantic import Field
 
-from collector.component import Component, ComponentId, ConsumeError, Host, Kind, PermanentError, StrictConfig
+from collector.component import (
+    Component, ComponentId, ConsumeError, Host, Kind, PermanentError, RetryableError, StrictConfig,
+)
 from collector.confighelpers import Duration
+from collector.otlp_split import WireFormatError, split_request
 from collector.pdata import Traces
 from collector.persistent_queue import DiskQueue, MemoryQueue, QueuedBatch
+from collector.ratelimited_log import RateLimitedLog
 
 log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
 
 
 class RetryConfig(StrictConfig):
@@ -48,25 +65,34 @@ class RetryConfig(StrictConfig):
     max_elapsed_time: Duration = 300.0
 
 
+class BatchConfig(StrictConfig):
+    """otelcol's `sending_queue.batch`, measured in serialized bytes (the only sizer here)."""
+
+    sizer: Literal["bytes"] = "bytes"
+    # No push is larger: queued requests are merged up to it, a larger one is split. Insert size
+    # sets the embedded engine's cost (its merges took 49 us/span after 4k-span inserts, 20 after
+    # 50k: bench/README.md), so ClickHouse takes large pushes; OTLP exporters default below the
+    # 4 MiB that OTLP receivers accept.
+    max_size: int = Field(24 * MIB, gt=1024)
+
+
 class QueueConfig(StrictConfig):
     enabled: bool = True
     # Id of a `file_storage` extension; without it the queue lives in memory and dies with the process.
     storage: str | None = None
     max_size_mib: float = Field(256, gt=0)
-    # Several queued requests are merged into one push of up to this many spans and serialized
-    # bytes: large inserts, but bounded memory (converting and inserting a batch transiently
-    # takes several times its serialized size). Insert size sets the embedded engine's cost: its
-    # background merges took 49 us/span after 4k-span inserts, 20 after 50k (bench/README.md).
+    # Converting and inserting a batch transiently takes several times its serialized size: a
+    # span bound keeps that memory bounded whatever the span size.
     max_batch_spans: int = Field(50_000, gt=0)
-    max_batch_mib: float = Field(24, gt=0)
     # How long a consumer waits for more data before pushing a partial batch.
     flush_interval: Duration = 0.2
+    batch: BatchConfig = BatchConfig()
 
 
 class ExporterSettings(StrictConfig):
     """Base for exporter configs: the settings exporterhelper gives every exporter."""
 
-    timeout: Duration = 10.0
+    timeout: Duration = Field(10.0, gt=0)
     retry_on_failure: RetryConfig = RetryConfig()
     sending_queue: QueueConfig = QueueConfig()
 
@@ -76,32 +102,118 @@ class ExporterSettings(StrictConfig):
 
 
 @dataclass(frozen=True)
-class PushRequest:
-    """What a push function gets besides the spans."""
+class ExportRequest:
+    """What a push function gets: one batch, serialized, with its limits."""
 
+    payloads: tuple[bytes, ...]  # serialized ExportTraceServiceRequests; their concatenation is one
+    spans: int
     timeout_s: float
-    # Stable across replays of the same queued batch: lets a store drop a batch it already has.
-    dedup_token: str
+    # Stable across replays of the same queued batch (and part of it): lets a store drop a batch
+    # it already has. Empty when the request was never queued.
+    dedup_token: str = ""
+
+    def data(self) -> bytes:
+        """The whole batch as one serialized ExportTraceServiceRequest."""
+        return self.payloads[0] if len(self.payloads) == 1 else b"".join(self.payloads)
+
+    def traces(self) -> Traces:
+        """The batch parsed; raises PermanentError for bytes that are not OTLP."""
+        return Traces.from_protobuf(self.data())
 
 
-PushFunc = Callable[[Traces, PushRequest], None]
-# Optional alternative for queued batches: the batch's serialized ExportTraceServiceRequest payloads,
-# unparsed and unmerged (e.g. to convert them in another process). Same retry, timeout and ack.
-PushPayloadsFunc = Callable[[list[bytes], PushRequest], None]
+PushFunc = Callable[[ExportRequest], None]
+
+
+class Sender(Protocol):
+    def send(self, request: ExportRequest) -> None: ...
+
+
+class ExportTimeout(TimeoutError):
+    """A push did not return within `timeout`: retryable (the destination may be slow or gone)."""
 
 
 class _Stopping(Exception):
     pass
 
 
-# Fault injection for the durability tests: SIGKILL the process right after the Nth successful push
-# of a queued batch, before it is acknowledged in the queue (the store has it, the queue still does
-# too). The replay after restart must then be deduplicated by the store. Never set in production.
-FAULT_KILL_AFTER_PUSH_ENV = "GENAITRACE_FAULT_KILL_AFTER_PUSH"
+class PushSender:
+    """The end of the chain: the exporter's own push function."""
+
+    def __init__(self, push: PushFunc):
+        self.push = push
+
+    def send(self, request: ExportRequest) -> None:
+        self.push(request)
+
+
+class TimeoutSender:
+    """Enforces `timeout` on every push, whatever the push does inside (a client without a deadline,
+    an embedded engine that cannot be interrupted): the push runs on this exporter's push thread and
+    the sender stops waiting after `timeout`. A push that timed out may still complete: the request
+    is retried with the same dedup token, so a store that deduplicates (ClickHouse's
+    insert_deduplication_token) keeps it once; an OTLP destination may receive it twice
+    (at-least-once, as otelcol). While a timed-out push has not returned, no second push is started:
+    attempts fail at once and are retried, so a stuck destination holds one thread, not one per try."""
+
+    def __init__(self, exporter_id: ComponentId, next_sender: Sender, timeout_s: float):
+        self.id, self.next, self.timeout_s = exporter_id, next_sender, timeout_s
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._running: concurrent.futures.Future | None = None
+
+    def start(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"push-{self.id}")
+
+    def send(self, request: ExportRequest) -> None:
+        if self._running is not None and not self._running.done():
+            raise ExportTimeout(f"the previous push (timed out after {self.timeout_s:g}s) has not returned yet")
+        self._running = self._pool.submit(self.next.send, request)
+        try:
+            self._running.result(timeout=self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            raise ExportTimeout(f"push did not complete within the {self.timeout_s:g}s timeout") from None
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)  # a stuck push must not hold shutdown
+
+
+class RetrySender:
+    """Retries what failed for a reason that may pass, with exponential backoff and jitter, waiting
+    at least what the destination asked (gRPC RetryInfo, HTTP Retry-After). A PermanentError is
+    never retried. `give_up`: stop after `max_elapsed_time` (in-memory queue, or no queue)."""
+
+    def __init__(self, exporter_id: ComponentId, next_sender: Sender, cfg: RetryConfig, stop: threading.Event,
+                 give_up: bool, on_failure: Callable[[], None]):
+        self.id, self.next, self.cfg, self.stop, self.give_up = exporter_id, next_sender, cfg, stop, give_up
+        self.on_failure = on_failure
+
+    def send(self, request: ExportRequest) -> None:
+        retry = self.cfg
+        interval, started, attempt = retry.initial_interval, time.monotonic(), 0
+        while True:
+            attempt += 1
+            try:
+                self.next.send(request)
+                return
+            except PermanentError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any other failure of a destination is worth a retry
+                self.on_failure()
+                elapsed = time.monotonic() - started
+                delay = interval * (1 + retry.randomization_factor * (2 * random.random() - 1))
+                if isinstance(exc, RetryableError):  # the destination said when to come back
+                    delay = max(delay, exc.retry_after_s)
+                out_of_time = self.give_up and retry.max_elapsed_time and elapsed + delay > retry.max_elapsed_time
+                if not retry.enabled or out_of_time:
+                    raise ConsumeError(f"giving up after {attempt} attempts in {elapsed:.1f}s: {exc}") from exc
+                log.warning("exporter %s: push failed (attempt %d), retrying in %.1fs: %s", self.id, attempt, delay, exc)
+                if self.stop.wait(delay):
+                    raise _Stopping() from exc
+                interval = min(interval * retry.multiplier, retry.max_interval)
 
 
 def open_queue(component_id: ComponentId, queue_cfg: QueueConfig, host: Host) -> MemoryQueue | DiskQueue:
-    max_bytes = int(queue_cfg.max_size_mib * 1024 * 1024)
+    max_bytes = int(queue_cfg.max_size_mib * MIB)
     if queue_cfg.storage:
         storage = host.extension(queue_cfg.storage)
         return DiskQueue(storage.path_for(f"exporter-{component_id}.queue.sqlite"), max_bytes)
@@ -144,28 +256,36 @@ def _is_unreachable(exc: BaseException) -> bool:
 
 
 class QueuedRetryExporter(Component):
-    """Turns a push function into a pipeline consumer with queue, retry and timeout."""
+    """An exporter: a push function inside the sender chain, as a pipeline consumer.
+
+    `start`/`shutdown`: the exporter's own (connect, create schema / close), called by this
+    component's lifecycle; constructing it starts nothing."""
 
     def __init__(self, component_id: ComponentId, settings: ExporterSettings, push: PushFunc,
-                 start: Callable[[Host], None] | None = None, shutdown: Callable[[], None] | None = None,
-                 push_payloads: PushPayloadsFunc | None = None):
-        self.id, self.settings, self._push = component_id, settings, push
-        self._push_payloads = push_payloads
+                 start: Callable[[Host], None] | None = None, shutdown: Callable[[], None] | None = None):
+        self.id, self.settings = component_id, settings
         self._start_hook, self._shutdown_hook = start, shutdown
-        self._queue: MemoryQueue | DiskQueue | None = None
         self._stop = threading.Event()
-        self._consumer: threading.Thread | None = None
-        self._telemetry = None
         self._started = threading.Event()
-        self._pushes = 0
-        self._kill_after = int(os.environ.get(FAULT_KILL_AFTER_PUSH_ENV) or 0)
+        self._telemetry = None
+        self._host: Host | None = None
+        self._queue: MemoryQueue | DiskQueue | None = None
+        self._consumer: threading.Thread | None = None
+        self._drops = RateLimitedLog(log, interval_s=10)
+        queued = settings.sending_queue.enabled
+        self._timeout = TimeoutSender(component_id, PushSender(push), settings.timeout)
+        # Without a queue (or with one in memory) a batch is given up after max_elapsed_time; a disk
+        # queue keeps it until it is delivered or refused.
+        self._retry = RetrySender(component_id, self._timeout, settings.retry_on_failure, self._stop,
+                                  give_up=not (queued and settings.sending_queue.storage),
+                                  on_failure=lambda: self._count("exporter_send_failed_requests", 1))
 
     # --- lifecycle ---
 
     def start(self, host: Host) -> None:
-        self._telemetry = host.telemetry
+        self._telemetry, self._host = host.telemetry, host
         queue_cfg = self.settings.sending_queue
-        self._host = host
+        self._timeout.start()
         if self._start_hook:
             try:
                 self._start_hook(host)
@@ -215,6 +335,8 @@ class QueuedRetryExporter(Component):
             elif left:
                 log.warning("exporter %s: %d requests stay in the disk queue for the next start", self.id, left)
             self._queue.close()
+        self._stop.set()
+        self._timeout.shutdown()
         if self._shutdown_hook:
             self._shutdown_hook()
 
@@ -229,8 +351,11 @@ class QueuedRetryExporter(Component):
 
     def consume(self, traces: Traces) -> None:
         if self._queue is None:
-            request = PushRequest(self.settings.timeout, "")
-            self._send_with_retry(lambda: self._push(traces, request), traces.span_count(), give_up=True)
+            request = ExportRequest((traces.to_protobuf(),), traces.span_count(), self.settings.timeout)
+            try:
+                self._send_parts(request)
+            except _Stopping:
+                raise RetryableError(f"exporter {self.id} is shutting down") from None
             return
         self._queue.put(traces.to_protobuf(), traces.span_count())
         self._report_queue()
@@ -240,7 +365,7 @@ class QueuedRetryExporter(Component):
         if not self._start_until_reachable():
             return
         while not self._stop.is_set():
-            batch = self._queue.next_batch(cfg.max_batch_spans, int(cfg.max_batch_mib * 1024 * 1024), cfg.flush_interval)
+            batch = self._queue.next_batch(cfg.max_batch_spans, cfg.batch.max_size, cfg.flush_interval)
             if batch is None:
                 self._report_queue()  # ingest processes may have changed it meanwhile
                 continue
@@ -250,55 +375,49 @@ class QueuedRetryExporter(Component):
     def _deliver(self, batch: QueuedBatch) -> None:
         # The queue's instance id makes the token unique across queue files and process lifetimes;
         # the batch id makes it stable across replays of this batch.
-        request = PushRequest(self.settings.timeout, f"{self.id}:{self._queue.instance}:{batch.id}")
-        if self._push_payloads is not None:
-            push_payloads, payloads = self._push_payloads, batch.payloads
-            send, spans = (lambda: push_payloads(payloads, request)), batch.spans
-        else:
-            try:
-                traces = Traces.merge(Traces.from_protobuf(p) for p in batch.payloads)
-            except PermanentError as exc:  # a corrupt queue entry: drop it, keep the consumer alive
-                log.error("exporter %s: dropping %d spans, unreadable queue entry: %s", self.id, batch.spans, exc)
-                self._count("exporter_send_failed_spans", batch.spans)
-                self._queue.ack(batch)
-                return
-            send, spans = (lambda: self._push(traces, request)), traces.span_count()
+        request = ExportRequest(tuple(batch.payloads), batch.spans, self.settings.timeout,
+                                f"{self.id}:{self._queue.instance}:{batch.id}")
         try:
-            self._send_with_retry(send, spans, give_up=not self._queue.durable)
-            self._pushes += 1
-            if self._kill_after and self._pushes >= self._kill_after:
-                log.error("exporter %s: fault injection: SIGKILL after push %d, before ack", self.id, self._pushes)
-                os.kill(os.getpid(), signal.SIGKILL)
+            self._send_parts(request)
         except _Stopping:
             self._queue.requeue(batch)
             return
-        except ConsumeError as exc:
-            log.error("exporter %s: dropping %d spans: %s", self.id, batch.spans, exc)
-            self._count("exporter_send_failed_spans", batch.spans)
+        except ConsumeError as exc:  # an in-memory queue gave up on it
+            self._drop(batch.spans, str(exc))
         self._queue.ack(batch)
 
-    def _send_with_retry(self, send: Callable[[], None], spans: int, give_up: bool) -> None:
-        retry = self.settings.retry_on_failure
-        interval, started, attempt = retry.initial_interval, time.monotonic(), 0
-        while True:
-            attempt += 1
+    def _send_parts(self, request: ExportRequest) -> None:
+        """Push the request, split to `sending_queue.batch.max_size` first if it is larger. A part
+        the destination refuses for good is dropped (counted, logged); the other parts go on."""
+        max_size = self.settings.sending_queue.batch.max_size
+        if sum(map(len, request.payloads)) <= max_size:
+            parts = [request]
+        else:
+            parts = self._split(request, max_size)
+        for part in parts:
             try:
-                send()
-                self._count("exporter_sent_spans", spans)
-                return
-            except PermanentError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure of a store is worth a retry
-                self._count("exporter_send_failed_requests", 1)
-                elapsed = time.monotonic() - started
-                out_of_time = give_up and retry.max_elapsed_time and elapsed + interval > retry.max_elapsed_time
-                if not retry.enabled or out_of_time:
-                    raise ConsumeError(f"giving up after {attempt} attempts in {elapsed:.1f}s: {exc}") from exc
-                delay = interval * (1 + retry.randomization_factor * (2 * random.random() - 1))
-                log.warning("exporter %s: push failed (attempt %d), retrying in %.1fs: %s", self.id, attempt, delay, exc)
-                if self._stop.wait(delay):
-                    raise _Stopping() from exc
-                interval = min(interval * retry.multiplier, retry.max_interval)
+                self._retry.send(part)
+                self._count("exporter_sent_spans", part.spans)
+            except PermanentError as exc:
+                self._drop(part.spans, str(exc))
+
+    def _split(self, request: ExportRequest, max_size: int) -> list[ExportRequest]:
+        try:
+            result = split_request(request.data(), max_size)
+        except WireFormatError as exc:
+            self._drop(request.spans, f"unreadable batch: {exc}")
+            return []
+        if result.oversize_spans:
+            self._drop(result.oversize_spans, f"{result.oversize_spans} spans are larger than sending_queue.batch.max_size "
+                       f"({max_size} bytes) on their own (largest: {result.largest_oversize} bytes)", reason="too_large")
+        self._count("exporter_split_requests", len(result.parts))
+        # Part tokens are stable across replays: the split of the same batch is the same.
+        return [ExportRequest((data,), spans, request.timeout_s, f"{request.dedup_token}:{index}" if request.dedup_token else "")
+                for index, (data, spans) in enumerate(result.parts)]
+
+    def _drop(self, spans: int, why: str, reason: str = "permanent") -> None:
+        self._count("exporter_send_failed_spans", spans)
+        self._drops.error(reason, "exporter %s: dropping %d spans: %s", self.id, spans, why)
 
     # --- telemetry ---
 

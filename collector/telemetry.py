@@ -50,9 +50,26 @@ class SelfTelemetry:
             "exporter_send_failed_requests": Counter(
                 "otelcol_exporter_send_failed_requests", "Push attempts that failed (and were retried)", ["exporter"], registry=r
             ),
+            "exporter_split_requests": Counter(
+                "otelcol_exporter_split_requests", "Requests sent as parts of a batch larger than sending_queue.batch.max_size",
+                ["exporter"], registry=r
+            ),
             "processor_refused_spans": Counter(
                 "otelcol_processor_refused_spans", "Spans refused by a processor (e.g. memory_limiter)", ["processor"], registry=r
             ),
+            "memory_limiter_refused_requests": Counter(
+                "otelcol_memory_limiter_refused_requests", "Requests refused by the memory limiter, by reason "
+                "(above_soft_limit, in_flight)", ["processor", "reason"], registry=r
+            ),
+        }
+        # The memory limiter's state: every ingest process measures the same process tree, so the
+        # largest value of the live processes is the collector's.
+        self._limiter = {
+            name: Gauge(f"otelcol_memory_limiter_{name}", text, ["processor"], registry=r, multiprocess_mode="livemax")
+            for name, text in (("refusing", "1 while the memory limiter refuses data"),
+                               ("used_bytes", "The collector's memory (PSS of every process) at the last check"),
+                               ("soft_limit_bytes", "Above this the memory limiter refuses data"),
+                               ("hard_limit_bytes", "The memory limit"))
         }
         self._queue_size = Gauge("otelcol_exporter_queue_size", "Requests in the sending queue", ["exporter"], registry=r,
                                  multiprocess_mode="livemax")
@@ -70,6 +87,23 @@ class SelfTelemetry:
         self._queue_size.labels(exporter=exporter).set(items)
         self._queue_bytes.labels(exporter=exporter).set(size_bytes)
         self._queue_capacity.labels(exporter=exporter).set(capacity_bytes)
+
+    def memory_limiter(self, processor: str, refusing: bool, used: int, soft: int, hard: int) -> None:
+        for name, value in (("refusing", int(refusing)), ("used_bytes", used), ("soft_limit_bytes", soft),
+                            ("hard_limit_bytes", hard)):
+            self._limiter[name].labels(processor=processor).set(value)
+
+    def memory_limiter_state(self) -> str | None:
+        """"refusing" if a memory limiter of any live process refuses, "accepting", or None without one."""
+        if self.multiprocess_dir:  # the workers' values, from their files
+            families = MultiProcessCollector(None, self.multiprocess_dir).collect()
+        else:  # this process's gauge only: the health check asks on every poll
+            families = self._limiter["refusing"].collect()
+        values = [sample.value for family in families if family.name == "otelcol_memory_limiter_refusing"
+                  for sample in family.samples]
+        if not values:
+            return None
+        return "refusing" if max(values) > 0 else "accepting"
 
     def process_ended(self, pid: int) -> None:
         if self.multiprocess_dir:

@@ -48,20 +48,20 @@ def test_worker_function_matches_in_process_conversion():
 WORKER_DEDUP_SCRIPT = """
 import sys
 from collector.exporters.clickhouse import ClickHouseConfig, ClickHouseExporter
-from collector.exporterhelper import PushRequest
+from collector.exporterhelper import ExportRequest
 from collector.component import ComponentId
 sys.path.insert(0, "tests")
 from otlp_load import make_request
 exporter = ClickHouseExporter(ComponentId("clickhouse"), ClickHouseConfig(endpoint="chdb://" + sys.argv[1],
                                                                         convert_workers=int(sys.argv[2])))
 exporter._start(None)
-assert exporter.helper._push_payloads is not None
-batch = [make_request(60)[0].SerializeToString(), make_request(40)[0].SerializeToString()]
-other = [make_request(100)[0].SerializeToString()]
-exporter.push_payloads(batch, PushRequest(5, "clickhouse:q1:1"))
-exporter.push_payloads(batch, PushRequest(5, "clickhouse:q1:1"))   # a replay: same token
-exporter.push_payloads(other, PushRequest(5, "clickhouse:q2:1"))   # another queue's batch 1: new token
-exporter.push_payloads([], PushRequest(5, "clickhouse:q2:2"))      # nothing to insert
+assert exporter.helper._timeout.next.push == exporter.push   # the one push, on the queued payloads
+batch = (make_request(60)[0].SerializeToString(), make_request(40)[0].SerializeToString())
+other = (make_request(100)[0].SerializeToString(),)
+exporter.push(ExportRequest(batch, 100, 5, "clickhouse:q1:1"))
+exporter.push(ExportRequest(batch, 100, 5, "clickhouse:q1:1"))   # a replay: same token
+exporter.push(ExportRequest(other, 100, 5, "clickhouse:q2:1"))   # another queue's batch 1: new token
+exporter.push(ExportRequest((), 0, 5, "clickhouse:q2:2"))        # nothing to insert
 print("ROWS", exporter.store.query("SELECT count() FROM otel.otel_traces").result_rows[0][0])
 exporter._shutdown()
 print("DONE")

@@ -22,7 +22,7 @@ import time
 import grpc
 import pytest
 
-from harness import CollectorProcess
+from harness import REPO, CollectorProcess
 from seed_data import shared_path
 from otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
 
@@ -72,7 +72,7 @@ def test_kill9_while_streaming_loses_nothing_acknowledged(tmp_path):
 
 def test_kill9_between_insert_and_ack_is_deduplicated(tmp_path):
     """The batch is in ClickHouse but still in the queue: the replay must not store it again."""
-    collector = CollectorProcess(tmp_path, env={"GENAITRACE_FAULT_KILL_AFTER_PUSH": "1"}).start()
+    collector = CollectorProcess(tmp_path, launcher=[str(REPO / "tests" / "fault_injection.py"), "--kill-after-push", "1"]).start()
     tally = Tally()
     for _ in range(10):
         request, ids = make_request(200)
@@ -85,7 +85,7 @@ def test_kill9_between_insert_and_ack_is_deduplicated(tmp_path):
         time.sleep(0.05)
     assert collector.proc.poll() is not None, "fault injection did not fire"
     assert collector.proc.returncode == -9
-    collector.env.pop("GENAITRACE_FAULT_KILL_AFTER_PUSH")
+    collector.launcher = ["-m", "collector.cli"]  # the same collector, without the fault
     collector.start()
     try:
         stored, dups = wait_stored(collector, len(tally.acked))
@@ -199,18 +199,17 @@ def test_destination_down_queue_full_then_back(tmp_path):
 DEDUP_SCRIPT = """
 import sys
 from collector.exporters.clickhouse import ClickHouseConfig, ClickHouseExporter
-from collector.exporterhelper import PushRequest
+from collector.exporterhelper import ExportRequest
 from collector.component import ComponentId
-from collector.pdata import Traces
 sys.path.insert(0, "tests")
 from otlp_load import make_request
 exporter = ClickHouseExporter(ComponentId("clickhouse"), ClickHouseConfig(endpoint="chdb://" + sys.argv[1]))
 exporter._start(None)
-batch = Traces(make_request(100)[0])
-other = Traces(make_request(100)[0])
-exporter.push(batch, PushRequest(5, "clickhouse:q1:1"))
-exporter.push(batch, PushRequest(5, "clickhouse:q1:1"))   # a replay: same token
-exporter.push(other, PushRequest(5, "clickhouse:q2:1"))   # another queue's batch 1: new token
+batch = (make_request(100)[0].SerializeToString(),)
+other = (make_request(100)[0].SerializeToString(),)
+exporter.push(ExportRequest(batch, 100, 5, "clickhouse:q1:1"))
+exporter.push(ExportRequest(batch, 100, 5, "clickhouse:q1:1"))   # a replay: same token
+exporter.push(ExportRequest(other, 100, 5, "clickhouse:q2:1"))   # another queue's batch 1: new token
 print("ROWS", exporter.store.query("SELECT count() FROM otel.otel_traces").result_rows[0][0])
 """
 

@@ -40,8 +40,7 @@ from pydantic import Field, field_validator
 from collector.child_process import detach_from_parent_signals
 from collector.component import ComponentId, Factory, Host, Kind, StrictConfig
 from collector.confighelpers import Duration
-from collector.exporterhelper import ExporterSettings, PushRequest, QueuedRetryExporter
-from collector.pdata import Traces
+from collector.exporterhelper import ExportRequest, ExporterSettings, QueuedRetryExporter
 from collector.storage.client import ClickHouseStore, acquire_store, parse_endpoint, release_store
 from collector.storage.columns import arrow_from_ipc, payloads_to_arrow, payloads_to_arrow_ipc, warm_up
 from collector.storage.schema import SchemaOptions, schema_statements
@@ -95,8 +94,7 @@ class ClickHouseExporter:
         self.id, self.config = component_id, config
         self.store: ClickHouseStore | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self.helper = QueuedRetryExporter(component_id, config, self.push, start=self._start, shutdown=self._shutdown,
-                                          push_payloads=self.push_payloads)
+        self.helper = QueuedRetryExporter(component_id, config, self.push, start=self._start, shutdown=self._shutdown)
 
     def _start(self, host: Host) -> None:
         ready = []
@@ -115,13 +113,14 @@ class ClickHouseExporter:
 
             genai_views.create(self.store, self.config.schema_options())
 
-    def push(self, traces: Traces, request: PushRequest) -> None:
-        if traces.span_count():
-            self.push_payloads([traces.to_protobuf()], request)
-
-    def push_payloads(self, payloads: list[bytes], request: PushRequest) -> None:
+    def push(self, request: ExportRequest) -> None:
         """A batch as the queue holds it, serialized: straight to Arrow (`payloads_to_arrow`), or in
-        worker processes when `convert_workers` > 0."""
+        worker processes when `convert_workers` > 0, then one insert carrying the batch's dedup token.
+
+        exporterhelper stops waiting for a push after `timeout` and retries it; the insert it gave
+        up on may still complete (an embedded insert cannot be interrupted). The retry carries the
+        same insert_deduplication_token, so ClickHouse keeps the block once either way."""
+        payloads = list(request.payloads)
         table = payloads_to_arrow(payloads) if self._pool is None else self._convert_in_pool(payloads)
         if table.num_rows:
             self._insert(table, request)
@@ -139,7 +138,7 @@ class ClickHouseExporter:
             raise
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
 
-    def _insert(self, table, request: PushRequest) -> None:
+    def _insert(self, table, request: ExportRequest) -> None:
         settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}
         if request.dedup_token:
             settings["insert_deduplication_token"] = request.dedup_token

@@ -22,6 +22,8 @@ class DebugConfig(StrictConfig):
 
 
 class DebugExporter(Component):
+    """Writes to the log as the batch passes: no queue, no retry (a log write does not fail)."""
+
     def __init__(self, component_id: ComponentId, config: DebugConfig):
         self.id, self.config = component_id, config
 
