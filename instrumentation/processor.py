@@ -12,11 +12,13 @@ on_end
       semconv through :mod:`instrumentation.genai_mapping` (one module, shared
       with the collector);
     * renames: ``{operation} {model}``, ``invoke_workflow {name}``,
-      ``invoke_agent {name}``, ``execute_tool {name}``, ``task {name}``;
+      ``invoke_agent {name}``, ``execute_tool {name}``, ``execute_task {name}``;
     * puts ``gen_ai.agent.name``/``gen_ai.agent.id`` of the enclosing agent on
       LLM and tool spans;
     * removes message content unless content capture is ``SPAN_ONLY``, in which
-      case ``gen_ai.input.messages``/``gen_ai.output.messages`` are the spec JSON.
+      case ``gen_ai.input.messages``/``gen_ai.output.messages`` are the spec JSON;
+    * last, the privacy gate (:mod:`instrumentation.privacy`) on attributes, name,
+      events, links and resource of every span, GenAI or not.
 
 No exception ever leaves this processor.
 """
@@ -33,10 +35,12 @@ from typing import Any, Mapping
 
 from opentelemetry import baggage as _baggage
 from opentelemetry import trace as _trace
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import Link, SpanKind, Status
 
 from instrumentation import genai_mapping as gm
+from instrumentation import privacy
 from instrumentation.baggage import ATTRIBUTION_KEYS, DERIVED_ATTRIBUTES
 
 _log = logging.getLogger(__name__)
@@ -60,6 +64,7 @@ INFERENCE_OPS = gm.INFERENCE_OPERATIONS
 # Attribute keys (or prefixes) that carry message content: one list, shared with the collector.
 _CONTENT_PREFIXES = gm.DIALECT_CONTENT_PREFIXES
 _SEMCONV_CONTENT = gm.SEMCONV_CONTENT_KEYS
+_SEMCONV_TOOL_CONTENT = frozenset({"gen_ai.tool.call.arguments", "gen_ai.tool.call.result"})
 # Dialect keys dropped once mapped (the semconv key carries the value).
 _DIALECT_DROP_PREFIXES = (
     "llm.token_count.",
@@ -87,11 +92,6 @@ def capture_mode() -> str:
     if raw in ("SPAN_ONLY", "SPAN_AND_EVENT", "TRUE", "1"):
         return SPAN_ONLY
     return NO_CONTENT
-
-
-def _first_sentence(text: str, limit: int = 60) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- message content -> spec JSON ------------------------------------------------------------
@@ -216,6 +216,7 @@ class GenAISpanProcessor(SpanProcessor):
         self._capture = capture
         self._drop_dialect = drop_dialect
         self._agents = _AgentRegistry()
+        self._resources: dict[int, tuple[Any, Any]] = {}
 
     @property
     def capture(self) -> str:
@@ -263,6 +264,51 @@ class GenAISpanProcessor(SpanProcessor):
                     span._kind = SpanKind.CLIENT  # semconv: inference spans are CLIENT spans
         except Exception:  # pragma: no cover
             _log.debug("GenAISpanProcessor.on_end failed", exc_info=True)
+        self._gate(span)
+
+    def _gate(self, span: ReadableSpan) -> None:
+        """The privacy gate, last: what every exporting processor after this one receives."""
+        try:
+            if self.capture == SPAN_ONLY:
+                span._attributes = privacy.cap_content(span.attributes)
+                return
+            attrs = dict(span.attributes or {})
+            genai = gm.is_genai_candidate(attrs)
+            span._attributes = privacy.filter_attributes(attrs)
+            if genai:
+                span._name = privacy.safe_span_name(span.name, span._attributes)
+                desc = span.status.description if span.status is not None else None
+                if desc:
+                    error_type = span._attributes.get("error.type")
+                    span._status = Status(span.status.status_code, str(error_type) if error_type else "error")
+            if span.events:
+                events = []
+                for event in span.events:
+                    kept = privacy.scrub_event(event.name, event.attributes)
+                    if kept is not None:
+                        events.append(Event(event.name, kept, event.timestamp))
+                span._events = tuple(events)
+            if span.links:
+                span._links = tuple(Link(link.context, privacy.filter_attributes(link.attributes))
+                                    for link in span.links)
+            span._resource = self._gated_resource(span.resource)
+        except Exception:  # pragma: no cover - a span that cannot be gated is not exported as is
+            _log.debug("privacy gate failed", exc_info=True)
+            span._attributes, span._events, span._links = {}, (), ()
+
+    def _gated_resource(self, resource):
+        if resource is None:
+            return resource
+        cached = self._resources.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        attrs = resource.attributes
+        kept = privacy.filter_attributes(attrs)
+        gated = resource if len(kept) == len(attrs) else Resource(kept, resource.schema_url)
+        if len(self._resources) > 64:
+            self._resources.clear()
+        self._resources[id(resource)] = (resource, gated)
+        return gated
 
     def rewrite(self, name: str, attrs: dict, inherited=None, scope: str = "") -> tuple[str, dict]:
         """(new span name, new attributes). Pure; used by on_end and by tests."""
@@ -320,7 +366,7 @@ class GenAISpanProcessor(SpanProcessor):
             task = out.get("gen_ai.task.name") or attrs.get("traceloop.entity.name")
             if task:
                 out["gen_ai.task.name"] = task
-            name = f"task {task}" if task else "task"
+            name = f"execute_task {task}" if task else "execute_task"
             if inherited and inherited[0]:
                 out.setdefault(gm.GEN_AI_AGENT_NAME, inherited[0])
         workflow = inherited[2] if inherited and len(inherited) > 2 else None
@@ -350,8 +396,9 @@ class GenAISpanProcessor(SpanProcessor):
             crew = attrs.get("crewai.crew.name")
             attrs[GEN_AI_WORKFLOW_NAME] = crew if crew and crew != "crew" else attrs.get(GEN_AI_WORKFLOW_NAME, "crew")
         elif name.endswith(".task"):
+            # traceloop names task spans by the interpolated description: content, unbounded
             attrs[gm.GEN_AI_OPERATION_NAME] = gm.OP_TASK
-            attrs.setdefault("gen_ai.task.name", _first_sentence(name[:-5]))
+            attrs.setdefault("gen_ai.task.name", attrs.get("crewai.task.name") or "task")
         elif name.endswith(".agent"):
             attrs[gm.GEN_AI_OPERATION_NAME] = gm.OP_INVOKE_AGENT
             attrs.setdefault(gm.GEN_AI_AGENT_NAME, name[:-6])
@@ -363,6 +410,8 @@ class GenAISpanProcessor(SpanProcessor):
     @staticmethod
     def _strip_content(out: dict, capture: str) -> dict:
         for key in list(out):
+            if capture == SPAN_ONLY and key in _SEMCONV_TOOL_CONTENT:
+                continue  # current semconv (opt-in) on execute_tool spans: kept when capture is on
             if key.startswith(_CONTENT_PREFIXES):
                 del out[key]
             elif capture != SPAN_ONLY and key in _SEMCONV_CONTENT:

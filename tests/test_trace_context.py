@@ -55,7 +55,7 @@ def test_expected_span_names_and_kinds(demo_run):
     tid = demo_run["ids"][0]
     t = _tree(demo_run["spans"], tid)
     names = Counter(s["name"] for s in t)
-    for expected in ("invoke_workflow research_crew", "task fact check", "task research", "task report",
+    for expected in ("invoke_workflow research_crew", "execute_task fact check", "execute_task research", "execute_task report",
                      "invoke_agent Manager", "invoke_agent Researcher", "invoke_agent Checker", "invoke_agent Analyst",
                      "execute_tool lookup_weather", "execute_tool ask_research_service", "execute_tool fact_check",
                      "execute_tool Delegate work to coworker", "execute_tool search_archive", "POST /research"):
@@ -75,7 +75,7 @@ def test_expected_span_names_and_kinds(demo_run):
     assert by_id[client["parent_span_id"]]["name"] == "execute_tool ask_research_service"
     # the async_execution task (a thread) keeps its task span, with the agent under it
     checker = next(s for s in t if s["name"] == "invoke_agent Checker")
-    assert by_id[checker["parent_span_id"]]["name"] == "task fact check"
+    assert by_id[checker["parent_span_id"]]["name"] == "execute_task fact check"
     # ThreadPoolExecutor and asyncio.run calls nest under the tool that made them
     fc = next(s for s in t if s["name"] == "execute_tool fact_check")
     under_fc = [s for s in t if s["parent_span_id"] == fc["span_id"]]
