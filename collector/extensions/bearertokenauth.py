@@ -22,8 +22,9 @@ A request without a known token gets HTTP 401 / gRPC UNAUTHENTICATED, and its bo
 (HTTP). Tokens are compared in constant time, never logged, and never part of an error message.
 
 Tenancy: a tenant-bound token stamps `tenant.id` (the key `instrumentation.baggage.TENANT_ID` the
-apps use) on every resource and every span, overwriting any `tenant.id` the data claims, so a
-client holding acme's token can only ever write acme's rows. Spans sent with the shared `token` (not
+apps use) on every resource and every span, and overwrites any `tenant.id` the data claims
+anywhere else (scope attributes, span events, links), so a client holding acme's token can only
+ever write acme's rows, in every column. Spans sent with the shared `token` (not
 bound to a tenant, e.g. an internal gateway that is trusted) keep the tenant they claim.
 """
 
@@ -154,24 +155,30 @@ class BearerTokenAuth(Component):
         self._secrets.clear()
 
 
-def _set_string(attributes, key: str, value: str) -> None:
+def _set_string(attributes, key: str, value: str, add: bool = True) -> None:
     found = False
     for kv in attributes:
         if kv.key == key:
             kv.value.Clear()
             kv.value.string_value = value
             found = True  # keep going: a duplicated key must not smuggle a second value through
-    if not found:
+    if add and not found:
         attributes.add(key=key).value.string_value = value
 
 
 def stamp_tenant(traces: Traces, tenant: str) -> None:
-    """`tenant.id = tenant` on every resource; any tenant.id a span or event claims is overwritten."""
+    """`tenant.id = tenant` on every resource and span; wherever else a client could put a
+    tenant.id (scope attributes, span events, links) the claim is overwritten, not added."""
     for rs in traces.request.resource_spans:
         _set_string(rs.resource.attributes, TENANT_ATTRIBUTE, tenant)
         for ss in rs.scope_spans:
+            _set_string(ss.scope.attributes, TENANT_ATTRIBUTE, tenant, add=False)
             for span in ss.spans:
                 _set_string(span.attributes, TENANT_ATTRIBUTE, tenant)
+                for event in span.events:
+                    _set_string(event.attributes, TENANT_ATTRIBUTE, tenant, add=False)
+                for link in span.links:
+                    _set_string(link.attributes, TENANT_ATTRIBUTE, tenant, add=False)
 
 
 factory = Factory("bearertokenauth", Kind.EXTENSION, BearerTokenAuthConfig,
