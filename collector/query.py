@@ -7,6 +7,7 @@ itself, still with `readonly=1`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import httpx
@@ -59,14 +60,23 @@ class QueryClient:
                 return local_url(ext.endpoint, "/v1/query")
         return None
 
+    def _headers(self) -> dict:
+        """`GENAITRACE_SQL_TOKEN`: the bearer token for a `sqlquery` endpoint that has `auth` set."""
+        token = os.environ.get("GENAITRACE_SQL_TOKEN", "")
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     def query(self, sql: str, parameters: dict | None = None) -> QueryResult:
         if self._endpoint and self._store is None:
             try:
-                response = httpx.post(self._endpoint, json={"sql": sql, "parameters": parameters}, timeout=60)
+                response = httpx.post(self._endpoint, json={"sql": sql, "parameters": parameters},
+                                      headers=self._headers(), timeout=120)
             except httpx.TransportError:
                 pass  # no collector running: open the store ourselves
             else:
-                body = response.json()
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = {"error": response.text}
                 if response.status_code != 200:
                     raise QueryError(body.get("error", response.text))
                 self.via = "collector"
@@ -74,32 +84,31 @@ class QueryClient:
         return self._query_direct(sql, parameters)
 
     def _query_direct(self, sql: str, parameters: dict | None) -> QueryResult:
-        from collector.storage.jsonvalues import to_json_value
+        """No collector holds the store: open it here, with the same check and confinement as the
+        endpoint (an admin's scope: this process could open the store's files anyway)."""
+        from collector.extensions.sqlquery import (ALLOWED_SYSTEM_TABLES, ALLOWED_TABLE_FUNCTIONS, QueryLimits,
+                                                   QueryRefused, Scope, run_confined)
         from collector.storage.client import StoreError
 
         if self._store is None:
             try:
                 self._store = self.exporter_config.open_store()
+                self._session = self._store.open_session("cli")
             except StoreError as exc:
                 raise QueryError(str(exc)) from exc
         self.via = "direct"
-        from collector.extensions.sqlquery import QueryRefused, confine_sql
-
+        scope = Scope(self.database, frozenset(ALLOWED_SYSTEM_TABLES), frozenset(ALLOWED_TABLE_FUNCTIONS))
         try:
-            confine_sql(self._store, sql, self.database, parameters)
+            body = run_confined(self._session, sql, parameters, scope, QueryLimits(), self.table)
         except QueryRefused as exc:
             raise QueryError(str(exc)) from exc
-        try:
-            result = self._store.query_readonly(sql, parameters=parameters)
-        except Exception as exc:  # noqa: BLE001 - ClickHouse's message says what is wrong with the SQL
-            raise QueryError(str(exc)) from exc
-        return QueryResult(list(result.column_names), [t.name for t in result.column_types],
-                           [[to_json_value(v) for v in row] for row in result.result_rows])
+        return QueryResult(body["columns"], body["types"], body["rows"])
 
     def close(self) -> None:
         if self._store is not None:
             from collector.storage.client import release_store
 
+            self._session.close()
             release_store(self._store)
             self._store = None
 

@@ -59,6 +59,7 @@ class ClickHouseStore:
                  timeout_s: float = 10.0, settings: dict | None = None):
         self.endpoint = endpoint
         self.database = database
+        self._username, self._password, self._timeout_s = username, password, timeout_s
         self._lock = threading.RLock()
         try:
             if endpoint.embedded:
@@ -94,9 +95,28 @@ class ClickHouseStore:
         with self._lock:
             return self.client.query(sql, parameters=parameters, settings=settings or {})
 
-    def query_readonly(self, sql: str, parameters: dict | None = None):
-        """`readonly=1`: ClickHouse itself refuses writes, DDL and setting changes."""
-        return self.query(sql, parameters=parameters, settings={"readonly": 1})
+    def open_session(self, name: str, username: str = "", password: str = "") -> "ReadSession":
+        """A session of its own for reads (the sqlquery endpoint): queries on it run beside this
+        store's inserts instead of queueing behind them, and can be killed from another session.
+
+        Embedded: another session on the same embedded engine (a distinct chdb connection string;
+        chdb ignores the `session_id` option's value for anything else). Server: a client logged in
+        as `username` (the reader user of deploy/clickhouse/users.d), else as this store's user."""
+        try:
+            if self.endpoint.embedded:
+                from chdb.cc_backend import ChdbClient
+
+                client = ChdbClient(chdb_path=self.endpoint.url, chdb_options={"session_id": f"genaitrace-{name}"},
+                                    database=self.database)
+            else:
+                client = clickhouse_connect.get_client(
+                    host=self.endpoint.host, port=self.endpoint.port, secure=self.endpoint.secure,
+                    username=username or self._username, password=password if username else self._password,
+                    database=self.database, connect_timeout=self._timeout_s, send_receive_timeout=3600,
+                )
+        except Exception as exc:  # noqa: BLE001 - every driver error means the same thing here
+            raise StoreError(f"cannot open a read session on {self.endpoint.url}: {exc}") from exc
+        return ReadSession(client)
 
     def insert_arrow(self, table: str, arrow_table, settings: dict | None = None) -> None:
         with self._lock:
@@ -104,6 +124,27 @@ class ClickHouseStore:
 
     def close(self) -> None:
         memory.unregister_releaser(self._purge_engine_allocator)
+        with self._lock:
+            self.client.close()
+
+
+class ReadSession:
+    """One read session (see ClickHouseStore.open_session): one query at a time, as the engine
+    requires of a session; the SQL it is given is final (the caller adds every setting)."""
+
+    def __init__(self, client):
+        self.client = client
+        self._lock = threading.Lock()
+
+    def query(self, sql: str, parameters: dict | None = None):
+        with self._lock:
+            return self.client.query(sql, parameters=parameters)
+
+    def command(self, sql: str):
+        with self._lock:
+            return self.client.command(sql)
+
+    def close(self) -> None:
         with self._lock:
             self.client.close()
 
