@@ -1,54 +1,93 @@
-"""Fix-ups around the third-party instrumentors so that every LLM call gives exactly one span.
+"""Fix-ups around openinference's LiteLLM instrumentor so that every LLM call gives exactly one,
+complete span, and the application sees exactly what it would see uninstrumented.
 
-* LiteLLM (openinference): the openinference ``completion`` span is THE inference span.
-  Inside it, instrumentation is suppressed (so traceloop's ``openai``/``anthropic``
-  instrumentors and the HTTP client instrumentors do not add a second span for the
-  provider-SDK call LiteLLM makes underneath); streaming calls ask the provider for
-  usage when the caller did not, and record the time to first chunk; finish reasons
-  and ``gen_ai.request.stream`` are set.
+* The openinference ``completion`` span is THE inference span. Inside it, instrumentation is
+  suppressed, so traceloop's ``openai``/``anthropic`` instrumentors and the HTTP client
+  instrumentors do not add a second span for the provider-SDK call LiteLLM makes underneath.
+* Streams: usage is requested (``stream_options.include_usage``; LiteLLM consumes it for every
+  provider and asks the provider only where the provider supports it), and the usage-only chunk
+  that request adds is taken out again, so the application receives exactly the chunks it would
+  receive uninstrumented. The stream keeps its whole protocol (sync and async iteration, context
+  managers, every attribute) through a ``wrapt.ObjectProxy``. Token counts LiteLLM estimated
+  (the provider reported none) are marked ``genaitrace.usage.estimated=true``.
+* Finish reasons, response id/model, ``gen_ai.request.stream``, time to first chunk, and
+  ``error.type`` plus a status description on failures.
 * CrewAI: see ``instrumentation.crewai``.
+
+Nothing here may raise into the application: see ``instrumentation.safety``.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import time
 
+import wrapt
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
-_log = logging.getLogger(__name__)
+from instrumentation.safety import guard, guarded
 
 TTFC_ATTRIBUTE = "gen_ai.response.time_to_first_chunk"  # seconds, float
-
-def _safe(fn):
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except Exception:  # pragma: no cover - instrumentation must never hurt the app
-            _log.debug("instrumentation helper %s failed", fn.__name__, exc_info=True)
-            return None
-    return wrapper
+ESTIMATED_ATTRIBUTE = "genaitrace.usage.estimated"       # bool: tokens counted locally, not reported
+ERROR_TYPE = "error.type"
 
 
-# ============================================================================ LiteLLM
-def _supports_stream_options(kwargs: dict) -> bool:
-    try:
-        import litellm
-
-        model = kwargs.get("model") or ""
-        provider = kwargs.get("custom_llm_provider")
-        _, provider, _, _ = litellm.get_llm_provider(model=model, custom_llm_provider=provider)
-        params = litellm.get_supported_openai_params(model=model, custom_llm_provider=provider) or []
-        return "stream_options" in params
-    except Exception:
-        return False
+def error_type(exc: BaseException) -> str:
+    """GenAI semconv ``error.type``: the exception's fully-qualified class name (``_OTHER`` if none)."""
+    cls = type(exc)
+    name = getattr(cls, "__qualname__", None) or getattr(cls, "__name__", None)
+    if not name:
+        return "_OTHER"
+    module = getattr(cls, "__module__", None)
+    return name if module in (None, "builtins") else f"{module}.{name}"
 
 
-@_safe
+@guard("genai.record_error")
+def record_error(span, exc: BaseException) -> None:
+    if span.is_recording():
+        span.set_attribute(ERROR_TYPE, error_type(exc))
+        span.set_status(trace_api.Status(trace_api.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:1000]))
+
+
+# ============================================================================ usage
+def _get(obj, key):
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
+@guard("litellm.record_usage")
+def _record_usage(span, usage) -> None:
+    if usage is None:
+        return
+    pt, ct = _get(usage, "prompt_tokens"), _get(usage, "completion_tokens")
+    if isinstance(pt, int):
+        span.set_attribute("gen_ai.usage.input_tokens", pt)
+    if isinstance(ct, int):
+        span.set_attribute("gen_ai.usage.output_tokens", ct)
+    ptd = _get(usage, "prompt_tokens_details")
+    if ptd is not None:
+        cached = _get(ptd, "cached_tokens")
+        if isinstance(cached, int):
+            span.set_attribute("gen_ai.usage.cache_read.input_tokens", cached)
+        cw = _get(ptd, "cache_creation_tokens")
+        if isinstance(cw, int):
+            span.set_attribute("gen_ai.usage.cache_creation.input_tokens", cw)
+    ctd = _get(usage, "completion_tokens_details")
+    if ctd is not None:
+        r = _get(ctd, "reasoning_tokens")
+        if isinstance(r, int):
+            span.set_attribute("gen_ai.usage.reasoning.output_tokens", r)
+    # Anthropic-through-LiteLLM also reports these at top level
+    cr = _get(usage, "cache_read_input_tokens")
+    if isinstance(cr, int) and cr:
+        span.set_attribute("gen_ai.usage.cache_read.input_tokens", cr)
+    cc = _get(usage, "cache_creation_input_tokens")
+    if isinstance(cc, int) and cc:
+        span.set_attribute("gen_ai.usage.cache_creation.input_tokens", cc)
+
+
+@guard("litellm.record_result")
 def _record_result(span, result) -> None:
     if not span.is_recording() or result is None:
         return
@@ -65,138 +104,171 @@ def _record_result(span, result) -> None:
     _record_usage(span, getattr(result, "usage", None))
 
 
-@_safe
-def _record_usage(span, usage) -> None:
-    if usage is None:
-        return
-    get = (lambda o, k: o.get(k) if isinstance(o, dict) else getattr(o, k, None))
-    pt, ct = get(usage, "prompt_tokens"), get(usage, "completion_tokens")
-    if isinstance(pt, int):
-        span.set_attribute("gen_ai.usage.input_tokens", pt)
-    if isinstance(ct, int):
-        span.set_attribute("gen_ai.usage.output_tokens", ct)
-    ptd = get(usage, "prompt_tokens_details")
-    if ptd is not None:
-        cached = get(ptd, "cached_tokens")
-        if isinstance(cached, int):
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", cached)
-        cw = get(ptd, "cache_creation_tokens")
-        if isinstance(cw, int):
-            span.set_attribute("gen_ai.usage.cache_creation.input_tokens", cw)
-    ctd = get(usage, "completion_tokens_details")
-    if ctd is not None:
-        r = get(ctd, "reasoning_tokens")
-        if isinstance(r, int):
-            span.set_attribute("gen_ai.usage.reasoning.output_tokens", r)
-    # Anthropic-through-LiteLLM also reports these at top level
-    cr = get(usage, "cache_read_input_tokens")
-    if isinstance(cr, int) and cr:
-        span.set_attribute("gen_ai.usage.cache_read.input_tokens", cr)
-    cc = get(usage, "cache_creation_input_tokens")
-    if isinstance(cc, int) and cc:
-        span.set_attribute("gen_ai.usage.cache_creation.input_tokens", cc)
+def _stream_usage_was_estimated(stream) -> bool | None:
+    """Whether LiteLLM will fill in this stream's counts with its tokenizer (no provider report)."""
+    chunks = getattr(stream, "chunks", None)
+    if not chunks:
+        return None
+    from litellm.litellm_core_utils.streaming_chunk_builder_utils import ChunkProcessor
+
+    processor = ChunkProcessor(chunks=list(chunks))
+    reported = processor._calculate_usage_per_chunk(chunks=processor.chunks)
+    return reported.get("prompt_tokens") is None or reported.get("completion_tokens") is None
 
 
-def _stream_proxy(result, span, t0):
-    import wrapt
+# ============================================================================ streams
+def _carries_output(chunk) -> bool:
+    """A chunk with anything for the app: text, tool calls, a finish reason, ..."""
+    for choice in _get(chunk, "choices") or []:
+        if _get(choice, "finish_reason"):
+            return True
+        delta = _get(choice, "delta")
+        if delta is None:
+            continue
+        for key in ("content", "tool_calls", "function_call", "reasoning_content", "thinking_blocks", "audio",
+                    "refusal", "images", "annotations", "provider_specific_fields"):
+            if _get(delta, key):
+                return True
+    return False
 
-    is_async = hasattr(result, "__anext__") and not hasattr(result, "__next__")
 
-    class _Proxy(wrapt.ObjectProxy):
-        def __init__(self, wrapped):
-            super().__init__(wrapped)
-            self._self_first = False
-            self._self_done = False
-            self._self_reasons: list[str] = []
-            self._self_usage = None
-            self._self_model = None
+class _StreamRecorder:
+    """Watches the chunks of one stream for the span; decides which chunks the app sees."""
 
-        def _self_chunk(self, chunk):
-            if not self._self_first:
-                self._self_first = True
-                if span.is_recording():
-                    span.set_attribute(TTFC_ATTRIBUTE, round(time.perf_counter() - t0, 6))
-            try:
-                for c in getattr(chunk, "choices", None) or []:
-                    fr = getattr(c, "finish_reason", None)
-                    if fr:
-                        self._self_reasons.append(str(fr))
-                usage = getattr(chunk, "usage", None)
-                if usage:
-                    self._self_usage = usage
-                if self._self_model is None and getattr(chunk, "model", None):
-                    self._self_model = str(chunk.model)
-                    if span.is_recording():
-                        span.set_attribute("gen_ai.response.model", self._self_model)
-                        if getattr(chunk, "id", None):
-                            span.set_attribute("gen_ai.response.id", str(chunk.id))
-            except Exception:
-                pass
+    __slots__ = ("span", "t0", "injected_usage", "first", "done", "reasons", "usage", "model")
 
-        def _self_finish(self):
-            if self._self_done:
+    def __init__(self, span, t0: float, injected_usage: bool):
+        self.span, self.t0, self.injected_usage = span, t0, injected_usage
+        self.first = self.done = False
+        self.reasons: list[str] = []
+        self.usage = None
+        self.model = None
+
+    def keep(self, chunk) -> bool:
+        """Record the chunk; False for the usage-only chunk the app did not ask for."""
+        try:
+            if not self.first:
+                self.first = True
+                if self.span.is_recording():
+                    self.span.set_attribute(TTFC_ATTRIBUTE, round(time.perf_counter() - self.t0, 6))
+            for choice in _get(chunk, "choices") or []:
+                reason = _get(choice, "finish_reason")
+                if reason:
+                    self.reasons.append(str(reason))
+            usage = _get(chunk, "usage")
+            if usage:
+                self.usage = usage
+            if self.model is None and _get(chunk, "model"):
+                self.model = str(chunk.model)
+                if self.span.is_recording():
+                    self.span.set_attribute("gen_ai.response.model", self.model)
+                    if _get(chunk, "id"):
+                        self.span.set_attribute("gen_ai.response.id", str(chunk.id))
+            return not (self.injected_usage and usage and not _carries_output(chunk))
+        except Exception as exc:
+            from instrumentation.safety import report
+
+            report("litellm.stream.chunk", exc)
+            return True
+
+    def finish(self, stream) -> None:
+        if self.done:
+            return
+        self.done = True
+        with guarded("litellm.stream.finish"):
+            if not self.span.is_recording():
                 return
-            self._self_done = True
-            if span.is_recording():
-                if self._self_reasons:
-                    span.set_attribute("gen_ai.response.finish_reasons", self._self_reasons)
-                _record_usage(span, self._self_usage)
+            if self.reasons:
+                self.span.set_attribute("gen_ai.response.finish_reasons", self.reasons)
+            _record_usage(self.span, self.usage)
+            estimated = _stream_usage_was_estimated(stream)
+            if estimated is not None:
+                self.span.set_attribute(ESTIMATED_ATTRIBUTE, estimated)
 
-        if is_async:
-            def __aiter__(self):
-                return self
 
-            async def __anext__(self):
-                try:
-                    chunk = await self.__wrapped__.__anext__()
-                except StopAsyncIteration:
-                    self._self_finish()
-                    raise
-                self._self_chunk(chunk)
-                return chunk
-        else:
-            def __iter__(self):
-                return self
+class StreamProxy(wrapt.ObjectProxy):
+    """The stream LiteLLM returned, as the app would see it: the same chunks through every protocol."""
 
-            def __next__(self):
-                try:
-                    chunk = next(self.__wrapped__)
-                except StopIteration:
-                    self._self_finish()
-                    raise
-                self._self_chunk(chunk)
+    def __init__(self, wrapped, recorder: _StreamRecorder):
+        super().__init__(wrapped)
+        self._self_recorder = recorder
+
+    # sync iteration
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            try:
+                chunk = self.__wrapped__.__next__()
+            except StopIteration:
+                self._self_recorder.finish(self.__wrapped__)
+                raise
+            if self._self_recorder.keep(chunk):
                 return chunk
 
-    return _Proxy(result)
+    # async iteration
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        while True:
+            try:
+                chunk = await self.__wrapped__.__anext__()
+            except StopAsyncIteration:
+                self._self_recorder.finish(self.__wrapped__)
+                raise
+            if self._self_recorder.keep(chunk):
+                return chunk
+
+    # context managers hand back the proxy, not the bare stream
+    def __enter__(self):
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.__wrapped__.__exit__(*exc)
+
+    async def __aenter__(self):
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self.__wrapped__.__aexit__(*exc)
 
 
-def _prepare(kwargs: dict, span) -> bool:
+# ============================================================================ the wrappers
+def _prepare(kwargs: dict, span) -> tuple[bool, bool]:
+    """(stream?, usage injected?). LiteLLM consumes ``stream_options`` itself for every provider."""
     stream = bool(kwargs.get("stream"))
     if span.is_recording():
         span.set_attribute("gen_ai.request.stream", stream)
-    if stream and not kwargs.get("stream_options") and _supports_stream_options(kwargs):
+    if stream and kwargs.get("stream_options") is None:
         kwargs["stream_options"] = {"include_usage": True}
-    return stream
+        return stream, True
+    return stream, False
 
 
 def _begin_call(kwargs: dict):
     """Before litellm runs inside openinference's span: usage for streams, and no nested spans."""
     span = trace_api.get_current_span()
-    try:
-        stream = _prepare(kwargs, span)
-    except Exception:
-        stream = bool(kwargs.get("stream"))
+    stream, injected = bool(kwargs.get("stream")), False
+    with guarded("litellm.prepare"):
+        stream, injected = _prepare(kwargs, span)
     # Instrumentation suppressed inside: traceloop's openai and the HTTP client spans would
     # otherwise be second and third spans for this one call.
     token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-    return span, stream, time.perf_counter(), token
+    return span, stream, injected, time.perf_counter(), token
 
 
-def _end_call(result, span, stream: bool, t0: float):
+def _end_call(result, span, stream: bool, injected: bool, t0: float):
     if stream and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
         try:
-            return _stream_proxy(result, span, t0)
-        except Exception:
+            return StreamProxy(result, _StreamRecorder(span, t0, injected))
+        except Exception as exc:
+            from instrumentation.safety import report
+
+            report("litellm.stream.wrap", exc)
             return result
     _record_result(span, result)
     return result
@@ -205,12 +277,15 @@ def _end_call(result, span, stream: bool, t0: float):
 def _wrap_litellm_sync(original):
     @functools.wraps(original)
     def inner(*args, **kwargs):
-        span, stream, t0, token = _begin_call(kwargs)
+        span, stream, injected, t0, token = _begin_call(kwargs)
         try:
             result = original(*args, **kwargs)
+        except BaseException as exc:
+            record_error(span, exc)
+            raise
         finally:
             context_api.detach(token)
-        return _end_call(result, span, stream, t0)
+        return _end_call(result, span, stream, injected, t0)
 
     inner._genai_wrapped = True
     return inner
@@ -219,12 +294,15 @@ def _wrap_litellm_sync(original):
 def _wrap_litellm_async(original):
     @functools.wraps(original)
     async def inner(*args, **kwargs):
-        span, stream, t0, token = _begin_call(kwargs)
+        span, stream, injected, t0, token = _begin_call(kwargs)
         try:
             result = await original(*args, **kwargs)
+        except BaseException as exc:
+            record_error(span, exc)
+            raise
         finally:
             context_api.detach(token)
-        return _end_call(result, span, stream, t0)
+        return _end_call(result, span, stream, injected, t0)
 
     inner._genai_wrapped = True
     return inner

@@ -11,6 +11,9 @@ Endpoints
     streaming (``stream_options.include_usage`` honoured), tool calls, realistic
     ``usage`` (``prompt_tokens_details.cached_tokens``,
     ``completion_tokens_details.reasoning_tokens``).
+``POST /v1/embeddings``        OpenAI embeddings (deterministic vectors, ``usage.prompt_tokens``).
+Mistral models (``mistral-*``, ``codestral-*``...) answer in Mistral's shape: plain token counts,
+    and a stream's last chunk carries ``usage`` whether or not it was asked for.
 ``POST /v1/messages``          Anthropic messages (``cache_read_input_tokens`` /
     ``cache_creation_input_tokens``), with and without streaming, ``tool_use``.
 ``GET /v1/models``, ``GET /health``
@@ -172,6 +175,11 @@ def _is_reasoning_model(model: str) -> bool:
     return m.startswith(("o1", "o3", "o4")) or "reason" in m
 
 
+def _is_mistral_model(model: str) -> bool:
+    m = model.lower().split("/")[-1]
+    return m.startswith(("mistral", "open-mistral", "codestral", "ministral", "pixtral", "magistral"))
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "fakellm/1.0"
     protocol_version = "HTTP/1.1"
@@ -249,6 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
         })
         if path in ("/v1/chat/completions", "/chat/completions"):
             self._chat(body)
+        elif path in ("/v1/embeddings", "/embeddings"):
+            self._embeddings(body)
         elif path in ("/v1/messages", "/messages"):
             self._messages(body)
         else:
@@ -318,8 +328,11 @@ class _Handler(BaseHTTPRequestHandler):
             "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
         }
+        mistral = _is_mistral_model(model)
+        if mistral:  # Mistral's API: plain counts, and every stream's last chunk carries them
+            usage = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
         finish = "tool_calls" if tool_call else "stop"
-        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        cid = ("" if mistral else "chatcmpl-") + uuid.uuid4().hex[:24]
         created = int(time.time())
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
@@ -369,12 +382,37 @@ class _Handler(BaseHTTPRequestHandler):
                 self._sse(p)
                 if d.chunk_delay_ms:
                     time.sleep(d.chunk_delay_ms / 1000.0)
+            if mistral:
+                last = json.loads(chunk({"content": ""}, finish))
+                last["usage"] = usage
+                self._sse(json.dumps(last))
+                self._sse("[DONE]")
+                return
             self._sse(chunk({}, finish))
             if include_usage:
                 self._sse(json.dumps({**base, "choices": [], "usage": usage}))
             self._sse("[DONE]")
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    # --- OpenAI embeddings ---------------------------------------------------
+    def _embeddings(self, body: dict) -> None:
+        raw = body.get("input")
+        inputs = [raw] if isinstance(raw, (str, int)) or (isinstance(raw, list) and raw and isinstance(raw[0], int)) \
+            else list(raw or [])
+        d = _Directives([str(x) for x in inputs], self.headers)
+        if self._maybe_fail(d, anthropic=False):
+            return
+        dims = int(body.get("dimensions") or 8)
+        data, tokens = [], 0
+        for i, item in enumerate(inputs):
+            text = item if isinstance(item, str) else json.dumps(item)
+            tokens += count_tokens(text)
+            digest = hashlib.sha256(text.encode()).digest()
+            data.append({"object": "embedding", "index": i,
+                         "embedding": [round(digest[j % len(digest)] / 255.0, 6) for j in range(dims)]})
+        self._send_json(200, {"object": "list", "data": data, "model": str(body.get("model") or "text-embedding-3-small"),
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     # --- Anthropic ----------------------------------------------------------
     def _messages(self, body: dict) -> None:
