@@ -1,0 +1,5 @@
+import sys
+
+from genaitrace_check.cli import main
+
+sys.exit(main())

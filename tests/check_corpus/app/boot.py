@@ -1,0 +1,3 @@
+import instrumentation
+
+instrumentation.init()
