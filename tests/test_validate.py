@@ -297,3 +297,14 @@ def test_build_starts_no_thread_and_binds_nothing(tmp_path):
     assert set(threading.enumerate()) == before
     assert len(service.processors) == 6 and set(service.receivers) == {ComponentId("otlp")}
     assert not (tmp_path / "data").exists()  # no queue file, no store opened
+
+
+def test_validate_reads_token_files(tmp_path):
+    """A token file that is not there (or empty) stops `validate`, as it would stop `run`."""
+    text = _edit("    token: ${env:GT_TOKEN}\n", f"    filename: {tmp_path}/absent.token\n")
+    code, out, err, path = _validate(tmp_path, text)
+    assert code == 2, out
+    assert f"{path}:4: extensions.bearertokenauth: bearertokenauth: cannot read token file {tmp_path}/absent.token" in err
+    (tmp_path / "empty.token").write_text("\n")
+    code, _out, err, _ = _validate(tmp_path, text.replace("absent.token", "empty.token"))
+    assert code == 2 and "the token for token is empty" in err

@@ -116,18 +116,19 @@ class BearerTokenAuth(Component):
 
     def __init__(self, component_id: ComponentId, config: BearerTokenAuthConfig):
         self.id, self.config = component_id, config
+        # Read here, not in start: `genaitrace validate` builds this, so a missing token file or
+        # an empty token is found before `run`.
         self._secrets: list[tuple[_Secret, str | None]] = []
-
-    def start(self, host) -> None:
-        cfg = self.config
-        if cfg.token or cfg.filename:
-            self._secrets.append((_Secret(cfg.token, cfg.filename), None))
-        for tenant, source in cfg.tenants.items():
+        if config.token or config.filename:
+            self._secrets.append((_Secret(config.token, config.filename), None))
+        for tenant, source in config.tenants.items():
             self._secrets.append((_Secret(source.token, source.filename), tenant))
         for secret, tenant in self._secrets:
             if not secret.value():
                 raise ValueError(f"bearertokenauth: the token for {tenant or 'token'} is empty")
-        log.info("extension %s: %d tokens, %d bound to tenants", self.id, len(self._secrets), len(cfg.tenants))
+
+    def start(self, host) -> None:
+        log.info("extension %s: %d tokens, %d bound to tenants", self.id, len(self._secrets), len(self.config.tenants))
 
     # --- used by receivers ---
 
