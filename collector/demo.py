@@ -45,8 +45,8 @@ SUMMARY_QUERIES = {
         WHERE TraceId IN {ids} AND SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content', 'embeddings')
         GROUP BY tenant, agent, model ORDER BY cost_usd DESC""",
     "Inference spans by cost status (unpriced is never $0)": """
-        SELECT SpanAttributes['gen_ai.usage.cost.status'] AS status,
-               SpanAttributes['gen_ai.usage.cost.unpriced_reason'] AS reason, count() AS spans
+        SELECT SpanAttributes['genaitrace.cost.status'] AS status,
+               SpanAttributes['genaitrace.cost.unpriced_reason'] AS reason, count() AS spans
         FROM {db}.{table}
         WHERE TraceId IN {ids} AND SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content', 'embeddings')
         GROUP BY status, reason ORDER BY spans DESC""",

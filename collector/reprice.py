@@ -37,11 +37,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable, Optional
 
+import semconv
 from collector.pdata import format_double
 from collector.storage import rollups
+from collector.storage.genai_views import attr_sql
 from collector.storage.schema import SchemaOptions, quote_ident
 from instrumentation import genai_mapping as gm
-from processors.genai_cost import GenAICostConfig, price_attributes
+from processors.genai_cost import GenAICostConfig, price_attributes, standard_cost
 from processors.pricing import PriceBook
 
 _COST_KEYS = frozenset(gm.COST_ATTRIBUTES)
@@ -108,7 +110,7 @@ def _float(text: Any) -> float:
 
 
 def new_attributes(attrs: dict[str, str], span_name: str, start_ns: int, book: PriceBook,
-                   inner_span: str | None) -> tuple[dict[str, str], dict[str, Any]]:
+                   inner_span: str | None, standard: bool = False) -> tuple[dict[str, str], dict[str, Any]]:
     """(the stored map as it should be now, the cost attributes computed) for one stored span."""
     norm = gm.normalize_attributes(attrs, span_name)
     op = norm.get(gm.GEN_AI_OPERATION_NAME)
@@ -118,6 +120,8 @@ def new_attributes(attrs: dict[str, str], span_name: str, start_ns: int, book: P
         cost = {gm.GEN_AI_USAGE_COST_STATUS: "delegated", gm.GEN_AI_USAGE_COST_PRICED_SPAN_ID: inner_span}
     else:
         cost = price_attributes(book, norm, start_ns)
+        if standard:
+            cost.update(standard_cost(cost, norm))
     out = {key: _to_str(value) for key, value in norm.items() if key not in _COST_KEYS and value is not None}
     out.update((key, _to_str(value)) for key, value in cost.items())
     return out, cost
@@ -128,7 +132,7 @@ def _where(unpriced_only: bool, since: Optional[int], until: Optional[int], mode
                " OR startsWith(k, 'traceloop.'), mapKeys(SpanAttributes))"]
     params: dict[str, Any] = {}
     if unpriced_only:
-        clauses.append("SpanAttributes['gen_ai.usage.cost.status'] NOT IN ('priced', 'delegated')")
+        clauses.append(f"{attr_sql(semconv.COST_STATUS)} NOT IN ('priced', 'delegated')")
     if since is not None:
         clauses.append("toUnixTimestamp64Nano(Timestamp) >= {since:Int64}")
         params["since"] = since
@@ -156,6 +160,7 @@ def reprice(
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
     options: SchemaOptions | None = None,
+    standard_cost_attributes: bool = False,
 ) -> RepriceSummary:
     """Recompute normalised attributes and cost for stored spans; write the rows that change.
 
@@ -194,7 +199,7 @@ def reprice(
             attrs = dict(attrs)
             summary.scanned += 1
             summary.cost_before += _float(attrs.get(gm.GEN_AI_USAGE_COST_USD))
-            new, cost = new_attributes(attrs, name, ts, book, inner.get((trace_id, span_id)))
+            new, cost = new_attributes(attrs, name, ts, book, inner.get((trace_id, span_id)), standard_cost_attributes)
             status = cost.get(gm.GEN_AI_USAGE_COST_STATUS)
             if status is not None:
                 summary.inference += 1
@@ -329,7 +334,8 @@ if typer is not None:
             summary = reprice(store, database, table, book=cost_config.price_book(), unpriced_only=unpriced_only,
                               since=since or None, until=until or None, model=model or None,
                               batch_size=batch_size, dry_run=dry_run, progress=report,
-                              options=schema_options(exporter, database, table))
+                              options=schema_options(exporter, database, table),
+                              standard_cost_attributes=cost_config.standard_cost_attributes)
         store.close()
         for line in summary.lines():
             typer.echo(line)

@@ -50,169 +50,98 @@ __all__ = [
 ]
 
 # --- current GenAI semconv names --------------------------------------------------------------
-GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
-GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
-GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
-GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
-GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
-GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
-GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
-GEN_AI_AGENT_NAME = "gen_ai.agent.name"
-GEN_AI_TOOL_NAME = "gen_ai.tool.name"
-SERVER_ADDRESS = "server.address"
-OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
-OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
-
-# --- extensions this project emits (not (yet) in semconv) -------------------------------------
-GEN_AI_USAGE_TOTAL_TOKENS = "gen_ai.usage.total_tokens"
-# Of the cache-creation tokens, how many were written with Anthropic's 1-hour TTL (subset).
-GEN_AI_USAGE_CACHE_CREATION_1H_INPUT_TOKENS = "gen_ai.usage.cache_creation.ephemeral_1h.input_tokens"
-GEN_AI_REQUEST_SERVICE_TIER = "gen_ai.request.service_tier"
-GEN_AI_RESPONSE_SERVICE_TIER = "gen_ai.response.service_tier"
-# How the provider was found: attribute | server.address | model_name | unknown.
-GEN_AI_PROVIDER_DETECTION = "gen_ai.provider.detection"
-PROVIDER_DETECTION = GEN_AI_PROVIDER_DETECTION
-
-# Cost attributes written by the collector's genai_cost processor.
-GEN_AI_USAGE_COST_USD = "gen_ai.usage.cost_usd"
-GEN_AI_USAGE_COST_INPUT_USD = "gen_ai.usage.cost.input_usd"
-GEN_AI_USAGE_COST_CACHE_READ_USD = "gen_ai.usage.cost.cache_read_usd"
-GEN_AI_USAGE_COST_CACHE_CREATION_USD = "gen_ai.usage.cost.cache_creation_usd"
-GEN_AI_USAGE_COST_OUTPUT_USD = "gen_ai.usage.cost.output_usd"
-GEN_AI_USAGE_COST_REASONING_USD = "gen_ai.usage.cost.reasoning_usd"
-GEN_AI_USAGE_COST_STATUS = "gen_ai.usage.cost.status"
-GEN_AI_USAGE_COST_UNPRICED_REASON = "gen_ai.usage.cost.unpriced_reason"
-GEN_AI_USAGE_COST_UNPRICED_DETAIL = "gen_ai.usage.cost.unpriced_detail"
-GEN_AI_USAGE_COST_PRICED_SPAN_ID = "gen_ai.usage.cost.priced_span_id"  # on a `delegated` wrapper span
-GEN_AI_USAGE_COST_PRICE_SOURCE = "gen_ai.usage.cost.price_source"
-GEN_AI_USAGE_COST_PRICE_ENTRY = "gen_ai.usage.cost.price_entry"
-GEN_AI_USAGE_COST_PRICE_EFFECTIVE_DATE = "gen_ai.usage.cost.price_effective_date"
-GEN_AI_USAGE_COST_PRICED_MODEL = "gen_ai.usage.cost.model"
-GEN_AI_USAGE_COST_SERVICE_TIER = "gen_ai.usage.cost.service_tier"
-GEN_AI_USAGE_COST_TIER = "gen_ai.usage.cost.context_tier"
-COST_ATTRIBUTES = (
-    GEN_AI_USAGE_COST_USD,
-    GEN_AI_USAGE_COST_INPUT_USD,
-    GEN_AI_USAGE_COST_CACHE_READ_USD,
-    GEN_AI_USAGE_COST_CACHE_CREATION_USD,
-    GEN_AI_USAGE_COST_OUTPUT_USD,
-    GEN_AI_USAGE_COST_REASONING_USD,
-    GEN_AI_USAGE_COST_STATUS,
-    GEN_AI_USAGE_COST_UNPRICED_REASON,
-    GEN_AI_USAGE_COST_UNPRICED_DETAIL,
-    GEN_AI_USAGE_COST_PRICED_SPAN_ID,
-    GEN_AI_USAGE_COST_PRICE_SOURCE,
-    GEN_AI_USAGE_COST_PRICE_ENTRY,
-    GEN_AI_USAGE_COST_PRICE_EFFECTIVE_DATE,
-    GEN_AI_USAGE_COST_PRICED_MODEL,
-    GEN_AI_USAGE_COST_SERVICE_TIER,
-    GEN_AI_USAGE_COST_TIER,
+# The names themselves live in the `semconv` package (current names, deprecated spellings with
+# where they came from, the dialect maps); this module applies them.
+from semconv import (  # noqa: E402  (re-exported: gm.GEN_AI_* is what callers use)
+    CACHE_WRITE_1H_INPUT_TOKENS,
+    CONTAINER_OPERATIONS,
+    COST_ATTRIBUTES,
+    COST_CACHE_READ_USD,
+    COST_CACHE_WRITE_USD,
+    COST_CONTEXT_TIER,
+    COST_INPUT_USD,
+    COST_OUTPUT_USD,
+    COST_PRICE_EFFECTIVE_DATE,
+    COST_PRICE_ENTRY,
+    COST_PRICE_SOURCE,
+    COST_PRICED_MODEL,
+    COST_PRICED_SPAN_ID,
+    COST_REASONING_USD,
+    COST_SERVICE_TIER,
+    COST_STATUS,
+    COST_UNPRICED_DETAIL,
+    COST_UNPRICED_REASON,
+    COST_USD,
+    DIALECT_TOTAL_TOKENS,
+    GEN_AI_AGENT_NAME,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    INFERENCE_OPERATIONS,
+    OP_CHAT,
+    OP_CREATE_AGENT,
+    OP_EMBEDDINGS,
+    OP_EXECUTE_TOOL,
+    OP_GENERATE_CONTENT,
+    OP_INVOKE_AGENT,
+    OP_INVOKE_WORKFLOW,
+    OP_PLAN,
+    OP_TASK,
+    OP_TEXT_COMPLETION,
+    OPENAI_REQUEST_SERVICE_TIER,
+    OPENAI_RESPONSE_SERVICE_TIER,
+    PROVIDER_DETECTION,
+    REQUEST_SERVICE_TIER,
+    RESPONSE_SERVICE_TIER,
+    SERVER_ADDRESS,
 )
+from semconv import OPERATION_KEYS as _OPERATION_KEYS  # noqa: E402
+from semconv import PROVIDER_KEYS as _PROVIDER_KEYS  # noqa: E402
+from semconv import SERVER_KEYS as _SERVER_KEYS  # noqa: E402
+from semconv import STRING_ALIASES as _STRING_ALIASES  # noqa: E402
+from semconv import TOKEN_ALIASES as _TOKEN_ALIASES  # noqa: E402
 
-# Operations that are one call to a model and therefore the only spans that carry cost.
-OP_CHAT = "chat"
-OP_TEXT_COMPLETION = "text_completion"
-OP_GENERATE_CONTENT = "generate_content"
-OP_EMBEDDINGS = "embeddings"
-OP_INVOKE_AGENT = "invoke_agent"
-OP_CREATE_AGENT = "create_agent"
-OP_EXECUTE_TOOL = "execute_tool"
-OP_INVOKE_WORKFLOW = "invoke_workflow"
-OP_TASK = "task"
-INFERENCE_OPERATIONS = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT, OP_EMBEDDINGS})
+# Earlier Python names of the same attributes (their values are the current names).
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
+GEN_AI_USAGE_CACHE_CREATION_1H_INPUT_TOKENS = CACHE_WRITE_1H_INPUT_TOKENS
+GEN_AI_REQUEST_SERVICE_TIER = REQUEST_SERVICE_TIER
+GEN_AI_RESPONSE_SERVICE_TIER = RESPONSE_SERVICE_TIER
+GEN_AI_PROVIDER_DETECTION = PROVIDER_DETECTION
+GEN_AI_USAGE_TOTAL_TOKENS = DIALECT_TOTAL_TOKENS[0]  # read (to derive input or output), never written
+GEN_AI_USAGE_COST_USD = COST_USD
+GEN_AI_USAGE_COST_INPUT_USD = COST_INPUT_USD
+GEN_AI_USAGE_COST_CACHE_READ_USD = COST_CACHE_READ_USD
+GEN_AI_USAGE_COST_CACHE_CREATION_USD = COST_CACHE_WRITE_USD
+GEN_AI_USAGE_COST_OUTPUT_USD = COST_OUTPUT_USD
+GEN_AI_USAGE_COST_REASONING_USD = COST_REASONING_USD
+GEN_AI_USAGE_COST_STATUS = COST_STATUS
+GEN_AI_USAGE_COST_UNPRICED_REASON = COST_UNPRICED_REASON
+GEN_AI_USAGE_COST_UNPRICED_DETAIL = COST_UNPRICED_DETAIL
+GEN_AI_USAGE_COST_PRICED_SPAN_ID = COST_PRICED_SPAN_ID
+GEN_AI_USAGE_COST_PRICE_SOURCE = COST_PRICE_SOURCE
+GEN_AI_USAGE_COST_PRICE_ENTRY = COST_PRICE_ENTRY
+GEN_AI_USAGE_COST_PRICE_EFFECTIVE_DATE = COST_PRICE_EFFECTIVE_DATE
+GEN_AI_USAGE_COST_PRICED_MODEL = COST_PRICED_MODEL
+GEN_AI_USAGE_COST_SERVICE_TIER = COST_SERVICE_TIER
+GEN_AI_USAGE_COST_TIER = COST_CONTEXT_TIER
 
 # Any attribute key starting with one of these makes a span worth a closer look.
 GENAI_KEY_PREFIXES = ("gen_ai.", "llm.", "openinference.", "traceloop.", "embedding.model_name")
 
-# --- dialect aliases: target -> source keys, first present wins (the target itself first) ----
-_TOKEN_ALIASES: dict[str, tuple[str, ...]] = {
-    GEN_AI_USAGE_INPUT_TOKENS: (
-        GEN_AI_USAGE_INPUT_TOKENS,
-        "gen_ai.usage.prompt_tokens",
-        "llm.token_count.prompt",
-        "llm.usage.prompt_tokens",
-    ),
-    GEN_AI_USAGE_OUTPUT_TOKENS: (
-        GEN_AI_USAGE_OUTPUT_TOKENS,
-        "gen_ai.usage.completion_tokens",
-        "llm.token_count.completion",
-        "llm.usage.completion_tokens",
-    ),
-    GEN_AI_USAGE_TOTAL_TOKENS: (
-        GEN_AI_USAGE_TOTAL_TOKENS,
-        "llm.usage.total_tokens",
-        "llm.token_count.total",
-    ),
-    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: (
-        GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-        "gen_ai.usage.cache_read_input_tokens",
-        "llm.token_count.prompt_details.cache_read",
-        "gen_ai.usage.prompt_tokens_details.cache_read",
-        "gen_ai.usage.input_tokens.cached",
-        "gen_ai.usage.input_tokens.cache_read",
-        "gen_ai.usage.cached_tokens",
-        "llm.usage.cache_read_input_tokens",
-    ),
-    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: (
-        GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-        "gen_ai.usage.cache_creation_input_tokens",
-        "llm.token_count.prompt_details.cache_write",
-        "gen_ai.usage.prompt_tokens_details.cache_write",
-        "gen_ai.usage.input_tokens.cache_write",
-        "gen_ai.usage.input_tokens.cache_creation",
-        "llm.usage.cache_creation_input_tokens",
-    ),
-    GEN_AI_USAGE_CACHE_CREATION_1H_INPUT_TOKENS: (
-        GEN_AI_USAGE_CACHE_CREATION_1H_INPUT_TOKENS,
-        "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",
-        "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",
-        "llm.token_count.prompt_details.cache_write_1h",
-    ),
-    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: (
-        GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-        "gen_ai.usage.reasoning_tokens",
-        "llm.token_count.completion_details.reasoning",
-        "gen_ai.usage.completion_tokens_details.reasoning",
-        "gen_ai.usage.output_tokens.reasoning",
-        "gen_ai.usage.output_reasoning_tokens",
-        "llm.usage.reasoning_tokens",
-    ),
-}
-
-_STRING_ALIASES: dict[str, tuple[str, ...]] = {
-    GEN_AI_REQUEST_MODEL: (
-        GEN_AI_REQUEST_MODEL,
-        "llm.request.model",
-        "llm.model_name",
-        "embedding.model_name",
-        "gen_ai.model",
-    ),
-    GEN_AI_RESPONSE_MODEL: (GEN_AI_RESPONSE_MODEL, "llm.response.model"),
-    GEN_AI_REQUEST_SERVICE_TIER: (
-        GEN_AI_REQUEST_SERVICE_TIER,
-        OPENAI_REQUEST_SERVICE_TIER,
-        "gen_ai.openai.request.service_tier",
-        "llm.request.service_tier",
-    ),
-    GEN_AI_RESPONSE_SERVICE_TIER: (
-        GEN_AI_RESPONSE_SERVICE_TIER,
-        OPENAI_RESPONSE_SERVICE_TIER,
-        "gen_ai.openai.response.service_tier",
-    ),
-}
-
-# Provider attributes of other dialects, in order of trust.
-_PROVIDER_KEYS = ("gen_ai.system", "llm.provider", "llm.system")
-_OPERATION_KEYS = ("openinference.span.kind", "traceloop.span.kind", "llm.request.type", "gen_ai.type")
-_SERVER_KEYS = (SERVER_ADDRESS, "gen_ai.endpoint", "llm.api_base", "url.full", "http.url")
 
 # Keys that are purely dialect spellings of something the normaliser emits (dropped on request).
 _DROPPABLE: frozenset[str] = frozenset(
     [k for keys in _TOKEN_ALIASES.values() for k in keys[1:]]
     + [k for keys in _STRING_ALIASES.values() for k in keys[1:] if k not in (OPENAI_REQUEST_SERVICE_TIER, OPENAI_RESPONSE_SERVICE_TIER)]
     + ["gen_ai.system", "llm.provider", "llm.system", "gen_ai.type", "llm.request.type"]
+    + list(DIALECT_TOTAL_TOKENS)
 )
 
 # --- provider vocabulary ----------------------------------------------------------------------
@@ -630,7 +559,7 @@ def normalize_attributes(
                 break
     inp = tokens.get(GEN_AI_USAGE_INPUT_TOKENS)
     outp = tokens.get(GEN_AI_USAGE_OUTPUT_TOKENS)
-    total = tokens.get(GEN_AI_USAGE_TOTAL_TOKENS)
+    total = next((n for n in (_as_int(attributes.get(k)) for k in DIALECT_TOTAL_TOKENS) if n is not None), None)
     if inp is None and total is not None and outp is not None and total >= outp:
         inp = tokens[GEN_AI_USAGE_INPUT_TOKENS] = total - outp
     elif outp is None and total is not None and inp is not None and total >= inp:

@@ -15,6 +15,7 @@
             effective_from: "2026-12-01"        # this date use it, earlier ones the previous price
             input_cost_per_token: 2.0e-6
             output_cost_per_token: 8.0e-6
+        standard_cost_attributes: false         # true: also gen_ai.usage.cost.{amount,currency,source}
 
 Override keys are litellm's price fields (`input_cost_per_token`, `output_cost_per_token`,
 `cache_read_input_token_cost`, `cache_creation_input_token_cost[_above_1hr]`,
@@ -26,16 +27,28 @@ Only inference spans (`chat`, `text_completion`, `generate_content`, `embeddings
 summing `gen_ai.usage.cost_usd` over any set of spans never double counts: agent, workflow, task and
 tool spans never carry it (any they arrive with is removed), and an inference span that wraps
 another (a framework span around the provider SDK's span) is marked `delegated` and left to the
-inner one. Token semantics are semconv's: input includes cache read and creation, output includes
-reasoning; each part is priced at its own rate. Attributes written:
+inner one. Token semantics are semconv's: input includes cache read and cache write
+(`gen_ai.usage.cache_write.input_tokens`, read also under its earlier name
+`gen_ai.usage.cache_creation.input_tokens`, never both), output includes reasoning; each part is
+priced at its own rate. Attributes written (names from the `semconv` package):
 
-    gen_ai.usage.cost_usd                       double, the total
-    gen_ai.usage.cost.{input,cache_read,cache_creation,output,reasoning}_usd
-    gen_ai.usage.cost.status                    priced | unpriced | delegated
-    gen_ai.usage.cost.unpriced_reason           unknown_model | unknown_provider | missing_model | missing_token_counts | no_token_price | failed_call_no_usage | invalid_attributes
-    gen_ai.usage.cost.unpriced_detail           the same in words, naming the model and provider
-    gen_ai.usage.cost.priced_span_id            on a `delegated` span: the inner span that carries the cost
-    gen_ai.usage.cost.price_source / price_entry / price_effective_date / model / service_tier / context_tier
+    gen_ai.usage.cost_usd                       double, the total (the product's contract)
+    genaitrace.cost.{input,cache_read,cache_write,output,reasoning}_usd
+    genaitrace.cost.status                      priced | unpriced | delegated
+    genaitrace.cost.unpriced_reason             unknown_model | unknown_provider | missing_model | missing_token_counts | no_token_price | failed_call_no_usage | invalid_attributes
+    genaitrace.cost.unpriced_detail             the same in words, naming the model and provider
+    genaitrace.cost.priced_span_id              on a `delegated` span: the inner span that carries the cost
+    genaitrace.cost.price_source / price_entry / price_effective_date / model / service_tier / context_tier
+
+Until issue 14 the detail keys were `gen_ai.usage.cost.*`: the namespace of the open proposal for a
+standard cost attribute (semantic-conventions-genai PR #443). Spans arriving with the old keys get
+them replaced; stored spans are read under both names (views) and rewritten by `genaitrace reprice`.
+
+`standard_cost_attributes: true` also writes the proposal's attributes on priced inference spans:
+`gen_ai.usage.cost.amount` (= cost_usd), `gen_ai.usage.cost.currency` (`USD`) and
+`gen_ai.usage.cost.source` (`local`: computed here). A span that already carries an amount (a
+provider or gateway priced it) keeps it, as the proposal asks. Off by default while the proposal
+is open; the names may still change.
 
 An unpriced span never gets a cost of 0.
 
@@ -52,6 +65,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
 from collector.pdata import GenAISpan, Traces
+import semconv
 from instrumentation import genai_mapping as gm
 from processors.pricing import PRICE_KEY, Cost, PriceBook, PriceEntry, Unpriced
 
@@ -107,6 +121,8 @@ class GenAICostConfig(StrictConfig):
     azure_deployments: dict[str, str] = {}
     model_aliases: dict[str, str] = {}
     provider_discounts: dict[str, float] = {}
+    # semantic-conventions-genai PR #443's gen_ai.usage.cost.{amount,currency,source}, as well
+    standard_cost_attributes: bool = False
 
     @field_validator("provider_discounts")
     @classmethod
@@ -151,14 +167,14 @@ def price_attributes(book: PriceBook, attrs: dict[str, Any], start_ns: int | Non
     tier = attrs.get(gm.GEN_AI_RESPONSE_SERVICE_TIER) or attrs.get(gm.GEN_AI_REQUEST_SERVICE_TIER)
     one_hour = attrs.get(gm.GEN_AI_USAGE_CACHE_CREATION_1H_INPUT_TOKENS) or 0
     if not one_hour and str(attrs.get("gen_ai.anthropic.cache_ttl") or attrs.get("anthropic.cache_control.ttl") or "") == "1h":
-        one_hour = attrs.get(gm.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) or 0
+        one_hour = attrs.get(gm.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS) or 0
     cost = book.cost(
         resolved,
         model,
         inp,
         out,
         cache_read=attrs.get(gm.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
-        cache_creation=attrs.get(gm.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) or 0,
+        cache_creation=attrs.get(gm.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS) or 0,
         cache_creation_1h=one_hour,
         reasoning=attrs.get(gm.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
         service_tier=str(tier) if tier else None,
@@ -196,6 +212,17 @@ def _priced(cost: Cost) -> dict[str, Any]:
     if cost.context_tier:
         out[gm.GEN_AI_USAGE_COST_TIER] = f"above_{cost.context_tier // 1000}k_tokens"
     return out
+
+
+def standard_cost(values: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
+    """PR #443's attributes for a priced span, unless the span carries an amount it received (a
+    provider's or gateway's: source other than `local`), which the proposal passes through."""
+    if values.get(gm.GEN_AI_USAGE_COST_STATUS) != "priced":
+        return {}
+    if attrs.get(semconv.STANDARD_COST_AMOUNT) is not None and attrs.get(semconv.STANDARD_COST_SOURCE) != "local":
+        return {}
+    return {semconv.STANDARD_COST_AMOUNT: values[gm.GEN_AI_USAGE_COST_USD], semconv.STANDARD_COST_CURRENCY: "USD",
+            semconv.STANDARD_COST_SOURCE: "local"}
 
 
 def _unpriced(reason: str, detail: str) -> dict[str, Any]:
@@ -266,6 +293,8 @@ class GenAICostProcessor(Processor):
                     values = price_attributes(book, attrs, row.start_time_unix_nano or None)
                 except Exception as exc:  # noqa: BLE001 - odd attribute types on one span must not fail the batch
                     values = _unpriced("invalid_attributes", f"{type(exc).__name__}: {exc}"[:200])
+                if self.config.standard_cost_attributes:
+                    values.update(standard_cost(values, attrs))
             traces.patch(row, values, stale)
 
 

@@ -50,6 +50,7 @@ import weakref
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import Field
 
+import semconv
 from collector.component import ComponentId, Consumer, Factory, Host, Kind, Processor, StrictConfig
 from collector.pdata import Traces
 
@@ -57,17 +58,31 @@ from collector.pdata import Traces
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
-INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
-OP_KEY = "gen_ai.operation.name"
+INFERENCE_OPERATIONS = semconv.INFERENCE_OPERATIONS
+OP_KEY = semconv.GEN_AI_OPERATION_NAME
 OTHER, UNKNOWN = "other", "unknown"
 
+# (token_type label, attribute): the label values are the product's (`cache_creation` kept for the
+# dashboards and alerts that filter on it); the attribute is read under its current name, then
+# its earlier ones (`semconv.read_order`), never summed.
 _TOKEN_KEYS = (
-    ("input", "gen_ai.usage.input_tokens"),
-    ("output", "gen_ai.usage.output_tokens"),
-    ("cache_read", "gen_ai.usage.cache_read.input_tokens"),
-    ("cache_creation", "gen_ai.usage.cache_creation.input_tokens"),
-    ("reasoning", "gen_ai.usage.reasoning.output_tokens"),
+    ("input", semconv.GEN_AI_USAGE_INPUT_TOKENS),
+    ("output", semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
+    ("cache_read", semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+    ("cache_creation", semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+    ("reasoning", semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
 )
+_READ = {name: semconv.read_order(name) for name in
+         [key for _, key in _TOKEN_KEYS] + [semconv.COST_STATUS, semconv.COST_UNPRICED_REASON]}
+
+
+def _get(attributes, name: str):
+    """The attribute under its current name, else under an earlier one."""
+    for key in _READ[name]:
+        value = attributes.get(key)
+        if value is not None:
+            return value
+    return None
 _STATUS_ERROR = 2
 
 
@@ -192,7 +207,8 @@ class GenAIMetricsProcessor(Processor):
             if op == "invoke_agent":
                 child(m.agent_runs, agent, tenant, "error" if error else "ok").inc()
                 continue
-            if a.get("gen_ai.usage.cost.status") == "delegated":
+            status = _get(a, semconv.COST_STATUS)
+            if status == "delegated":
                 continue
             provider = self.provider(str(a.get("gen_ai.provider.name") or ""))
             model = self.model(str(a.get("gen_ai.request.model") or a.get("gen_ai.response.model") or ""))
@@ -204,17 +220,18 @@ class GenAIMetricsProcessor(Processor):
             seconds = max(row.end_time_unix_nano - row.start_time_unix_nano, 0) / 1e9
             child(m.duration, op, provider, model, error_type, agent).observe(seconds)
             for token_type, key in _TOKEN_KEYS:
-                n = _num(a.get(key))
+                n = _num(_get(a, key))
                 if n > 0:
                     child(m.tokens, *common, token_type).inc(n)
             for token_type, key in _TOKEN_KEYS[:2]:
-                if key in a:
-                    child(m.token_usage, op, provider, model, token_type, agent).observe(_num(a.get(key)))
-            cost = _num(a.get("gen_ai.usage.cost_usd"))
+                value = _get(a, key)
+                if value is not None:
+                    child(m.token_usage, op, provider, model, token_type, agent).observe(_num(value))
+            cost = _num(a.get(semconv.COST_USD))
             if cost > 0:
                 child(m.cost, *common).inc(cost)
-            if a.get("gen_ai.usage.cost.status") == "unpriced":
-                reason = str(a.get("gen_ai.usage.cost.unpriced_reason") or UNKNOWN)[:64]
+            if status == "unpriced":
+                reason = str(_get(a, semconv.COST_UNPRICED_REASON) or UNKNOWN)[:64]
                 child(m.unpriced, *common, reason).inc()
 
 

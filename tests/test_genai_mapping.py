@@ -83,9 +83,9 @@ def test_every_dialect_normalises_to_the_same_semconv(name):
         "gen_ai.usage.input_tokens": 1200,
         "gen_ai.usage.output_tokens": 300,
         "gen_ai.usage.cache_read.input_tokens": 200,
-        "gen_ai.usage.cache_creation.input_tokens": None,
+        "gen_ai.usage.cache_write.input_tokens": None,
         "gen_ai.usage.reasoning.output_tokens": 100,
-        "gen_ai.provider.detection": "attribute",
+        "genaitrace.provider.detection": "attribute",
     }
 
 
@@ -159,7 +159,7 @@ def test_unknown_provider_is_said_not_guessed():
     out = gm.normalize_attributes({"gen_ai.provider.name": "unknown", "gen_ai.request.model": "meta-llama/Llama-3-8b",
                                    "gen_ai.usage.input_tokens": 5, "gen_ai.operation.name": "chat"})
     assert "gen_ai.provider.name" not in out
-    assert out["gen_ai.provider.detection"] == "unknown"
+    assert out["genaitrace.provider.detection"] == "unknown"
 
 
 @pytest.mark.parametrize(
@@ -203,10 +203,13 @@ def test_non_genai_attributes_are_returned_unchanged():
 
 
 def test_module_has_no_third_party_imports():
-    tree = ast.parse(Path(gm.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= {"__future__", "typing"}
+    import semconv
+
+    for module, allowed in ((gm, {"__future__", "typing", "semconv"}), (semconv, {"__future__"})):
+        tree = ast.parse(Path(module.__file__).read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert imported <= allowed, module.__name__  # semconv is a leaf: standard library only
 
 
 def test_idempotent_when_only_the_one_hour_cache_count_exceeds_input():
@@ -215,6 +218,6 @@ def test_idempotent_when_only_the_one_hour_cache_count_exceeds_input():
            "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10,
            "gen_ai.usage.cache_creation.ephemeral_1h.input_tokens": 150}
     once = gm.normalize_attributes(raw)
-    assert once["gen_ai.usage.cache_creation.input_tokens"] == 150
+    assert once["gen_ai.usage.cache_write.input_tokens"] == 150
     assert once["gen_ai.usage.input_tokens"] == 250  # input includes cache creation, counted once
     assert gm.normalize_attributes(once) == once

@@ -79,7 +79,7 @@ def _seed(client, table: str, n: int = N_BACKFILL, database: str = "otel"):
 
 def _costs(client, table):
     return dict(client.query(
-        f"SELECT SpanAttributes['gen_ai.usage.cost.status'] AS s, sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']))"
+        f"SELECT SpanAttributes['genaitrace.cost.status'] AS s, sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']))"
         f" FROM otel.{table} GROUP BY s"
     ).result_rows)
 
@@ -105,7 +105,7 @@ def test_backfill_unknown_provider_then_rerun_is_a_no_op(client):
         "SELECT SpanAttributes['gen_ai.provider.name'] p, count() FROM otel.t_backfill"
         " WHERE SpanAttributes['gen_ai.operation.name'] = 'chat' GROUP BY p").result_rows)
     assert providers == {"deepinfra": N_BACKFILL, "openai": 3}  # wrapper + SDK span + gpt-99
-    unknown = client.query("SELECT mapContains(SpanAttributes, 'gen_ai.usage.cost_usd'), SpanAttributes['gen_ai.usage.cost.unpriced_reason']"
+    unknown = client.query("SELECT mapContains(SpanAttributes, 'gen_ai.usage.cost_usd'), SpanAttributes['genaitrace.cost.unpriced_reason']"
                            " FROM otel.t_backfill WHERE SpanAttributes['gen_ai.request.model'] = 'gpt-99'").result_rows
     assert unknown == [(False, "unknown_model")]
 
@@ -133,7 +133,7 @@ def test_price_change_for_one_model_and_time_range(client):
     assert summary.cost_before == pytest.approx(SMALL_USD)
     assert summary.cost_after == pytest.approx(new_usd)
     assert _costs(client, "t_change")["priced"] == pytest.approx(new_usd + MINI_USD)
-    entries = client.query("SELECT DISTINCT SpanAttributes['gen_ai.usage.cost.price_source'], SpanAttributes['gen_ai.usage.cost.price_effective_date']"
+    entries = client.query("SELECT DISTINCT SpanAttributes['genaitrace.cost.price_source'], SpanAttributes['genaitrace.cost.price_effective_date']"
                            " FROM otel.t_change WHERE SpanAttributes['gen_ai.provider.name'] = 'deepinfra'").result_rows
     assert entries == [("override", "2026-11-10")]
 

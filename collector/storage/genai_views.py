@@ -33,10 +33,21 @@ one node and on a cluster.
 
 from __future__ import annotations
 
+import semconv
 from collector.storage.schema import DEDUP_WINDOW, SchemaOptions, quote_ident
 
-INFERENCE_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
-CONTAINER_OPERATIONS = ("invoke_agent", "task", "invoke_workflow")
+INFERENCE_OPERATIONS = tuple(sorted(semconv.INFERENCE_OPERATIONS))
+CONTAINER_OPERATIONS = semconv.CONTAINER_OPERATIONS
+
+
+def attr_sql(name: str, column: str = "SpanAttributes") -> str:
+    """The value of attribute `name` in a stored span, read under its current name and, for spans
+    stored before a rename, under its earlier names (`semconv.read_order`): first non-empty wins,
+    so a span carrying both spellings is never counted twice."""
+    keys = semconv.read_order(name)
+    if len(keys) == 1:
+        return f"{column}['{name}']"
+    return "coalesce(" + ", ".join(f"nullIf({column}['{key}'], '')" for key in keys) + ", '')"
 
 # Attribute keys (instrumentation/baggage.py and the GenAI semantic conventions).
 TENANT, ENGAGEMENT, FLOW, FEATURE = "tenant.id", "engagement.id", "flow.name", "feature.name"
@@ -48,12 +59,12 @@ _CONTAINERS_SQL = ", ".join(f"'{op}'" for op in CONTAINER_OPERATIONS)
 # Inference spans that carry their own usage (a `delegated` wrapper's usage is its inner span's).
 _IS_CALL = (
     f"SpanAttributes['gen_ai.operation.name'] IN ({_OPS_SQL}) "
-    "AND SpanAttributes['gen_ai.usage.cost.status'] != 'delegated'"
+    f"AND {attr_sql(semconv.COST_STATUS)} != 'delegated'"
 )
 
 
 def _u(key: str) -> str:
-    return f"toUInt64OrZero(SpanAttributes['{key}'])"
+    return f"toUInt64OrZero({attr_sql(key)})"
 
 
 _TENANT_EXPR = f"if(SpanAttributes['{TENANT}'] != '', SpanAttributes['{TENANT}'], ResourceAttributes['{TENANT}'])"
@@ -89,14 +100,14 @@ SELECT
     {reasoning} AS reasoning_output_tokens,
     input_tokens + output_tokens AS total_tokens,
     toFloat64OrNull(SpanAttributes['gen_ai.usage.cost_usd']) AS cost_usd,
-    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.input_usd']) AS cost_input_usd,
-    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_read_usd']) AS cost_cache_read_usd,
-    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_creation_usd']) AS cost_cache_creation_usd,
-    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.output_usd']) AS cost_output_usd,
-    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.reasoning_usd']) AS cost_reasoning_usd,
-    SpanAttributes['gen_ai.usage.cost.status'] AS cost_status,
+    toFloat64OrZero({cost_input_usd}) AS cost_input_usd,
+    toFloat64OrZero({cost_cache_read_usd}) AS cost_cache_read_usd,
+    toFloat64OrZero({cost_cache_creation_usd}) AS cost_cache_creation_usd,
+    toFloat64OrZero({cost_output_usd}) AS cost_output_usd,
+    toFloat64OrZero({cost_reasoning_usd}) AS cost_reasoning_usd,
+    {cost_status} AS cost_status,
     cost_status = 'priced' AS priced,
-    SpanAttributes['gen_ai.usage.cost.unpriced_reason'] AS unpriced_reason,
+    {cost_unpriced_reason} AS unpriced_reason,
     {estimated} AS usage_estimated,
     StatusCode AS status,
     StatusCode = 'Error' AS is_error,
@@ -158,7 +169,7 @@ SELECT
     input_tokens + output_tokens AS total_tokens,
     sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost_usd,
     sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call} AND {estimated}) AS estimated_cost_usd,
-    countIf({is_call} AND SpanAttributes['gen_ai.usage.cost.status'] = 'unpriced') AS unpriced_calls,
+    countIf({is_call} AND {cost_status} = 'unpriced') AS unpriced_calls,
     groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agents,
     groupUniqArrayIf({model}, {is_call}) AS models
 FROM {db}.{source}
@@ -201,7 +212,7 @@ FROM
         mapFromArrays(c_ids, groupArrayIf(Timestamp, is_container)) AS m_start,
         groupArrayIf(
             (ParentSpanId, toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {input}, {output},
-             SpanAttributes['gen_ai.usage.cost.status'], StatusCode = 'Error'),
+             {cost_status}, StatusCode = 'Error'),
             {is_call}) AS call_list
     FROM
     (
@@ -227,7 +238,7 @@ GROUP BY TraceId, container, kind, name, agent, tenant, flow, start
 
 # Set by the instrumentation when LiteLLM estimated the tokens (the provider reported no usage).
 # Cost from such spans is its own rollup column, never mixed into the reported cost.
-ESTIMATED = "genaitrace.usage.estimated"
+ESTIMATED = semconv.USAGE_ESTIMATED
 _IS_ESTIMATED = f"SpanAttributes['{ESTIMATED}'] = 'true'"
 
 _DAILY_TABLE = """
@@ -285,19 +296,19 @@ SELECT
     SpanAttributes['{flow}'] AS flow,
     toUInt64(count()) AS calls,
     toUInt64(countIf(StatusCode = 'Error')) AS errors,
-    toUInt64(countIf(SpanAttributes['gen_ai.usage.cost.status'] = 'priced')) AS priced_calls,
-    toUInt64(countIf(SpanAttributes['gen_ai.usage.cost.status'] = 'unpriced')) AS unpriced_calls,
+    toUInt64(countIf({cost_status} = 'priced')) AS priced_calls,
+    toUInt64(countIf({cost_status} = 'unpriced')) AS unpriced_calls,
     sum({input}) AS input_tokens,
     sum({output}) AS output_tokens,
     sum({cache_read}) AS cache_read_input_tokens,
     sum({cache_creation}) AS cache_creation_input_tokens,
     sum({reasoning}) AS reasoning_output_tokens,
     sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), NOT {estimated}) AS cost_usd,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.input_usd']), NOT {estimated}) AS cost_input_usd,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_read_usd']), NOT {estimated}) AS cost_cache_read_usd,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.cache_creation_usd']), NOT {estimated}) AS cost_cache_creation_usd,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.output_usd']), NOT {estimated}) AS cost_output_usd,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.reasoning_usd']), NOT {estimated}) AS cost_reasoning_usd,
+    sumIf(toFloat64OrZero({cost_input_usd}), NOT {estimated}) AS cost_input_usd,
+    sumIf(toFloat64OrZero({cost_cache_read_usd}), NOT {estimated}) AS cost_cache_read_usd,
+    sumIf(toFloat64OrZero({cost_cache_creation_usd}), NOT {estimated}) AS cost_cache_creation_usd,
+    sumIf(toFloat64OrZero({cost_output_usd}), NOT {estimated}) AS cost_output_usd,
+    sumIf(toFloat64OrZero({cost_reasoning_usd}), NOT {estimated}) AS cost_reasoning_usd,
     sum(Duration / 1e6) AS duration_ms_sum,
     quantileTDigestState(toFloat64(Duration / 1e6)) AS duration_ms_digest,
     toUInt64(countIf({estimated})) AS estimated_calls,
@@ -363,11 +374,13 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         is_call=_IS_CALL,
         estimated=_IS_ESTIMATED,
         containers=_CONTAINERS_SQL,
-        input=_u("gen_ai.usage.input_tokens"),
-        output=_u("gen_ai.usage.output_tokens"),
-        cache_read=_u("gen_ai.usage.cache_read.input_tokens"),
-        cache_creation=_u("gen_ai.usage.cache_creation.input_tokens"),
-        reasoning=_u("gen_ai.usage.reasoning.output_tokens"),
+        input=_u(semconv.GEN_AI_USAGE_INPUT_TOKENS),
+        output=_u(semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
+        cache_read=_u(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+        cache_creation=_u(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+        reasoning=_u(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+        **{f"cost_{old.rsplit('.', 1)[1]}": attr_sql(new) for old, (new, _) in semconv.DEPRECATED.items()
+           if old.startswith("gen_ai.usage.cost.")},
         engine=_rollup_engine(options),
         dedup="" if options.table_engine.startswith("Replicated") else f", non_replicated_deduplication_window = {DEDUP_WINDOW}",
         added_columns="".join(f",\n    {name} {type_}" for name, type_ in DAILY_ADDED_COLUMNS.items()),
