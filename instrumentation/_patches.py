@@ -72,7 +72,7 @@ def _record_usage(span, usage) -> None:
             span.set_attribute("gen_ai.usage.cache_read.input_tokens", cached)
         cw = _get(ptd, "cache_creation_tokens")
         if isinstance(cw, int):
-            span.set_attribute("gen_ai.usage.cache_creation.input_tokens", cw)
+            span.set_attribute("gen_ai.usage.cache_write.input_tokens", cw)
     ctd = _get(usage, "completion_tokens_details")
     if ctd is not None:
         r = _get(ctd, "reasoning_tokens")
@@ -84,7 +84,7 @@ def _record_usage(span, usage) -> None:
         span.set_attribute("gen_ai.usage.cache_read.input_tokens", cr)
     cc = _get(usage, "cache_creation_input_tokens")
     if isinstance(cc, int) and cc:
-        span.set_attribute("gen_ai.usage.cache_creation.input_tokens", cc)
+        span.set_attribute("gen_ai.usage.cache_write.input_tokens", cc)
 
 
 @guard("litellm.record_result")
