@@ -271,6 +271,13 @@ def _children(pid: int) -> list[int]:
 
 def test_hostile_queries_stay_within_memory_and_do_not_stall_inserts(collector):
     pid = collector.proc.pid
+    baseline = []
+    for _ in range(20):
+        request, _ = make_request(5, tenant="acme")
+        began = time.monotonic()
+        assert _ingest(collector, request, ACME).status_code == 200
+        baseline.append(time.monotonic() - began)
+        time.sleep(0.05)
     before = _rss_mib(pid)
     peak = [before]
     stop = threading.Event()
@@ -304,8 +311,9 @@ def test_hostile_queries_stay_within_memory_and_do_not_stall_inserts(collector):
         worker.join(60)
     stop.set()
     sampler.join()
-    print(f"\nRSS before {before:.0f} MiB, peak {peak[0]:.0f} MiB; answers {results}; "
+    print(f"\nRSS before {before:.0f} MiB, peak {peak[0]:.0f} MiB; answers {results}; ingest idle max {max(baseline) * 1000:.0f} ms; "
           f"ingest p_max {max(l[0] for l in latencies) * 1000:.0f} ms, small query max {max(l[1] for l in latencies) * 1000:.0f} ms")
     assert all(status in (400, 503) for status in results), results
     assert peak[0] - before < 1024, (before, peak[0])
-    assert max(l[0] for l in latencies) < 1.0
+    # On a loaded machine the idle latency itself varies: the hostile queries may add under 1 s to it.
+    assert max(l[0] for l in latencies) < max(1.0, max(baseline) + 1.0)

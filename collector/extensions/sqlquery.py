@@ -8,7 +8,7 @@
         # username: genaitrace_reader # on a ClickHouse server: the reader user (deploy/clickhouse/users.d)
         # password: ${env:CLICKHOUSE_READER_PASSWORD}
         # limits: {max_execution_time: 30s, max_memory_usage_mib: 512, max_result_rows: 100000,
-        #          max_result_bytes_mib: 64, max_rows_to_read: 1000000000}
+        #          max_result_bytes_mib: 64, max_rows_to_read: 2000000000, max_threads: 1}
         # max_concurrent_queries: 2
 
 The embedded engine (chdb) can be opened by one process only, and while the collector runs it is
@@ -102,6 +102,7 @@ class QueryLimits(StrictConfig):
     max_result_rows: int = Field(100_000, gt=0)
     max_result_bytes_mib: int = Field(64, gt=0)
     max_rows_to_read: int = Field(2_000_000_000, gt=0)
+    max_threads: int = Field(1, gt=0, le=64)
 
     def settings(self) -> dict:
         return {
@@ -109,8 +110,9 @@ class QueryLimits(StrictConfig):
             "max_memory_usage": self.max_memory_usage_mib * MIB,
             "max_result_rows": self.max_result_rows, "max_result_bytes": self.max_result_bytes_mib * MIB,
             "result_overflow_mode": "throw", "max_rows_to_read": self.max_rows_to_read, "read_overflow_mode": "throw",
-            "max_bytes_before_external_group_by": 0, "allow_ddl": 0, "allow_introspection_functions": 0,
-            "max_threads": 2,
+            "allow_ddl": 0, "allow_introspection_functions": 0,
+            # A query shares the collector's cores with ingest: few threads, at a lower priority.
+            "max_threads": self.max_threads, "os_thread_priority": 10,
         }
 
 
@@ -371,6 +373,15 @@ class SQLQuery(Component):
             self._all_sessions = sessions
             self._store = store
 
+    def _replace(self, session):
+        try:
+            session.close()
+        except Exception:  # noqa: BLE001 - it is being replaced because it failed
+            pass
+        fresh = self._store.open_session(f"sql-{next(self._names)}", self.config.username, self.config.password)
+        self._all_sessions = [fresh if s is session else s for s in self._all_sessions]
+        return fresh
+
     def _scope(self, tenant: str | None) -> Scope:
         system = TENANT_SYSTEM_TABLES if tenant is not None else self.config.allowed_system_tables
         if tenant is not None:
@@ -406,6 +417,11 @@ class SQLQuery(Component):
             result = self.run(session, sql, parameters, self._scope(tenant), cancelled)
         except QueryRefused as exc:
             return _json(exc.status, {"error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - the session may be broken: replace it, answer without data
+            log.warning("sqlquery: a query failed outside the engine (%s: %s); opening a new session",
+                        type(exc).__name__, safe_error(exc))
+            session = self._replace(session)
+            return _json(503, {"error": f"the query failed: {safe_error(exc)}; retry"})
         finally:
             self._sessions.put(session)
         return 200, "application/json", json.dumps(result).encode()
