@@ -8,9 +8,13 @@ system tables after our DDL ran.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-import json
+
+import pytest
+
+from collector.storage.schema import schema_statements
 
 CONTRIB_COLUMNS = [
     ("Timestamp", "DateTime64(9)"),
@@ -84,7 +88,7 @@ def test_otel_traces_matches_contrib_schema(tmp_path):
     assert sorting_key == "ServiceName, SpanName, toDateTime(Timestamp), Timestamp"
     assert primary_key == "ServiceName, SpanName, toDateTime(Timestamp)"
     create = info["ttl"][0][0]
-    assert "TTL toDateTime(Timestamp) + toIntervalHour(72)" in create
+    assert "TTL toDateTime(Timestamp) + toIntervalDay(3)" in create  # 72 h, in the largest exact unit (contrib)
     assert "ttl_only_drop_parts = 1" in create and "index_granularity = 8192" in create
     # Our one addition is a table setting, not a column: replays are deduplicated on plain MergeTree.
     assert "non_replicated_deduplication_window" in create
@@ -103,3 +107,28 @@ def test_trace_id_lookup_table_and_view(tmp_path):
     assert mv_engine == "MaterializedView"
     assert "min(Timestamp) AS Start" in as_select and "max(Timestamp) AS End" in as_select
     assert "TraceId != ''" in as_select and "GROUP BY TraceId" in as_select
+
+
+@pytest.mark.parametrize("ttl,clause", [
+    ("30m", "toIntervalMinute(30)"),  # shorter than an hour: was silently no TTL (int(ttl // 3600) == 0)
+    ("90m", "toIntervalMinute(90)"),
+    ("45s", "toIntervalSecond(45)"),
+    ("36h", "toIntervalHour(36)"),
+    ("720h", "toIntervalDay(30)"),
+])
+def test_ttl_in_the_largest_exact_unit(ttl, clause):
+    from collector.exporters.clickhouse import ClickHouseConfig
+
+    statements = schema_statements(ClickHouseConfig(ttl=ttl).schema_options())
+    assert f"TTL toDateTime(Timestamp) + {clause}" in statements[1]
+    assert f"TTL toDateTime(Start) + {clause}" in statements[2]
+
+
+def test_ttl_that_cannot_be_a_clickhouse_ttl_is_refused():
+    from pydantic import ValidationError
+
+    from collector.exporters.clickhouse import ClickHouseConfig
+
+    with pytest.raises(ValidationError, match="whole number of seconds"):
+        ClickHouseConfig(ttl="500ms")
+    assert "TTL" not in schema_statements(ClickHouseConfig(ttl="0s").schema_options())[1]

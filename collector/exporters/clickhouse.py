@@ -72,6 +72,14 @@ class ClickHouseConfig(ExporterSettings):
         parse_endpoint(value)
         return value
 
+    @field_validator("ttl")
+    @classmethod
+    def _whole_seconds(cls, value: float) -> float:
+        # ClickHouse TTLs are whole seconds; a shorter one was silently "no TTL" before.
+        if value and (value < 1 or value != int(value)):
+            raise ValueError(f"ttl must be 0 (keep forever) or a whole number of seconds, e.g. 30m or 720h; got {value}s")
+        return value
+
     def schema_options(self) -> SchemaOptions:
         return SchemaOptions(
             database=self.database,
@@ -79,7 +87,7 @@ class ClickHouseConfig(ExporterSettings):
             cluster_name=self.cluster_name,
             table_engine=self.table_engine.name,
             table_engine_params=self.table_engine.params,
-            ttl_hours=int(self.ttl // 3600),
+            ttl_seconds=int(self.ttl),
         )
 
     def open_store(self) -> ClickHouseStore:

@@ -118,7 +118,8 @@ class SchemaOptions:
     cluster_name: str = ""
     table_engine: str = "MergeTree"
     table_engine_params: str = ""
-    ttl_hours: int = 0
+    ttl_hours: int = 0  # earlier form of ttl_seconds (whole hours); ttl_seconds wins when set
+    ttl_seconds: int = 0
 
 
 def _engine(options: SchemaOptions, default: str) -> str:
@@ -129,8 +130,16 @@ def _engine(options: SchemaOptions, default: str) -> str:
     return f"{name}({options.table_engine_params})"
 
 
-def _ttl(column: str, hours: int) -> str:
-    return f"TTL toDateTime({column}) + toIntervalHour({hours})" if hours > 0 else ""
+def _ttl(column: str, options: SchemaOptions) -> str:
+    """The TTL clause, in the largest unit that divides the TTL exactly (as the contrib exporter
+    writes it): 720h -> toIntervalDay(30), 90m -> toIntervalMinute(90), 45s -> toIntervalSecond(45)."""
+    seconds = options.ttl_seconds or options.ttl_hours * 3600
+    if seconds <= 0:
+        return ""
+    for unit, size in (("Day", 86400), ("Hour", 3600), ("Minute", 60), ("Second", 1)):
+        if seconds % size == 0:
+            return f"TTL toDateTime({column}) + toInterval{unit}({seconds // size})"
+    raise AssertionError("unreachable: every whole number of seconds divides by 1")
 
 
 def schema_statements(options: SchemaOptions) -> list[str]:
@@ -149,8 +158,8 @@ def schema_statements(options: SchemaOptions) -> list[str]:
     return [
         f"CREATE DATABASE IF NOT EXISTS {db} {cluster}",
         _TRACES_TABLE.format(
-            **names, engine=_engine(options, "MergeTree"), ttl=_ttl("Timestamp", options.ttl_hours), dedup=dedup
+            **names, engine=_engine(options, "MergeTree"), ttl=_ttl("Timestamp", options), dedup=dedup
         ),
-        _TRACE_ID_TS_TABLE.format(**names, engine=_engine(options, "AggregatingMergeTree"), ttl=_ttl("Start", options.ttl_hours)),
+        _TRACE_ID_TS_TABLE.format(**names, engine=_engine(options, "AggregatingMergeTree"), ttl=_ttl("Start", options)),
         _TRACE_ID_TS_MV.format(**names),
     ]
