@@ -121,6 +121,16 @@ CASES = {
         _edit("auth: {authenticator: bearertokenauth}", "auth: {authenticator: file_storage}"), 11,
         "receivers.otlp.protocols.grpc.auth.authenticator",
         "extension file_storage is not an authenticator; authenticator types: bearertokenauth"),
+    "sqlquery's authenticator not enabled": (
+        _edit("  bearertokenauth:\n", "  sqlquery:\n    endpoint: 0.0.0.0:13134\n    exporter: clickhouse\n"
+              "    auth: {authenticator: bearertokenauth}\n  bearertokenauth:\n")
+        .replace("extensions: [file_storage, bearertokenauth]", "extensions: [file_storage, sqlquery]")
+        .replace("        auth: {authenticator: bearertokenauth}\n", ""), 7, "extensions.sqlquery.auth.authenticator",
+        "references extension bearertokenauth, which is not enabled in service.extensions"),
+    "non-loopback sqlquery without auth": (
+        _edit("  bearertokenauth:\n", "  sqlquery:\n    endpoint: 0.0.0.0:13134\n    exporter: clickhouse\n  bearertokenauth:\n")
+        .replace("extensions: [file_storage, bearertokenauth]", "extensions: [file_storage, bearertokenauth, sqlquery]"),
+        4, "extensions.sqlquery", "endpoint 0.0.0.0:13134 is reachable from other hosts but no `auth` is set"),
     "ingest workers with the debug exporter": (
         _edit("exporters: [clickhouse, otlp/tempo]", "exporters: [clickhouse, debug]")
         .replace("service:\n", "service:\n  ingest_workers: 2\n"), 26, "exporters.debug",
