@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import resource
 import threading
 import time
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ MAX_BODY = 1024 * 1024
 
 @dataclass(frozen=True)
 class ServerLimits:
-    max_connections: int = 256
+    max_connections: int = 1024
     max_concurrent_requests: int = 8
     read_header_timeout_s: float = 5.0
     read_timeout_s: float = 15.0
@@ -227,8 +228,20 @@ class SideHTTPServer:
             writer.close()
 
 
+def raise_open_files_limit() -> None:
+    """Raise the soft limit of open files to the hard one (as Go's runtime does for otelcol), so
+    that max_connections per endpoint fits in it."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open files limit: %s", exc)
+
+
 def start_http_server(endpoint: str, name: str, handle: Handler, limits: ServerLimits | None = None,
                       cancellable: bool = False) -> SideHTTPServer:
+    raise_open_files_limit()
     server = SideHTTPServer(endpoint, name, handle, limits or ServerLimits(), cancellable)
     server.start()
     return server
