@@ -135,8 +135,9 @@ OTELCOL_SERVICE_COMMON = """
 extensions:
   health_check:
     endpoint: 127.0.0.1:{health}
+{extensions}
 service:
-  extensions: [health_check]
+  extensions: [health_check{extension_ids}]
   telemetry:
     logs:
       level: info
@@ -151,10 +152,14 @@ service:
 """
 
 
-def otelcol_config(body: str, pipelines: str) -> str:
-    """A full otelcol config: `body` (receivers/processors/exporters) + the common service section
-    + `pipelines` (indented under service)."""
-    return body + OTELCOL_SERVICE_COMMON + "  pipelines:\n" + pipelines
+def otelcol_config(body: str, pipelines: str, extensions: dict[str, str] | None = None) -> str:
+    """A full otelcol config: `body` (receivers/processors/exporters), the common service section
+    with `extensions` (name -> its indented YAML) beside health_check, and `pipelines` (indented
+    under service). The result still has otelcol's own {ports} to fill."""
+    extensions = extensions or {}
+    common = OTELCOL_SERVICE_COMMON.replace("{extensions}", "\n".join(f"  {name}:\n{yaml}" for name, yaml in extensions.items()))
+    common = common.replace("{extension_ids}", "".join(f", {name}" for name in extensions))
+    return body + common + "  pipelines:\n" + pipelines
 
 
 class Jaeger(GoProcess):
