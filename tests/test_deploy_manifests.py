@@ -3,6 +3,7 @@ points at is a service of that compose file exposing that port (no Docker engine
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -138,7 +139,9 @@ def test_collector_configs_validate(config):
     from collector.config import load_config
 
     _register_genai_metrics()
-    cfg = load_config(str(config))
+    # Credentials without a default must be set (the loader refuses them unset), as compose does.
+    required = re.findall(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}", config.read_text())
+    cfg = load_config(str(config), environ={**os.environ, **{name: f"test-{name.lower()}" for name in required}})
     pipeline = cfg.pipelines[0]
     assert [str(p) for p in pipeline.processors][-2:] == ["genai_metrics", "batch"]
     assert [str(p) for p in pipeline.processors].index("genai_cost") < [str(p) for p in pipeline.processors].index("genai_metrics")
