@@ -16,6 +16,7 @@ off unless the user sets them, LiteLLM uses its bundled price map.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -92,17 +93,22 @@ def _build_exporters() -> list:
         elif name in ("otlp", "otlp_proto_http", "otlp_proto_grpc"):
             protocol = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
                         or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip().lower()
-            if name == "otlp_proto_grpc" or (name == "otlp" and protocol == "grpc"):
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-            else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from instrumentation.exporter import ResilientSpanExporter
+            from instrumentation.exporter import DeferredSpanExporter, ResilientSpanExporter
 
-            # endpoint/headers/timeout/compression from OTEL_EXPORTER_OTLP_*
-            exporters.append(ResilientSpanExporter(OTLPSpanExporter()))
+            grpc = name == "otlp_proto_grpc" or (name == "otlp" and protocol == "grpc")
+            exporters.append(ResilientSpanExporter(DeferredSpanExporter(functools.partial(_otlp_exporter, grpc))))
         else:
             _log.warning("OTEL_TRACES_EXPORTER=%s is not supported by instrumentation.init(); ignored", name)
     return exporters
+
+
+def _otlp_exporter(grpc: bool):
+    """The OTLP exporter; endpoint, headers, timeout and compression from OTEL_EXPORTER_OTLP_*."""
+    if grpc:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter()
 
 
 def _prepend_processor(provider, processor) -> None:

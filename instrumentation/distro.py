@@ -8,8 +8,12 @@ Registered through entry points (see pyproject.toml)::
     opentelemetry_post_instrument genaitrace = instrumentation.distro:post_instrument
 
 ``opentelemetry-instrument`` loads every ``opentelemetry_instrumentor`` entry point
-installed (39 with this stack). The distro makes that give exactly one span per
-LLM call:
+installed (39 with this stack), and loading one imports the library it instruments (an
+empty program took 5.7 s, importing lancedb, chromadb, pandas...). This distro imports
+nothing the app does not: each instrumentor is loaded when the app imports its library
+(a post-import hook on the library's top-level module, found from the instrumentor's
+``instruments`` requirement without importing either). And it gives exactly one span
+per LLM call:
 
 * traceloop's ``litellm`` instrumentor (same entry-point name as openinference's,
   so ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=litellm`` cannot single it out) is
@@ -17,7 +21,7 @@ LLM call:
 * the GenAI-relevant instrumentors (openinference LiteLLM, traceloop CrewAI/OpenAI/
   Anthropic, requests, httpx, threading) are applied lazily, with the project's
   fix-ups, when the app imports the library (see ``instrumentation.bootstrap``);
-* every other instrumentor loads as usual.
+* every other instrumentor loads, as usual, once its library is imported.
 
 The pre/post hooks make the same guarantees when another distro or configurator
 was picked (several installed and ``OTEL_PYTHON_DISTRO`` / ``OTEL_PYTHON_CONFIGURATOR``
@@ -28,11 +32,13 @@ and the CrewAI / LiteLLM fix-ups are applied.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import re
+import threading
 
 from opentelemetry.instrumentation.distro import BaseDistro
-from opentelemetry.sdk._configuration import _BaseConfigurator
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +52,52 @@ _LAZY_ENTRY_POINTS = {
     "opentelemetry.instrumentation.httpx:HTTPXClientInstrumentor": "httpx",
     "opentelemetry.instrumentation.threading:ThreadingInstrumentor": "threading",
 }
+
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _top_level_module(dist_name: str) -> str | None:
+    """The importable top-level module of an installed distribution, without importing it."""
+    guess = dist_name.replace("-", "_").replace(".", "_").lower()
+    if _importable(guess):
+        return guess
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        dist = distribution(dist_name)
+    except (PackageNotFoundError, ValueError):
+        return None
+    names = (dist.read_text("top_level.txt") or "").split()
+    if not names:  # wheels without top_level.txt: the first path part of the installed files
+        for path in dist.files or ():
+            first = path.parts[0] if path.parts else ""
+            if first and not first.endswith((".dist-info", ".data", ".pth")) and first != "__pycache__" \
+                    and not first.startswith(".."):
+                names.append(first[:-3] if first.endswith(".py") else first)
+    return next((n for n in names if _importable(n)), None)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def instrumented_modules(entry_point) -> list[str]:
+    """Top-level modules whose import should load this instrumentor (its ``instruments`` extra)."""
+    dist = getattr(entry_point, "dist", None)
+    wanted = []
+    for requirement in (getattr(dist, "requires", None) or []):
+        if "instruments" in requirement.partition(";")[2]:
+            match = _REQUIREMENT_NAME.match(requirement)
+            if match:
+                wanted.append(match.group(1))
+    modules = [m for m in map(_top_level_module, wanted) if m]
+    if not modules and not wanted and _importable(entry_point.name):
+        modules = [entry_point.name]  # stdlib instrumentors (asyncio, logging) name their module
+    return sorted(set(modules))
 
 
 class GenAIDistro(BaseDistro):
@@ -70,11 +122,55 @@ class GenAIDistro(BaseDistro):
         if name is not None:
             instrument([name], lazy=True)
             return
-        super().load_instrumentor(entry_point, **kwargs)
+        modules = instrumented_modules(entry_point)
+        if not modules:  # nothing to wait for: as opentelemetry-instrument would
+            super().load_instrumentor(entry_point, **kwargs)
+            return
+        import wrapt
+
+        once = _Once(lambda: BaseDistro.load_instrumentor(self, entry_point, **kwargs), entry_point.name)
+        for module in modules:
+            wrapt.register_post_import_hook(lambda _mod, _once=once: _once(), module)
 
 
-class GenAIConfigurator(_BaseConfigurator):
-    """Sets up the tracer provider exactly like ``instrumentation.init()`` (same env variables)."""
+class _Once:
+    """Load an instrumentor the first time one of its modules is imported; never raise into the import."""
+
+    def __init__(self, load, name: str):
+        self._load, self._name = load, name
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        try:
+            self._load()
+        except Exception as exc:
+            from instrumentation.safety import report
+
+            report(f"load instrumentor {self._name}", exc)
+
+
+class GenAIConfigurator:
+    """Sets up the tracer provider exactly like ``instrumentation.init()`` (same env variables).
+
+    ``opentelemetry-instrument`` only calls ``configure()``; not deriving from the SDK's
+    ``_BaseConfigurator`` keeps its module (and the metrics and logs SDKs it imports) out of
+    the app's start-up.
+    """
+
+    _instance = None
+
+    def __new__(cls, *args, **kwargs):  # one configuration per process, as _BaseConfigurator does
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def configure(self, **kwargs):
+        self._configure(**kwargs)
 
     def _configure(self, **kwargs):
         from instrumentation.bootstrap import setup_tracing
@@ -88,8 +184,10 @@ def pre_instrument() -> None:
         from instrumentation.bootstrap import _block_traceloop_litellm, _module_available, apply_safe_env_defaults
 
         apply_safe_env_defaults()
-        if _module_available("litellm"):
-            _block_traceloop_litellm()
+        if _module_available("litellm"):  # when the app imports litellm, not before
+            import wrapt
+
+            wrapt.register_post_import_hook(lambda _mod: _block_traceloop_litellm(), "litellm")
     except Exception:
         _log.debug("genaitrace pre_instrument failed", exc_info=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -65,3 +65,40 @@ class ResilientSpanExporter(SpanExporter):
             return self.inner.force_flush(timeout_millis)
         except Exception:
             return False
+
+
+class DeferredSpanExporter(SpanExporter):
+    """Builds the real exporter on its first use, in the span processor's export thread.
+
+    The OTLP exporters import their transport (``requests``, or ``grpc``) when imported: a few
+    hundred milliseconds of the app's start-up for a program that may never end a span.
+    """
+
+    def __init__(self, factory: Callable[[], SpanExporter]):
+        self._factory = factory
+        self._inner: SpanExporter | None = None
+        self._lock = threading.Lock()
+        self._shut = False
+
+    def _get(self) -> SpanExporter:
+        with self._lock:
+            if self._inner is None:
+                self._inner = self._factory()
+            return self._inner
+
+    def export(self, spans: Sequence) -> SpanExportResult:
+        if self._shut:
+            return SpanExportResult.FAILURE
+        return self._get().export(spans)
+
+    def shutdown(self) -> None:
+        self._shut = True
+        with self._lock:
+            inner = self._inner
+        if inner is not None:
+            inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        with self._lock:
+            inner = self._inner
+        return True if inner is None else inner.force_flush(timeout_millis)
