@@ -4,6 +4,7 @@ the dotted key; `validate` builds every component as `run` does, binding no port
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -284,8 +285,9 @@ def test_validate_command_as_a_process(tmp_path):
 def test_shipped_configs_validate(tmp_path, config):
     import os
 
-    env = {k: v for k, v in os.environ.items()}
-    env.update({"GENAITRACE_DATA": str(tmp_path)})
+    # Credentials without a default must be set (validate refuses them unset), as compose does.
+    required = re.findall(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}", config.read_text())
+    env = {**os.environ, "GENAITRACE_DATA": str(tmp_path), **{name: f"test-{name.lower()}" for name in required}}
     out = subprocess.run([sys.executable, "-m", "collector.cli", "validate", "-c", str(config)], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
