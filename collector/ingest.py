@@ -120,11 +120,13 @@ def run_worker(config_path: str, metrics_dir: str | None, log_level: int, parent
     from collector.service import Service
 
     detach_from_parent_signals(parent_pid)
-    memory.measure_process_tree(parent_pid)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s ingest-{os.getpid()} %(name)s: %(message)s")
-    service = Service(load_config(config_path), role="ingest", metrics_dir=metrics_dir)
+    config = load_config(config_path)
+    # The limit is the collector's; the workers admit requests against shares of its headroom.
+    memory.measure_process_tree(parent_pid, admitting_processes=config.ingest_workers)
+    service = Service(config, role="ingest", metrics_dir=metrics_dir)
     try:
         service.start()
     except Exception as exc:  # noqa: BLE001 - reported to the main process, which reports it

@@ -1,4 +1,12 @@
-"""What the process holds, and how to make it hand back memory it no longer uses.
+"""What the collector holds, how to make it hand back memory it no longer uses, and the admission
+gate receivers ask before decoding a request.
+
+The collector's memory is that of its whole process tree (ingest workers, conversion workers),
+each page counted once: the sum of every process's PSS (proportional set size, from
+/proc/PID/smaps_rollup: a page shared by N processes counts 1/N in each). Summing RSS instead
+counts the interpreter, libraries and copy-on-write pages once per process: 613 MiB against a
+PSS of 383 MiB for a collector with two ingest workers, enough to make a limit that fits the
+collector refuse everything at idle.
 
 Python's allocator (glibc malloc) and the embedded ClickHouse engine (its own jemalloc) both keep
 freed pages for reuse, so resident memory stays high for seconds after a burst. Under memory
@@ -8,13 +16,14 @@ like otelcol's limiter forcing a GC. Components that own such an allocator regis
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
 import logging
 import os
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +33,48 @@ _releasers_lock = threading.Lock()
 
 
 _tree_root: int | None = None
+_admitting_processes = 1
 
 
-def measure_process_tree(root_pid: int) -> None:
-    """From now on `resident_bytes` is the whole collector's: `root_pid` and its descendants.
-    Ingest workers call this, so `memory_limiter` limits the collector, not each worker alone."""
-    global _tree_root
-    _tree_root = root_pid
+def measure_process_tree(root_pid: int, admitting_processes: int = 1) -> None:
+    """From now on `collector_bytes` is the whole collector's: `root_pid` and its descendants.
+    Ingest workers call this, so `memory_limiter` limits the collector, not each worker alone;
+    `admitting_processes` (the number of ingest workers) share the headroom for requests in flight."""
+    global _tree_root, _admitting_processes
+    _tree_root, _admitting_processes = root_pid, max(1, admitting_processes)
 
 
-def resident_bytes() -> int:
-    if _tree_root is None:
-        return _resident(os.getpid())
-    return sum(_resident(pid) for pid in process_tree(_tree_root))
+def admitting_processes() -> int:
+    return _admitting_processes
 
 
-def _resident(pid: int) -> int:
+def collector_bytes() -> int:
+    """The collector's memory: the PSS of every process of its tree, summed."""
+    return sum(proportional_bytes(pid) for pid in process_tree(_tree_root or os.getpid()))
+
+
+def resident_sum_bytes() -> int:
+    """The RSS of every process of the tree, summed: shared pages counted once per process (for comparison)."""
+    return sum(resident_bytes(pid) for pid in process_tree(_tree_root or os.getpid()))
+
+
+def proportional_bytes(pid: int) -> int:
+    """`pid`'s PSS; its RSS where the kernel has no smaps_rollup (before Linux 4.14)."""
     try:
-        with open(f"/proc/{pid}/statm") as handle:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        return resident_bytes(pid)
+    except (OSError, IndexError, ValueError):
+        return 0  # ended meanwhile
+    return resident_bytes(pid)
+
+
+def resident_bytes(pid: int | None = None) -> int:
+    try:
+        with open(f"/proc/{pid or os.getpid()}/statm") as handle:
             return int(handle.read().split()[1]) * _PAGE
     except (OSError, IndexError, ValueError):
         return 0  # ended meanwhile
@@ -84,6 +117,39 @@ def total_memory_bytes() -> int:
         if text.isdigit() and int(text) < 1 << 60:
             return int(text)
     return os.sysconf("SC_PHYS_PAGES") * _PAGE
+
+
+# --- admission: receivers ask before decoding a request ----------------------------------------
+
+Gate = Callable[[int], Callable[[], None]]
+_gate: Gate | None = None
+
+
+def set_admission_gate(gate: Gate | None) -> None:
+    """The memory_limiter installs its gate at start and removes it at shutdown (one per process)."""
+    global _gate
+    _gate = gate
+
+
+@contextlib.contextmanager
+def admission(request_bytes: int) -> Iterator[None]:
+    """Hold `request_bytes` (a received, not yet decoded request) against the memory limit while
+    the request is decoded and processed. Raises ResourceExhaustedError (retryable: gRPC
+    RESOURCE_EXHAUSTED / HTTP 429) when the memory_limiter refuses it, so a burst of large
+    requests is refused before decoding multiplies it, not buffered. Without a memory_limiter in
+    the pipeline every request is admitted.
+
+        with memory.admission(len(payload)):
+            traces = Traces.from_protobuf(payload)
+            ...
+    """
+    gate = _gate
+    release = gate(request_bytes) if gate is not None else None
+    try:
+        yield
+    finally:
+        if release is not None:
+            release()
 
 
 def register_releaser(release: Callable[[], None]) -> None:

@@ -39,7 +39,12 @@ class BatchProcessor(Processor):
         self._oldest = 0.0
         self._wake = threading.Condition(self._lock)
         self._stopped = False
-        self._timer = threading.Thread(target=self._flush_on_timeout, name=f"batch-{component_id}", daemon=True)
+        self._timer: threading.Thread | None = None
+
+    def start(self, host) -> None:
+        """The flush timer starts here, not in the constructor: building a component (as `validate`
+        does) has no side effects."""
+        self._timer = threading.Thread(target=self._flush_on_timeout, name=f"batch-{self.id}", daemon=True)
         self._timer.start()
 
     def consume(self, traces: Traces) -> None:
@@ -87,7 +92,8 @@ class BatchProcessor(Processor):
         with self._lock:
             self._stopped = True
             self._wake.notify()
-        self._timer.join(timeout=5)
+        if self._timer is not None:
+            self._timer.join(timeout=5)
 
 
 factory = Factory("batch", Kind.PROCESSOR, BatchConfig, BatchProcessor)

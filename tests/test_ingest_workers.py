@@ -149,19 +149,19 @@ def test_the_disk_queue_bound_holds_across_writer_processes(tmp_path):
     assert second.stats() == (1, 600)
 
 
-def _rss_mib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    return 0
+def _pss_mib(pid: int) -> int:
+    from collector.memory import proportional_bytes
+
+    return proportional_bytes(pid) // (1024 * 1024)
 
 
 def test_a_workers_memory_limiter_limits_the_whole_collector(tmp_path):
-    """The soft limit sits above what any one process uses but below the collector's total: the
-    workers refuse (retryably), because the limit is the collector's, not each worker's."""
+    """The soft limit sits above what any one process uses but below the collector's total (PSS,
+    what the limiter measures): the workers refuse (retryably), because the limit is the
+    collector's, not each worker's."""
     probe = CollectorProcess(tmp_path / "probe", ingest_workers=2).start()
     try:
-        sizes = [_rss_mib(pid) for pid in [probe.proc.pid, *_worker_pids(probe)]]
+        sizes = [_pss_mib(pid) for pid in [probe.proc.pid, *_worker_pids(probe)]]
     finally:
         probe.stop()
     soft = max(sizes) + (sum(sizes) - max(sizes)) // 2  # > any process, < all of them together
