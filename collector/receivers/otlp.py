@@ -69,6 +69,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from collector import memory
 from collector.component import (
     Component, ComponentId, ConsumeError, Consumer, Factory, Host, Kind, PermanentError, ResourceExhaustedError,
     RetryableError, StrictConfig, UnauthenticatedError,
@@ -467,10 +468,11 @@ class OTLPReceiver(Component):
         return Response(response.SerializeToString(), media_type="application/x-protobuf")
 
     def _http_request(self, body: bytes, encoding: str, as_json: bool, headers: dict[str, str], cfg: HttpConfig) -> _Outcome:
-        """Decode and accept one OTLP/HTTP body, on a receiver thread."""
+        """Decode and accept one OTLP/HTTP body, on a receiver thread, if the memory limiter admits it."""
         body = decompress(body, encoding, int(cfg.max_request_body_size_mib * MIB))
-        traces = Traces.from_json(body, max_depth=cfg.max_json_depth) if as_json else Traces.from_protobuf(body)
-        return self._accept(traces, "http", headers, None if as_json else body)
+        with memory.admission(len(body)):
+            traces = Traces.from_json(body, max_depth=cfg.max_json_depth) if as_json else Traces.from_protobuf(body)
+            return self._accept(traces, "http", headers, None if as_json else body)
 
 
 async def _read_body(request: Request, limit: int, budget: InFlightBytes, busy) -> tuple[bytes, int]:
@@ -615,7 +617,8 @@ class _GrpcTraceService:
         return payload
 
     def _export(self, payload: bytes, headers: dict[str, str]) -> _Outcome:
-        return self.receiver._accept(Traces.from_protobuf(payload), "grpc", headers, payload)
+        with memory.admission(len(payload)):  # the memory limiter's answer, before decoding
+            return self.receiver._accept(Traces.from_protobuf(payload), "grpc", headers, payload)
 
 
 factory = Factory("otlp", Kind.RECEIVER, OTLPReceiverConfig, OTLPReceiver)
