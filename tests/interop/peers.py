@@ -8,6 +8,7 @@ A missing binary skips its tests on a developer's machine (with the reason), and
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,19 @@ from harness import REPO, free_port  # noqa: E402
 
 INTEROP = REPO / "interop"
 BIN = REPO / ".cache" / "interop" / "bin"
+
+
+def _go_env() -> dict[str, str]:
+    """Go's cache locations, read at import (test collection), before tests/conftest.py points HOME
+    at a temp dir: run.sh downloaded and built into the caches under the real HOME."""
+    try:
+        out = subprocess.run(["go", "env", "-json", "GOMODCACHE", "GOCACHE", "GOPATH"], capture_output=True, text=True, timeout=60)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return {}
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+GO_ENV = _go_env()
 
 
 def require(path: Path, what: str) -> Path:
