@@ -72,7 +72,7 @@ def test_sdk_spans_land_intact(collector, protocol):
     assert all(int(s["Duration"]) > 0 for s in spans.values())
     # Priced on the way through (gpt-4o-mini: $0.15 / $0.60 per M tokens): only the inference span.
     assert float(attrs["gen_ai.usage.cost_usd"]) == pytest.approx(1200 * 0.15e-6 + 300 * 0.60e-6)
-    assert attrs["gen_ai.usage.cost.status"] == "priced"
+    assert attrs["genaitrace.cost.status"] == "priced"
     assert not any("gen_ai.usage.cost_usd" in s["SpanAttributes"] for s in (root, agent, tool))
     # The trace-id lookup table (filled by the materialized view) knows the trace
     lookup = collector.query(f"SELECT count() AS n FROM otel.otel_traces_trace_id_ts WHERE TraceId = '{trace_id}'")

@@ -40,8 +40,8 @@ def test_odd_span_does_not_fail_the_batch(odd):
     # gpt-4o: $2.50 / $10 per M tokens
     assert good_out["gen_ai.usage.cost_usd"] == pytest.approx(1000 * 2.5e-6 + 100 * 10e-6)
     assert "gen_ai.usage.cost_usd" not in odd_out or odd_out["gen_ai.usage.cost_usd"] > 0  # never a fake $0
-    if odd_out.get("gen_ai.usage.cost.status") == "unpriced":
-        assert odd_out["gen_ai.usage.cost.unpriced_reason"]
+    if odd_out.get("genaitrace.cost.status") == "unpriced":
+        assert odd_out["genaitrace.cost.unpriced_reason"]
 
 
 def test_failed_call_without_usage_is_unpriced_with_its_own_reason():
@@ -56,4 +56,4 @@ def test_failed_call_without_usage_is_unpriced_with_its_own_reason():
     cost.consume(traces)
     attrs = attributes_to_dict(sink.traces.request.resource_spans[0].scope_spans[0].spans[0].attributes)
     assert "gen_ai.usage.cost_usd" not in attrs
-    assert (attrs["gen_ai.usage.cost.status"], attrs["gen_ai.usage.cost.unpriced_reason"]) == ("unpriced", "failed_call_no_usage")
+    assert (attrs["genaitrace.cost.status"], attrs["genaitrace.cost.unpriced_reason"]) == ("unpriced", "failed_call_no_usage")

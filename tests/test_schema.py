@@ -54,10 +54,9 @@ CONTRIB_INDEXES = {
 INSPECT = r"""
 import json, sys
 from collector.storage.client import ClickHouseStore, parse_endpoint
-from collector.storage.schema import SchemaOptions, schema_statements
+from collector.storage.schema import SchemaOptions, create
 store = ClickHouseStore(parse_endpoint("chdb://" + sys.argv[1]))
-for statement in schema_statements(SchemaOptions(ttl_hours=72)):
-    store.command(statement)
+create(store, SchemaOptions(ttl_hours=72, text_indexes={"auto": None, "bloom": False}[sys.argv[2]]))
 q = lambda sql: [list(r) for r in store.query(sql).result_rows]
 print(json.dumps({
   "columns": q("SELECT name, type FROM system.columns WHERE database='otel' AND table='otel_traces' ORDER BY position"),
@@ -72,16 +71,21 @@ print(json.dumps({
 """
 
 
-def inspect(tmp_path) -> dict:
-    out = subprocess.run([sys.executable, "-c", INSPECT, str(tmp_path / "chdb")], capture_output=True, text=True, timeout=120)
+# Upstream's 2026 traces schema (contrib PR #50878): attribute items as ALIAS columns.
+ALIAS_COLUMNS = [("ResourceAttributeItems", "Array(String)"), ("SpanAttributeItems", "Array(String)")]
+
+
+def inspect(tmp_path, indexes: str = "bloom") -> dict:
+    out = subprocess.run([sys.executable, "-c", INSPECT, str(tmp_path / "chdb"), indexes], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_otel_traces_matches_contrib_schema(tmp_path):
     info = inspect(tmp_path)
-    assert [tuple(c) for c in info["columns"]] == CONTRIB_COLUMNS
-    assert {tuple(i) for i in info["indexes"]} == CONTRIB_INDEXES
+    assert [tuple(c) for c in info["columns"]] == CONTRIB_COLUMNS + ALIAS_COLUMNS
+    assert [tuple(a) for a in info["alias"]] == [(name, "ALIAS") for name, _ in ALIAS_COLUMNS]
+    assert {tuple(i) for i in info["indexes"]} == CONTRIB_INDEXES  # below 26.2: the bloom filters
     engine, partition_key, sorting_key, primary_key = info["table"][0]
     assert engine == "MergeTree"
     assert partition_key == "toDate(Timestamp)"
@@ -105,7 +109,8 @@ def test_trace_id_lookup_table_and_view(tmp_path):
     assert (engine, partition_key, sorting_key) == ("AggregatingMergeTree", "toStartOfWeek(Start)", "(TraceId)")
     mv_engine, as_select = info["mv"][0]
     assert mv_engine == "MaterializedView"
-    assert "min(Timestamp) AS Start" in as_select and "max(Timestamp) AS End" in as_select
+    # seconds, the lookup table's type (contrib PR #50878), not the DateTime64 values
+    assert "min(toDateTime(Timestamp)) AS Start" in as_select and "max(toDateTime(Timestamp)) AS End" in as_select
     assert "TraceId != ''" in as_select and "GROUP BY TraceId" in as_select
 
 
@@ -132,3 +137,27 @@ def test_ttl_that_cannot_be_a_clickhouse_ttl_is_refused():
     with pytest.raises(ValidationError, match="whole number of seconds"):
         ClickHouseConfig(ttl="500ms")
     assert "TTL" not in schema_statements(ClickHouseConfig(ttl="0s").schema_options())[1]
+
+
+def test_text_indexes_where_the_server_has_them(tmp_path):
+    info = inspect(tmp_path, "auto")  # chdb is 26.9: >= 26.2
+    kinds = {name: kind for name, kind, _ in info["indexes"]}
+    assert kinds == {"idx_trace_id": "text", "idx_res_attr_key": "text", "idx_res_attr_value": "text",
+                     "idx_res_attr_item": "text", "idx_span_attr_key": "text", "idx_span_attr_value": "text",
+                     "idx_span_attr_item": "text", "idx_duration": "minmax", "idx_lower_span_name": "text"}
+    assert [tuple(c) for c in info["columns"]] == CONTRIB_COLUMNS + ALIAS_COLUMNS
+
+
+def test_cluster_creates_the_distributed_pair_grafana_reads():
+    from collector.storage.schema import SchemaOptions
+
+    statements = schema_statements(SchemaOptions(cluster_name="genai", table_engine="ReplicatedMergeTree"))
+    assert all("ON CLUSTER `genai`" in s for s in statements)
+    joined = "\n".join(statements)
+    # Grafana's data source with traces table `otel_traces_dist` looks trace ids up in `otel_traces_dist_trace_id_ts`
+    assert ("CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_dist` ON CLUSTER `genai` AS `otel`.`otel_traces`"
+            " ENGINE = Distributed('genai', 'otel', 'otel_traces', cityHash64(TraceId))") in joined
+    assert ("CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_dist_trace_id_ts` ON CLUSTER `genai` AS `otel`.`otel_traces_trace_id_ts`"
+            " ENGINE = Distributed('genai', 'otel', 'otel_traces_trace_id_ts', cityHash64(TraceId))") in joined
+    assert "ReplicatedAggregatingMergeTree()" in joined and "non_replicated_deduplication_window" not in joined
+    assert joined.index("`otel_traces_trace_id_ts` ON CLUSTER") < joined.index("`otel_traces_dist_trace_id_ts`")

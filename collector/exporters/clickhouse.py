@@ -43,7 +43,8 @@ from collector.confighelpers import Duration
 from collector.exporterhelper import ExportRequest, ExporterSettings, QueuedRetryExporter
 from collector.storage.client import ClickHouseStore, acquire_store, parse_endpoint, release_store
 from collector.storage.columns import arrow_from_ipc, payloads_to_arrow, payloads_to_arrow_ipc, warm_up
-from collector.storage.schema import SchemaOptions, schema_statements
+from collector.storage import schema
+from collector.storage.schema import SchemaOptions
 
 
 class TableEngine(StrictConfig):
@@ -115,8 +116,7 @@ class ClickHouseExporter:
             future.result(timeout=120)
         self.store = self.config.open_store()
         if self.config.create_schema:
-            for statement in schema_statements(self.config.schema_options()):
-                self.store.command(statement)
+            schema.create(self.store, self.config.schema_options())  # text indexes if the server has them
             from collector.storage import genai_views
 
             genai_views.create(self.store, self.config.schema_options())

@@ -1,9 +1,31 @@
 """The `otel_traces` schema, column for column the OpenTelemetry Collector contrib ClickHouse exporter's.
 
 Grafana's ClickHouse data source (OTel mode) and SQL written against the contrib exporter work
-unchanged. The only addition is a table *setting*, `non_replicated_deduplication_window`, so that
-a batch replayed from the durable queue after a crash is deduplicated by its insert token on a
-plain MergeTree as it is on ReplicatedMergeTree. GenAI views live on top (`genai_views.py`).
+unchanged. GenAI views live on top (`genai_views.py`).
+
+Followed from upstream's 2026 traces schema change (opentelemetry-collector-contrib PR #50878,
+"Upgrade traces table with text indices"; the same gating as the released logs table of
+clickhouseexporter v0.165.1, `versionFullTextSearch` = 26.2):
+
+* `ResourceAttributeItems` / `SpanAttributeItems`: ALIAS columns, `key=value` strings of the
+  attribute maps, so `has(SpanAttributeItems, 'gen_ai.provider.name=openai')` can use an index;
+* on a server >= 26.2 (chdb 26.9 is), `TYPE text(...)` indexes instead of bloom filters for the
+  trace id, the attribute keys, values and items, and the span name; below 26.2 the bloom
+  filters (and no items index) as before. `create()` asks the server; `SchemaOptions.text_indexes`
+  forces either;
+* the trace-id lookup view stores `min(toDateTime(Timestamp))` / `max(...)` (seconds, the
+  lookup table's type) where it stored the DateTime64 values.
+
+Intended differences from the contrib DDL (tests/test_schema.py lists them):
+* the table setting `non_replicated_deduplication_window` (plain MergeTree only), so that a batch
+  replayed from the durable queue after a crash is deduplicated by its insert token as it is on
+  ReplicatedMergeTree;
+* `Timestamp` in the sorting key after `toDateTime(Timestamp)`, and CODEC(ZSTD(1)) (upstream
+  moved to ZSTD(3) in v0.165; ours stays for insert CPU, measured in bench/README);
+* the lookup table is an AggregatingMergeTree (one row per trace after merges);
+* with `cluster_name`: Distributed tables `{table}_dist` and `{table}_dist_trace_id_ts`, the
+  pair Grafana's data source reads when its traces table is `{table}_dist` (it looks up
+  `<table>_trace_id_ts`).
 """
 
 from __future__ import annotations
@@ -64,13 +86,9 @@ CREATE TABLE IF NOT EXISTS {db}.{table} {cluster} (
         TraceState String,
         Attributes Map(LowCardinality(String), String)
     ) CODEC(ZSTD(1)),
-    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
-    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
-    INDEX idx_lower_span_name lower(SpanName) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8
+    ResourceAttributeItems Array(String) ALIAS {resource_items},
+    SpanAttributeItems Array(String) ALIAS {span_items},
+{indexes}
 ) ENGINE = {engine}
 PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
@@ -96,12 +114,38 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv} {cluster}
 TO {db}.{lookup}
 AS SELECT
     TraceId,
-    min(Timestamp) as Start,
-    max(Timestamp) as End
+    min(toDateTime(Timestamp)) as Start,
+    max(toDateTime(Timestamp)) as End
 FROM {db}.{table}
 WHERE TraceId != ''
 GROUP BY TraceId
 """
+
+# `key=value` for every attribute of a map: what the items ALIAS columns hold.
+ITEMS_SQL = "arrayMap((k, v) -> concat(k, '=', v), mapKeys({column}), mapValues({column}))"
+
+# Below 26.2: the contrib exporter's bloom filters.
+BLOOM_INDEXES = """    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
+    INDEX idx_lower_span_name lower(SpanName) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8"""
+
+# 26.2 and later: text indexes (tokenizer 'array': every element is one token).
+TEXT_INDEXES = """    INDEX idx_trace_id TraceId TYPE text(tokenizer = 'array'),
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_res_attr_item {resource_items} TYPE text(tokenizer = 'array'),
+    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_span_attr_item {span_items} TYPE text(tokenizer = 'array'),
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
+    INDEX idx_lower_span_name lower(SpanName) TYPE text(tokenizer = 'splitByNonAlpha')"""
+
+# The first ClickHouse release with `TYPE text` indexes (the contrib exporter's versionFullTextSearch).
+TEXT_INDEX_VERSION = (26, 2)
 
 # How many recent insert tokens a plain MergeTree remembers for deduplicating replays.
 DEDUP_WINDOW = 10_000
@@ -120,6 +164,8 @@ class SchemaOptions:
     table_engine_params: str = ""
     ttl_hours: int = 0  # earlier form of ttl_seconds (whole hours); ttl_seconds wins when set
     ttl_seconds: int = 0
+    # TYPE text indexes (server >= 26.2); None: `create()` asks the server.
+    text_indexes: bool | None = None
 
 
 def _engine(options: SchemaOptions, default: str) -> str:
@@ -142,24 +188,76 @@ def _ttl(column: str, options: SchemaOptions) -> str:
     raise AssertionError("unreachable: every whole number of seconds divides by 1")
 
 
-def schema_statements(options: SchemaOptions) -> list[str]:
-    """CREATE statements for the database, `otel_traces`, and the trace-id lookup table and view."""
-    db = quote_ident(options.database)
+def _names(options: SchemaOptions) -> dict[str, str]:
     table = options.traces_table_name
-    cluster = f"ON CLUSTER {quote_ident(options.cluster_name)}" if options.cluster_name else ""
-    dedup = "" if options.table_engine.startswith("Replicated") else f", non_replicated_deduplication_window = {DEDUP_WINDOW}"
-    names = {
-        "db": db,
-        "cluster": cluster,
+    return {
+        "db": quote_ident(options.database),
+        "cluster": f"ON CLUSTER {quote_ident(options.cluster_name)}" if options.cluster_name else "",
         "table": quote_ident(table),
         "lookup": quote_ident(f"{table}_trace_id_ts"),
         "mv": quote_ident(f"{table}_trace_id_ts_mv"),
     }
-    return [
-        f"CREATE DATABASE IF NOT EXISTS {db} {cluster}",
-        _TRACES_TABLE.format(
-            **names, engine=_engine(options, "MergeTree"), ttl=_ttl("Timestamp", options), dedup=dedup
-        ),
+
+
+def distributed_names(options: SchemaOptions) -> dict[str, str]:
+    """With `cluster_name`: the Distributed tables over the local ones (unquoted names)."""
+    table = options.traces_table_name
+    return {"traces": f"{table}_dist", "lookup": f"{table}_dist_trace_id_ts"}
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def schema_statements(options: SchemaOptions) -> list[str]:
+    """CREATE statements for the database, `otel_traces`, the trace-id lookup table and view, and
+    with `cluster_name` the Distributed tables over them."""
+    names = _names(options)
+    dedup = "" if options.table_engine.startswith("Replicated") else f", non_replicated_deduplication_window = {DEDUP_WINDOW}"
+    items = {"resource_items": ITEMS_SQL.format(column="ResourceAttributes"),
+             "span_items": ITEMS_SQL.format(column="SpanAttributes")}
+    indexes = (TEXT_INDEXES if options.text_indexes else BLOOM_INDEXES).format(**items)
+    out = [
+        f"CREATE DATABASE IF NOT EXISTS {names['db']} {names['cluster']}",
+        _TRACES_TABLE.format(**names, **items, indexes=indexes, engine=_engine(options, "MergeTree"),
+                             ttl=_ttl("Timestamp", options), dedup=dedup),
         _TRACE_ID_TS_TABLE.format(**names, engine=_engine(options, "AggregatingMergeTree"), ttl=_ttl("Start", options)),
         _TRACE_ID_TS_MV.format(**names),
     ]
+    if options.cluster_name:
+        dist = distributed_names(options)
+        where = f"{_lit(options.cluster_name)}, {_lit(options.database)}"
+        out.append(f"CREATE TABLE IF NOT EXISTS {names['db']}.{quote_ident(dist['traces'])} {names['cluster']}"
+                   f" AS {names['db']}.{names['table']}"
+                   f" ENGINE = Distributed({where}, {_lit(options.traces_table_name)}, cityHash64(TraceId))")
+        out.append(f"CREATE TABLE IF NOT EXISTS {names['db']}.{quote_ident(dist['lookup'])} {names['cluster']}"
+                   f" AS {names['db']}.{names['lookup']}"
+                   f" ENGINE = Distributed({where}, {_lit(options.traces_table_name + '_trace_id_ts')}, cityHash64(TraceId))")
+    return [statement.strip() for statement in out]
+
+
+def server_has_text_indexes(store) -> bool:
+    client = getattr(store, "client", store)
+    version = str(client.command("SELECT version()"))
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) >= TEXT_INDEX_VERSION
+
+
+def upgrade_statements(options: SchemaOptions) -> list[str]:
+    """What a table created by an earlier release gains: the items ALIAS columns (metadata only)."""
+    names = _names(options)
+    return [f"ALTER TABLE {names['db']}.{names['table']} {names['cluster']}"
+            f" ADD COLUMN IF NOT EXISTS ResourceAttributeItems Array(String) ALIAS {ITEMS_SQL.format(column='ResourceAttributes')},"
+            f" ADD COLUMN IF NOT EXISTS SpanAttributeItems Array(String) ALIAS {ITEMS_SQL.format(column='SpanAttributes')}"]
+
+
+def create(store, options: SchemaOptions) -> SchemaOptions:
+    """Create the schema on `store`, text indexes decided by the server's version unless forced.
+    Returns the options used (with `text_indexes` settled)."""
+    from dataclasses import replace
+
+    if options.text_indexes is None:
+        options = replace(options, text_indexes=server_has_text_indexes(store))
+    for statement in schema_statements(options) + upgrade_statements(options):
+        store.command(statement)
+    return options
