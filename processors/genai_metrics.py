@@ -6,6 +6,7 @@
         max_agents: 100
         max_tenants: 200
         max_providers: 20
+        legacy_metric_names: false   # true: also the previous release's names (one release only)
 
     service:
       pipelines:
@@ -18,13 +19,20 @@ request the client retries after a refusal is not counted twice. Served on the c
 metrics endpoint (`service.telemetry.metrics.address`), next to the `otelcol_*` health metrics.
 
 GenAI semantic-convention histograms (names as the OpenTelemetry -> Prometheus translation
-writes them, the spec's bucket boundaries):
+writes them, the spec's bucket boundaries; the metric names are in the `semconv` package, from the
+semantic-conventions-genai repository's model/gen-ai/metrics.yaml and usage-metrics.yaml):
 
-    gen_ai_client_token_usage            {gen_ai_operation_name, gen_ai_provider_name,
-                                          gen_ai_request_model, gen_ai_token_type, gen_ai_agent_name}
-    gen_ai_client_operation_duration_seconds
-                                         {gen_ai_operation_name, gen_ai_provider_name,
-                                          gen_ai_request_model, error_type, gen_ai_agent_name}
+    gen_ai_client_inference_usage_input_tokens    {gen_ai_operation_name, gen_ai_provider_name,
+    gen_ai_client_inference_usage_output_tokens    gen_ai_request_model, gen_ai_agent_name}
+    gen_ai_client_operation_duration_seconds      {gen_ai_operation_name, gen_ai_provider_name,
+                                                   gen_ai_request_model, error_type, gen_ai_agent_name}
+    gen_ai_invoke_agent_duration_seconds          {gen_ai_agent_name, error_type}
+    gen_ai_execute_tool_duration_seconds          {gen_ai_tool_name, error_type}
+    gen_ai_workflow_duration_seconds              {gen_ai_workflow_name, error_type}
+
+Migration from the previous release: `gen_ai_client_token_usage{gen_ai_token_type}` (semconv's
+`gen_ai.client.token.usage`, replaced by the two inference usage histograms) is emitted only with
+`legacy_metric_names: true`, for one release; the dashboards and alert rules use the new names.
 
 Counters with the names users' dashboards and alerts already know (labels `provider`, `model`,
 `agent_name`, `tenant`, `operation`):
@@ -84,6 +92,8 @@ def _get(attributes, name: str):
             return value
     return None
 _STATUS_ERROR = 2
+# Spans whose duration is a semconv metric of its own (agent, tool, workflow).
+_TIMED_OPERATIONS = frozenset({semconv.OP_INVOKE_AGENT, semconv.OP_EXECUTE_TOOL, semconv.OP_INVOKE_WORKFLOW})
 
 
 class GenAIMetricsConfig(StrictConfig):
@@ -91,6 +101,10 @@ class GenAIMetricsConfig(StrictConfig):
     max_agents: int = Field(100, ge=1)
     max_tenants: int = Field(200, ge=1)
     max_providers: int = Field(20, ge=1)
+    max_tools: int = Field(100, ge=1)
+    max_workflows: int = Field(100, ge=1)
+    # The previous release's metric names beside the current ones (see the module docstring).
+    legacy_metric_names: bool = False
 
 
 class _Capped:
@@ -117,9 +131,24 @@ class GenAIMetrics:
     def __init__(self, registry: CollectorRegistry):
         common = ["provider", "model", "agent_name", "tenant", "operation"]
         semconv = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
-        self.token_usage = Histogram(
-            "gen_ai_client_token_usage", "Number of input and output tokens used (GenAI semconv gen_ai.client.token.usage)",
-            semconv + ["gen_ai_token_type", "gen_ai_agent_name"], buckets=TOKEN_BUCKETS, registry=registry)
+        self.registry, self._lock, self._legacy = registry, threading.Lock(), None
+        self.input_tokens = Histogram(
+            "gen_ai_client_inference_usage_input_tokens", "Input tokens per inference call (GenAI semconv "
+            "gen_ai.client.inference.usage.input_tokens)", semconv + ["gen_ai_agent_name"], buckets=TOKEN_BUCKETS,
+            registry=registry)
+        self.output_tokens = Histogram(
+            "gen_ai_client_inference_usage_output_tokens", "Output tokens per inference call (GenAI semconv "
+            "gen_ai.client.inference.usage.output_tokens)", semconv + ["gen_ai_agent_name"], buckets=TOKEN_BUCKETS,
+            registry=registry)
+        self.agent_duration = Histogram(
+            "gen_ai_invoke_agent_duration_seconds", "Agent invocation duration (GenAI semconv gen_ai.invoke_agent.duration)",
+            ["gen_ai_agent_name", "error_type"], buckets=DURATION_BUCKETS, registry=registry)
+        self.tool_duration = Histogram(
+            "gen_ai_execute_tool_duration_seconds", "Tool execution duration (GenAI semconv gen_ai.execute_tool.duration)",
+            ["gen_ai_tool_name", "error_type"], buckets=DURATION_BUCKETS, registry=registry)
+        self.workflow_duration = Histogram(
+            "gen_ai_workflow_duration_seconds", "Workflow duration (GenAI semconv gen_ai.workflow.duration)",
+            ["gen_ai_workflow_name", "error_type"], buckets=DURATION_BUCKETS, registry=registry)
         self.duration = Histogram(
             "gen_ai_client_operation_duration_seconds",
             "GenAI operation duration (GenAI semconv gen_ai.client.operation.duration)",
@@ -133,6 +162,17 @@ class GenAIMetrics:
                                 common + ["reason"], registry=registry)
         self.agent_runs = Counter("agent_runs", "Agent invocations (invoke_agent spans)",
                                   ["agent_name", "tenant", "status"], registry=registry)
+
+    def legacy_token_usage(self) -> Histogram:
+        """The previous release's token histogram, registered when a processor asks for it."""
+        with self._lock:
+            if self._legacy is None:
+                self._legacy = Histogram(
+                    "gen_ai_client_token_usage", "Deprecated (legacy_metric_names): gen_ai.client.token.usage, "
+                    "replaced by gen_ai_client_inference_usage_{input,output}_tokens",
+                    ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type",
+                     "gen_ai_agent_name"], buckets=TOKEN_BUCKETS, registry=self.registry)
+            return self._legacy
 
 
 # One metric family set per registry (processors of several pipelines share it). Keyed by the
@@ -168,6 +208,8 @@ class GenAIMetricsProcessor(Processor):
         self.tenant = _Capped(config.max_tenants)
         self.provider = _Capped(config.max_providers)
         self.error_type = _Capped(50)
+        self.tool = _Capped(config.max_tools)
+        self.workflow = _Capped(config.max_workflows)
         self.metrics: GenAIMetrics | None = None
         self._children: dict[tuple, object] = {}
 
@@ -199,13 +241,22 @@ class GenAIMetricsProcessor(Processor):
         for row in traces.genai_rows():  # the rows the GenAI processors read and patched
             a = row.attributes
             op = a.get(OP_KEY)
-            if type(op) is not str or (op not in INFERENCE_OPERATIONS and op != "invoke_agent"):
+            if type(op) is not str or (op not in INFERENCE_OPERATIONS and op not in _TIMED_OPERATIONS):
                 continue
             tenant = self.tenant(str(a.get("tenant.id") or row.resource.get("tenant.id") or ""))
             agent = self.agent(str(a.get("gen_ai.agent.name") or ""))
             error = row.status_code == _STATUS_ERROR
-            if op == "invoke_agent":
-                child(m.agent_runs, agent, tenant, "error" if error else "ok").inc()
+            seconds = max(row.end_time_unix_nano - row.start_time_unix_nano, 0) / 1e9
+            if op in _TIMED_OPERATIONS:
+                error_type = self.error_type(str(a.get(semconv.ERROR_TYPE) or "_OTHER")[:64]) if error else ""
+                if op == semconv.OP_INVOKE_AGENT:
+                    child(m.agent_runs, agent, tenant, "error" if error else "ok").inc()
+                    child(m.agent_duration, agent, error_type).observe(seconds)
+                elif op == semconv.OP_EXECUTE_TOOL:
+                    child(m.tool_duration, self.tool(str(a.get(semconv.GEN_AI_TOOL_NAME) or "")), error_type).observe(seconds)
+                else:
+                    workflow = self.workflow(str(a.get(semconv.GEN_AI_WORKFLOW_NAME) or ""))
+                    child(m.workflow_duration, workflow, error_type).observe(seconds)
                 continue
             status = _get(a, semconv.COST_STATUS)
             if status == "delegated":
@@ -217,16 +268,17 @@ class GenAIMetricsProcessor(Processor):
             child(m.requests, *common, "error" if error else "ok").inc()
             if error:
                 child(m.errors, *common, error_type).inc()
-            seconds = max(row.end_time_unix_nano - row.start_time_unix_nano, 0) / 1e9
             child(m.duration, op, provider, model, error_type, agent).observe(seconds)
             for token_type, key in _TOKEN_KEYS:
                 n = _num(_get(a, key))
                 if n > 0:
                     child(m.tokens, *common, token_type).inc(n)
-            for token_type, key in _TOKEN_KEYS[:2]:
+            for (token_type, key), histogram in zip(_TOKEN_KEYS[:2], (m.input_tokens, m.output_tokens)):
                 value = _get(a, key)
                 if value is not None:
-                    child(m.token_usage, op, provider, model, token_type, agent).observe(_num(value))
+                    child(histogram, op, provider, model, agent).observe(_num(value))
+                    if self.config.legacy_metric_names:
+                        child(m.legacy_token_usage(), op, provider, model, token_type, agent).observe(_num(value))
             cost = _num(a.get(semconv.COST_USD))
             if cost > 0:
                 child(m.cost, *common).inc(cost)

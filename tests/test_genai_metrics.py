@@ -94,7 +94,7 @@ def test_counters_match_the_spans(seeded_metrics):
 def test_semconv_histograms_have_the_spec_buckets(seeded_metrics):
     truth, _, registry = seeded_metrics
     s = registry = samples(registry)
-    token_les = sorted({float(x.labels["le"]) for x in s["gen_ai_client_token_usage_bucket"]})
+    token_les = sorted({float(x.labels["le"]) for x in s["gen_ai_client_inference_usage_input_tokens_bucket"]})
     assert token_les == [float(b) for b in gm.TOKEN_BUCKETS] + [math.inf]
     duration_les = sorted({float(x.labels["le"]) for x in s["gen_ai_client_operation_duration_seconds_bucket"]})
     assert duration_les == [float(b) for b in gm.DURATION_BUCKETS] + [math.inf]
@@ -103,9 +103,15 @@ def test_semconv_histograms_have_the_spec_buckets(seeded_metrics):
     assert math.isclose(total(registry, "gen_ai_client_operation_duration_seconds_sum"),
                         sum(c.duration_ms for c in calls) / 1000, rel_tol=1e-9)
     with_usage = [c for c in calls if "gen_ai.usage.input_tokens" in c.attrs]
-    assert total(registry, "gen_ai_client_token_usage_count", gen_ai_token_type="input") == len(with_usage)
-    assert total(registry, "gen_ai_client_token_usage_sum", gen_ai_token_type="output") == \
+    assert total(registry, "gen_ai_client_inference_usage_input_tokens_count") == len(with_usage)
+    assert total(registry, "gen_ai_client_inference_usage_output_tokens_sum") == \
         sum(c.attrs["gen_ai.usage.output_tokens"] for c in with_usage)
+    assert "gen_ai_client_token_usage_count" not in s  # the previous release's name: only with legacy_metric_names
+    # agent, tool and workflow spans: their own duration histograms (semantic-conventions-genai metrics.yaml)
+    for metric, op in (("gen_ai_invoke_agent_duration_seconds", "invoke_agent"), ("gen_ai_execute_tool_duration_seconds", "execute_tool"),
+                       ("gen_ai_workflow_duration_seconds", "invoke_workflow")):
+        spans = [x for x in truth.spans if x.op == op]
+        assert total(registry, metric + "_count") == len(spans) > 0, metric
     labels = s["gen_ai_client_operation_duration_seconds_count"][0].labels
     assert {"gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type"} <= labels.keys()
     assert {x.labels["error_type"] for x in s["gen_ai_client_operation_duration_seconds_count"]} >= set(seed_data.ERRORS)
@@ -192,3 +198,16 @@ def test_skipping_non_genai_spans_is_cheap():
     genai_rate = len(truth.spans) / (time.perf_counter() - began)
     print(f"\ngenai_metrics: {plain_rate:,.0f} non-GenAI spans/s, {genai_rate:,.0f} GenAI-mix spans/s")
     assert plain_rate > 10_000 and genai_rate > 1_000  # sanity only: the box may be busy
+
+
+def test_legacy_metric_names_behind_the_switch_for_one_release():
+    proc, registry = make({"legacy_metric_names": True})
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    _span(scope, model="gpt-4o", agent="a")
+    proc.consume(Traces(request))
+    s = samples(registry)
+    assert total(registry, "gen_ai_client_token_usage_count", gen_ai_token_type="input") == 1  # the old name, too
+    assert total(registry, "gen_ai_client_inference_usage_input_tokens_count") == 1  # and the current one
+    assert "gen_ai_client_token_usage_count" in s
+    assert gm.GenAIMetricsConfig().legacy_metric_names is False  # off by default
