@@ -54,7 +54,7 @@ from pydantic import Field, field_validator
 
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
 from collector.pdata import Traces
-from collector.secretkeys import is_secret_key, key_name
+from collector.secretkeys import SECRET_KEY_NAMES, SECRET_KEY_SUFFIXES, is_secret_key, key_name
 from instrumentation import genai_mapping as gm
 
 # Where message content lives, in every dialect (the list the app side strips by default).
@@ -84,6 +84,22 @@ def _any_of(*needles: str) -> tuple[tuple[str, ...], ...]:
     return (needles,)
 
 
+def _assigned_secret() -> str:
+    """`<secret key name> = value` / `: value` in text (`AWS_SECRET_ACCESS_KEY=...`, `"password": "..."`,
+    `Authorization: Basic ...`, `?token=...`): the value is masked, the key and quotes kept. The
+    names are collector/secretkeys.py's, so an attribute key and a key written in text are one list."""
+    names = sorted({*SECRET_KEY_NAMES, *(suffix.lstrip("_") for suffix in SECRET_KEY_SUFFIXES)}, key=len, reverse=True)
+    alternation = "|".join(re.escape(name).replace("_", "[_\\-]") for name in names)
+    return (r"(?i:(?<![A-Za-z0-9])(?:" + alternation + r")(?![A-Za-z0-9_])"
+            r"[\s'\"\\]*[:=][\s'\"\\]*(?:(?:basic|bearer|token|digest)\s+)?)"
+            # quoted: up to the closing quote; bare: up to a space or delimiter; never a mask already made
+            r"(?P<secret>(?<=[\"'])(?!\[)[^\"'\\\n]+|(?!\[)[^\s\"'\\,;&<>]{4,})")
+
+
+_ASSIGNED_SECRET = _assigned_secret()
+# Every secret key name contains one of these (tests/test_redaction.py checks it).
+_SECRET_NAME_NEEDLES = ("pass", "pwd", "secret", "token", "auth", "cookie", "key", "credential", "connection", "dsn")
+
 BUILTIN: dict[str, tuple[str, Callable[[str], bool] | None, tuple[tuple[str, ...], ...]]] = {
     "bearer_token": (
         r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{8,}=*"
@@ -98,11 +114,9 @@ BUILTIN: dict[str, tuple[str, Callable[[str], bool] | None, tuple[tuple[str, ...
         r"|\bgithub_pat_[A-Za-z0-9_]{30,}"
         r"|\bxox[abprs]-[A-Za-z0-9\-]{10,}"
         r"|\bAIza[0-9A-Za-z_\-]{35}"
-        r"|(?i:\b(?:api[_\-]?key|access[_\-]?token|secret[_\-]?key|client[_\-]?secret|password)\b"
-        r"[\s'\"\\]*[:=][\s'\"\\]*)(?P<secret>[A-Za-z0-9_\-./+]{8,})",
+        r"|" + _ASSIGNED_SECRET,
         None,
-        _any_of("sk-", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "aiza", "api", "access",
-                "secret", "password"),
+        _any_of("sk-", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "aiza", *_SECRET_NAME_NEEDLES),
     ),
     "email": (r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b", None, _any_of("@")),
     "card_number": (

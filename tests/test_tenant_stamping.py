@@ -56,8 +56,11 @@ def _claiming_request(name: str):
 
 
 def _stored(collector, name: str, count: int) -> list[dict]:
-    return collector.wait_for_rows(f"SELECT * FROM otel.otel_traces WHERE SpanName = '{name}'",
-                                   lambda rows: len(rows) >= count, timeout=30)
+    """Every column of the rows, MATERIALIZED and ALIAS ones too (SELECT * leaves those out)."""
+    collector.wait_for_rows(f"SELECT count() AS n FROM otel.otel_traces WHERE SpanName = '{name}'",
+                            lambda rows: rows[0]["n"] >= count, timeout=30)
+    columns = [r["name"] for r in collector.query("SELECT name FROM system.columns WHERE database = 'otel' AND table = 'otel_traces'")]
+    return collector.query(f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM otel.otel_traces WHERE SpanName = '{name}'")
 
 
 def _assert_only_acme(rows: list[dict]) -> None:
