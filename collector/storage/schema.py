@@ -20,8 +20,9 @@ Intended differences from the contrib DDL (tests/test_schema.py lists them):
 * the table setting `non_replicated_deduplication_window` (plain MergeTree only), so that a batch
   replayed from the durable queue after a crash is deduplicated by its insert token as it is on
   ReplicatedMergeTree;
-* `Timestamp` in the sorting key after `toDateTime(Timestamp)`, and CODEC(ZSTD(1)) (upstream
-  moved to ZSTD(3) in v0.165; ours stays for insert CPU, measured in bench/README);
+* `Timestamp` in the sorting key after `toDateTime(Timestamp)`, `CODEC(T64, ZSTD(1))` on Duration,
+  and ZSTD(1) where upstream v0.165 writes ZSTD(3) (not changed here: a compression level
+  trades insert and merge CPU, which this change did not measure);
 * the lookup table is an AggregatingMergeTree (one row per trace after merges);
 * with `cluster_name`: Distributed tables `{table}_dist` and `{table}_dist_trace_id_ts`, the
   pair Grafana's data source reads when its traces table is `{table}_dist` (it looks up
