@@ -52,6 +52,13 @@ def _span_json(**overrides) -> dict:
     return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
 
 
+def _nested_json_value(depth: int) -> dict:
+    value: dict = {"stringValue": "bottom"}
+    for _ in range(depth):
+        value = {"arrayValue": {"values": [value]}}
+    return value
+
+
 _BAD_PAYLOADS = [
     ("malformed protobuf", b"\x0a\xff\xff\xff\xff\x0f garbage", PB, 400),
     ("truncated gzip", gzip.compress(make_request(5)[0].SerializeToString())[:30], {**PB, "content-encoding": "gzip"}, 400),
@@ -68,6 +75,12 @@ _BAD_PAYLOADS = [
     ("json name is a number", json.dumps(_span_json(name=[1, 2])).encode(), {"content-type": "application/json"}, 400),
     ("json invalid utf-8", json.dumps(_span_json(name="AAAA")).encode().replace(b"AAAA", b"A\xff\xfeA"), {"content-type": "application/json"}, 400),
     ("json lone surrogate", json.dumps(_span_json(name="\ud800")).encode(), {"content-type": "application/json"}, 400),
+    ("json nested 5000 deep", b'{"resourceSpans":' + b"[" * 5000 + b"]" * 5000 + b"}", {"content-type": "application/json"}, 400),
+    ("json nested 100000 deep", b"[" * 100_000, {"content-type": "application/json"}, 400),
+    ("json attribute nested 200 deep", json.dumps(_span_json(attributes=[{"key": "k", "value": _nested_json_value(200)}])).encode(),
+     {"content-type": "application/json"}, 400),
+    ("gzip json nested 5000 deep", gzip.compress(b'{"resourceSpans":' + b"[" * 5000 + b"]" * 5000 + b"}"),
+     {"content-type": "application/json", "content-encoding": "gzip"}, 400),
     ("protobuf invalid utf-8", make_request(1)[0].SerializeToString().replace(b"reliability-test", b"reliability-te\xff\xfe"), PB, 400),
 ]
 
@@ -76,9 +89,19 @@ _BAD_PAYLOADS = [
 def test_bad_payloads_get_clear_errors(collector, name, body, headers, status):
     response = _post(collector, body, headers)
     assert response.status_code == status, (name, response.status_code, response.content[:200])
+    assert b"Traceback" not in response.content and b'File "' not in response.content
     if status >= 400 and response.headers.get("content-type") == "application/json":
         assert json.loads(response.content)["message"]
     _still_serving(collector)
+
+
+def test_json_nesting_within_the_limit_is_stored(collector):
+    """An attribute nested 12 levels (JSON depth 46) passes the depth check; validation then cuts
+    it at max_attribute_depth, as for protobuf."""
+    document = _span_json(name="json-nested-12", attributes=[{"key": "k", "value": _nested_json_value(12)}])
+    response = _post(collector, json.dumps(document).encode(), {"content-type": "application/json"})
+    assert response.status_code == 200, response.content[:300]
+    assert _query_span(collector, "json-nested-12")["a"]["k"].endswith("...[truncated depth]")
 
 
 def test_deeply_nested_protobuf_is_refused(collector):

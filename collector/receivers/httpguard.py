@@ -11,9 +11,10 @@ Per connection, measured from its first byte (from the accept for a new connecti
     fields; over either the answer is 431 and the connection is closed.
 A late request gets 408 and the connection is closed: a half-sent request never holds a socket.
 
-Per endpoint, `max_connections`: when a new connection would exceed it, the oldest connection that
-is not working on a request (still waiting for request headers, or idle between requests) is closed
-to make room: a slow or idle client cannot lock others out by holding sockets. When every
+Per endpoint, `max_connections`: when a new connection would exceed it, the connection that has not
+started a request for the longest time and is not working on one (still waiting for request
+headers, or idle between requests) is closed to make room: a slow or idle client cannot lock others
+out by holding sockets, and a client that keeps sending requests is the last to be chosen. When every
 connection is busy with a request, the new one gets 429 with Retry-After and is closed.
 Every such refusal is logged, at most one line per reason per interval.
 """
@@ -39,6 +40,9 @@ class HttpLimits:
     max_connections: int
 
 
+_LINGER_S = 0.5
+
+
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing a request that was already answered."""
 
@@ -55,7 +59,8 @@ class ConnectionTable:
 
     def __init__(self, limits: HttpLimits, log: RateLimitedLog, name: str):
         self.limits, self.log, self.name = limits, log, name
-        self.open: dict["GuardedHttpProtocol", None] = {}  # insertion order = age
+        # Insertion order = when the connection last started a request (or was accepted), oldest first.
+        self.open: dict["GuardedHttpProtocol", None] = {}
         self.closed_by_timeout = 0
         self.evicted = 0
         self.refused = 0
@@ -73,9 +78,14 @@ class ConnectionTable:
             self.log.warning("http-conn-evicted", "receiver %s: %d HTTP connections open (max_connections); closed the "
                              "oldest one not working on a request (%s, %s) to admit %s",
                              self.name, len(self.open), victim.peer, victim.phase, connection.peer)
-            victim.close()
+            victim.close()  # leaves the table now, not when the loop reports the close
         self.open[connection] = None
         return True
+
+    def touch(self, connection: "GuardedHttpProtocol") -> None:
+        """`connection` started a request: it becomes the newest."""
+        if self.open.pop(connection, 0) is None:
+            self.open[connection] = None
 
     def remove(self, connection: "GuardedHttpProtocol") -> None:
         self.open.pop(connection, None)
@@ -144,6 +154,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def close(self) -> None:
+        self.table.remove(self)
         self._refused = True
         if not self.transport.is_closing():
             self.transport.close()
@@ -181,7 +192,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # --- deadlines and refusals ---
 
     def _begin_request(self) -> None:
-        self.phase = HEADERS if self.phase == IDLE else self.phase
+        if self.phase == IDLE:
+            self.phase = HEADERS
+            self.table.touch(self)
         self._request_began = time.monotonic()
         self._header_bytes = 0
         self._arm_deadline(self.table.limits.read_header_timeout, "read_header_timeout")
@@ -210,6 +223,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if not status.startswith(("408", "429")):
             self.table.log.warning(f"http-{status[:3]}", "receiver %s: refused an HTTP request from %s with %s: %s",
                                    self.table.name, self.peer, status, message)
-        if self.cycle is None or not self.cycle.response_started:
-            self.transport.write(_raw_response(status, message, retry_after))
-        self.close()
+        if self.cycle is not None and self.cycle.response_started:
+            self.close()
+            return
+        # Answer, stop sending, and read (and drop) what the client is still sending for a moment
+        # before closing: closing with unread data makes the kernel send a reset, which can reach
+        # the client before it read the answer (Go's server does the same).
+        self._refused = True
+        self.transport.write(_raw_response(status, message, retry_after))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER_S, self.close)

@@ -10,7 +10,8 @@ answering as the spec says, with otelcol's connection limits.
             max_concurrent_streams: 100     # per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)
             max_connections: 1000           # more are closed at accept
             max_in_flight_bytes_mib: 256    # request bytes held at once; more -> RESOURCE_EXHAUSTED + RetryInfo
-            read_timeout: 30s               # a stream must deliver its request within this
+            read_timeout: 30s               # a stream must deliver its request (a connection finish its
+                                            # handshake) within this; late -> DEADLINE_EXCEEDED
             read_buffer_size: 524288
             keepalive:
               server_parameters:            # each 0 = none
@@ -34,6 +35,7 @@ answering as the spec says, with otelcol's connection limits.
             max_header_count: 100           # -> 431
             max_connections: 1000           # the oldest connection not working on a request makes room
             max_in_flight_bytes_mib: 256    # request bytes held at once; more -> 429 + Retry-After
+                                            # (bodies up to 1 MiB may use a quarter more)
             compression_algorithms: [gzip, zstd, zlib, deflate, snappy, x-snappy-framed, lz4]
             max_json_depth: 64              # deeper OTLP/JSON -> 400
 
@@ -215,15 +217,21 @@ def _raise_fd_limit(wanted: int) -> None:
 
 
 class InFlightBytes:
-    """Request bytes one endpoint holds at once (bodies being read, decoded or processed)."""
+    """Request bytes one endpoint holds at once (bodies being read, decoded or processed).
+
+    Requests up to LARGE_REQUEST_BYTES may go a quarter over the limit: a few large uploads that
+    fill it must not lock out the small requests of every other client."""
 
     def __init__(self, limit: int):
         self.limit, self.used = limit, 0
+        self._small_limit = limit + limit // 4
         self._lock = threading.Lock()
 
-    def take(self, size: int) -> bool:
+    def take(self, size: int, request_size: int | None = None) -> bool:
+        """Hold `size` more bytes for a request of `request_size` (default: `size`) bytes so far."""
+        small = (size if request_size is None else request_size) <= LARGE_REQUEST_BYTES
         with self._lock:
-            if self.used + size > self.limit:
+            if self.used + size > (self._small_limit if small else self.limit):
                 return False
             self.used += size
             return True
@@ -491,7 +499,7 @@ async def _read_body(request: Request, limit: int, budget: InFlightBytes, busy) 
             if size > limit:
                 raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
             if size > held:
-                if not budget.take(size - held):
+                if not budget.take(size - held, size):
                     raise busy(size)
                 held = size
             chunks.append(chunk)
@@ -522,6 +530,8 @@ def _grpc_options(cfg: GrpcConfig, shared_ports: bool) -> list[tuple[str, int]]:
         ("grpc.so_reuseport", int(shared_ports)),
         ("grpc.max_concurrent_streams", cfg.max_concurrent_streams),
         ("grpc.max_allowed_incoming_connections", cfg.max_connections),
+        # A connection that never finishes its TLS/HTTP/2 handshake is closed like a stalled stream.
+        ("grpc.server_handshake_timeout_ms", ms(cfg.read_timeout)),
         ("grpc.keepalive_time_ms", ms(params.time)),
         ("grpc.keepalive_timeout_ms", ms(params.timeout)),
         ("grpc.http2.min_ping_interval_without_data_ms", ms(policy.min_time)),
