@@ -283,6 +283,8 @@ class _Loader:
         pipelines = self._pipelines(service.get("pipelines"), sections)
         service_extensions = self._id_list("service.extensions", service.get("extensions") or [], sections["extensions"])
         self._check_references(sections, service_extensions)
+        telemetry = self._telemetry(service.get("telemetry"))
+        self._check_listeners(sections, pipelines, service_extensions, telemetry.metrics_address)
         ingest_workers = self._ingest_workers(service.get("ingest_workers", 1), pipelines, sections["exporters"])
         return CollectorConfig(
             path=self.path,
@@ -292,7 +294,7 @@ class _Loader:
             extensions=sections["extensions"],
             service_extensions=service_extensions,
             pipelines=pipelines,
-            telemetry=self._telemetry(service.get("telemetry")),
+            telemetry=telemetry,
             ingest_workers=ingest_workers,
             warnings=list(self.warnings),
             lines=self.lines,
@@ -359,6 +361,27 @@ class _Loader:
                         valid = ", ".join(registry.authenticator_types())
                         raise self.error(key, f"extension {ref_id} is not an authenticator; authenticator types: {valid}")
 
+    def _check_listeners(self, sections, pipelines, service_extensions, metrics_address: str | None) -> None:
+        """Two servers of this collector on one port: `run` would fail to bind the second (or, with
+        ingest workers' SO_REUSEPORT, split its traffic with the first)."""
+        listeners: list[tuple[str, str]] = []  # (dotted key, host:port)
+        running = {"receivers": {c for p in pipelines for c in p.receivers}, "extensions": set(service_extensions)}
+        for name, ids in running.items():
+            for cid in ids:
+                listeners += [(f"{name}.{cid}.{path}", endpoint) for path, endpoint in _endpoints(sections[name][cid].config)]
+        if metrics_address:
+            listeners.append(("service.telemetry.metrics.address", metrics_address))
+        seen: dict[int, list[tuple[str, str]]] = {}
+        for key, endpoint in listeners:
+            host, _, port = endpoint.rpartition(":")
+            if not port.isdigit():
+                continue  # reported by the endpoint's own validation
+            for other_key, other_host in seen.get(int(port), []):
+                if host == other_host or {host, other_host} & _WILDCARD_HOSTS:
+                    raise self.error(key, f"port {port} is also where {other_key} listens ({other_host or '*'}:{port}); "
+                                          "every server of the collector needs a port of its own")
+            seen.setdefault(int(port), []).append((key, host))
+
     def _id_list(self, key: str, raw: Any, defined: dict[ComponentId, ComponentConfig]) -> list[ComponentId]:
         if not isinstance(raw, list):
             raise self.error(key, "must be a list of component ids")
@@ -371,6 +394,8 @@ class _Loader:
             if cid not in defined:
                 valid = ", ".join(str(c) for c in defined) or "none are defined"
                 raise self.error(f"{key}[{i}]", f"references {cid} which is not defined; defined: {valid}")
+            if cid in ids:  # otelcol refuses it too: a component would be built or started twice
+                raise self.error(f"{key}[{i}]", f"{cid} is listed twice (first at {key}[{ids.index(cid)}])")
             ids.append(cid)
         return ids
 
@@ -444,6 +469,21 @@ def _model_type(annotation: Any) -> type[BaseModel] | None:
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             return arg
     return None
+
+
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+
+
+def _endpoints(config: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
+    """Every `endpoint` a receiver's or extension's settings hold, at any depth: where it listens."""
+    found: list[tuple[str, str]] = []
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        if name == "endpoint" and isinstance(value, str):
+            found.append((f"{prefix}{name}", value))
+        elif isinstance(value, BaseModel):
+            found += _endpoints(value, f"{prefix}{name}.")
+    return found
 
 
 def _authenticators(config: BaseModel, prefix: str = "") -> dict[str, tuple[Kind, str]]:

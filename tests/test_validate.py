@@ -320,3 +320,33 @@ def test_validate_reads_token_files(tmp_path):
     (tmp_path / "empty.token").write_text("\n")
     code, _out, err, _ = _validate(tmp_path, text.replace("absent.token", "empty.token"))
     assert code == 2 and "the token for token is empty" in err
+
+
+LISTENER_CASES = {
+    "two receivers' protocols on one port": (
+        _edit("endpoint: 127.0.0.1:4318", "endpoint: 127.0.0.1:4317"), 13, "receivers.otlp.protocols.http.endpoint",
+        "port 4317 is also where receivers.otlp.protocols.grpc.endpoint listens (127.0.0.1:4317)"),
+    "the metrics port under a wildcard receiver": (
+        _edit("endpoint: 127.0.0.1:4318", "endpoint: 0.0.0.0:8888"), 30, "service.telemetry.metrics.address",
+        "port 8888 is also where receivers.otlp.protocols.http.endpoint listens (0.0.0.0:8888)"),
+    "an extension listed twice": (
+        _edit("extensions: [file_storage, bearertokenauth]", "extensions: [file_storage, bearertokenauth, file_storage]"),
+        28, "service.extensions[2]", "file_storage is listed twice (first at service.extensions[0])"),
+    "a processor listed twice in a pipeline": (
+        _edit("processors: [batch]", "processors: [batch, batch]"), 35, "service.pipelines.traces.processors[1]",
+        "batch is listed twice"),
+}
+
+
+@pytest.mark.parametrize("case", list(LISTENER_CASES))
+def test_conflicts_run_would_hit_are_refused(tmp_path, case):
+    text, line, key, says = LISTENER_CASES[case]
+    with pytest.raises(ConfigError) as caught:
+        load_config(_config(tmp_path, text), environ=ENV)
+    assert (caught.value.line, caught.value.key) == (line, key), str(caught.value)
+    assert says in str(caught.value)
+
+
+def test_same_port_on_different_hosts_is_fine(tmp_path):
+    text = _edit("endpoint: 127.0.0.1:4318", "endpoint: 127.0.0.2:4317")
+    assert load_config(_config(tmp_path, text), environ=ENV).receivers
