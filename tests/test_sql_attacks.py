@@ -191,6 +191,20 @@ def test_normal_queries_are_served(collector, sql):
         assert response.status_code == 200, (sql, response.text)
 
 
+@pytest.mark.parametrize("parameters", [
+    {"p": "') UNION ALL SELECT file('{canary}') --"},
+    {"p": "x", "$p$": "SELECT file('{canary}')"},
+    {"p": "x", "p) FROM file('{canary}') --": "1"},
+])
+def test_parameters_are_bound_by_the_engine_never_spliced_into_the_text(collector, parameters):
+    parameters = {key.format(canary=collector.canary): value.format(canary=collector.canary) for key, value in parameters.items()}
+    for sql in ("SELECT '%(p)s' AS a", "SELECT {p:String} AS a", "SELECT $p$ AS a"):
+        response = _sql(collector, sql, ACME, parameters)
+        _no_secret(response.text)
+        assert response.status_code in (200, 400, 403), response.text
+    _served_meanwhile(collector)
+
+
 def test_no_token_or_a_wrong_token_is_refused(collector):
     assert _sql(collector, "SELECT 1", None).status_code == 401
     assert _sql(collector, "SELECT 1", "Bearer nope").status_code == 401
@@ -207,6 +221,9 @@ def test_no_token_or_a_wrong_token_is_refused(collector):
     "SELECT DISTINCT tenant AS SpanName FROM otel.genai_traces(from_ts = now() - INTERVAL 1 DAY, to_ts = now() + INTERVAL 1 DAY)",
     "SELECT DISTINCT tenant AS SpanName FROM genai_subtree_costs(from_ts = now() - INTERVAL 1 DAY, to_ts = now() + INTERVAL 1 DAY)",
     "SELECT DISTINCT SpanName FROM otel.otel_traces_trace_id_ts AS l JOIN otel.otel_traces AS t ON l.TraceId = t.TraceId",
+    "SELECT DISTINCT tenant AS SpanName FROM otel.genai_daily_mv",
+    "SELECT DISTINCT SpanName FROM otel.otel_traces WHERE SpanName IN (SELECT SpanName FROM otel.otel_traces)",
+    "SELECT DISTINCT arrayJoin([SpanName, ResourceAttributes['tenant.id']]) AS SpanName FROM otel.otel_traces",
 ])
 def test_a_tenant_reads_only_its_rows(collector, sql):
     for tenant, token, other in (("acme", ACME, "globex"), ("globex", GLOBEX, "acme")):
@@ -317,3 +334,37 @@ def test_hostile_queries_stay_within_memory_and_do_not_stall_inserts(collector):
     assert peak[0] - before < 1024, (before, peak[0])
     # On a loaded machine the idle latency itself varies: the hostile queries may add under 1 s to it.
     assert max(l[0] for l in latencies) < max(1.0, max(baseline) + 1.0)
+
+
+CHECK_SCRIPT = r"""
+import os, sys, threading
+from chdb.cc_backend import ChdbClient
+from collector.extensions.sqlquery import (ALLOWED_SYSTEM_TABLES, ALLOWED_TABLE_FUNCTIONS, QueryRefused, Scope,
+                                           canonical_sql, check_ast)
+fifo = sys.argv[2]
+session = ChdbClient(chdb_path=sys.argv[1])
+scope = Scope("otel", frozenset(ALLOWED_SYSTEM_TABLES), frozenset(ALLOWED_TABLE_FUNCTIONS))
+threading.Timer(20, lambda: os._exit(3)).start()  # a read of the FIFO would block: fail, do not hang
+for sql in (f"SELECT toUInt8(file('{fifo}'))", f"SELECT (SELECT file('{fifo}')) + 1", f"SELECT * FROM file('{fifo}')"):
+    canonical = canonical_sql(session, sql)
+    try:
+        check_ast(session, canonical, None, scope)
+    except QueryRefused as exc:
+        print("REFUSED", exc)
+os._exit(0)
+"""
+
+
+def test_the_check_never_evaluates_the_query(tmp_path):
+    """The check parses with the engine (formatQuery, EXPLAIN AST) and never evaluates: a FIFO
+    that nobody writes to would block any read of it, so a check that read file() would hang."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, str(tmp_path / "db"), str(fifo)], capture_output=True,
+                          text=True, timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("REFUSED") == 3, proc.stdout

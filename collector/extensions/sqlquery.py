@@ -64,6 +64,7 @@ MIB = 1024 * 1024
 ALLOWED_SYSTEM_TABLES = (
     "one", "numbers", "numbers_mt", "zeros", "zeros_mt", "mutations", "parts", "tables", "columns",
     "functions", "table_functions", "data_type_families", "time_zones", "formats", "build_options",
+    "metrics", "events", "asynchronous_metrics",
 )
 TENANT_SYSTEM_TABLES = ("one", "numbers", "numbers_mt", "zeros", "zeros_mt", "columns", "functions",
                         "table_functions", "data_type_families", "time_zones", "formats")
@@ -171,6 +172,21 @@ def canonical_sql(session, sql: str) -> str:
     except Exception as exc:  # noqa: BLE001 - a syntax error: the engine's message, sanitised
         raise QueryRefused(safe_error(exc), 400) from None
     return result.result_rows[0][0]
+
+
+_PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDER = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_]*\s*:")
+
+
+def server_side_parameters(sql: str, parameters: dict | None) -> dict | None:
+    """Parameters as the engine binds them (`{name:Type}`), never substituted into the text by the
+    client library (its pyformat and `$name$` forms would change the SQL after it was checked)."""
+    if not parameters:
+        return None
+    for name in parameters:
+        if not isinstance(name, str) or not _PARAMETER_NAME.match(name):
+            raise QueryRefused(f"invalid parameter name {str(name)[:40]!r}: use {{name:Type}} placeholders", 400)
+    return parameters if _PLACEHOLDER.search(sql) else None
 
 
 def check_ast(session, sql: str, parameters: dict | None, scope: Scope) -> None:
@@ -311,6 +327,7 @@ def run_confined(session, sql: str, parameters: dict | None, scope: Scope, limit
     """Check `sql` (never executing it), then run it on `session` with the engine's confinement.
     `kill(done, marker)`, run on a thread while the query runs, may kill it by its marker."""
     canonical = canonical_sql(session, sql)
+    parameters = server_side_parameters(canonical, parameters)
     check_ast(session, canonical, parameters, scope)
     filters = tenant_filters(session, scope.database, traces_table, scope.tenant) if scope.tenant is not None else None
     marker = f"genaitrace-sql-{uuid.uuid4().hex}"
