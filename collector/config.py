@@ -334,7 +334,7 @@ class _Loader:
                 valid = ", ".join(sorted(_model_at(model, first["loc"][:-1]).model_fields))
                 message = f"unknown key; valid keys here: {valid}"
             elif "input" in first and first["type"] != "missing":
-                message = f"{message} (got {first['input']!r})"
+                message = f"{message} (got {_shown(full, first['input'])!r})"
             raise self.error(full, message) from exc
 
     def _check_references(self, sections, service_extensions: list[ComponentId]) -> None:
@@ -445,6 +445,17 @@ class _Loader:
         metrics = settings.metrics
         return TelemetryConfig(metrics_address=None if metrics.level == "none" else metrics.address,
                                log_level=settings.logs.level)
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A value as an error may quote it: credentials (by key, at any depth) never appear."""
+    if is_credential_key(key):
+        return "<hidden>"
+    if isinstance(value, dict):
+        return {k: _shown(f"{key}.{k}", v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(key, v) for v in value]
+    return value
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:

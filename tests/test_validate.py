@@ -350,3 +350,15 @@ def test_conflicts_run_would_hit_are_refused(tmp_path, case):
 def test_same_port_on_different_hosts_is_fine(tmp_path):
     text = _edit("endpoint: 127.0.0.1:4318", "endpoint: 127.0.0.2:4317")
     assert load_config(_config(tmp_path, text), environ=ENV).receivers
+
+
+def test_errors_never_quote_a_credential(tmp_path):
+    """An error about settings that hold a token quotes the settings, without the token."""
+    text = _edit("    token: ${env:GT_TOKEN}\n", "    token: ${env:GT_TOKEN}\n    tenants:\n"
+                 "      acme: {token: acme-s3cret-value, filename: /run/acme.token}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(_config(tmp_path, text), environ=ENV)
+    assert caught.value.key == "extensions.bearertokenauth.tenants.acme" and "set exactly one of" in str(caught.value)
+    assert "acme-s3cret-value" not in str(caught.value) and "'token': '<hidden>'" in str(caught.value)
+    code, out, err, _ = _validate(tmp_path, text)
+    assert code == 2 and "acme-s3cret-value" not in err + out
