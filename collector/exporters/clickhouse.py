@@ -11,12 +11,30 @@
         create_schema: true
         cluster_name: ""            # set for ON CLUSTER DDL with Replicated engines
         table_engine: {name: MergeTree, params: ""}
+        database_engine: {name: "", params: ""}     # e.g. Replicated for CREATE DATABASE ... ENGINE
+        async_insert: false         # contrib's default is true (see below)
+        compress: lz4               # none | lz4 | zstd | gzip | deflate | br | true (= lz4)
+        tls: {ca_file: "", cert_file: "", key_file: "", insecure: false, insecure_skip_verify: false,
+              server_name_override: ""}
+        json: false
         timeout: 10s
         retry_on_failure: {enabled: true}
-        sending_queue: {enabled: true, storage: file_storage}
+        sending_queue: {enabled: true, storage: file_storage, batch: {max_size: 25165824}}
 
-The keys are the contrib exporter's. Batches are inserted as Arrow with an insert deduplication
-token per queued batch, so a replay after a crash does not store a batch twice.
+The keys are the contrib exporter's (v0.165), with the same meaning. Batches are inserted as Arrow
+with an insert deduplication token per queued batch, so a replay after a crash does not store a
+batch twice. Where a key cannot apply the config is refused with the reason, not ignored:
+
+* with the embedded engine (chdb://): `cluster_name`, a Replicated table or database engine,
+  `async_insert: true`, `compress` and `tls` (there is no server and no connection);
+* `json: true` (JSON attribute columns): the GenAI views, cost and reprice read the Map columns;
+* `async_insert` defaults to false here (contrib: true): a batch is acknowledged to its sender once
+  stored, and replays are deduplicated by insert token, both of which rely on the insert having
+  finished; `true` sets `async_insert=1, wait_for_async_insert=1` (unless `connection_params` set
+  them), so a batch is still acknowledged only once the server has flushed it;
+* `logs_table_name`, `profiles_table_name`, `metrics_table_name`, `metrics_tables` are accepted
+  (configs written for the contrib exporter load unchanged) and have no effect: this collector
+  exports traces only.
 
 `convert_workers: N` (ours, default 0 = in this process) converts queued batches protobuf -> Arrow
 in N worker processes (spawned at start, imports paid then): the conversion is pure Python and
@@ -35,7 +53,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pyarrow as pa
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from collector.child_process import detach_from_parent_signals
 from collector.component import ComponentId, Factory, Host, Kind, StrictConfig
@@ -52,6 +70,29 @@ class TableEngine(StrictConfig):
     params: str = ""
 
 
+class DatabaseEngine(StrictConfig):
+    name: str = ""  # "" = the server's default
+    params: str = ""
+
+
+class TLSConfig(StrictConfig):
+    """otelcol's configtls client settings that a ClickHouse HTTP connection can use."""
+
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    insecure: bool = False  # plain HTTP
+    insecure_skip_verify: bool = False
+    server_name_override: str = ""
+
+    def configured(self) -> bool:
+        return self != TLSConfig()
+
+
+_COMPRESS = {"": "lz4", "true": "lz4", "lz4": "lz4", "zstd": "zstd", "gzip": "gzip", "deflate": "deflate", "br": "br",
+             "none": False, "false": False}
+
+
 class ClickHouseConfig(ExporterSettings):
     endpoint: str = "chdb:///var/lib/genaitrace/chdb"
     database: str = Field("otel", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -66,6 +107,71 @@ class ClickHouseConfig(ExporterSettings):
     connection_params: dict[str, Any] = {}
     # Worker processes for protobuf -> Arrow of queued batches; 0 = convert in this process.
     convert_workers: int = Field(0, ge=0, le=16)
+    database_engine: DatabaseEngine = DatabaseEngine()
+    async_insert: bool = False
+    compress: str = ""
+    tls: TLSConfig = TLSConfig()
+    json_columns: bool = Field(False, alias="json")
+    # Accepted for parity with the contrib exporter's configs; this collector exports traces only.
+    logs_table_name: str = "otel_logs"
+    profiles_table_name: str = "otel_profiles"
+    metrics_table_name: str = ""
+    metrics_tables: dict[str, Any] = {}
+
+    @field_validator("compress")
+    @classmethod
+    def _known_compression(cls, value: str) -> str:
+        if value.lower() not in _COMPRESS:
+            raise ValueError(f"compress must be one of none, lz4, zstd, gzip, deflate, br, true; got {value!r}")
+        return value.lower()
+
+    @field_validator("json_columns")
+    @classmethod
+    def _map_columns_only(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("json: true (JSON attribute columns) is not supported: the GenAI views, cost and "
+                             "reprice read the Map columns of the contrib schema; leave it false")
+        return value
+
+    @model_validator(mode="after")
+    def _applies_to_the_endpoint(self) -> "ClickHouseConfig":
+        if not parse_endpoint(self.endpoint).embedded:
+            return self
+        refused = [
+            ("cluster_name", bool(self.cluster_name), "ON CLUSTER needs a ClickHouse server cluster"),
+            ("table_engine", self.table_engine.name.startswith("Replicated"), "replication needs a server"),
+            ("database_engine", self.database_engine.name.startswith("Replicated"), "replication needs a server"),
+            ("async_insert", self.async_insert, "the embedded engine inserts in-process, there is no async insert queue"),
+            ("compress", self.compress not in ("", "none", "false"), "there is no connection to compress"),
+            ("tls", self.tls.configured(), "there is no connection to secure"),
+        ]
+        for key, is_set, why in refused:
+            if is_set:
+                raise ValueError(f"{key} cannot apply to the embedded engine ({self.endpoint}): {why}; "
+                                 "remove it or point endpoint at a ClickHouse server (http(s)://host:8123)")
+        return self
+
+    def insert_settings(self) -> dict[str, Any]:
+        """Settings for every insert and query: connection_params, and async_insert when asked."""
+        settings = dict(self.connection_params)
+        if self.async_insert:
+            settings.setdefault("async_insert", 1)
+            settings.setdefault("wait_for_async_insert", 1)
+        return settings
+
+    def transport(self) -> dict[str, Any]:
+        """clickhouse-connect client options for a server: compression and TLS."""
+        options: dict[str, Any] = {"compress": _COMPRESS[self.compress]}
+        tls = self.tls
+        if tls.insecure:
+            options["secure"] = False
+        elif tls.configured() or self.endpoint.startswith("https://"):
+            options.update(secure=True, verify=not tls.insecure_skip_verify)
+            for key, value in (("ca_cert", tls.ca_file), ("client_cert", tls.cert_file),
+                               ("client_cert_key", tls.key_file), ("server_host_name", tls.server_name_override)):
+                if value:
+                    options[key] = value
+        return options
 
     @field_validator("endpoint")
     @classmethod
@@ -89,12 +195,15 @@ class ClickHouseConfig(ExporterSettings):
             table_engine=self.table_engine.name,
             table_engine_params=self.table_engine.params,
             ttl_seconds=int(self.ttl),
+            database_engine=(f"{self.database_engine.name}({self.database_engine.params})"
+                             if self.database_engine.name else ""),
         )
 
     def open_store(self) -> ClickHouseStore:
+        endpoint = parse_endpoint(self.endpoint)
         return acquire_store(
-            parse_endpoint(self.endpoint), self.username, self.password, self.database, self.timeout,
-            dict(self.connection_params),
+            endpoint, self.username, self.password, self.database, self.timeout, self.insert_settings(),
+            transport=None if endpoint.embedded else self.transport(),
         )
 
 

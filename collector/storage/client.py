@@ -56,7 +56,7 @@ class ClickHouseStore:
     """A clickhouse-connect client plus a lock: the embedded engine is not safe to share across threads."""
 
     def __init__(self, endpoint: Endpoint, username: str = "default", password: str = "", database: str = "default",
-                 timeout_s: float = 10.0, settings: dict | None = None):
+                 timeout_s: float = 10.0, settings: dict | None = None, transport: dict | None = None):
         self.endpoint = endpoint
         self.database = database
         self._username, self._password, self._timeout_s = username, password, timeout_s
@@ -66,10 +66,12 @@ class ClickHouseStore:
                 os.makedirs(endpoint.url, exist_ok=True)
                 self.client = clickhouse_connect.get_client(dsn=f"chdb://{endpoint.url}", settings=settings or {})
             else:
+                # transport: the exporter's compress / tls as clickhouse-connect options
+                options = {"secure": endpoint.secure, **(transport or {})}
                 self.client = clickhouse_connect.get_client(
-                    host=endpoint.host, port=endpoint.port, secure=endpoint.secure, username=username,
+                    host=endpoint.host, port=endpoint.port, username=username,
                     password=password, connect_timeout=timeout_s, send_receive_timeout=timeout_s,
-                    settings=settings or {},
+                    settings=settings or {}, **options,
                 )
         except Exception as exc:  # noqa: BLE001 - every driver error means the same thing here
             where = endpoint.url if endpoint.embedded else f"{endpoint.host}:{endpoint.port}"
@@ -156,12 +158,12 @@ _shared: dict[tuple, list] = {}
 
 
 def acquire_store(endpoint: Endpoint, username: str = "default", password: str = "", database: str = "default",
-                  timeout_s: float = 10.0, settings: dict | None = None) -> ClickHouseStore:
+                  timeout_s: float = 10.0, settings: dict | None = None, transport: dict | None = None) -> ClickHouseStore:
     key = (endpoint, username, database)
     with _shared_lock:
         entry = _shared.get(key)
         if entry is None:
-            entry = _shared[key] = [ClickHouseStore(endpoint, username, password, database, timeout_s, settings), 0]
+            entry = _shared[key] = [ClickHouseStore(endpoint, username, password, database, timeout_s, settings, transport), 0]
         entry[1] += 1
         return entry[0]
 

@@ -167,6 +167,7 @@ class SchemaOptions:
     ttl_seconds: int = 0
     # TYPE text indexes (server >= 26.2); None: `create()` asks the server.
     text_indexes: bool | None = None
+    database_engine: str = ""  # e.g. "Replicated('/clickhouse/databases/otel', '{shard}', '{replica}')"
 
 
 def _engine(options: SchemaOptions, default: str) -> str:
@@ -219,7 +220,8 @@ def schema_statements(options: SchemaOptions) -> list[str]:
              "span_items": ITEMS_SQL.format(column="SpanAttributes")}
     indexes = (TEXT_INDEXES if options.text_indexes else BLOOM_INDEXES).format(**items)
     out = [
-        f"CREATE DATABASE IF NOT EXISTS {names['db']} {names['cluster']}",
+        f"CREATE DATABASE IF NOT EXISTS {names['db']} {names['cluster']}"
+        + (f" ENGINE = {options.database_engine}" if options.database_engine else ""),
         _TRACES_TABLE.format(**names, **items, indexes=indexes, engine=_engine(options, "MergeTree"),
                              ttl=_ttl("Timestamp", options), dedup=dedup),
         _TRACE_ID_TS_TABLE.format(**names, engine=_engine(options, "AggregatingMergeTree"), ttl=_ttl("Start", options)),
