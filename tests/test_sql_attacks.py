@@ -260,7 +260,9 @@ def test_hangup_kills_the_query(collector):
     for thread in hangups:
         thread.join()
     hung_up = time.monotonic()
-    assert _rows(collector, "SELECT 1 AS one")[0]["one"] == 1
+    while (response := _sql(collector, "SELECT 1 AS one")).status_code == 503 and time.monotonic() - hung_up < 9:
+        pass  # both sessions still busy: the endpoint says so at once
+    assert response.status_code == 200, response.text
     took = time.monotonic() - hung_up
     print(f"\nnormal query served {took:.2f}s after the clients hung up")
     assert took < 3, took

@@ -389,6 +389,16 @@ class SQLQuery(Component):
                 self._sessions.put(session)
             self._all_sessions = sessions
             self._store = store
+        # The engine's first formatQuery takes seconds (it loads its formatter): pay it now.
+        threading.Thread(target=self._warm_up, args=(sessions,), name="sqlquery-warm-up", daemon=True).start()
+
+    @staticmethod
+    def _warm_up(sessions) -> None:
+        for session in sessions:
+            try:
+                canonical_sql(session, "SELECT 1")
+            except Exception:  # noqa: BLE001 - the first real query will say what is wrong
+                return
 
     def _replace(self, session):
         try:
@@ -427,7 +437,7 @@ class SQLQuery(Component):
         except Exception as exc:  # noqa: BLE001
             return _json(503, {"error": f"store unreachable: {safe_error(exc)}"})
         try:
-            session = self._sessions.get(timeout=5)
+            session = self._sessions.get(timeout=0.5)  # busy: say so at once rather than stall the client
         except queue.Empty:
             return _json(503, {"error": "all query sessions are busy; retry later"})
         try:
