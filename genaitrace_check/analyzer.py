@@ -73,7 +73,7 @@ def _env_assignments(node: ast.AST, module: Module, project: Project, function):
                 if isinstance(key, ast.Constant) and isinstance(key.value, str):
                     yield key.value, node.value, target
     elif isinstance(node, ast.Call):
-        name = project.qualify(node.func, module, function)
+        name = project.callee(module, node, function)
         if name in ("os.environ.setdefault", "os.putenv", "os.environ.__setitem__") and len(node.args) >= 2:
             key = node.args[0]
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
@@ -111,6 +111,7 @@ class Analyzer:
         self._bootstraps_in_code: bool | None = None
         self._setter_lines: dict[tuple, list[int]] = {}
         self._propagating: dict = {}
+        self._bootstrapping: dict[str, bool] = {}
 
     # -- entry ---------------------------------------------------------------------------------------
 
@@ -149,7 +150,7 @@ class Analyzer:
     def _gt101(self, module: Module) -> list[Finding]:
         findings = []
         for call, function in self._calls(module):
-            name = self.project.qualify(call.func, module, function)
+            name = self.project.callee(module, call, function)
             if name is None:
                 continue
             if _like(name, catalog.HTTP_CALLS) or self._untyped_http(call, name, module):
@@ -201,7 +202,7 @@ class Analyzer:
     # -- work: LLM calls and agent runs ----------------------------------------------------------------
 
     def _work_name(self, call: ast.Call, module: Module, function: Function | None) -> str | None:
-        name = self.project.qualify(call.func, module, function)
+        name = self.project.callee(module, call, function)
         if _like(name, catalog.LLM_CALLS):
             return name.replace("()", "")
         if isinstance(call.func, ast.Attribute) and call.func.attr in catalog.AGENT_RUN_METHODS + catalog.TASK_RUN_METHODS:
@@ -229,7 +230,8 @@ class Analyzer:
         if not result and depth < 8:
             for node in walk_own(function.node):
                 if isinstance(node, ast.Call):
-                    callee = self._tree_callee(node.func, function.module, function)
+                    name = self.project.callee(function.module, node, function)
+                    callee = self.project.function(name) if name else None
                     if callee is not None and self.reaches_work(callee, depth + 1):
                         result = True
                         break
@@ -341,7 +343,7 @@ class Analyzer:
                        "instrumentation.attach_carrier", "instrumentation.baggage.attach_carrier")
             self._setter_lines[key] = [
                 call.lineno for call, scope in module.calls
-                if scope is function and self.project.qualify(call.func, module, function) in setters]
+                if scope is function and self.project.callee(module, call, function) in setters]
         return self._setter_lines[key]
 
     @staticmethod
@@ -362,7 +364,7 @@ class Analyzer:
         wanted = {function.qualname}
         if function.cls:
             wanted.add(function.qualname.replace(f".{function.cls}.", f".{function.cls}()."))
-        for path in self.project.texts_containing(function.node.name):
+        for path in self._caller_candidates(function):
             module = self.project.module(path)
             if module is None:
                 continue
@@ -371,11 +373,19 @@ class Analyzer:
                 if id(node) in seen:
                     continue
                 seen.add(id(node))
-                name = self.project.qualify(node.func, module, caller)
+                name = self.project.callee(module, node, caller)
                 if name in wanted or self._hands_over(node, name, module, caller, wanted):
                     sites.append((module, node, caller))
         self._callers[key] = sites
         return sites
+
+    def _caller_candidates(self, function: Function) -> list:
+        """Files that can call `function`: its own module, and files that name the function and import
+        its module (or a name from it). A text filter, so most of the tree is never parsed."""
+        module_last = function.module.name.rsplit(".", 1)[-1]
+        imports = re.compile(rf"^[ \t]*(?:from|import)[ \t][^\n]*\b{re.escape(module_last)}\b", re.MULTILINE)
+        return [path for path in self.project.texts_containing(function.node.name)
+                if path == function.module.path or imports.search(self.project.text(path))]
 
     def _hands_over(self, call: ast.Call, name: str | None, module: Module, caller, wanted: set[str]) -> bool:
         """A thread, thread pool or asyncio launcher given `function`: context goes along with it."""
@@ -392,7 +402,7 @@ class Analyzer:
     def _gt103(self, module: Module) -> list[Finding]:
         findings = []
         for call, function in self._calls(module):
-            name = self.project.qualify(call.func, module, function)
+            name = self.project.callee(module, call, function)
             if name is None:
                 continue
             launcher = self._launcher(call, name, module, function)
@@ -435,8 +445,8 @@ class Analyzer:
             if isinstance(node, ast.Call) and node is not call:
                 if _like(self.project.qualify(node.func, module, function), catalog.CARRIER_CALLS):
                     return True
-            if isinstance(node, ast.Name) and function is not None and node.id in function.local_values:
-                value = function.local_values[node.id]
+            if isinstance(node, ast.Name) and function is not None and node.id in function.bindings:
+                value = function.value_at(node.id, node.lineno)
                 if isinstance(value, ast.Call) and _like(self.project.qualify(value.func, module, function),
                                                          catalog.CARRIER_CALLS):
                     return True
@@ -459,7 +469,7 @@ class Analyzer:
                         findings.append(self._finding("GT104", module, where,
                                                       f"`{variable}` set in code switches tracing off"))
             if isinstance(node, ast.Call):
-                name = self.project.qualify(node.func, module, function)
+                name = self.project.callee(module, node, function)
                 if _like(name, catalog.DISABLING_CALLS):
                     what = name.rsplit(".", 1)[-1]
                     findings.append(self._finding("GT104", module, node,
@@ -488,7 +498,7 @@ class Analyzer:
                     findings.append(self._finding("GT105", module, where,
                                                   f"`{variable}` set in code forces content capture on"))
             if isinstance(node, ast.Call):
-                name = self.project.qualify(node.func, module, function)
+                name = self.project.callee(module, node, function)
                 keyword = {"traceloop.sdk.Traceloop.init": "trace_content"}.get(name or "", "capture")
                 if _like(name, catalog.CAPTURE_KEYWORD_CALLS) or keyword == "trace_content":
                     for kw in node.keywords:
@@ -576,9 +586,22 @@ class Analyzer:
                 return True
         return False
 
-    def _function_bootstraps(self, function: Function) -> bool:
-        return any(isinstance(n, ast.Call) and _like(self.project.qualify(n.func, function.module, function),
-                                                     catalog.BOOTSTRAP_CALLS) for n in walk_own(function.node))
+    def _function_bootstraps(self, function: Function, depth: int = 0) -> bool:
+        """Whether `function` initialises tracing, itself or through functions of the tree it calls."""
+        key = function.qualname
+        if key not in self._bootstrapping:
+            self._bootstrapping[key] = False  # cycle guard
+            found = False
+            for node in walk_own(function.node):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = self.project.qualify(node.func, function.module, function)
+                callee = self.project.function(name) if name and depth < 6 else None
+                if _like(name, catalog.BOOTSTRAP_CALLS) or (callee and self._function_bootstraps(callee, depth + 1)):
+                    found = True
+                    break
+            self._bootstrapping[key] = found
+        return self._bootstrapping[key]
 
 
 def _module_level(tree: ast.Module):

@@ -23,20 +23,19 @@ class Function:
     module: "Module"
     cls: str | None = None         # enclosing class name, for `self.x()`
 
-    @cached_property
-    def local_values(self) -> dict[str, ast.expr]:
-        """Simple local bindings: `x = expr`, `with expr as x`, `async with expr as x` (last one wins)."""
-        values: dict[str, ast.expr] = {}
-        for node in walk_own(self.node):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                values[node.targets[0].id] = node.value
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-                values[node.target.id] = node.value
-            elif isinstance(node, (ast.With, ast.AsyncWith)):
-                for item in node.items:
-                    if isinstance(item.optional_vars, ast.Name):
-                        values[item.optional_vars.id] = item.context_expr
-        return values
+    # `x = expr`, `with expr as x`: every binding of a local name, with its line
+    bindings: dict[str, list[tuple[int, ast.expr]]] = field(default_factory=dict)
+
+    def bind(self, name: str, node: ast.AST, value: ast.expr) -> None:
+        self.bindings.setdefault(name, []).append((node.lineno, value))
+
+    def value_at(self, name: str, line: int) -> ast.expr | None:
+        """The binding of `name` in force at `line`: the last one above it (else the first one)."""
+        bindings = self.bindings.get(name)
+        if not bindings:
+            return None
+        above = [(bound_at, value) for bound_at, value in bindings if bound_at <= line]
+        return max(above, key=lambda b: b[0])[1] if above else min(bindings, key=lambda b: b[0])[1]
 
 
 @dataclass
@@ -51,6 +50,8 @@ class Module:
     functions: dict[str, Function] = field(default_factory=dict)  # qualname -> Function
     parents: dict[ast.AST, ast.AST] = field(default_factory=dict)
     call_index: dict[str, list] | None = None
+    scopes: dict[int, "Function"] = field(default_factory=dict)  # id(def node) -> its Function
+    callees: dict[int, str | None] = field(default_factory=dict)  # id(call) -> qualified callee
     calls: list[tuple[ast.Call, "Function | None"]] = field(default_factory=list)
     assigns: list[tuple[ast.Assign, "Function | None"]] = field(default_factory=list)
 
@@ -100,6 +101,7 @@ class Project:
         self._modules: dict[Path, Module | None] = {}
         self._texts: dict[Path, str] | None = None
         self._returns: dict[str, str | None] = {}
+        self._reexports: dict[str, str] = {}
 
     # -- the tree ------------------------------------------------------------------------------------
 
@@ -179,8 +181,8 @@ class Project:
         return module
 
     def _index(self, module: Module, is_package: bool) -> None:
-        """One pass over the module: parents, imports, and every call and assignment with the
-        function it runs in."""
+        """One pass over the module: parents, imports, every call and assignment with the function it
+        runs in, and each function's simple local bindings."""
         imports: list[ast.Import | ast.ImportFrom] = []
         stack: list[tuple[ast.AST, Function | None]] = [(module.tree, None)]
         parents = module.parents
@@ -194,6 +196,16 @@ class Project:
                     module.calls.append((child, function))
                 elif kind is ast.Assign:
                     module.assigns.append((child, function))
+                    if function is not None and len(child.targets) == 1 and type(child.targets[0]) is ast.Name:
+                        function.bind(child.targets[0].id, child, child.value)
+                elif kind is ast.AnnAssign:
+                    if function is not None and type(child.target) is ast.Name and child.value is not None:
+                        function.bind(child.target.id, child, child.value)
+                elif kind is ast.With or kind is ast.AsyncWith:
+                    if function is not None:
+                        for item in child.items:
+                            if type(item.optional_vars) is ast.Name:
+                                function.bind(item.optional_vars.id, child, item.context_expr)
                 elif kind is ast.Import or kind is ast.ImportFrom:
                     imports.append(child)
                 elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
@@ -201,6 +213,7 @@ class Project:
                     prefix = f"{module.name}.{owner.name}." if owner else f"{module.name}."
                     scope = module.functions.get(prefix + child.name) or Function(
                         prefix + child.name, child, module, owner.name if owner else None)
+                    module.scopes[id(child)] = scope
                 if kind is not ast.Constant and kind is not ast.Name:
                     stack.append((child, scope))
         self._collect_imports(module, is_package, imports)
@@ -244,26 +257,28 @@ class Project:
 
     # -- naming a call's target ----------------------------------------------------------------------
 
-    def enclosing_function(self, module: Module, node: ast.AST) -> Function | None:
+    @staticmethod
+    def enclosing_function(module: Module, node: ast.AST) -> Function | None:
         current = module.parents.get(node)
         while current is not None:
             if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                parent = module.parents.get(current)
-                prefix = f"{module.name}.{parent.name}." if isinstance(parent, ast.ClassDef) else f"{module.name}."
-                function = module.functions.get(prefix + current.name)
-                if function is None:  # a nested function: its own scope, named under the module
-                    function = Function(prefix + current.name, current, module,
-                                        parent.name if isinstance(parent, ast.ClassDef) else None)
-                return function
+                return module.scopes.get(id(current))
             current = module.parents.get(current)
         return None
+
+    def callee(self, module: Module, call: ast.Call, function: Function | None) -> str | None:
+        """The qualified name of what `call` calls, worked out once per call."""
+        key = id(call)
+        if key not in module.callees:
+            module.callees[key] = self.qualify(call.func, module, function)
+        return module.callees[key]
 
     def qualify(self, expr: ast.expr, module: Module, function: Function | None, depth: int = 0) -> str | None:
         """The qualified name of what `expr` denotes: `openai.OpenAI().chat.completions.create`."""
         if depth > 12:
             return None
         if isinstance(expr, ast.Name):
-            return self._qualify_name(expr.id, module, function, depth)
+            return self._qualify_name(expr.id, expr.lineno, module, function, depth)
         if isinstance(expr, ast.Attribute):
             if isinstance(expr.value, ast.Name) and expr.value.id == "self" and function is not None and function.cls:
                 return f"{module.name}.{function.cls}().{expr.attr}"
@@ -281,9 +296,10 @@ class Project:
             return self.qualify(expr.value, module, function, depth + 1)
         return None
 
-    def _qualify_name(self, name: str, module: Module, function: Function | None, depth: int) -> str | None:
+    def _qualify_name(self, name: str, line: int, module: Module, function: Function | None,
+                      depth: int) -> str | None:
         if function is not None:
-            value = function.local_values.get(name)
+            value = function.value_at(name, line)
             if value is not None:
                 return self.qualify(value, module, function, depth + 1)
             args = function.node.args
@@ -305,15 +321,16 @@ class Project:
 
     def _follow_reexport(self, qualified: str, depth: int) -> str:
         """`from pkg import ask` where pkg/__init__.py re-exports `ask` from pkg.core: pkg.core.ask."""
-        head, _, last = qualified.rpartition(".")
-        if not head or depth > 8:
-            return qualified
-        package = self.module_named(head)
-        if package is None or f"{head}.{last}" in package.functions:
-            return qualified
-        if last in package.imports and package.imports[last] != qualified:
-            return self._follow_reexport(package.imports[last], depth + 1)
-        return qualified
+        if qualified not in self._reexports:
+            self._reexports[qualified] = qualified  # cycle guard
+            head, _, last = qualified.rpartition(".")
+            package = self.module_named(head) if head and depth <= 8 else None
+            result = qualified
+            if package is not None and f"{head}.{last}" not in package.functions \
+                    and last in package.imports and package.imports[last] != qualified:
+                result = self._follow_reexport(package.imports[last], depth + 1)
+            self._reexports[qualified] = result
+        return self._reexports[qualified]
 
     def _returned_value(self, callee: str, depth: int) -> str | None:
         """A factory of the tree (`def client(): return OpenAI()`) names what it returns."""
