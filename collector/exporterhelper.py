@@ -31,7 +31,6 @@ batch at once, counted in `otelcol_exporter_send_failed_spans` and logged (rate-
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import random
 import threading
@@ -157,24 +156,28 @@ class TimeoutSender:
 
     def __init__(self, exporter_id: ComponentId, next_sender: Sender, timeout_s: float):
         self.id, self.next, self.timeout_s = exporter_id, next_sender, timeout_s
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._running: concurrent.futures.Future | None = None
-
-    def start(self) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"push-{self.id}")
+        self._running: threading.Thread | None = None
 
     def send(self, request: ExportRequest) -> None:
-        if self._running is not None and not self._running.done():
+        if self._running is not None and self._running.is_alive():
             raise ExportTimeout(f"the previous push (timed out after {self.timeout_s:g}s) has not returned yet")
-        self._running = self._pool.submit(self.next.send, request)
-        try:
-            self._running.result(timeout=self.timeout_s)
-        except concurrent.futures.TimeoutError:
-            raise ExportTimeout(f"push did not complete within the {self.timeout_s:g}s timeout") from None
+        failure: list[BaseException] = []
 
-    def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)  # a stuck push must not hold shutdown
+        def push() -> None:
+            try:
+                self.next.send(request)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting sender below
+                failure.append(exc)
+
+        # A daemon thread per push (pushes are whole batches: its cost does not show): a push that
+        # never returns must not keep the process from exiting at shutdown.
+        self._running = threading.Thread(target=push, name=f"push-{self.id}", daemon=True)
+        self._running.start()
+        self._running.join(self.timeout_s)
+        if self._running.is_alive():
+            raise ExportTimeout(f"push did not complete within the {self.timeout_s:g}s timeout")
+        if failure:
+            raise failure[0]
 
 
 class RetrySender:
@@ -280,12 +283,16 @@ class QueuedRetryExporter(Component):
                                   give_up=not (queued and settings.sending_queue.storage),
                                   on_failure=lambda: self._count("exporter_send_failed_requests", 1))
 
+    @property
+    def blocks_caller(self) -> bool:
+        """Without a sending queue, `consume` pushes (with retries) before it returns."""
+        return not self.settings.sending_queue.enabled
+
     # --- lifecycle ---
 
     def start(self, host: Host) -> None:
         self._telemetry, self._host = host.telemetry, host
         queue_cfg = self.settings.sending_queue
-        self._timeout.start()
         if self._start_hook:
             try:
                 self._start_hook(host)
@@ -336,7 +343,6 @@ class QueuedRetryExporter(Component):
                 log.warning("exporter %s: %d requests stay in the disk queue for the next start", self.id, left)
             self._queue.close()
         self._stop.set()
-        self._timeout.shutdown()
         if self._shutdown_hook:
             self._shutdown_hook()
 

@@ -8,6 +8,7 @@ batch processors flush, the exporters drain their queues).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import shutil
 import tempfile
@@ -45,20 +46,42 @@ class FanOut:
 
     Exporters with a sending queue are asked for room first (`check_room`), so one full queue
     refuses the request before any exporter has it: otherwise the client's retry would store it
-    twice in the others. (A queue filling between the check and the put can still do that.)"""
+    twice in the others. (A queue filling between the check and the put can still do that.)
+    A queued exporter's `consume` only puts the batch in its queue; one without a queue
+    (`blocks_caller`) pushes in the caller's thread, so it runs beside the others, and a slow or
+    stuck destination delays only the answer to this request, not the other exporters' copies."""
 
     def __init__(self, consumers: list[Consumer]):
         self.consumers = consumers
+        self._blocking = [c for c in consumers if getattr(c, "blocks_caller", False)] if len(consumers) > 1 else []
+        # Threads are created on first use only: building a pipeline starts nothing.
+        self._pool = concurrent.futures.ThreadPoolExecutor(len(self._blocking), "fanout") if self._blocking else None
 
     def consume(self, traces: Traces) -> None:
-        if len(self.consumers) > 1:
-            size = traces.serialized_size()  # once, not per exporter
-            for consumer in self.consumers:
-                check_room = getattr(consumer, "check_room", None)
-                if check_room is not None:
-                    check_room(size)
+        if len(self.consumers) == 1:
+            self.consumers[0].consume(traces)
+            return
+        size = traces.serialized_size()  # once, not per exporter; also writes pending patches before threads read
         for consumer in self.consumers:
-            consumer.consume(traces)
+            check_room = getattr(consumer, "check_room", None)
+            if check_room is not None:
+                check_room(size)
+        running = [self._pool.submit(consumer.consume, traces) for consumer in self._blocking]
+        failure: BaseException | None = None
+        for consumer in self.consumers:
+            if consumer in self._blocking:
+                continue
+            try:
+                consumer.consume(traces)
+            except Exception as exc:  # noqa: BLE001 - the others still get the batch; the first error is raised
+                failure = failure or exc
+        for future in running:
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 class Service:

@@ -323,7 +323,6 @@ def test_the_timeout_is_enforced_whatever_the_push_does():
         release.wait(30)
 
     sender = TimeoutSender(ComponentId("clickhouse"), PushSender(stuck_push), timeout_s=0.3)
-    sender.start()
     request = ExportRequest((b"",), 0, 0.3, "clickhouse:q:1")
     began = time.monotonic()
     with pytest.raises(ExportTimeout):
@@ -336,7 +335,6 @@ def test_the_timeout_is_enforced_whatever_the_push_does():
     time.sleep(0.1)
     sender.send(request)  # the same token again: a store that deduplicates keeps the batch once
     assert calls == ["clickhouse:q:1", "clickhouse:q:1"]
-    sender.shutdown()
 
 
 def test_a_queued_batch_is_retried_after_a_timeout_with_the_same_dedup_token(tmp_path):
@@ -374,3 +372,34 @@ def test_an_in_memory_queue_gives_up_after_max_elapsed_time():
                          give_up=True, on_failure=lambda: None)
     with pytest.raises(ConsumeError, match="giving up"):
         sender.send(ExportRequest((b"",), 0, 1))
+
+
+def test_an_exporter_without_a_queue_does_not_hold_back_the_others():
+    """Without a sending queue an exporter pushes in the caller's thread: the fan-out runs it beside
+    the others, so the exporter after a stuck one still gets the batch at once."""
+    from collector.component import Host
+    from collector.exporterhelper import ExporterSettings
+    from collector.pdata import Traces
+    from collector.service import FanOut
+
+    release, got = threading.Event(), []
+
+    class Fast:
+        def consume(self, traces) -> None:
+            got.append(time.monotonic())
+
+    settings = ExporterSettings(timeout=5, sending_queue={"enabled": False}, retry_on_failure={"enabled": False})
+    slow = QueuedRetryExporter(ComponentId("otlp"), settings, lambda _request: release.wait(5))
+    slow.start(Host())
+    fan_out = FanOut([slow, Fast()])
+    began = time.monotonic()
+    caller = threading.Thread(target=fan_out.consume, args=(Traces(make_request(3)[0]),))
+    caller.start()
+    try:
+        _wait(lambda: got, 3, "the second exporter got the batch")
+        assert got[0] - began < 1 and caller.is_alive()  # the answer still waits for the slow one
+    finally:
+        release.set()
+        caller.join(10)
+        slow.shutdown()
+    assert not caller.is_alive()
