@@ -181,6 +181,7 @@ def reprice(
     cursor = (-1, "", "")
     done = 0
     days: set[date] = set()
+    day_of = rollups.day_of(client)
     if progress:
         progress(0, total)
     while True:
@@ -213,7 +214,7 @@ def reprice(
                 summary.delegated += 1
             if new != attrs:
                 updates.append([trace_id, span_id, 1, new])
-                days.add(_day(ts))
+                days.add(day_of(ts))
         summary.repriced += len(updates)
         if updates and not dry_run:
             rollups.mark_pending(client, options, days)  # before the spans change: a rerun finds them
@@ -228,9 +229,6 @@ def reprice(
     summary.seconds = time.monotonic() - started
     return summary
 
-
-def _day(ts_ns: int) -> date:
-    return datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=timezone.utc).date()
 
 
 def _inner_inference_spans(client, target: str, rows: list) -> dict[tuple[str, str], str]:

@@ -42,6 +42,20 @@ TOLERANCE_USD = 1e-6
 DAILY_COLUMNS = tuple(re.findall(r" AS (\w+),?\n", genai_views._DAILY_SELECT.split("FROM")[0] + "\n"))
 
 
+def day_of(store):
+    """ns -> the rollup day of a span that started then: `toDate(Timestamp)` in the server's time
+    zone (what the materialized view computes), not necessarily the UTC date."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = str(_client(store).command("SELECT timezone()") or "UTC")
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = timezone.utc
+    return lambda ts_ns: datetime.fromtimestamp(ts_ns / 1e9, tz=zone).date()
+
+
 def _days_sql(days: Iterable[date]) -> str:
     return ", ".join(f"'{d.isoformat()}'" for d in sorted(set(days)))
 
