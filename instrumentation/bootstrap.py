@@ -177,6 +177,9 @@ def setup_tracing(service_name: str | None = None, exporter=None, *, span_proces
         provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     install_processor(provider, capture=capture)
     _state["provider"] = provider
+    from instrumentation import processes
+
+    processes.install(provider)  # child processes' spans, flush on os._exit and SIGTERM
     return provider
 
 

@@ -4,8 +4,10 @@ not one per batch (without it, exit with a dead collector took ~36 s for 20k spa
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from typing import Callable, Sequence
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -79,6 +81,13 @@ class DeferredSpanExporter(SpanExporter):
         self._inner: SpanExporter | None = None
         self._lock = threading.Lock()
         self._shut = False
+        # A forked child builds its own: the parent's pooled connections are not the child's to use.
+        reset = weakref.WeakMethod(self._after_fork)
+        os.register_at_fork(after_in_child=lambda: (reset() or (lambda: None))())
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._inner = None
 
     def _get(self) -> SpanExporter:
         with self._lock:

@@ -8,7 +8,11 @@ Clients: ``requests`` and ``httpx`` are instrumented by ``instrumentation.init()
     with server_span("POST /research", handler.headers): ...   # http.server & co.
 
 Each request becomes a SERVER span continuing the caller's trace, with the caller's
-baggage (tenant, session, ...) attached for everything the handler does.
+baggage (tenant, session, ...) attached for everything the handler does. Exactly one: when
+another instrumentation (opentelemetry-instrumentation-asgi/fastapi/flask...) already made
+the request's SERVER span, the middlewares add none (whichever order they were installed in).
+Either way of installing them works: ``app = TraceContextASGIMiddleware(app)`` or
+``app.add_middleware(TraceContextASGIMiddleware)``.
 """
 
 from __future__ import annotations
@@ -42,12 +46,18 @@ def server_span(name: str, headers: Mapping[str, Any] | Any, attributes: Mapping
         context_api.detach(token)
 
 
+def _in_server_span() -> bool:
+    """A SERVER span of this process is current: another instrumentation got to the request first."""
+    span = trace_api.get_current_span()
+    return span.get_span_context().is_valid and getattr(span, "kind", None) == trace_api.SpanKind.SERVER
+
+
 class TraceContextASGIMiddleware:
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope.get("type") != "http":
+        if scope.get("type") != "http" or _in_server_span():
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
         method, path = scope.get("method", "GET"), scope.get("path", "/")
@@ -69,6 +79,8 @@ class TraceContextWSGIMiddleware:
         self.app = app
 
     def __call__(self, environ, start_response):
+        if _in_server_span():
+            return self.app(environ, start_response)
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
         with server_span(f"{method} {path}", headers, {"http.request.method": method, "url.path": path}) as span:

@@ -1,0 +1,150 @@
+"""Spans from every process an app starts, exported and parented; and the last spans of a process
+that is stopped with a signal.
+
+``install(provider)`` (called once by ``instrumentation.init()`` and the distro's configurator):
+
+* **fork** (``os.fork``, multiprocessing's ``fork``/``forkserver`` children, ``ProcessPoolExecutor``
+  workers, pre-fork servers): the SDK's batch processor restarts its export thread in the child
+  (its own at-fork handler). What a forked child never runs is ``atexit``: multiprocessing's
+  children and most pre-fork workers leave through ``os._exit``. ``os._exit`` is wrapped to flush
+  first (bounded by ``FLUSH_TIMEOUT_S``).
+* **spawn** (a fresh interpreter): it instruments itself (the same ``PYTHONPATH``/environment), and
+  ``multiprocessing.Process.start`` / ``ProcessPoolExecutor.submit`` carry the caller's trace
+  context (W3C ``traceparent`` + ``baggage``) to the child, which continues the trace.
+* **SIGTERM** (what container orchestrators send): when the process has no handler of its own
+  (``SIG_DFL``), one is installed that flushes, restores ``SIG_DFL`` and raises the signal again, so
+  the process still dies of SIGTERM. An app (or uvicorn) that installs its own handler replaces it;
+  uvicorn restores the previous handler and re-raises the signal after its graceful shutdown, which
+  then flushes. SIGINT's default handler raises KeyboardInterrupt, so exit handlers run anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from instrumentation.safety import guarded
+
+FLUSH_TIMEOUT_S = 5.0
+
+_state = {"installed": False, "provider": None}
+
+
+def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
+    """Flush the provider from a helper thread, bounded: the caller may hold a lock the export needs
+    (a signal handler interrupts arbitrary code)."""
+    provider = _state["provider"]
+    if provider is None:
+        return
+
+    def run():
+        with guarded("processes.flush"):
+            provider.force_flush(int(timeout_s * 1000))
+
+    worker = threading.Thread(target=run, name="genaitrace-flush", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+
+
+# --------------------------------------------------------------------------- fork: os._exit
+def _wrap_os_exit() -> None:
+    original = os._exit
+    if getattr(original, "_genaitrace", False):
+        return
+
+    def _exit(code):
+        try:  # os._exit skips atexit: these spans would be lost (every forked multiprocessing child)
+            flush()
+        except BaseException:  # never stand between the process and its exit
+            pass
+        original(code)
+
+    _exit._genaitrace = True  # type: ignore[attr-defined]
+    _exit.__wrapped__ = original  # type: ignore[attr-defined]
+    os._exit = _exit
+
+
+# --------------------------------------------------------------------------- spawn: trace context
+class _ContextCall:
+    """A picklable callable that runs ``fn`` inside the caller's trace context (ProcessPoolExecutor)."""
+
+    def __init__(self, fn, carrier: dict):
+        self.fn, self.carrier = fn, carrier
+
+    def __call__(self, *args, **kwargs):
+        from instrumentation.baggage import attach_carrier
+
+        with attach_carrier(self.carrier):
+            return self.fn(*args, **kwargs)
+
+
+def _carrier() -> dict:
+    from instrumentation.baggage import inject
+
+    return inject({})
+
+
+def _patch_multiprocessing() -> None:
+    import multiprocessing.process as mp_process
+    from concurrent.futures import process as futures_process
+
+    import wrapt
+
+    def start(wrapped, instance, args, kwargs):
+        with guarded("processes.start"):
+            instance._genaitrace_carrier = _carrier()
+        return wrapped(*args, **kwargs)
+
+    def bootstrap(wrapped, instance, args, kwargs):  # in the child, around run() (subclasses too)
+        carrier = getattr(instance, "_genaitrace_carrier", None)
+        if not carrier:
+            return wrapped(*args, **kwargs)
+        from instrumentation.baggage import attach_carrier
+
+        with attach_carrier(carrier):
+            return wrapped(*args, **kwargs)
+
+    def submit(wrapped, instance, args, kwargs):
+        if not args:
+            return wrapped(*args, **kwargs)
+        carrier = None
+        with guarded("processes.submit"):
+            carrier = _carrier()
+        if not carrier:
+            return wrapped(*args, **kwargs)
+        return wrapped(_ContextCall(args[0], carrier), *args[1:], **kwargs)
+
+    wrapt.wrap_function_wrapper(mp_process, "BaseProcess.start", start)
+    wrapt.wrap_function_wrapper(mp_process, "BaseProcess._bootstrap", bootstrap)
+    wrapt.wrap_function_wrapper(futures_process, "ProcessPoolExecutor.submit", submit)
+
+
+# --------------------------------------------------------------------------- SIGTERM
+def _on_sigterm(signum, frame):
+    flush()
+    # As if we had never been here: the default action, so the exit status says SIGTERM.
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+
+
+def _install_sigterm() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def install(provider) -> None:
+    """Once per process (idempotent); never raises."""
+    if _state["installed"]:
+        _state["provider"] = provider
+        return
+    _state.update(installed=True, provider=provider)
+    with guarded("processes.os_exit"):
+        _wrap_os_exit()
+    with guarded("processes.multiprocessing"):
+        _patch_multiprocessing()
+    with guarded("processes.sigterm"):
+        _install_sigterm()
+
