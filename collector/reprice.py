@@ -4,6 +4,7 @@
     genaitrace reprice --unpriced-only                              # only spans without a cost yet
     genaitrace reprice --since 2026-11-01 --until 2026-11-15 --model gpt-4o
     genaitrace reprice --dry-run                                    # report, change nothing
+    genaitrace reprice --unpriced-only --verify                     # then check every cost surface agrees
 
 Each span is re-read, normalised with the same mapping as the `genai_normalizer` processor
 (so a provider stored as `unknown` is re-detected from `server.address` or the model name) and
@@ -34,7 +35,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Optional
 
 import semconv
@@ -303,6 +304,8 @@ if typer is not None:
         model: str = typer.Option("", help="only spans of this request/response model"),
         batch_size: int = typer.Option(5000, min=1),
         dry_run: bool = typer.Option(False, "--dry-run", help="report what would change; write nothing"),
+        verify: bool = typer.Option(False, "--verify", help="afterwards, check that spans, rollup and views agree"
+                                    " (what `genaitrace doctor costs` does, over --since/--until)"),
     ) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -334,9 +337,20 @@ if typer is not None:
                               batch_size=batch_size, dry_run=dry_run, progress=report,
                               options=schema_options(exporter, database, table),
                               standard_cost_attributes=cost_config.standard_cost_attributes)
-        store.close()
         for line in summary.lines():
             typer.echo(line)
+        if verify:
+            from datetime import date as _date
+
+            last = datetime.fromisoformat(until) if until else None  # whole days covering the range
+            check = rollups.check_costs(store, schema_options(exporter, database, table),
+                                        _date.fromisoformat(since[:10]) if since else None,
+                                        None if last is None else last.date() + timedelta(days=last.time() != datetime.min.time()))
+            for line in check.lines():
+                typer.echo(line)
+        store.close()
+        if verify and not check.ok:
+            raise typer.Exit(1)
 
 
 def schema_options(exporter: dict, database: str, table: str) -> SchemaOptions:

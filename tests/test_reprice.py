@@ -281,3 +281,24 @@ def test_cluster_rebuild_is_shard_local_and_the_upgrade_runs_on_cluster():
     adds = genai_views.add_column_statements(options)
     assert len(adds) == 2 and all("ON CLUSTER `c1`" in s and "ADD COLUMN IF NOT EXISTS estimated_cost_usd" in s for s in adds)
     assert "ON CLUSTER `c1` MODIFY QUERY" in genai_views.modify_view_statement(options)
+
+
+def test_cli_verify_checks_every_surface_after_the_reprice(client, chdb_path, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from collector import registry
+    from collector.component import Kind
+    from collector.reprice import reprice_app
+
+    monkeypatch.setitem(registry._MODULES[Kind.PROCESSOR], "genai_cost", "processors.genai_cost")
+    _with_views(client, "reprice_verify", 20)
+    config = tmp_path / "otel-collector.yaml"
+    config.write_text(
+        "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:4318}}}}\n"
+        "processors:\n  genai_cost: {}\n"
+        f"exporters: {{clickhouse: {{endpoint: \"chdb://{chdb_path}\", database: reprice_verify}}}}\n"
+        "service: {pipelines: {traces: {receivers: [otlp], processors: [genai_cost], exporters: [clickhouse]}}}\n")
+    result = CliRunner().invoke(reprice_app, ["--config", str(config), "--unpriced-only", "--verify",
+                                              "--since", "2026-11-01", "--until", "2026-11-20T06:00"])
+    assert result.exit_code == 0, result.output
+    assert "rebuilt the daily rollup" in result.output and "every surface agrees with otel_traces" in result.output
