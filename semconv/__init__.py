@@ -22,7 +22,10 @@ views, dashboards). It holds:
 
 from __future__ import annotations
 
-# The opentelemetry-semantic-conventions release the names below are checked against (pyproject pin).
+# The opentelemetry-semantic-conventions release the names below are checked against: pinned through
+# opentelemetry-sdk 1.45.1 / opentelemetry-instrumentation 0.66b1 (both require it exactly). It is the
+# newest that resolves with the stack: 0.66b2 (sdk 1.45.2, 2026-12) has no matching release of
+# opentelemetry-instrumentation-threading, which the app extra needs (uv pip compile, 2026-12-06).
 SEMCONV_PACKAGE = "opentelemetry-semantic-conventions==0.66b1"
 GENAI_REPO = "https://github.com/open-telemetry/semantic-conventions-genai"
 
