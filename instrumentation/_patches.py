@@ -323,3 +323,98 @@ def patch_openinference_litellm() -> bool:
         elif name in ("acompletion", "aembedding", "aimage_generation", "aresponses"):
             funcs[name] = _wrap_litellm_async(original)
     return True
+
+
+# ============================================================================ OpenAI SDK used directly
+class _UsageChunkFilter(wrapt.ObjectProxy):
+    """An OpenAI SDK stream without the usage-only chunk we asked for; everything else as it was."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            chunk = self.__wrapped__.__next__()
+            if not _is_usage_only(chunk):
+                return chunk
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        while True:
+            chunk = await self.__wrapped__.__anext__()
+            if not _is_usage_only(chunk):
+                return chunk
+
+    def __enter__(self):
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.__wrapped__.__exit__(*exc)
+
+    async def __aenter__(self):
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self.__wrapped__.__aexit__(*exc)
+
+
+def _is_usage_only(chunk) -> bool:
+    try:
+        return bool(getattr(chunk, "usage", None)) and not getattr(chunk, "choices", None)
+    except Exception:
+        return False
+
+
+def _wants_injection(kwargs: dict) -> bool:
+    return bool(kwargs.get("stream")) and kwargs.get("stream_options") is None
+
+
+def _openai_create(wrapped, instance, args, kwargs):
+    if not _wants_injection(kwargs):
+        return wrapped(*args, **kwargs)
+    kwargs["stream_options"] = {"include_usage": True}  # the stream's exact usage, for its span
+    result = wrapped(*args, **kwargs)
+    try:
+        return _UsageChunkFilter(result)
+    except Exception as exc:
+        from instrumentation.safety import report
+
+        report("openai.stream.wrap", exc)
+        return result
+
+
+async def _openai_acreate(wrapped, instance, args, kwargs):
+    if not _wants_injection(kwargs):
+        return await wrapped(*args, **kwargs)
+    kwargs["stream_options"] = {"include_usage": True}
+    result = await wrapped(*args, **kwargs)
+    try:
+        return _UsageChunkFilter(result)
+    except Exception as exc:
+        from instrumentation.safety import report
+
+        report("openai.stream.wrap", exc)
+        return result
+
+
+_openai_patched = False
+
+
+def patch_openai_streams() -> bool:
+    """OpenAI SDK streams the app did not ask usage for: ask for it, hide the extra chunk (after
+    traceloop's instrumentor, so its span sees the usage). Idempotent."""
+    global _openai_patched
+    if _openai_patched:
+        return True
+    try:
+        from openai.resources.chat import completions
+    except ImportError:
+        return False
+    wrapt.wrap_function_wrapper(completions, "Completions.create", _openai_create)
+    wrapt.wrap_function_wrapper(completions, "AsyncCompletions.create", _openai_acreate)
+    _openai_patched = True
+    return True

@@ -241,9 +241,12 @@ def _instrument_crewai() -> None:
 def _instrument_openai() -> None:
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
+    from instrumentation._patches import patch_openai_streams
+
     inst = OpenAIInstrumentor()
     if not inst.is_instrumented_by_opentelemetry:
         inst.instrument()
+    patch_openai_streams()
 
 
 def _instrument_anthropic() -> None:

@@ -326,3 +326,142 @@ def test_collector_down_or_slow_never_hurts_the_app(tmp_path, fake_llm, mode):
     assert elapsed < 120
     # exit flushes at most one export timeout (2 s here) before giving up: no exporter retry storm
     assert exited_at - out["done_at"] < 8, exited_at - out["done_at"]
+
+
+# ----------------------------------------------------------------------------- the stream proxy's protocol
+class _Chunk:
+    def __init__(self, text=None, finish=None, usage=None, model="gpt-4o-mini"):
+        from types import SimpleNamespace
+
+        self.choices = [SimpleNamespace(delta=SimpleNamespace(content=text), finish_reason=finish)]
+        if usage is not None and text is None and finish is None:
+            self.choices = [SimpleNamespace(delta=SimpleNamespace(content=None), finish_reason=None)]
+        self.usage, self.model, self.id = usage, model, "c-1"
+
+
+class _FakeStream:
+    """Like LiteLLM's CustomStreamWrapper: sync and async iterator, context managers, attributes."""
+
+    def __init__(self, chunks):
+        self._chunks, self.response_uptil_now, self.entered = list(chunks), "", []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self._chunks:
+            raise StopIteration
+        return self._chunks.pop(0)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if not self._chunks:
+            raise StopAsyncIteration
+        return self._chunks.pop(0)
+
+    def __enter__(self):
+        self.entered.append("sync")
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    async def __aenter__(self):
+        self.entered.append("async")
+        return self
+
+    async def __aexit__(self, *exc):
+        return False
+
+
+def _proxied(injected):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from instrumentation._patches import StreamProxy, _StreamRecorder
+
+    span = TracerProvider().get_tracer("t").start_span("s")
+    chunks = [_Chunk("a"), _Chunk("b", finish="stop"), _Chunk(usage={"prompt_tokens": 3, "completion_tokens": 2})]
+    return StreamProxy(_FakeStream(chunks), _StreamRecorder(span, 0.0, injected)), span
+
+
+@pytest.mark.parametrize("injected", [True, False])
+def test_stream_proxy_sync_and_async_same_chunks(injected):
+    import asyncio
+
+    proxy, span = _proxied(injected)
+    with proxy as entered:
+        assert entered is proxy  # the app keeps the instrumented stream
+        got = [c for c in entered]
+    assert len(got) == (2 if injected else 3)  # the usage chunk we asked for is not the app's
+    span.end()
+    assert span.attributes["gen_ai.usage.input_tokens"] == 3 and span.attributes["gen_ai.usage.output_tokens"] == 2
+    assert list(span.attributes["gen_ai.response.finish_reasons"]) == ["stop"]
+
+    async def consume():
+        proxy2, _ = _proxied(injected)
+        async with proxy2 as entered2:
+            assert entered2 is proxy2
+            return [c async for c in entered2], proxy2
+
+    got2, proxy2 = asyncio.run(consume())
+    assert len(got2) == len(got)
+    assert proxy2.response_uptil_now == "" and proxy2.entered == ["async"]  # attributes pass through
+    assert isinstance(proxy2, _FakeStream)
+
+
+def test_instrumentation_errors_are_caught_logged_once_and_counted(caplog):
+    from instrumentation.safety import failures, guard
+
+    @guard("test.place")
+    def broken():
+        raise ValueError("boom")
+
+    with caplog.at_level("WARNING", logger="instrumentation"):
+        assert broken() is None and broken() is None
+    assert failures()["test.place"] == 2
+    assert len([r for r in caplog.records if "test.place" in r.getMessage()]) == 1
+
+
+def test_error_type_is_fully_qualified():
+    from instrumentation._patches import error_type
+
+    class ProviderDown(Exception):
+        pass
+
+    assert error_type(ValueError("x")) == "ValueError"
+    assert error_type(ProviderDown()).endswith("test_error_type_is_fully_qualified.<locals>.ProviderDown")
+    assert error_type(ProviderDown()).startswith(ProviderDown.__module__ + ".")
+
+
+def test_distro_defers_instrumentors_to_their_library_import():
+    """An instrumentor is loaded when its library is imported, not at start-up: the module named by its
+    `instruments` requirement, found without importing anything."""
+    r = run_python("""
+        import sys
+        from importlib.metadata import entry_points
+        from instrumentation.distro import instrumented_modules
+        eps = {ep.value: ep for ep in entry_points(group="opentelemetry_instrumentor")}
+        print(instrumented_modules(eps["opentelemetry.instrumentation.chromadb:ChromaInstrumentor"]),
+              instrumented_modules(eps["opentelemetry.instrumentation.asyncio:AsyncioInstrumentor"]),
+              "chromadb" in sys.modules, "lancedb" in sys.modules)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["['chromadb']", "['asyncio']", "False", "False"]
+
+
+def test_empty_program_under_opentelemetry_instrument_imports_no_library(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    prog = tmp_path / "empty.py"
+    prog.write_text("import sys, json\nprint(json.dumps(sorted(m for m in ('crewai', 'litellm', 'lancedb', 'chromadb', "
+                    "'pandas', 'openai', 'mcp', 'requests', 'boto3') if m in sys.modules)))\n")
+    env = child_env(OTEL_SERVICE_NAME="empty", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+                    OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace")
+    r = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(prog)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == []

@@ -1,0 +1,47 @@
+"""The app matrix: threads, asyncio, processes, an ASGI service stopped with SIGTERM, the OpenAI SDK."""
+
+from __future__ import annotations
+
+from apps.harness import run_app
+
+
+def _server_spans(run):
+    return [s for s in run.spans if s["SpanKind"] in ("Server", "SPAN_KIND_SERVER")]
+
+
+def test_threads_asyncio_and_processes(app_environment):
+    """Thread, thread pool, asyncio.gather, multiprocessing fork and spawn, os.fork + os._exit and a
+    ProcessPoolExecutor, each under one request span: the children's LLM spans are exported (flushed
+    before os._exit) and parented in the request's trace."""
+    run = run_app(app_environment, "processes.py", timeout=900, settle_s=3)
+    run.check(requests=7, llm_calls=10)
+    by_id = {s["SpanId"]: s for s in run.spans}
+    for s in run.llm_spans():
+        root = s
+        while root["ParentSpanId"]:
+            root = by_id[root["ParentSpanId"]]
+        assert root["SpanName"].startswith("request "), run.describe()
+
+
+def test_asgi_service_one_server_span_and_sigterm_flush(app_environment):
+    """Starlette under uvicorn with the README's middleware: one SERVER span per request, the client's
+    trace continued, and the service's last spans exported although it was stopped with SIGTERM."""
+    run = run_app(app_environment, "asgi_service.py", timeout=600, settle_s=3)
+    run.check(requests=3, llm_calls=3)
+    servers = _server_spans(run)
+    assert len(servers) == 3, run.describe()
+    assert len({s["TraceId"] for s in servers}) == 3
+    assert "server exit: -15" in run.instrumented.stdout  # still dies of SIGTERM, as uninstrumented
+
+
+def test_openai_sdk_direct(app_environment):
+    """The OpenAI SDK without LiteLLM: one LLM span per call with its HTTP client span as a child; a
+    stream the app did not ask usage for still has exact usage, and the app sees no extra chunk."""
+    run = run_app(app_environment, "openai_sdk.py")
+    run.check(requests=6, llm_calls=6)
+    streamed = [s for s in run.llm_spans() if s["StatusCode"] != "Error"]
+    for s in streamed:
+        assert int(s["SpanAttributes"].get("gen_ai.usage.output_tokens", 0)) > 0, (s["SpanName"], s["SpanAttributes"])
+    llm_ids = {s["SpanId"] for s in run.llm_spans()}
+    http = [s for s in run.spans if s["SpanKind"] in ("Client", "SPAN_KIND_CLIENT") and s["SpanId"] not in llm_ids]
+    assert all(s["ParentSpanId"] in llm_ids for s in http), run.describe()
