@@ -10,7 +10,7 @@ import pytest
 
 import seed_data
 from collector.storage import genai_views
-from collector.storage.schema import SchemaOptions
+from collector.storage.schema import SchemaOptions, schema_statements
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,8 @@ def test_cluster_statements_use_on_cluster_replicated_and_distributed():
     joined = "\n".join(stmts)
     assert "ReplicatedAggregatingMergeTree()" in joined
     assert "non_replicated_deduplication_window" not in joined
-    assert "ENGINE = Distributed('genai', 'otel', 'otel_traces', cityHash64(TraceId))" in joined
+    # the Distributed table over otel_traces is the schema's (one definition), read here as the source
+    assert "ENGINE = Distributed('genai', 'otel', 'otel_traces', cityHash64(TraceId))" in "\n".join(schema_statements(options))
     assert "ENGINE = Distributed('genai', 'otel', 'genai_daily_local')" in joined
     assert "TO `otel`.`genai_daily_local`" in joined and "FROM `otel`.`otel_traces`\nWHERE" in joined  # MV on the local table
     assert "FROM `otel`.`otel_traces_dist`" in joined  # views read the whole cluster

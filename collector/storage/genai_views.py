@@ -27,14 +27,14 @@ No double counting:
 
 With `cluster_name`, every statement runs `ON CLUSTER`; the rollup becomes `genai_daily_local`
 (Replicated* when the traces table is) with a `Distributed` table named `genai_daily` over it, and
-`{traces}_dist` (Distributed over `otel_traces`) is what the views read, so the same SQL works on
-one node and on a cluster.
+`{traces}_dist` (Distributed over `otel_traces`, created by schema.py) is what the views read, so
+the same SQL works on one node and on a cluster.
 """
 
 from __future__ import annotations
 
 import semconv
-from collector.storage.schema import DEDUP_WINDOW, SchemaOptions, quote_ident
+from collector.storage.schema import DEDUP_WINDOW, SchemaOptions, distributed_names, quote_ident
 
 INFERENCE_OPERATIONS = tuple(sorted(semconv.INFERENCE_OPERATIONS))
 CONTAINER_OPERATIONS = semconv.CONTAINER_OPERATIONS
@@ -349,7 +349,7 @@ def names(options: SchemaOptions) -> dict[str, str]:
     """Object names, unquoted: what the views read and what the rollup is called."""
     clustered = bool(options.cluster_name)
     return {
-        "source": f"{options.traces_table_name}_dist" if clustered else options.traces_table_name,
+        "source": distributed_names(options)["traces"] if clustered else options.traces_table_name,
         "daily": "genai_daily",
         "daily_local": "genai_daily_local" if clustered else "genai_daily",
     }
@@ -401,16 +401,12 @@ def statements(options: SchemaOptions) -> list[str]:
     fields["daily_select"] = daily_select(options)
     db, table, cluster = fields["db"], fields["table"], fields["cluster"]
     n = names(options)
+    # The Distributed table over the traces (`source` on a cluster) is schema.py's, created before these.
     out: list[str] = []
-    if options.cluster_name:
-        dist = dict(db=db, cluster=cluster, cluster_lit=_lit(options.cluster_name), db_lit=_lit(options.database))
-        # Traces: whole traces land on one shard (the load-balancing tier routes by trace id), so
-        # the sharding key only matters for inserts made through the Distributed table itself.
-        out.append(_DISTRIBUTED.format(**dist, name=quote_ident(n["source"]), local=table,
-                                       local_lit=_lit(options.traces_table_name), sharding=", cityHash64(TraceId)"))
     out += [_CALLS_VIEW.format(**fields), _TASKS_VIEW.format(**fields), _TRACES_VIEW.format(**fields),
             _SUBTREE_VIEW.format(**fields), _DAILY_TABLE.format(**fields), _DAILY_MV.format(**fields)]
     if options.cluster_name:
+        dist = dict(db=db, cluster=cluster, cluster_lit=_lit(options.cluster_name), db_lit=_lit(options.database))
         out.append(_DISTRIBUTED.format(**dist, name=quote_ident(n["daily"]), local=fields["daily_local"],
                                        local_lit=_lit(n["daily_local"]), sharding=""))
     return [s.strip() for s in out]
