@@ -6,7 +6,7 @@
 //   node sender.js proto http://127.0.0.1:4318/v1/traces service-name   (OTLP/HTTP protobuf)
 'use strict';
 
-const { SpanKind } = require('@opentelemetry/api');
+const { SpanKind, context, trace } = require('@opentelemetry/api');
 const { resourceFromAttributes } = require('@opentelemetry/resources');
 const { NodeTracerProvider, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-node');
 
@@ -35,25 +35,24 @@ async function main([protocol, url, service]) {
     spanProcessors: [new SimpleSpanProcessor(exporter)],
   });
   const tracer = provider.getTracer('interop.js', '1.0.0');
-  let traceId;
-  tracer.startActiveSpan('invoke_agent planner', {
+  const agent = tracer.startSpan('invoke_agent planner', {
     attributes: { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': 'planner' },
-  }, (agent) => {
-    traceId = agent.spanContext().traceId;
-    const chat = tracer.startSpan('chat gpt-4o-mini', {
-      kind: SpanKind.CLIENT,
-      attributes: {
-        'gen_ai.operation.name': 'chat',
-        'gen_ai.provider.name': 'openai',
-        'gen_ai.request.model': 'gpt-4o-mini',
-        'gen_ai.response.model': 'gpt-4o-mini-2024-07-18',
-        'gen_ai.usage.input_tokens': 1000,
-        'gen_ai.usage.output_tokens': 500,
-      },
-    });
-    chat.end();
-    agent.end();
   });
+  // The parent is passed explicitly: no global context manager is registered here.
+  const chat = tracer.startSpan('chat gpt-4o-mini', {
+    kind: SpanKind.CLIENT,
+    attributes: {
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai',
+      'gen_ai.request.model': 'gpt-4o-mini',
+      'gen_ai.response.model': 'gpt-4o-mini-2024-07-18',
+      'gen_ai.usage.input_tokens': 1000,
+      'gen_ai.usage.output_tokens': 500,
+    },
+  }, trace.setSpan(context.active(), agent));
+  chat.end();
+  agent.end();
+  const traceId = agent.spanContext().traceId;
   await provider.forceFlush();
   await provider.shutdown();
   if (failed) {
