@@ -24,7 +24,11 @@ and are not rewritten; `genaitrace budget prometheus-rules --config ...` carries
 spend per tenant for the budget alerts.
 
 On a cluster, run it once per shard (`--endpoint` of one replica of each): a trace's spans live on
-one shard, and the Replicated tables carry the changes to the other replicas.
+one shard. The rollup rebuild (DELETE + INSERT on the shard's `genai_daily_local`) replicates like
+any insert. The span mutation reads its new values with joinGet from a Join table that exists on
+the replica reprice talks to only; a replica that executes the replicated mutation itself instead
+of fetching the mutated part needs that table too. Not tested on a multi-replica cluster here:
+`genaitrace doctor costs` afterwards shows whether every replica agrees.
 
 With the embedded engine (chdb://) only one process can open the data directory: stop the
 collector first, or point --endpoint at a ClickHouse server.
