@@ -98,7 +98,11 @@ class SideHTTPServer:
     def stop(self) -> None:
         async def close():
             self._server.close()
-            await self._server.wait_closed()
+            # Open connections end with the server (Server.wait_closed waits for them otherwise).
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         try:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
         except (concurrent.futures.TimeoutError, RuntimeError):
@@ -126,6 +130,8 @@ class SideHTTPServer:
                 first = False
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, asyncio.TimeoutError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is stopping: end quietly (asyncio logs a cancelled connection task)
         finally:
             self._open -= 1
             writer.close()
@@ -137,6 +143,8 @@ class SideHTTPServer:
             if method is None:
                 return False  # the client closed the connection between requests
             length = self._content_length(headers)
+            if length and headers.get("expect", "").lower() == "100-continue":
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl otherwise waits a second
             body = await asyncio.wait_for(reader.readexactly(length), self.limits.read_timeout_s) if length else b""
         except (asyncio.TimeoutError, TimeoutError):
             self._clients_log.warning("timeout", "%s: closed a connection from %s that sent no complete request in time",

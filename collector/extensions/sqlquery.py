@@ -336,12 +336,11 @@ def run_confined(session, sql: str, parameters: dict | None, scope: Scope, limit
     if kill is not None:
         threading.Thread(target=kill, args=(done, marker), name="sqlquery-hangup", daemon=True).start()
     try:
-        result = session.query(final, parameters=parameters)
-    except Exception as exc:  # noqa: BLE001 - the engine refused or failed: its sanitised message
+        return result_to_json(session.query(final, parameters=parameters))
+    except Exception as exc:  # noqa: BLE001 - the engine refused or failed (also mid-stream): its sanitised message
         raise QueryRefused(safe_error(exc), 499 if was_cancelled() else 400) from None
     finally:
         done.set()
-    return result_to_json(result)
 
 
 class SQLQuery(Component):
@@ -366,12 +365,17 @@ class SQLQuery(Component):
         self._traces_table = exporter_config.traces_table_name
         if self.config.auth is not None:
             self._authenticator = host.extension(self.config.auth.authenticator)
+        # Sessions open in the background: the collector is up without waiting for them, and a
+        # query arriving meanwhile waits for the same lock.
+        threading.Thread(target=self._open_logged, name="sqlquery-open", daemon=True).start()
+        limits = ServerLimits(max_concurrent_requests=self.config.max_concurrent_queries + 2, max_body_bytes=MIB)
+        self._server = start_http_server(self.config.endpoint, "sqlquery", self._handle, limits, cancellable=True)
+
+    def _open_logged(self) -> None:
         try:
             self._open()
         except Exception as exc:  # noqa: BLE001 - a server that is down now may be up at the first query
             log.warning("sqlquery: store not reachable yet (%s); will connect at the first query", safe_error(exc))
-        limits = ServerLimits(max_concurrent_requests=self.config.max_concurrent_queries + 2, max_body_bytes=MIB)
-        self._server = start_http_server(self.config.endpoint, "sqlquery", self._handle, limits, cancellable=True)
 
     def _open(self) -> None:
         with self._open_lock:
@@ -474,13 +478,15 @@ class SQLQuery(Component):
 
     def shutdown(self) -> None:
         stop_http_server(self._server)
-        for session in self._all_sessions + ([self._control] if self._control else []):
-            try:
-                session.close()
-            except Exception:  # noqa: BLE001
-                pass
-        if self._store is not None:
-            release_store(self._store)
+        with self._open_lock:  # not while the sessions are being opened
+            for session in self._all_sessions + ([self._control] if self._control else []):
+                try:
+                    session.close()
+                except Exception:  # noqa: BLE001 - closing anyway
+                    pass
+            if self._store is not None:
+                release_store(self._store)
+                self._store = None
 
 
 def _json(status: int, payload: dict) -> tuple[int, str, bytes]:

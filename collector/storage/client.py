@@ -140,7 +140,9 @@ class ReadSession:
 
     def query(self, sql: str, parameters: dict | None = None):
         with self._lock:
-            return self.client.query(sql, parameters=parameters)
+            result = self.client.query(sql, parameters=parameters)
+            result.result_rows  # the rows stream in: read them (and any error mid-stream) here
+            return result
 
     def command(self, sql: str):
         with self._lock:
