@@ -27,8 +27,7 @@ On a cluster, run it once per shard (`--endpoint` of one replica of each): a tra
 one shard. The rollup rebuild (DELETE + INSERT on the shard's `genai_daily_local`) replicates like
 any insert. The span mutation reads its new values with joinGet from a Join table that exists on
 the replica reprice talks to only; a replica that executes the replicated mutation itself instead
-of fetching the mutated part needs that table too. Not tested on a multi-replica cluster here:
-`genaitrace doctor costs --endpoint` of each replica afterwards shows whether it agrees.
+of fetching the mutated part needs that table too: not tested on a multi-replica cluster here.
 
 With the embedded engine (chdb://) only one process can open the data directory: stop the
 collector first, or point --endpoint at a ClickHouse server.
