@@ -65,7 +65,7 @@ import grpc
 import uvicorn
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -164,9 +164,14 @@ class HttpConfig(_EndpointLimits):
     auth: AuthConfig | None = None
     tls: TLSServerConfig | None = None
 
+    @field_validator("compression_algorithms", mode="before")
+    @classmethod
+    def _lower_case(cls, names):
+        return [str(name).strip().lower() for name in names] if isinstance(names, list) else names
+
     @model_validator(mode="after")
     def _check(self):
-        unknown = [name for name in self.compression_algorithms if name.lower() not in DECODERS]
+        unknown = [name for name in self.compression_algorithms if name not in DECODERS]
         if unknown:
             raise ValueError(f"compression_algorithms: unknown {unknown}; valid: {', '.join(DECODERS)}")
         if self.read_timeout < self.read_header_timeout:
@@ -584,6 +589,8 @@ class _GrpcTraceService:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"request not received within {self.cfg.read_timeout:g}s")
         except PermanentError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Exception as exc:  # noqa: BLE001 - never a traceback (or grpc's "Unexpected <class>") to the client
+            await context.abort(grpc.StatusCode.INTERNAL, receiver._internal_error("grpc", exc))
         budget = receiver._in_flight["grpc"]
         if not budget.take(len(payload)):
             message = str(receiver._busy("grpc", len(payload)))
