@@ -17,6 +17,8 @@ What it does, per target x protocol (gRPC, HTTP), each on a fresh process and da
 Targets: `ours` (OTLP -> genai_normalizer -> genai_cost -> batch -> clickhouse on embedded chdb,
 durable disk queue), `phoenix` (arize-phoenix from PyPI, its own OTLP ingest into its default
 SQLite store), `rotel` (rotel from PyPI: Rust collector, OTLP in -> OTLP out to a blackhole rotel).
+`otelcol` (the OpenTelemetry Collector built from interop/otelcol by `./run.sh test`: OTLP in ->
+batch -> OTLP/gRPC out to a second otelcol whose debug exporter discards).
 Peers are installed into bench/.peers/<name> (gitignored) with uv or pip. Results go to
 bench/results/e2e-<timestamp>.json and bench/results/latest.md.
 """
@@ -313,6 +315,65 @@ class Rotel:
         _terminate(self.sink)
 
 
+OTELCOL_BINARY = REPO / ".cache" / "interop" / "bin" / "otelcol-genaitrace"
+# Receivers take the load generator's requests whole (up to 64 MiB, as rotel's), and nothing but
+# batching stands between receiving and forwarding.
+OTELCOL_FORWARDER = """
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{grpc}", max_recv_msg_size_mib: 64}}
+      http: {{endpoint: "127.0.0.1:{http}", max_request_body_size: 67108864}}
+processors:
+  batch: {{}}
+exporters:
+  {exporter}
+service:
+  telemetry:
+    metrics: {{level: none}}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [{processors}], exporters: [{exporter_id}]}}
+"""
+
+
+class Otelcol:
+    name = "otelcol"
+    description = "otelcol v0.161.0 (interop/otelcol): OTLP in -> batch -> OTLP/gRPC out to a second otelcol (debug exporter, discards)"
+
+    def __init__(self, workdir: Path):
+        if not OTELCOL_BINARY.exists():
+            raise FileNotFoundError(f"{OTELCOL_BINARY} missing: ./run.sh test builds it")
+        self.workdir = workdir
+
+    def _spawn(self, tag: str, **fields) -> tuple[subprocess.Popen, int, int]:
+        grpc_port, http_port = free_port(), free_port()
+        config = self.workdir / f"{tag}.yaml"
+        config.write_text(OTELCOL_FORWARDER.format(grpc=grpc_port, http=http_port, **fields))
+        log = open(self.workdir / f"{tag}.log", "ab")
+        process = subprocess.Popen([str(OTELCOL_BINARY), f"--config={config}"], cwd=self.workdir,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        wait_port(grpc_port, 60, process)
+        wait_port(http_port, 60, process)
+        return process, grpc_port, http_port
+
+    def start(self) -> None:
+        self.sink, sink_grpc, _ = self._spawn("sink", processors="", exporter="debug: {verbosity: basic}",
+                                              exporter_id="debug")
+        exporter = (f"otlp: {{endpoint: \"127.0.0.1:{sink_grpc}\", tls: {{insecure: true}}, compression: none,"
+                    " sending_queue: {enabled: true, queue_size: 10000}}")
+        self.process, grpc_port, http_port = self._spawn("otelcol", processors="batch", exporter=exporter,
+                                                         exporter_id="otlp")
+        self.grpc, self.http = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}"
+        self.pids = [self.process.pid, self.sink.pid]
+
+    def stored(self) -> None:
+        return None  # the sink keeps no count: acknowledged spans are the figure
+
+    def stop(self) -> None:
+        _terminate(self.process)
+        _terminate(self.sink)
+
+
 def _terminate(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
@@ -329,7 +390,7 @@ class OursTwoIngestWorkers(Ours):
     ingest_workers = 2
 
 
-TARGETS = {"ours": Ours, "ours-2w": OursTwoIngestWorkers, "phoenix": Phoenix, "rotel": Rotel}
+TARGETS = {"ours": Ours, "ours-2w": OursTwoIngestWorkers, "phoenix": Phoenix, "rotel": Rotel, "otelcol": Otelcol}
 
 
 # --- one scenario --------------------------------------------------------------------------------
@@ -482,7 +543,7 @@ def markdown(results: list[dict], meta: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="ours,ours-2w,phoenix,rotel", help="comma-separated targets")
+    ap.add_argument("--only", default="ours,ours-2w,phoenix,rotel,otelcol", help="comma-separated targets")
     ap.add_argument("--protocols", default="grpc,http")
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--concurrency", type=int, default=32)
