@@ -63,7 +63,9 @@ def test_otelcol_agent_retries_our_backpressure_and_delivers_everything(tmp_path
     ours = CollectorProcess(tmp_path / "ours")
     normal_config = ours.config_path.read_text()
     # A 1 MiB memory limit: our memory_limiter refuses every request (retryable answers).
-    ours.config_path.write_text(normal_config.replace("limit_mib: 4096", "limit_mib: 1").replace("spike_limit_mib: 512", "spike_limit_mib: 0"))
+    refusing_config = normal_config.replace("limit_mib: 4096", "limit_mib: 1").replace("spike_limit_mib: 512", "spike_limit_mib: 0")
+    assert refusing_config != normal_config, "tests/harness.py's memory_limiter settings changed"
+    ours.config_path.write_text(refusing_config)
     ours.start()
     agent = Otelcol(otelcol_binary, tmp_path / "agent", otelcol_config(
         AGENT, f"    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [{exporter}]\n"),
