@@ -318,6 +318,7 @@ def default_timeouts_collector(tmp_path_factory):
     process.stop()
 
 
+@pytest.mark.timeout(600)  # four 40 MiB OTLP/JSON decodes: protobuf's JSON mapping is slow Python
 def test_four_concurrent_40_mib_json_bodies_do_not_stall_others(default_timeouts_collector):
     collector = default_timeouts_collector
     body = _json_body(40, "bigjson")
