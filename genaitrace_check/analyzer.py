@@ -170,11 +170,18 @@ class Analyzer:
 
     @staticmethod
     def _untyped_http(call: ast.Call, name: str, module: Module) -> bool:
-        """`session.post(URL)` with a session we cannot type, in a module that imports an HTTP client."""
+        """`session.post(URL)` on a session we cannot type, in a module that imports an HTTP client.
+        `get` is every mapping's method too, so it counts only on a receiver named like a client."""
         clients = ("requests", "httpx", "aiohttp", "urllib3")
-        return (isinstance(call.func, ast.Attribute) and call.func.attr in catalog.HTTP_METHOD_NAMES
-                and any(imp.split(".")[0] in clients for imp in module.imported_modules)
-                and not name.startswith(("requests.", "httpx.", "aiohttp.", "urllib.")))
+        if not isinstance(call.func, ast.Attribute) or call.func.attr not in catalog.HTTP_METHOD_NAMES:
+            return False
+        if name.startswith(("requests.", "httpx.", "aiohttp.", "urllib.")) or \
+                not any(imp.split(".")[0] in clients for imp in module.imported_modules):
+            return False
+        if call.func.attr in ("get", "put", "patch", "urlopen"):
+            receiver = (dotted(call.func.value) or "").lower()
+            return any(word in receiver for word in ("session", "client", "http"))
+        return True
 
     @staticmethod
     def _url_argument(call: ast.Call, name: str) -> ast.expr | None:

@@ -69,7 +69,7 @@ def test_text_output_is_ruff_like_with_a_fix_hint(capsys):
     first = out[0]
     assert re.match(r"^.*app/providers\.py:\d+:\d+: GT101 raw HTTP call to `api\.openai\.com`", first), first
     assert out[1].startswith("  help: ")
-    assert out[-1] == "Found 6 errors."
+    assert out[-1] == "Found 7 errors."
 
 
 def test_clean_file_exits_zero(tmp_path, capsys):

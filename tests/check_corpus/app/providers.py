@@ -66,3 +66,11 @@ def suppressed(payload):
 
 def suppressed_all(payload):
     return requests.post("https://api.openai.com/v1/embeddings", json=payload)  # noqa
+
+
+def claims_lookup(claims):
+    return claims.get("https://api.openai.com/auth")  # clean: GT101 (a mapping's get, not HTTP)
+
+
+def post_with(session, payload):
+    return session.post("https://api.openai.com/v1/chat/completions", json=payload)  # expect: GT101
