@@ -151,15 +151,15 @@ class Analyzer:
         findings = []
         for call, function in self._calls(module):
             name = self.project.callee(module, call, function)
-            if name is None:
-                continue
-            if _like(name, catalog.HTTP_CALLS) or self._untyped_http(call, name, module):
-                url = self._url_argument(call, name)
+            if _like(name, catalog.HTTP_CALLS) or self._untyped_http(call, name or "", module):
+                shown = (name or dotted(call.func) or "request").replace("()", "")
+                url = self._url_argument(call, name or "")
                 host = _provider_host(_literal_text(url, module)) if url is not None else None
                 if host:
-                    findings.append(self._finding("GT101", module, call,
-                                                  f"raw HTTP call to `{host}` ({name.replace('()', '')}): "
-                                                  "no GenAI span, model, tokens or cost"))
+                    findings.append(self._finding("GT101", module, call, f"raw HTTP call to `{host}` ({shown}): "
+                                                                         "no GenAI span, model, tokens or cost"))
+                continue
+            if name is None:
                 continue
             library = self._uninstrumented_sdk(name, call)
             if library:
