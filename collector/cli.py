@@ -57,7 +57,7 @@ def validate(config: str = CONFIG_OPTION) -> None:
 @app.command()
 def run(config: str = CONFIG_OPTION, log_level: str = typer.Option("", help="override service.telemetry.logs.level")) -> None:
     """Run the collector until SIGTERM / Ctrl-C, then flush what it has acknowledged."""
-    from collector.service import Service
+    from collector.service import BuildError, Service
 
     cfg = _load(config)
     logging.basicConfig(
@@ -72,6 +72,10 @@ def run(config: str = CONFIG_OPTION, log_level: str = typer.Option("", help="ove
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         service.start()
+    except BuildError as exc:  # a component refused its settings: located like any config error
+        err.print(f"[bold red]config error[/]: {cfg.error(exc.key, str(exc.cause))}")
+        service.shutdown()
+        raise typer.Exit(2) from None
     except Exception as exc:  # noqa: BLE001 - a start failure is reported, not a traceback
         err.print(f"[bold red]cannot start[/]: {exc}")
         service.shutdown()
