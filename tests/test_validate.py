@@ -362,3 +362,13 @@ def test_errors_never_quote_a_credential(tmp_path):
     assert "acme-s3cret-value" not in str(caught.value) and "'token': '<hidden>'" in str(caught.value)
     code, out, err, _ = _validate(tmp_path, text)
     assert code == 2 and "acme-s3cret-value" not in err + out
+
+
+def test_run_reports_a_factory_failure_like_validate(tmp_path):
+    text = _edit("  batch:\n", f"  genai_cost:\n    price_file: {tmp_path}/missing-prices.json\n  batch:\n").replace(
+        "processors: [batch]", "processors: [genai_cost, batch]")
+    path = _config(tmp_path, text)
+    out = subprocess.run([sys.executable, "-m", "collector.cli", "run", "-c", str(path)], capture_output=True, text=True,
+                         timeout=60, env={"PATH": "/usr/bin:/bin", **ENV})
+    assert out.returncode == 2
+    assert f"{path}:15: processors.genai_cost: " in out.stderr.replace("\n", " ") and "Traceback" not in out.stderr
