@@ -93,6 +93,10 @@ class QueryRefused(Exception):
         self.status = status
 
 
+class SessionFailure(Exception):
+    """A read session failed without an answer of the engine (e.g. a stream left in a bad state)."""
+
+
 class AuthConfig(StrictConfig):
     authenticator: str
 
@@ -338,6 +342,8 @@ def run_confined(session, sql: str, parameters: dict | None, scope: Scope, limit
     try:
         return result_to_json(session.query(final, parameters=parameters))
     except Exception as exc:  # noqa: BLE001 - the engine refused or failed (also mid-stream): its sanitised message
+        if "Code: " not in str(exc):
+            raise SessionFailure(type(exc).__name__) from exc  # not the engine's answer: the session's state
         raise QueryRefused(safe_error(exc), 499 if was_cancelled() else 400) from None
     finally:
         done.set()
@@ -445,7 +451,12 @@ class SQLQuery(Component):
         except queue.Empty:
             return _json(503, {"error": "all query sessions are busy; retry later"})
         try:
-            result = self.run(session, sql, parameters, self._scope(tenant), cancelled)
+            try:
+                result = self.run(session, sql, parameters, self._scope(tenant), cancelled)
+            except SessionFailure as failure:
+                log.warning("sqlquery: a read session failed (%s); retrying on a new one", failure)
+                session = self._replace(session)
+                result = self.run(session, sql, parameters, self._scope(tenant), cancelled)
         except QueryRefused as exc:
             return _json(exc.status, {"error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - the session may be broken: replace it, answer without data
