@@ -93,6 +93,9 @@ class QueryRefused(Exception):
         self.status = status
 
 
+OUTPUT_OPTIONS_REFUSED = "FORMAT, INTO OUTFILE and SETTINGS are not allowed here (the endpoint answers JSON and sets the limits)"
+
+
 class SessionFailure(Exception):
     """A read session failed without an answer of the engine (e.g. a stream left in a bad state)."""
 
@@ -203,6 +206,13 @@ def check_ast(session, sql: str, parameters: dict | None, scope: Scope) -> None:
         # land in the tree being checked.
         rows = session.query(f"SELECT explain FROM (EXPLAIN AST {sql})", parameters=parameters).result_rows
     except Exception as exc:  # noqa: BLE001
+        text = str(exc)
+        if "supports only SELECT" in text:
+            keyword = sql.split(None, 1)[0].upper() if sql.strip() else "nothing"
+            raise QueryRefused(f"only SELECT queries are allowed here (got {keyword}); "
+                               "for table structure use SELECT ... FROM system.columns", 403) from None
+        if "output options" in text:
+            raise QueryRefused(OUTPUT_OPTIONS_REFUSED, 403) from None
         raise QueryRefused(safe_error(exc), 400) from None
     nodes = []  # (depth, kind, argument)
     for (line,) in rows:
@@ -213,7 +223,7 @@ def check_ast(session, sql: str, parameters: dict | None, scope: Scope) -> None:
     if not nodes or nodes[0][1] != "SelectWithUnionQuery":
         raise QueryRefused("only SELECT queries are allowed here; for table structure use SELECT ... FROM system.columns", 403)
     if sum(1 for depth, _k, _a in nodes if depth == 1) > 1:
-        raise QueryRefused("FORMAT, INTO OUTFILE and SETTINGS are not allowed here (the endpoint answers JSON and sets the limits)", 403)
+        raise QueryRefused(OUTPUT_OPTIONS_REFUSED, 403)
     for index, (depth, kind, argument) in enumerate(nodes):
         parent = _parent(nodes, index)
         if kind == "Set":
