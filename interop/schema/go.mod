@@ -4,6 +4,6 @@
 // loadbalancingexporter is not served past it.
 module github.com/genaitrace/genaitrace/interop/schema
 
-go 1.24
+go 1.26.0
 
 require github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter v0.165.1

@@ -54,7 +54,7 @@ def contrib_sqltemplates() -> Path:
     """The pinned module's sqltemplates directory, from the Go module cache (no network: GOPROXY=off)."""
     if not (INTEROP / "schema" / "go.mod").exists():
         pytest.fail("interop/schema/go.mod missing")
-    env = {**os.environ, **GO_ENV, "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+    env = {**os.environ, **GO_ENV, "GOPROXY": "off", "GOFLAGS": "-mod=readonly"}
     try:
         out = subprocess.run(["go", "mod", "download", "-json", MODULE], cwd=INTEROP / "schema", env=env,
                              capture_output=True, text=True, timeout=120)
