@@ -48,6 +48,12 @@ try:
     Crew(agents=[bad_agent], tasks=[failing], name="failing_crew").kickoff()
 except Exception as exc:
     error = type(exc).__name__
+
+# content capture on (read at each span): the crew's own content is on its spans
+import os
+os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_ONLY"
+shown = Task(name="shown", description="visible-description", expected_output="visible-expected", agent=agent)
+Crew(agents=[agent], tasks=[shown], name="capture_crew").kickoff()
 _dump(exp)
 print(json.dumps({"layers": layers, "task_names": names_ok, "error": error}))
 """
@@ -65,7 +71,8 @@ def test_crewai_spans_names_and_failures(fake_llm):
     names = [s["name"] for s in spans]
     assert "execute_task task_1" in names and "execute_task summary" in names, names
     assert not any("secret" in n for n in names)
-    assert not any("secret" in str(s["attributes"]) for s in spans)
+    captured = {s["trace_id"] for s in spans if s["name"] == "invoke_workflow capture_crew"}
+    assert not any("secret" in str(s["attributes"]) for s in spans if s["trace_id"] not in captured)
     assert result["error"], "the failing crew must raise"
     failed = {s["name"]: s for s in spans if s["status"] == "ERROR"}
     for name in ("invoke_workflow failing_crew", "execute_task task_1", "invoke_agent Failer"):
@@ -73,4 +80,10 @@ def test_crewai_spans_names_and_failures(fake_llm):
         assert failed[name]["attributes"]["error.type"], failed[name]
     # one trace per kickoff
     by_root = {s["trace_id"] for s in spans if s["parent_span_id"] is None and s["name"].startswith("invoke_workflow")}
-    assert len(by_root) == 2 and len({s["trace_id"] for s in spans}) == 2
+    assert len(by_root) == 3 and len({s["trace_id"] for s in spans}) == 3
+    # capture on: the task's and the agent's text, nothing of it in the span names
+    shown = next(s for s in spans if s["name"] == "execute_task shown")
+    assert shown["attributes"]["crewai.task.description"] == "visible-description"
+    assert shown["attributes"]["crewai.task.expected_output"] == "visible-expected"
+    agent = next(s for s in spans if s["name"] == "invoke_agent Analyst" and s["parent_span_id"] == shown["span_id"])
+    assert agent["attributes"]["crewai.agent.goal"] == "secret-goal"
