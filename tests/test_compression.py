@@ -16,7 +16,7 @@ import pytest
 from backports import zstd
 
 from harness import CollectorProcess
-from hostile_clients import PB, NormalClient
+from hostile_clients import PB, NormalClient, latency_budget
 from otlp_load import make_request
 
 pytestmark = pytest.mark.timeout(180)
@@ -26,6 +26,7 @@ BODY_LIMIT_MIB = 2
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory):
     process = CollectorProcess(tmp_path_factory.mktemp("compression"), max_body_mib=BODY_LIMIT_MIB).start()
+    process.latency_budget = latency_budget(process)
     yield process
     process.stop()
 
@@ -100,7 +101,7 @@ def test_a_valid_gzip_member_followed_by_a_bomb_is_refused_whole(collector, gzip
         normal.keep_sending_until(5)
     assert response.status_code == 413, (response.status_code, response.content[:200])
     assert b"decompressed body exceeds the limit" in response.content
-    normal.assert_served()
+    normal.assert_served(collector.latency_budget)
     _assert_nothing_stored(collector, "member-before-bomb")
 
 
@@ -119,7 +120,7 @@ def test_bombs_are_refused_with_413(collector, encoding, bomb):
         response = _post(collector, body, encoding)
         normal.keep_sending_until(5)
     assert response.status_code == 413, (response.status_code, response.content[:200])
-    normal.assert_served()
+    normal.assert_served(collector.latency_budget)
 
 
 def test_valid_member_then_garbage_is_refused_whole(collector):
