@@ -56,6 +56,7 @@ _KWARG_TO_KEY = {
 
 __all__ = [
     "attributes",
+    "context",
     "set_attribution",
     "current_attribution",
     "inject",
@@ -96,6 +97,13 @@ def attributes(**kwargs: Any) -> Iterator[_context.Context]:
         yield _context.get_current()
     finally:
         _context.detach(token)
+
+
+def context(conversation_id: Any = None, user_id: Any = None, **kwargs: Any):
+    """``attributes`` under the names of sessions and users: every span started inside carries
+    ``gen_ai.conversation.id`` (and ``session.id``) and ``user.id``; any other keyword as in
+    ``attributes``. ``with instrumentation.context(conversation_id="c-1", user_id="u-7"): ...``"""
+    return attributes(conversation_id=conversation_id, user_id=user_id, **kwargs)
 
 
 def current_attribution(context: _context.Context | None = None) -> dict[str, str]:
