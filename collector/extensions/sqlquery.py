@@ -47,7 +47,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from collector.component import Component, ComponentId, Factory, Kind, StrictConfig, UnauthenticatedError
 from collector.confighelpers import Duration, HostPort, split_host_port
@@ -127,7 +127,7 @@ class QueryLimits(StrictConfig):
 class SQLQueryConfig(StrictConfig):
     endpoint: HostPort = "127.0.0.1:13134"
     exporter: str = "clickhouse"
-    auth: AuthConfig | None = None
+    auth: AuthConfig | None = Field(None, validate_default=True)
     username: str = ""
     password: str = Field("", repr=False)
     limits: QueryLimits = Field(default_factory=QueryLimits)
@@ -135,12 +135,15 @@ class SQLQueryConfig(StrictConfig):
     allowed_system_tables: list[str] = list(ALLOWED_SYSTEM_TABLES)
     allowed_table_functions: list[str] = list(ALLOWED_TABLE_FUNCTIONS)
 
-    @model_validator(mode="after")
-    def _loopback_unless_authenticated(self) -> "SQLQueryConfig":
-        if self.auth is None and not is_loopback(self.endpoint):
-            raise ValueError(f"endpoint {self.endpoint} is reachable from other hosts but no `auth` is set: anyone could "
+    # A field validator (not a model one): its error quotes only `auth`, never the password.
+    @field_validator("auth", mode="after")
+    @classmethod
+    def _loopback_unless_authenticated(cls, auth, info):
+        endpoint = info.data.get("endpoint")
+        if auth is None and endpoint and not is_loopback(endpoint):
+            raise ValueError(f"endpoint {endpoint} is reachable from other hosts but no `auth` is set: anyone could "
                              "read every tenant's spans; set `auth: {authenticator: bearertokenauth}` or listen on 127.0.0.1")
-        return self
+        return auth
 
     def references(self) -> dict:
         return {"exporter": (Kind.EXPORTER, self.exporter)}
