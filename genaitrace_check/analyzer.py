@@ -28,6 +28,8 @@ class Finding:
 
 
 _PATTERN_SETS: dict[int, frozenset] = {}
+_SDK_BY_CONSTRUCTOR = {constructor: library for library, constructors in catalog.SDK_CLIENTS.items()
+                       for constructor in constructors}
 
 
 def _like(name: str | None, patterns) -> bool:
@@ -172,11 +174,10 @@ class Analyzer:
     def _untyped_http(call: ast.Call, name: str, module: Module) -> bool:
         """`session.post(URL)` on a session we cannot type, in a module that imports an HTTP client.
         `get` is every mapping's method too, so it counts only on a receiver named like a client."""
-        clients = ("requests", "httpx", "aiohttp", "urllib3")
+        clients = {"requests", "httpx", "aiohttp", "urllib3"}
         if not isinstance(call.func, ast.Attribute) or call.func.attr not in catalog.HTTP_METHOD_NAMES:
             return False
-        if name.startswith(("requests.", "httpx.", "aiohttp.", "urllib.")) or \
-                not any(imp.split(".")[0] in clients for imp in module.imported_modules):
+        if name.startswith(("requests.", "httpx.", "aiohttp.", "urllib.")) or not module.top_imports & clients:
             return False
         if call.func.attr in ("get", "put", "patch", "urlopen"):
             receiver = (dotted(call.func.value) or "").lower()
@@ -196,15 +197,14 @@ class Analyzer:
         return call.args[0]
 
     def _uninstrumented_sdk(self, name: str, call: ast.Call) -> str | None:
-        for library, constructors in catalog.SDK_CLIENTS.items():
-            if library in self.config.instrumented or not _like(name.removesuffix("()"), constructors):
-                continue
-            if library == "boto3":
-                service = _literal_text(call.args[0], None) if call.args and isinstance(call.args[0], ast.Constant) else ""
-                if service not in catalog.BOTO3_LLM_SERVICES:
-                    return None
-            return library
-        return None
+        library = _SDK_BY_CONSTRUCTOR.get(name.removesuffix("()"))
+        if library is None or library in self.config.instrumented:
+            return None
+        if library == "boto3":
+            service = call.args[0].value if call.args and isinstance(call.args[0], ast.Constant) else None
+            if service not in catalog.BOTO3_LLM_SERVICES:
+                return None
+        return library
 
     # -- work: LLM calls and agent runs ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -52,6 +53,7 @@ class Module:
     call_index: dict[str, list] | None = None
     scopes: dict[int, "Function"] = field(default_factory=dict)  # id(def node) -> its Function
     callees: dict[int, str | None] = field(default_factory=dict)  # id(call) -> qualified callee
+    classes: set[str] = field(default_factory=set)  # top-level class names
     calls: list[tuple[ast.Call, "Function | None"]] = field(default_factory=list)
     assigns: list[tuple[ast.Assign, "Function | None"]] = field(default_factory=list)
 
@@ -62,6 +64,11 @@ class Module:
     @cached_property
     def imported_modules(self) -> set[str]:
         return set(self.imports.values())
+
+    @cached_property
+    def top_imports(self) -> set[str]:
+        """Top-level packages the module imports (`requests` for `requests.adapters`)."""
+        return {name.split(".")[0] for name in self.imported_modules}
 
 
 def python_files(top: Path, config: CheckConfig) -> list[Path]:
@@ -102,6 +109,7 @@ class Project:
         self._texts: dict[Path, str] | None = None
         self._returns: dict[str, str | None] = {}
         self._reexports: dict[str, str] = {}
+        self._words: dict[str, list[Path]] | None = None
 
     # -- the tree ------------------------------------------------------------------------------------
 
@@ -152,10 +160,18 @@ class Project:
             return ""
 
     def texts_containing(self, needle: str) -> list[Path]:
-        """Files of the tree whose text contains `needle` (a cheap filter before parsing)."""
+        """Files of the tree whose text contains `needle` (a cheap filter before parsing). An
+        identifier is looked up in an index of the tree's words, built once."""
         if self._texts is None:
             self._texts = {path: self.text(path) for path in self.files}
-        return [path for path, text in self._texts.items() if needle in text]
+        if not _IDENTIFIER.fullmatch(needle):
+            return [path for path, text in self._texts.items() if needle in text]
+        if self._words is None:
+            self._words = {}
+            for path, text in self._texts.items():
+                for word in set(_IDENTIFIER.findall(text)):
+                    self._words.setdefault(word, []).append(path)
+        return self._words.get(needle, [])
 
     # -- parsing -------------------------------------------------------------------------------------
 
@@ -246,6 +262,7 @@ class Project:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 module.functions[f"{module.name}.{node.name}"] = Function(f"{module.name}.{node.name}", node, module)
             elif isinstance(node, ast.ClassDef):
+                module.classes.add(node.name)
                 for item in node.body:
                     if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         qualname = f"{module.name}.{node.name}.{item.name}"
@@ -314,9 +331,8 @@ class Project:
             if isinstance(value, (ast.Call, ast.Name, ast.Attribute)):
                 return self.qualify(value, module, None, depth + 1)
             return None
-        for node in module.tree.body:
-            if isinstance(node, ast.ClassDef) and node.name == name:
-                return f"{module.name}.{name}"
+        if name in module.classes:
+            return f"{module.name}.{name}"
         return name if name in _BUILTIN_NAMES else None
 
     def _follow_reexport(self, qualified: str, depth: int) -> str:
@@ -375,4 +391,5 @@ class Project:
         return None
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BUILTIN_NAMES = frozenset({"open", "exec", "eval", "print"})

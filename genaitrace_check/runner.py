@@ -58,7 +58,10 @@ def _check_chunk(args) -> tuple[list[Finding], dict[tuple[str, int], str], list[
 def check_files(config: CheckConfig, tree_paths: list[Path], files: list[Path], jobs: int):
     """Findings (sorted), the text of each finding's line, and files that could not be parsed."""
     if jobs > 1 and len(files) >= PARALLEL_FROM:
-        chunks = [files[i::jobs] for i in range(jobs)]
+        # Contiguous runs of the sorted paths: a package's modules stay in one worker, which parses
+        # the modules they import once (round-robin chunks made every worker parse most of the tree).
+        size = -(-len(files) // jobs)
+        chunks = [files[i:i + size] for i in range(0, len(files), size)]
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         with context.Pool(jobs) as pool:
             parts = pool.map(_check_chunk, [(config, tree_paths, chunk) for chunk in chunks])
