@@ -59,6 +59,7 @@ ALLOWED_KEYS = frozenset({
     "gen_ai.response.service_tier", "gen_ai.response.system_fingerprint",
     "gen_ai.openai.request.service_tier", "gen_ai.openai.response.service_tier",
     "gen_ai.openai.response.system_fingerprint", "gen_ai.openai.api_base",
+    "gen_ai.evaluation.name", "gen_ai.evaluation.score.label",  # the explanation may quote content: gated
     # OpenInference
     "openinference.span.kind", "llm.model_name", "llm.provider", "llm.system", "llm.request.type",
     "embedding.model_name", "input.mime_type", "output.mime_type", "tool.name", "tool.id",
@@ -77,6 +78,8 @@ ALLOWED_KEYS = frozenset({
     "crewai.task.human_input", "crewai.task.index",
     "crewai.flow.name", "crewai.flow.id",
 })
+# Span events kept with capture off (their attributes still filtered): evaluation results.
+ALLOWED_EVENTS = frozenset({"gen_ai.evaluation.result"})
 # Prefixes whose every key is safe (token counts, costs and their status/reason enums).
 ALLOWED_PREFIXES = ("gen_ai.usage.", "llm.token_count.", "llm.cost.", "traceloop.association.properties.")
 
@@ -151,7 +154,7 @@ def scrub_stacktrace(text: str) -> str:
 
 def scrub_event(name: str, attrs: Mapping[str, Any] | None) -> dict | None:
     """An event's attributes with capture off, or None to drop the event."""
-    if is_gated(name):
+    if is_gated(name) and name not in ALLOWED_EVENTS:
         return None
     out = filter_attributes(attrs)
     if name == "exception":

@@ -51,6 +51,28 @@ SERVER_ADDRESS = "server.address"
 OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
 OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
 
+# Evaluations, sessions and users. The attribute names are the pinned package's
+# (gen_ai_attributes.GEN_AI_EVALUATION_*, GEN_AI_RESPONSE_ID, user_attributes.USER_ID,
+# enduser_attributes.ENDUSER_ID); the event name is the GenAI repository's
+# (model/gen-ai/events.yaml: event `gen_ai.evaluation.result`), which the package has no constant for.
+GEN_AI_EVALUATION_RESULT_EVENT = "gen_ai.evaluation.result"
+GEN_AI_EVALUATION_NAME = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE = "gen_ai.evaluation.score.value"  # double
+GEN_AI_EVALUATION_SCORE_LABEL = "gen_ai.evaluation.score.label"  # e.g. "relevant", "pass"
+GEN_AI_EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
+GEN_AI_RESPONSE_ID = "gen_ai.response.id"
+USER_ID = "user.id"
+# `enduser.id`: what semconv v1.26 deprecated in favour of user.id (later reinstated with a
+# narrower meaning); apps and SDKs still send it for the end user, so it is read after user.id.
+ENDUSER_ID = "enduser.id"
+USER_ID_READ_ORDER = (USER_ID, ENDUSER_ID)
+# `session.id`: the session name of OpenInference, Langfuse and genaitrace's baggage (which also
+# writes gen_ai.conversation.id); a conversation is read under either, the GenAI name first.
+SESSION_ID = "session.id"
+CONVERSATION_ID_READ_ORDER = (GEN_AI_CONVERSATION_ID, SESSION_ID)
+# Older SDKs put an event's name in this log attribute instead of the LogRecord's EventName.
+EVENT_NAME_ATTRIBUTE = "event.name"
+
 # Operation names (`gen_ai.operation.name` values). `invoke_workflow` and `plan` are in the GenAI
 # repository (model/gen-ai/registry.yaml), newer than the package's enum.
 OP_CHAT = "chat"
@@ -74,6 +96,10 @@ NEWER_THAN_PACKAGE: dict[str, str] = {
 }
 
 # --- the product's own names (genaitrace.*) -----------------------------------------------------
+# Who or what produced an evaluation result (no semconv attribute for it yet):
+# human | llm-judge | heuristic | user-feedback, or any other name the producer gives.
+EVALUATION_SOURCE = "genaitrace.evaluation.source"
+EVALUATION_SOURCES = ("human", "llm-judge", "heuristic", "user-feedback")
 # How the provider was found: attribute | server.address | model_name | unknown.
 PROVIDER_DETECTION = "genaitrace.provider.detection"
 # Of the cache-write tokens, how many were written with Anthropic's 1-hour TTL (a subset).

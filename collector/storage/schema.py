@@ -1,4 +1,4 @@
-"""The `otel_traces` schema, column for column the OpenTelemetry Collector contrib ClickHouse exporter's.
+"""The `otel_traces` and `otel_logs` schema, column for column the OpenTelemetry Collector contrib ClickHouse exporter's.
 
 Grafana's ClickHouse data source (OTel mode) and SQL written against the contrib exporter work
 unchanged. GenAI views live on top (`genai_views.py`).
@@ -160,6 +160,7 @@ def quote_ident(name: str) -> str:
 class SchemaOptions:
     database: str = "otel"
     traces_table_name: str = "otel_traces"
+    logs_table_name: str = "otel_logs"
     cluster_name: str = ""
     table_engine: str = "MergeTree"
     table_engine_params: str = ""
@@ -239,6 +240,110 @@ def schema_statements(options: SchemaOptions) -> list[str]:
     return [statement.strip() for statement in out]
 
 
+# --- otel_logs: the contrib exporter's logs table (clickhouseexporter v0.165.1,
+# internal/sqltemplates/logs_table.sql), copied as it is: names, types, COMMENTs, codecs (ZSTD(3)
+# there, so here too), the materialized k8s/deployment columns, both index sets, PARTITION BY,
+# ORDER BY. One intended difference, as on otel_traces: `non_replicated_deduplication_window` on
+# plain MergeTree, so a batch replayed from the durable queue is dropped by its insert token.
+# tests/interop/test_contrib_logs_schema.py compares it with the pinned module's file.
+
+LOGS_COLUMNS: dict[str, str] = {
+    "Timestamp": "DateTime64(9)",
+    "TraceId": "String",
+    "SpanId": "String",
+    "TraceFlags": "UInt8",
+    "SeverityText": "LowCardinality(String)",
+    "SeverityNumber": "UInt8",
+    "ServiceName": "LowCardinality(String)",
+    "Body": "String",
+    "ResourceSchemaUrl": "LowCardinality(String)",
+    "ResourceAttributes": "Map(LowCardinality(String), String)",
+    "ScopeSchemaUrl": "LowCardinality(String)",
+    "ScopeName": "String",
+    "ScopeVersion": "LowCardinality(String)",
+    "ScopeAttributes": "Map(LowCardinality(String), String)",
+    "LogAttributes": "Map(LowCardinality(String), String)",
+    "EventName": "String",
+}
+
+# Resource attributes the contrib table materializes into columns of their own.
+LOGS_MATERIALIZED_RESOURCE_ATTRIBUTES = (
+    "k8s.cluster.name", "k8s.container.name", "k8s.deployment.name", "k8s.namespace.name",
+    "k8s.node.name", "k8s.pod.name", "k8s.pod.uid", "deployment.environment.name",
+)
+
+_LOGS_TABLE = """
+CREATE TABLE IF NOT EXISTS {db}.{logs} {cluster} (
+    `Timestamp` DateTime64(9) COMMENT 'Event timestamp with nanosecond precision' CODEC(Delta(8), ZSTD(3)),
+    `TraceId` String COMMENT 'W3C trace identifier' CODEC(ZSTD(3)),
+    `SpanId` String COMMENT 'W3C span identifier' CODEC(ZSTD(3)),
+    `TraceFlags` UInt8 COMMENT 'W3C trace flags',
+    `SeverityText` LowCardinality(String) COMMENT 'Log severity as text' CODEC(ZSTD(3)),
+    `SeverityNumber` UInt8 COMMENT 'Log severity as number (1-24)',
+    `ServiceName` LowCardinality(String) COMMENT 'Service that emitted the log' CODEC(ZSTD(3)),
+    `Body` String COMMENT 'Log message body' CODEC(ZSTD(3)),
+    `ResourceSchemaUrl` LowCardinality(String) COMMENT 'Schema URL for the resource' CODEC(ZSTD(3)),
+    `ResourceAttributes` Map(LowCardinality(String), String) COMMENT 'Resource attributes as key-value pairs' CODEC(ZSTD(3)),
+    `ScopeSchemaUrl` LowCardinality(String) COMMENT 'Schema URL for the instrumentation scope' CODEC(ZSTD(3)),
+    `ScopeName` String COMMENT 'Instrumentation scope name' CODEC(ZSTD(3)),
+    `ScopeVersion` LowCardinality(String) COMMENT 'Instrumentation scope version' CODEC(ZSTD(3)),
+    `ScopeAttributes` Map(LowCardinality(String), String) COMMENT 'Instrumentation scope attributes' CODEC(ZSTD(3)),
+    `LogAttributes` Map(LowCardinality(String), String) COMMENT 'Log record attributes' CODEC(ZSTD(3)),
+    `EventName` String COMMENT 'Event name for log records representing events' CODEC(ZSTD(3)),
+{materialized}
+{indexes}
+) ENGINE = {engine}
+PARTITION BY toDate(Timestamp)
+ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)
+{ttl}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}
+"""
+
+LOGS_BLOOM_INDEXES = """    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_lower_body lower(Body) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8,
+    INDEX idx_event_name EventName TYPE bloom_filter(0.01) GRANULARITY 1"""
+
+# As upstream: the text-index set has no EventName index.
+LOGS_TEXT_INDEXES = """    INDEX idx_trace_id TraceId TYPE text(tokenizer = 'array'),
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE text(tokenizer = 'array'),
+    INDEX idx_lower_body lower(Body) TYPE text(tokenizer = 'splitByNonAlpha')"""
+
+
+def logs_distributed_name(options: SchemaOptions) -> str:
+    return f"{options.logs_table_name}_dist"
+
+
+def logs_statements(options: SchemaOptions) -> list[str]:
+    """CREATE statements for `otel_logs` (and with `cluster_name` its Distributed table), after
+    `schema_statements` (which creates the database)."""
+    names = _names(options)
+    logs = quote_ident(options.logs_table_name)
+    dedup = "" if options.table_engine.startswith("Replicated") else f", non_replicated_deduplication_window = {DEDUP_WINDOW}"
+    materialized = "\n".join(
+        f"    `__otel_materialized_{key}` LowCardinality(String) MATERIALIZED ResourceAttributes['{key}'] CODEC(ZSTD(3)),"
+        for key in LOGS_MATERIALIZED_RESOURCE_ATTRIBUTES)
+    out = [_LOGS_TABLE.format(db=names["db"], logs=logs, cluster=names["cluster"], materialized=materialized,
+                              indexes=LOGS_TEXT_INDEXES if options.text_indexes else LOGS_BLOOM_INDEXES,
+                              engine=_engine(options, "MergeTree"), ttl=_ttl("Timestamp", options), dedup=dedup)]
+    if options.cluster_name:
+        where = f"{_lit(options.cluster_name)}, {_lit(options.database)}"
+        out.append(f"CREATE TABLE IF NOT EXISTS {names['db']}.{quote_ident(logs_distributed_name(options))} {names['cluster']}"
+                   f" AS {names['db']}.{logs}"
+                   f" ENGINE = Distributed({where}, {_lit(options.logs_table_name)}, cityHash64(TraceId))")
+    return [statement.strip() for statement in out]
+
+
 def server_has_text_indexes(store) -> bool:
     client = getattr(store, "client", store)
     version = str(client.command("SELECT version()"))
@@ -261,6 +366,6 @@ def create(store, options: SchemaOptions) -> SchemaOptions:
 
     if options.text_indexes is None:
         options = replace(options, text_indexes=server_has_text_indexes(store))
-    for statement in schema_statements(options) + upgrade_statements(options):
+    for statement in schema_statements(options) + upgrade_statements(options) + logs_statements(options):
         store.command(statement)
     return options

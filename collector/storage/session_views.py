@@ -1,0 +1,220 @@
+"""Scores, conversations and users: views over `otel_logs` and `otel_traces`, created with the schema.
+
+    genai_scores                 VIEW  one row per evaluation result (`gen_ai.evaluation.result`):
+                                       log events in otel_logs and span events in otel_traces,
+                                       typed: name, value, label, value_type, explanation, source,
+                                       the evaluated TraceId/SpanId (a score that names only a
+                                       `gen_ai.response.id` is resolved to that response's span)
+    genai_session_traces         VIEW  one row per trace: conversation, user, tenant, start/end,
+                                       calls, tokens, cost, errors, and its scores
+    genai_conversation_traces    VIEW  the traces of each conversation, in order: `turn` 1, 2, ...
+    genai_conversations          VIEW  per conversation: turns, cost, tokens, errors, scores
+    genai_users                  VIEW  per user (`user.id`, else `enduser.id`): cost and usage
+
+Everything is resolved when read, never when written: a score stored before the span it evaluates
+(feedback on a trace still in a batch, a response id whose span is late) joins as soon as the span
+lands. A trace belongs to a conversation / user when any of its spans carries the id (baggage puts
+them on every span started inside `instrumentation.context(...)`).
+
+With `cluster_name` the views read the Distributed tables (`{logs}_dist`, `{traces}_dist`).
+"""
+
+from __future__ import annotations
+
+import semconv
+from collector.storage import genai_views
+from collector.storage.schema import SchemaOptions, distributed_names, logs_distributed_name, quote_ident
+
+EVENT = semconv.GEN_AI_EVALUATION_RESULT_EVENT
+VIEWS = ("genai_scores", "genai_session_traces", "genai_conversation_traces", "genai_conversations", "genai_users")
+
+
+def _first(column: str, keys: tuple[str, ...]) -> str:
+    return "coalesce(" + ", ".join(f"nullIf({column}['{key}'], '')" for key in keys) + ", '')"
+
+
+def _typed_score(attrs: str) -> str:
+    """The typed columns of one evaluation result read from the attribute map `attrs`. A boolean
+    score is the value 1/0 with the label `true`/`false` (the convention's value is a double), or
+    from a producer that sends an OTLP bool, the value `true`/`false` (stored as text)."""
+    raw = f"{attrs}['{semconv.GEN_AI_EVALUATION_SCORE_VALUE}']"
+    label = f"{attrs}['{semconv.GEN_AI_EVALUATION_SCORE_LABEL}']"
+    return f"""
+    {attrs}['{semconv.GEN_AI_EVALUATION_NAME}'] AS name,
+    multiIf({raw} = 'true', 1., {raw} = 'false', 0., toFloat64OrNull({raw})) AS value,
+    {label} AS label,
+    multiIf({raw} IN ('true', 'false') OR ({label} IN ('true', 'false') AND value IN (0, 1)), 'boolean',
+            value IS NOT NULL, 'numeric', {label} != '', 'categorical', 'none') AS value_type,
+    {attrs}['{semconv.GEN_AI_EVALUATION_EXPLANATION}'] AS explanation,
+    {attrs}['{semconv.EVALUATION_SOURCE}'] AS source,
+    {attrs}['{semconv.GEN_AI_RESPONSE_ID}'] AS response_id"""
+
+
+_TENANT = genai_views.TENANT
+
+# Log events: TraceId/SpanId of the record, or, when the record names only a response id, the
+# span whose `gen_ai.response.id` it is (looked up among spans with that id only).
+_SCORES_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_scores {cluster} AS
+SELECT
+    Timestamp, TraceId, SpanId, name, value, label, value_type, explanation, source, response_id,
+    tenant, ServiceName, origin
+FROM
+(
+    SELECT
+        l.Timestamp AS Timestamp,
+        if(l.TraceId != '', l.TraceId, r.TraceId) AS TraceId,
+        if(l.SpanId != '', l.SpanId, r.SpanId) AS SpanId,
+        l.name AS name, l.value AS value, l.label AS label, l.value_type AS value_type,
+        l.explanation AS explanation, l.source AS source, l.response_id AS response_id,
+        l.tenant AS tenant, l.ServiceName AS ServiceName, 'log' AS origin
+    FROM
+    (
+        SELECT Timestamp, TraceId, SpanId, ServiceName,{log_score},
+            if(LogAttributes['{tenant}'] != '', LogAttributes['{tenant}'], ResourceAttributes['{tenant}']) AS tenant
+        FROM {db}.{logs}
+        WHERE EventName = '{event}' OR LogAttributes['{event_attr}'] = '{event}'
+    ) AS l
+    LEFT JOIN
+    (
+        SELECT SpanAttributes['{response_id}'] AS response_id, any(TraceId) AS TraceId, any(SpanId) AS SpanId
+        FROM {db}.{traces}
+        WHERE SpanAttributes['{response_id}'] IN (
+            SELECT LogAttributes['{response_id}'] FROM {db}.{logs}
+            WHERE (EventName = '{event}' OR LogAttributes['{event_attr}'] = '{event}')
+              AND SpanId = '' AND LogAttributes['{response_id}'] != '')
+        GROUP BY response_id
+    ) AS r ON l.response_id = r.response_id AND l.SpanId = '' AND l.response_id != ''
+    UNION ALL
+    SELECT
+        event_ts AS Timestamp, TraceId, SpanId,{event_score},
+        if(event_attrs['{tenant}'] != '', event_attrs['{tenant}'],
+           if(SpanAttributes['{tenant}'] != '', SpanAttributes['{tenant}'], ResourceAttributes['{tenant}'])) AS tenant,
+        ServiceName, 'span_event' AS origin
+    FROM {db}.{traces}
+    ARRAY JOIN Events.Name AS event_name, Events.Timestamp AS event_ts, Events.Attributes AS event_attrs
+    WHERE has(Events.Name, '{event}') AND event_name = '{event}'
+)
+"""
+
+# One row per trace. `scores_*` summarise the trace's scores (numeric and boolean values averaged).
+_SESSION_TRACES_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_session_traces {cluster} AS
+SELECT t.*, s.scores AS scores, s.avg_score AS avg_score, s.min_score AS min_score, s.score_list AS score_list
+FROM
+(
+    SELECT
+        TraceId,
+        anyIf({conversation}, {conversation} != '') AS conversation_id,
+        anyIf({user}, {user} != '') AS user_id,
+        anyIf({tenant_expr}, {tenant_expr} != '') AS tenant,
+        min(Timestamp) AS start,
+        max(Timestamp + toIntervalNanosecond(Duration)) AS end,
+        dateDiff('millisecond', start, end) AS duration_ms,
+        argMin(SpanName, Timestamp) AS root_span,
+        argMin(ServiceName, Timestamp) AS service,
+        count() AS spans,
+        countIf({is_call}) AS calls,
+        countIf(StatusCode = 'Error') AS errors,
+        sumIf({input}, {is_call}) AS input_tokens,
+        sumIf({output}, {is_call}) AS output_tokens,
+        input_tokens + output_tokens AS total_tokens,
+        sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost_usd,
+        groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agents,
+        groupUniqArrayIf({model}, {is_call}) AS models
+    FROM {db}.{traces}
+    GROUP BY TraceId
+) AS t
+LEFT JOIN
+(
+    SELECT TraceId, count() AS scores, avgIf(value, value IS NOT NULL) AS avg_score,
+           minIf(value, value IS NOT NULL) AS min_score,
+           groupArray((name, value, label, source)) AS score_list
+    FROM {db}.genai_scores
+    GROUP BY TraceId
+) AS s ON t.TraceId = s.TraceId
+SETTINGS join_use_nulls = 1
+"""
+
+_CONVERSATION_TRACES_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_conversation_traces {cluster} AS
+SELECT
+    conversation_id,
+    row_number() OVER (PARTITION BY conversation_id ORDER BY start, TraceId) AS turn,
+    * EXCEPT (conversation_id)
+FROM {db}.genai_session_traces
+WHERE conversation_id != ''
+"""
+
+_CONVERSATIONS_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_conversations {cluster} AS
+SELECT
+    conversation_id,
+    anyIf(user_id, user_id != '') AS user_id,
+    anyIf(tenant, tenant != '') AS tenant,
+    min(start) AS first_turn,
+    max(end) AS last_turn,
+    count() AS turns,
+    sum(calls) AS calls,
+    sum(errors) AS errors,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(total_tokens) AS total_tokens,
+    sum(cost_usd) AS cost_usd,
+    sum(ifNull(scores, 0)) AS scores,
+    avgIf(avg_score, avg_score IS NOT NULL) AS avg_score,
+    minIf(min_score, min_score IS NOT NULL) AS min_score,
+    groupArray(TraceId) AS traces
+FROM (SELECT * FROM {db}.genai_session_traces WHERE conversation_id != '' ORDER BY start)
+GROUP BY conversation_id
+"""
+
+_USERS_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_users {cluster} AS
+SELECT
+    user_id,
+    anyIf(tenant, tenant != '') AS tenant,
+    uniqExactIf(conversation_id, conversation_id != '') AS conversations,
+    count() AS traces,
+    sum(calls) AS calls,
+    sum(errors) AS errors,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(total_tokens) AS total_tokens,
+    sum(cost_usd) AS cost_usd,
+    min(start) AS first_seen,
+    max(end) AS last_seen,
+    avgIf(avg_score, avg_score IS NOT NULL) AS avg_score
+FROM {db}.genai_session_traces
+WHERE user_id != ''
+GROUP BY user_id
+"""
+
+
+def _fields(options: SchemaOptions) -> dict[str, str]:
+    clustered = bool(options.cluster_name)
+    base = genai_views._fields(options)
+    traces = distributed_names(options)["traces"] if clustered else options.traces_table_name
+    logs = logs_distributed_name(options) if clustered else options.logs_table_name
+    return dict(
+        db=base["db"], cluster=base["cluster"], traces=quote_ident(traces), logs=quote_ident(logs),
+        event=EVENT, event_attr=semconv.EVENT_NAME_ATTRIBUTE, tenant=_TENANT,
+        response_id=semconv.GEN_AI_RESPONSE_ID,
+        log_score=_typed_score("LogAttributes"), event_score=_typed_score("event_attrs"),
+        conversation=_first("SpanAttributes", semconv.CONVERSATION_ID_READ_ORDER),
+        user=_first("SpanAttributes", semconv.USER_ID_READ_ORDER),
+        tenant_expr=base["tenant"], is_call=base["is_call"], input=base["input"], output=base["output"],
+        model=base["model"],
+    )
+
+
+def statements(options: SchemaOptions) -> list[str]:
+    """CREATE OR REPLACE VIEW statements, in dependency order (after schema.py's tables)."""
+    fields = _fields(options)
+    return [template.format(**fields).strip() for template in
+            (_SCORES_VIEW, _SESSION_TRACES_VIEW, _CONVERSATION_TRACES_VIEW, _CONVERSATIONS_VIEW, _USERS_VIEW)]
+
+
+def create(store, options: SchemaOptions) -> None:
+    for statement in statements(options):
+        store.command(statement)
