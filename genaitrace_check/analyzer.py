@@ -485,8 +485,10 @@ class Analyzer:
                 elif isinstance(node.func, ast.Attribute) and node.func.attr == "uninstrument" and name and \
                         name.startswith(("opentelemetry.instrumentation", "openinference.instrumentation")):
                     findings.append(self._finding("GT104", module, node, "instrumentor uninstrumented in code"))
-        if not any(n in module.source for n in catalog.DISABLING_NAMES):
-            return findings
+                elif _is_suppression(node, name):
+                    findings.append(self._finding("GT104", module, node, "instrumentation suppressed through the "
+                                                                         "context (`set_value` of a suppression key)"))
+        return findings
         for node in ast.walk(module.tree):
             if isinstance(node, ast.Name) and node.id in catalog.DISABLING_NAMES:
                 findings.append(self._finding("GT104", module, node, f"`{node.id}` used: instrumentation suppressed"))
@@ -619,6 +621,16 @@ def _module_level(tree: ast.Module):
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
         yield from (n for n in ast.walk(statement))
+
+
+def _is_suppression(call: ast.Call, name: str | None) -> bool:
+    """`context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)`: reading the key is fine, setting it
+    switches instrumentation off for everything that runs under the context."""
+    if name != "opentelemetry.context.set_value" or not call.args:
+        return False
+    key = call.args[0]
+    key_name = key.id if isinstance(key, ast.Name) else key.attr if isinstance(key, ast.Attribute) else None
+    return key_name in catalog.DISABLING_NAMES
 
 
 def _is_main_guard(node: ast.If) -> bool:

@@ -133,7 +133,9 @@ DISABLING_CALLS = (
     "opentelemetry.trace.set_tracer_provider", "opentelemetry.trace.NoOpTracerProvider",
     "opentelemetry.trace.NoOpTracer", "opentelemetry.sdk.trace.sampling.ALWAYS_OFF",
 )
-DISABLING_NAMES = ("_SUPPRESS_INSTRUMENTATION_KEY", "_SUPPRESS_HTTP_INSTRUMENTATION_KEY")
+# Context keys that suppress instrumentation when set (`context.set_value(KEY, True)`).
+DISABLING_NAMES = ("_SUPPRESS_INSTRUMENTATION_KEY", "_SUPPRESS_HTTP_INSTRUMENTATION_KEY",
+                   "SUPPRESS_INSTRUMENTATION_KEY")
 
 # Environment variables that force content capture on, with the values that mean "on".
 CAPTURE_ENV = {
