@@ -47,6 +47,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 
+from clickhouse_connect.driver.exceptions import StreamFailureError
 from pydantic import Field, field_validator
 
 from collector.component import Component, ComponentId, Factory, Kind, StrictConfig, UnauthenticatedError
@@ -170,6 +171,14 @@ class Scope:
     tenant: str | None = None
 
 
+def engine_refusal(exc: BaseException, status: int = 400) -> Exception:
+    """The engine's refusal (its sanitised message) or, for an error that is not the engine's
+    answer (no error code: a client library or session state), a SessionFailure."""
+    if "Code: " not in str(exc):
+        return SessionFailure(type(exc).__name__)
+    return QueryRefused(safe_error(exc), status)
+
+
 def sql_literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -180,7 +189,7 @@ def canonical_sql(session, sql: str) -> str:
     try:
         result = session.query(f"SELECT formatQuery({sql_literal(sql)})")
     except Exception as exc:  # noqa: BLE001 - a syntax error: the engine's message, sanitised
-        raise QueryRefused(safe_error(exc), 400) from None
+        raise engine_refusal(exc) from None
     return result.result_rows[0][0]
 
 
@@ -216,7 +225,7 @@ def check_ast(session, sql: str, parameters: dict | None, scope: Scope) -> None:
                                "for table structure use SELECT ... FROM system.columns", 403) from None
         if "output options" in text:
             raise QueryRefused(OUTPUT_OPTIONS_REFUSED, 403) from None
-        raise QueryRefused(safe_error(exc), 400) from None
+        raise engine_refusal(exc) from None
     nodes = []  # (depth, kind, argument)
     for (line,) in rows:
         match = _AST_LINE.match(_ALIAS.sub("", line))
@@ -355,9 +364,9 @@ def run_confined(session, sql: str, parameters: dict | None, scope: Scope, limit
     try:
         return result_to_json(session.query(final, parameters=parameters))
     except Exception as exc:  # noqa: BLE001 - the engine refused or failed (also mid-stream): its sanitised message
-        if "Code: " not in str(exc):
-            raise SessionFailure(type(exc).__name__) from exc  # not the engine's answer: the session's state
-        raise QueryRefused(safe_error(exc), 499 if was_cancelled() else 400) from None
+        if isinstance(exc, StreamFailureError):
+            session.broken = True  # a stream that failed half-way can leave the session unusable
+        raise engine_refusal(exc, 499 if was_cancelled() else 400) from None
     finally:
         done.set()
 
@@ -428,7 +437,12 @@ class SQLQuery(Component):
             session.close()
         except Exception:  # noqa: BLE001 - it is being replaced because it failed
             pass
-        fresh = self._store.open_session(f"sql-{next(self._names)}", self.config.username, self.config.password)
+        try:
+            fresh = self._store.open_session(f"sql-{next(self._names)}", self.config.username, self.config.password)
+        except Exception as exc:  # noqa: BLE001 - keep the pool its size; the next query may fail and retry
+            log.warning("sqlquery: cannot open a new read session: %s", safe_error(exc))
+            session.broken = False
+            return session
         self._all_sessions = [fresh if s is session else s for s in self._all_sessions]
         return fresh
 
@@ -478,6 +492,8 @@ class SQLQuery(Component):
             session = self._replace(session)
             return _json(503, {"error": f"the query failed: {safe_error(exc)}; retry"})
         finally:
+            if getattr(session, "broken", False):
+                session = self._replace(session)
             self._sessions.put(session)
         return 200, "application/json", json.dumps(result).encode()
 
