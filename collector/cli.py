@@ -209,6 +209,9 @@ def _mount_subcommands() -> None:
     app.add_typer(reprice_app, name="reprice")
     app.add_typer(budget_app, name="budget")
     app.add_typer(doctor_app, name="doctor")
+    from collector import sessions_cli
+
+    sessions_cli.register(app)  # score, sessions, session
 
 
 _mount_subcommands()

@@ -86,6 +86,7 @@ class SpanRecord:
 class Truth:
     spans: list[SpanRecord] = field(default_factory=list)
     now_ns: int = 0
+    scores: list["ScoreRecord"] = field(default_factory=list)
 
     @property
     def calls(self) -> list[SpanRecord]:
@@ -96,6 +97,18 @@ class Truth:
         for s in self.spans:
             out.setdefault(s.trace_id, []).append(s)
         return out
+
+
+@dataclass
+class ScoreRecord:
+    """One `gen_ai.evaluation.result` log event (issue 13): a thumbs up/down on the root span, an
+    LLM judge's 1-5 relevance on the first inference call, or a categorical label."""
+
+    trace_id: str
+    span_id: str
+    time_ns: int
+    tenant: str
+    attrs: dict
 
 
 class _Gen:
@@ -124,7 +137,9 @@ def generate(days: int = 35, traces_per_day: int = 20, seed: int = 20260101, now
             flow = rng.choice(list(CREWS))
             crew, tasks = CREWS[flow]
             feature = rng.choice(FEATURES)
-            base = {"tenant.id": tenant, "engagement.id": engagement, "flow.name": flow, "feature.name": feature}
+            base = {"tenant.id": tenant, "engagement.id": engagement, "flow.name": flow, "feature.name": feature,
+                    # a conversation per engagement and day, one user per conversation (no draw from rng)
+                    "gen_ai.conversation.id": f"conv-{engagement}-d{day}", "user.id": f"{engagement}-user-{day % 3}"}
             trace_id = g.hexid(16)
             spans: list[SpanRecord] = []
 
@@ -173,7 +188,56 @@ def generate(days: int = 35, traces_per_day: int = 20, seed: int = 20260101, now
                     root.attrs["error.type"] = "TaskFailed"
             root.end_ns = t
             truth.spans.extend(spans)
+    truth.scores = _scores(truth, random.Random(seed + 1))
     return truth
+
+
+def _scores(truth: Truth, rng: random.Random) -> list[ScoreRecord]:
+    """Scores for the seeded traces, drawn from their own generator (the spans stay as they were)."""
+    out = []
+    for trace_id, spans in truth.by_trace().items():
+        root, calls = spans[0], [s for s in spans if s.is_call]
+        tenant = root.attrs["tenant.id"]
+        if rng.random() < 0.6:
+            up = rng.random() < 0.7
+            out.append(ScoreRecord(trace_id, root.span_id, root.end_ns + 60 * 10**9, tenant, {
+                "gen_ai.evaluation.name": "thumbs", "gen_ai.evaluation.score.value": 1.0 if up else 0.0,
+                "gen_ai.evaluation.score.label": "true" if up else "false",
+                "genaitrace.evaluation.source": "user-feedback"}))
+        if calls:
+            call = calls[0]
+            out.append(ScoreRecord(trace_id, call.span_id, call.end_ns + 10**9, tenant, {
+                "gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": float(rng.randint(1, 5)),
+                "gen_ai.evaluation.explanation": "judged by the seed", "genaitrace.evaluation.source": "llm-judge"}))
+        if rng.random() < 0.2:
+            out.append(ScoreRecord(trace_id, root.span_id, root.end_ns + 10**9, tenant, {
+                "gen_ai.evaluation.name": "tone", "gen_ai.evaluation.score.label": rng.choice(["friendly", "curt"]),
+                "genaitrace.evaluation.source": "heuristic"}))
+    return out
+
+
+def to_logs(scores: list[ScoreRecord]):
+    """The scores as one OTLP logs request (what an SDK's events API sends)."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest()
+    by_tenant: dict[str, list[ScoreRecord]] = {}
+    for score in scores:
+        by_tenant.setdefault(score.tenant, []).append(score)
+    for tenant, records in by_tenant.items():
+        resource_logs = request.resource_logs.add()
+        set_any_value(resource_logs.resource.attributes.add(key="service.name").value, "crew-service")
+        set_any_value(resource_logs.resource.attributes.add(key="tenant.id").value, tenant)
+        scope = resource_logs.scope_logs.add()
+        scope.scope.name = "genaitrace.evaluation"
+        for score in records:
+            record = scope.log_records.add()
+            record.time_unix_nano = record.observed_time_unix_nano = score.time_ns
+            record.trace_id, record.span_id = bytes.fromhex(score.trace_id), bytes.fromhex(score.span_id)
+            record.event_name = "gen_ai.evaluation.result"
+            for key, value in score.attrs.items():
+                set_any_value(record.attributes.add(key=key).value, value)
+    return request
 
 
 def _call(g: _Gen, span, parent: str, t: int, agent: str, model_weights: list[int]) -> tuple[int, bool]:
@@ -289,20 +353,22 @@ _SHARED: dict = {}
 def shared_store():
     """(store, truth): a process-wide chdb store with the schema, the GenAI views and the seed data."""
     if "store" not in _SHARED:
-        from collector.storage import genai_views
+        from collector.storage import genai_views, log_columns, session_views
         from collector.storage.client import acquire_store, parse_endpoint
-        from collector.storage.schema import SchemaOptions, schema_statements
+        from collector.storage.schema import SchemaOptions, logs_statements, schema_statements
 
         path = os.environ.get("GENAITRACE_TEST_CHDB") or tempfile.mkdtemp(prefix="genai-seed-")
         if not os.environ.get("GENAITRACE_TEST_CHDB"):
             atexit.register(shutil.rmtree, path, True)
         store = acquire_store(parse_endpoint(f"chdb://{path}/chdb"), database="otel")
         options = SchemaOptions(database="otel")
-        for statement in schema_statements(options):
+        for statement in schema_statements(options) + logs_statements(options):
             store.command(statement)
         genai_views.create(store, options)
+        session_views.create(store, options)
         truth = generate()
         insert(store, "otel_traces", truth.spans)
+        store.insert_arrow("otel_logs", log_columns.logs_to_arrow(to_logs(truth.scores)))
         _SHARED.update(store=store, truth=truth, path=f"{path}/chdb", options=options)
     return _SHARED["store"], _SHARED["truth"]
 

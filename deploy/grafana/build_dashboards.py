@@ -287,7 +287,102 @@ def collector_health() -> Board:
     return b
 
 
-BOARDS = [cost, agents, workflows, latency, usage, collector_health]
+# Scores (issue 13): `genai_scores` rows, the evaluated call's model and agent when the score is on
+# an inference span (llm-judge scores usually are), else the trace's first call's.
+SCORES = f"""FROM otel.genai_scores AS s
+LEFT JOIN (SELECT TraceId, SpanId, model, agent FROM otel.genai_calls WHERE $__timeFilter(Timestamp)) AS c
+    ON s.TraceId = c.TraceId AND s.SpanId = c.SpanId
+LEFT JOIN (SELECT TraceId, argMin(model, Timestamp) AS model, argMin(agent, Timestamp) AS agent
+           FROM otel.genai_calls WHERE $__timeFilter(Timestamp) GROUP BY TraceId) AS t ON s.TraceId = t.TraceId
+WHERE $__timeFilter(s.Timestamp) AND (s.tenant IN (${{tenant:singlequote}}) OR '__all__' IN (${{tenant:singlequote}}))"""
+SCORED = "if(c.model != '', c.model, t.model) AS model, if(c.agent != '', c.agent, t.agent) AS agent"
+SCORE_FILTER = ("(model IN (${model:singlequote}) OR '__all__' IN (${model:singlequote})) AND "
+                "(agent IN (${agent:singlequote}) OR '__all__' IN (${agent:singlequote}))")
+
+
+def scores() -> Board:
+    b = Board("genai-scores", "GenAI / Scores and evaluations", ["scores", "quality"])
+    b.panel("Scores recorded", "stat", f"SELECT count() AS scores {SCORES}", w=6, h=5, columns=["scores"])
+    b.panel("Thumbs-up rate (user feedback)", "stat", f"""
+SELECT avgIf(s.value, s.value_type = 'boolean' AND s.source = 'user-feedback') AS thumbs_up_rate {SCORES}""",
+            w=6, h=5, columns=["thumbs_up_rate"], unit="percentunit")
+    b.panel("Scores by source", "piechart", f"SELECT s.source AS source, count() AS scores {SCORES} GROUP BY source",
+            w=6, h=5, columns=["source", "scores"])
+    b.panel("Categorical labels", "barchart", f"""
+SELECT s.label AS label, count() AS scores {SCORES} AND s.value_type = 'categorical' GROUP BY label ORDER BY scores DESC""",
+            w=6, h=5, columns=["label", "scores"])
+    b.panel("Average score by model over time", "timeseries", f"""
+SELECT $__timeInterval(s.Timestamp) AS time, concat(s.name, ' / ', model) AS series, avg(s.value) AS avg_score
+FROM (SELECT s.Timestamp, s.name, s.value, {SCORED} {SCORES} AND s.value IS NOT NULL) AS s
+WHERE {SCORE_FILTER} GROUP BY time, series ORDER BY time""", fmt="time_series", w=24,
+            columns=["time", "series", "avg_score"])
+    b.panel("Score distribution per agent and model", "table", f"""
+SELECT name, agent, model, count() AS scores, round(avg(value), 3) AS avg_score, min(value) AS min_score,
+       round(quantile(0.1)(value), 3) AS p10_score, round(quantile(0.5)(value), 3) AS median_score
+FROM (SELECT s.name AS name, s.value AS value, {SCORED} {SCORES} AND s.value IS NOT NULL)
+WHERE {SCORE_FILTER} GROUP BY name, agent, model ORDER BY name, avg_score""", w=24,
+            columns=["name", "agent", "model", "scores", "avg_score", "min_score", "p10_score", "median_score"])
+    b.panel("Worst-scored traces (5 lowest per score name)", "table", f"""
+SELECT name, TraceId, score, label, source, agent, model, explanation, Timestamp
+FROM (SELECT s.name AS name, s.TraceId AS TraceId, s.value AS score, s.label AS label, s.source AS source,
+             s.explanation AS explanation, s.Timestamp AS Timestamp, {SCORED} {SCORES} AND s.value IS NOT NULL)
+WHERE {SCORE_FILTER}
+ORDER BY name, score, Timestamp DESC
+LIMIT 5 BY name""", w=24, h=10,
+            columns=["name", "TraceId", "score", "label", "source", "agent", "model", "explanation", "Timestamp"])
+    return b
+
+
+# Conversations and users (issue 13): per-trace rows of `genai_session_traces` in the time range.
+SESSION_TRACES = f"FROM otel.genai_session_traces WHERE $__timeFilter(start) AND {TENANT_FILTER}"
+# The same rows for a query that aggregates a column into an alias of the same name (`any(tenant) AS tenant`).
+SESSION_ROWS = f"FROM (SELECT * {SESSION_TRACES}) WHERE 1"
+
+
+def sessions() -> Board:
+    b = Board("genai-sessions", "GenAI / Conversations and users", ["sessions", "users", "cost"])
+    b.panel("Conversations", "stat", f"SELECT uniqExactIf(conversation_id, conversation_id != '') AS conversations {SESSION_TRACES}",
+            w=6, h=5, columns=["conversations"])
+    b.panel("Turns per conversation (average)", "stat", f"""
+SELECT countIf(conversation_id != '') / nullIf(uniqExactIf(conversation_id, conversation_id != ''), 0) AS turns_per_conversation
+{SESSION_TRACES}""", w=6, h=5, columns=["turns_per_conversation"])
+    b.panel("Users", "stat", f"SELECT uniqExactIf(user_id, user_id != '') AS users {SESSION_TRACES}", w=6, h=5, columns=["users"])
+    b.panel("Cost per conversation (average)", "stat", f"""
+SELECT sumIf(cost_usd, conversation_id != '') / nullIf(uniqExactIf(conversation_id, conversation_id != ''), 0) AS cost_per_conversation
+{SESSION_TRACES}""", w=6, h=5, columns=["cost_per_conversation"], unit="currencyUSD")
+    b.panel("Cost per user", "barchart", f"""
+SELECT user_id, sum(cost_usd) AS cost_usd {SESSION_TRACES} AND user_id != '' GROUP BY user_id ORDER BY cost_usd DESC LIMIT 20""",
+            w=12, columns=["user_id", "cost_usd"], unit="currencyUSD")
+    b.panel("Usage per user", "table", f"""
+SELECT user_id, any(tenant) AS tenant, uniqExactIf(conversation_id, conversation_id != '') AS conversations,
+       count() AS traces, sum(calls) AS calls, sum(total_tokens) AS tokens, round(sum(cost_usd), 4) AS cost_usd,
+       sum(errors) AS errors, round(avg(avg_score), 3) AS avg_score
+{SESSION_ROWS} AND user_id != '' GROUP BY user_id ORDER BY cost_usd DESC LIMIT 100""", w=12,
+            columns=["user_id", "tenant", "conversations", "traces", "calls", "tokens", "cost_usd", "errors", "avg_score"])
+    b.panel("Cost per user over time (top 10 users)", "timeseries", f"""
+SELECT $__timeInterval(start) AS time, user_id, sum(cost_usd) AS cost_usd {SESSION_TRACES}
+  AND user_id IN (SELECT user_id {SESSION_TRACES} AND user_id != '' GROUP BY user_id ORDER BY sum(cost_usd) DESC LIMIT 10)
+GROUP BY time, user_id ORDER BY time""", fmt="time_series", w=24, columns=["time", "user_id", "cost_usd"], unit="currencyUSD")
+    b.panel("Conversations (newest first)", "table", f"""
+SELECT conversation_id, any(user_id) AS user_id, any(tenant) AS tenant, count() AS turns, min(start) AS first_turn,
+       max(end) AS last_turn, sum(errors) AS errors, sum(total_tokens) AS tokens, round(sum(cost_usd), 4) AS cost_usd,
+       sum(ifNull(scores, 0)) AS scores, round(avg(avg_score), 3) AS avg_score
+{SESSION_ROWS} AND conversation_id != '' GROUP BY conversation_id ORDER BY last_turn DESC LIMIT 100""", w=24,
+            columns=["conversation_id", "user_id", "tenant", "turns", "first_turn", "last_turn", "errors", "tokens",
+                     "cost_usd", "scores", "avg_score"])
+    b.panel("Conversation view: every turn, in order", "table", f"""
+SELECT conversation_id, turn, TraceId, start, root_span, calls, errors, total_tokens,
+       round(cost_usd, 5) AS cost_usd, ifNull(scores, 0) AS scores, round(avg_score, 3) AS avg_score
+FROM otel.genai_conversation_traces
+WHERE conversation_id IN (SELECT conversation_id {SESSION_TRACES} AND conversation_id != ''
+                          GROUP BY conversation_id ORDER BY max(end) DESC LIMIT 20)
+ORDER BY conversation_id, turn""", w=24, h=12,
+            columns=["conversation_id", "turn", "TraceId", "start", "root_span", "calls", "errors", "total_tokens",
+                     "cost_usd", "scores", "avg_score"])
+    return b
+
+
+BOARDS = [cost, agents, workflows, latency, usage, collector_health, scores, sessions]
 
 
 def main() -> None:

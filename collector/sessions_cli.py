@@ -1,0 +1,211 @@
+"""`genaitrace score`, `genaitrace sessions` and `genaitrace session`: scores and conversations.
+
+    genaitrace score TRACE_ID NAME VALUE [--span SPAN_ID] [--label L] [--explanation E] [--source S]
+        VALUE: a number (numeric), true/false (boolean), anything else (categorical: the label).
+        Sent as an OTLP log event `gen_ai.evaluation.result` to the collector's OTLP/HTTP receiver
+        (`POST /v1/logs`; the endpoint from the config's otlp receiver, or --endpoint, with --header
+        for an authenticated receiver).
+    genaitrace sessions [--user U] [--limit N] [--json]
+        Conversations, newest first: turns, cost, tokens, errors, scores (view genai_conversations).
+    genaitrace session CONVERSATION_ID
+        Its turns as a table (view genai_conversation_traces), then each turn's trace as a tree
+        and its scores.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.error
+import urllib.request
+from typing import Optional
+
+import typer
+
+from collector import cli
+
+SCORE_HELP = "a number, true/false, or a category"
+_HEX = re.compile(r"^[0-9a-f]*$")
+
+SESSIONS_SQL = """
+SELECT conversation_id, user_id, tenant, first_turn, last_turn, turns, calls, errors, total_tokens,
+       round(cost_usd, 6) AS cost_usd, scores, round(avg_score, 3) AS avg_score
+FROM {db}.genai_conversations
+{where}
+ORDER BY last_turn DESC
+LIMIT {{limit:UInt32}}
+"""
+
+TURNS_SQL = """
+SELECT turn, TraceId, start, duration_ms, root_span, user_id, calls, errors, total_tokens,
+       round(cost_usd, 6) AS cost_usd, ifNull(scores, 0) AS scores, round(avg_score, 3) AS avg_score
+FROM {db}.genai_conversation_traces
+WHERE conversation_id = {{conversation_id:String}}
+ORDER BY turn
+"""
+
+SCORES_SQL = """
+SELECT TraceId, SpanId, name, value, label, source, explanation
+FROM {db}.genai_scores
+WHERE TraceId IN ({{trace_ids:Array(String)}})
+ORDER BY Timestamp
+"""
+
+
+def parse_value(text: str, label: str | None) -> tuple[float | bool | None, str | None]:
+    """VALUE as the score's value and label: number, boolean, or a category (the label)."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true", label
+    try:
+        return float(text), label
+    except ValueError:
+        return None, label or text
+
+
+def _check_id(text: str, size: int, what: str) -> bytes:
+    text = text.strip().lower()
+    if len(text) != size or not _HEX.match(text) or set(text) == {"0"}:
+        cli.err.print(f"[bold red]error[/]: {what} must be {size} hex characters, not all zero: {text!r}")
+        raise typer.Exit(2)
+    return bytes.fromhex(text)
+
+
+def score_request(trace_id: bytes, span_id: bytes, attributes: dict, now_ns: int) -> bytes:
+    """One OTLP log event, serialized (ExportLogsServiceRequest)."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from collector.pdata import set_attribute
+
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    set_attribute(resource_logs.resource.attributes, "service.name", "genaitrace-cli")
+    scope_logs = resource_logs.scope_logs.add()
+    scope_logs.scope.name = "genaitrace.cli"
+    record = scope_logs.log_records.add()
+    record.time_unix_nano = record.observed_time_unix_nano = now_ns
+    record.trace_id, record.span_id = trace_id, span_id
+    record.event_name = "gen_ai.evaluation.result"
+    for key, value in attributes.items():
+        set_attribute(record.attributes, key, value)
+    return request.SerializeToString()
+
+
+def _http_endpoint(config: str) -> str:
+    """http://host:port of the first OTLP receiver with an HTTP protocol in the config."""
+    cfg = cli._load(config)
+    for component_id, receiver in cfg.receivers.items():
+        http = getattr(getattr(receiver, "protocols", None), "http", None)
+        if http is not None:
+            host, _, port = str(http.endpoint).rpartition(":")
+            host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+            scheme = "https" if getattr(http, "tls", None) else "http"
+            return f"{scheme}://{host}:{port}"
+    cli.err.print(f"[bold red]error[/]: {config} has no OTLP receiver with an http protocol; give --endpoint")
+    raise typer.Exit(2)
+
+
+def score(trace_id: str = typer.Argument(..., help="the evaluated trace, 32 hex characters"),
+          name: str = typer.Argument(..., help="the score's name, e.g. user_satisfaction"),
+          value: str = typer.Argument(..., help=SCORE_HELP),
+          span: str = typer.Option("", "--span", help="the evaluated span, 16 hex characters"),
+          label: Optional[str] = typer.Option(None, "--label"),
+          explanation: Optional[str] = typer.Option(None, "--explanation"),
+          source: str = typer.Option("human", "--source", help="human | llm-judge | heuristic | user-feedback"),
+          endpoint: str = typer.Option("", "--endpoint", help="OTLP/HTTP base URL (default: from the config)"),
+          header: list[str] = typer.Option([], "--header", "-H", help="KEY=VALUE, e.g. authorization=Bearer ..."),
+          config: str = cli.CONFIG_OPTION) -> None:
+    """Attach a score to a trace (or one of its spans): an OTLP log event sent to the collector."""
+    from instrumentation.evaluation import Result, result_attributes
+
+    trace_bytes = _check_id(trace_id, 32, "TRACE_ID")
+    span_bytes = _check_id(span, 16, "--span") if span else b""
+    score_value, score_label = parse_value(value, label)
+    try:
+        attributes = result_attributes(Result(name, score_value, score_label, explanation), source)
+    except ValueError as exc:
+        cli.err.print(f"[bold red]error[/]: {exc}")
+        raise typer.Exit(2) from None
+    headers = {"content-type": "application/x-protobuf"}
+    for item in header:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            cli.err.print(f"[bold red]error[/]: --header {item!r}: expected KEY=VALUE")
+            raise typer.Exit(2)
+        headers[key.strip().lower()] = val.strip()
+    url = (endpoint or _http_endpoint(config)).rstrip("/") + "/v1/logs"
+    body = score_request(trace_bytes, span_bytes, attributes, time.time_ns())
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method="POST"),
+                                    timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        cli.err.print(f"[bold red]rejected[/]: {url} answered {exc.code}: {exc.read()[:300].decode(errors='replace')}")
+        raise typer.Exit(1) from None
+    except (urllib.error.URLError, OSError) as exc:
+        cli.err.print(f"[bold red]cannot send[/]: {url}: {getattr(exc, 'reason', exc)}")
+        raise typer.Exit(1) from None
+    shown = score_label if score_value is None else score_value
+    cli.console.print(f"score {name}={shown} sent for trace {trace_id.lower()}" + (f" span {span.lower()}" if span else ""))
+
+
+def _query(client, sql: str, parameters: dict):
+    from collector.query import QueryError
+
+    try:
+        return client.query(sql, parameters)
+    except QueryError as exc:
+        cli.err.print(f"[bold red]query failed[/]: {exc}")
+        raise typer.Exit(1) from None
+
+
+def sessions(user: str = typer.Option("", "--user", help="only this user's conversations"),
+             limit: int = typer.Option(50, "--limit", min=1, max=10_000),
+             as_json: bool = typer.Option(False, "--json", help="one JSON array of objects"),
+             config: str = cli.CONFIG_OPTION) -> None:
+    """List conversations, newest first: user, turns, cost, tokens, errors, scores."""
+    client = cli._client(config)
+    try:
+        where = "WHERE user_id = {user:String}" if user else ""
+        result = _query(client, SESSIONS_SQL.format(db=client.database, where=where), {"user": user, "limit": limit})
+    finally:
+        client.close()
+    cli.print_result(result, as_json)
+
+
+def session(conversation_id: str = typer.Argument(..., help="the conversation (gen_ai.conversation.id)"),
+            config: str = cli.CONFIG_OPTION) -> None:
+    """Show one conversation: its turns as a table, then each turn's trace as a tree with its scores."""
+    client = cli._client(config)
+    try:
+        turns = _query(client, TURNS_SQL.format(db=client.database), {"conversation_id": conversation_id})
+        if not turns.rows:
+            cli.err.print(f"no traces found for conversation {conversation_id}")
+            raise typer.Exit(1)
+        turn_rows = turns.dicts()
+        trace_ids = [row["TraceId"] for row in turn_rows]
+        scores = _query(client, SCORES_SQL.format(db=client.database), {"trace_ids": trace_ids}).dicts()
+        trees = []
+        for row in turn_rows:
+            spans = _query(client, cli.TRACE_SQL.format(db=client.database, table=client.table),
+                           {"trace_id": row["TraceId"]}).dicts()
+            trees.append((row, spans))
+    finally:
+        client.close()
+    cli.console.print(f"[bold]conversation {conversation_id}[/]")
+    cli.print_result(turns)
+    for row, spans in trees:
+        cli.console.print(f"\n[bold]turn {row['turn']}[/]")
+        tree = cli.trace_tree(spans, row["TraceId"])
+        for item in (s for s in scores if s["TraceId"] == row["TraceId"]):
+            shown = item["label"] if item["value"] is None else f"{item['value']:g}"
+            where = f" on span {item['SpanId']}" if item["SpanId"] else ""
+            why = f" — {item['explanation'][:80]}" if item["explanation"] else ""
+            tree.add(f"[magenta]score[/] {item['name']}={shown} ({item['source'] or 'unknown'}){where}{why}")
+        cli.console.print(tree)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(score)
+    app.command()(sessions)
+    app.command()(session)
