@@ -108,7 +108,13 @@ class Traces:
 
     @classmethod
     def from_json(cls, data: bytes, max_depth: int | None = None) -> "Traces":
-        return cls(decode_otlp_json(data, max_depth or DEFAULT_MAX_JSON_DEPTH))
+        """Serialized at once, on the receiver's thread: a JSON request then leaves the receiver in
+        the same form as a protobuf one (the native scan reads it, merges concatenate it), instead
+        of being serialized later inside a batch other requests wait for."""
+        request = decode_otlp_json(data, max_depth or DEFAULT_MAX_JSON_DEPTH)
+        traces = cls(request)
+        traces._serialized = request.SerializeToString()
+        return traces
 
     def to_protobuf(self) -> bytes:
         self._apply_patches()

@@ -46,8 +46,8 @@ unknown content type; 431 for too many or too large headers; 429/503 with Retry-
 pipeline or the endpoint cannot take more now (gRPC: INVALID_ARGUMENT, DEADLINE_EXCEEDED,
 RESOURCE_EXHAUSTED with RetryInfo, UNAVAILABLE). Anything unexpected is a 500 / INTERNAL with a
 generic message, and logged. A request is stored whole or refused whole. Nothing one client sends
-stops another: decoding runs off the servers' event loops, bodies over 1 MiB in their own two
-threads, so large requests queue behind each other and not in front of small ones. The limits are
+stops another: decoding runs off the servers' event loops, bodies over 1 MiB on their own thread,
+so large requests queue behind each other and not in front of small ones. The limits are
 per process: with `ingest_workers: N`, each worker has them.
 """
 
@@ -86,10 +86,12 @@ from collector.receivers.validation import ValidationConfig, sanitize
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-# Bodies larger than this are decoded and processed by the receiver's "large" threads (two), so
-# that a few huge requests wait for each other, not small requests for them.
+# Bodies larger than this are decoded and processed by the receiver's one "large" thread, so that
+# huge requests wait for each other, not small requests for them. One: their decoding holds the GIL
+# (json.loads, protobuf's JSON mapping, upb's parse and serialize), so a second thread would add no
+# throughput, only longer pauses for every other thread, the servers' event loops included.
 LARGE_REQUEST_BYTES = 1 * MIB
-_LARGE_THREADS = 2
+_LARGE_THREADS = 1
 _SMALL_THREADS = 16
 
 
@@ -485,7 +487,7 @@ class OTLPReceiver(Component):
         body = decompress(body, encoding, int(cfg.max_request_body_size_mib * MIB))
         with memory.admission(len(body)):
             traces = Traces.from_json(body, max_depth=cfg.max_json_depth) if as_json else Traces.from_protobuf(body)
-            return self._accept(traces, "http", headers, None if as_json else body)
+            return self._accept(traces, "http", headers, traces.to_protobuf())
 
 
 async def _read_body(request: Request, limit: int, budget: InFlightBytes, busy) -> tuple[bytes, int]:
