@@ -1,0 +1,62 @@
+"""The `clickhouse` exporter's logs side: log records into the contrib exporter's `otel_logs`.
+
+    service:
+      pipelines:
+        logs:
+          receivers: [otlp]
+          processors: [memory_limiter, batch]
+          exporters: [clickhouse]      # the same exporter (and settings) as the traces pipeline
+
+The same settings as the traces side (collector/exporters/clickhouse.py: endpoint, database,
+`logs_table_name`, ttl, create_schema, timeout, retry_on_failure, sending_queue), with a queue of
+its own: a disk queue (`sending_queue.storage`) in the same storage directory, named after the
+exporter and `[logs]` (a name no component id can have), so logs and traces are acknowledged,
+replayed and deduplicated independently. Each queued batch is inserted with an insert
+deduplication token, so a replay after kill -9 does not store it twice.
+Telemetry counts log records under the exporter label `clickhouse[logs]` (or `clickhouse[logs]/name`).
+"""
+
+from __future__ import annotations
+
+from collector.component import ComponentId, Host
+from collector.exporterhelper import ExportRequest, QueuedRetryExporter
+from collector.storage import log_columns, schema, session_views
+from collector.storage.client import ClickHouseStore, release_store
+
+
+def logs_id(component_id: ComponentId) -> ComponentId:
+    return ComponentId(f"{component_id.type}[logs]", component_id.name)
+
+
+class ClickHouseLogsExporter:
+    def __init__(self, component_id: ComponentId, config):
+        self.id, self.config = logs_id(component_id), config
+        self.store: ClickHouseStore | None = None
+        self.helper = QueuedRetryExporter(self.id, config, self.push, start=self._start, shutdown=self._shutdown)
+
+    def _options(self):
+        from dataclasses import replace
+
+        return replace(self.config.schema_options(), logs_table_name=self.config.logs_table_name)
+
+    def _start(self, _host: Host) -> None:
+        self.store = self.config.open_store()
+        if self.config.create_schema:
+            options = schema.create(self.store, self._options())  # otel_traces and otel_logs
+            session_views.create(self.store, options)
+
+    def push(self, request: ExportRequest) -> None:
+        table = log_columns.payloads_to_arrow(list(request.payloads))
+        if not table.num_rows:
+            return
+        settings = {"insert_deduplication_token": request.dedup_token} if request.dedup_token else {}
+        self.store.insert_arrow(self.config.logs_table_name, table, settings=settings)
+
+    def _shutdown(self) -> None:
+        if self.store is not None:
+            release_store(self.store)
+            self.store = None
+
+
+def create_logs(component_id: ComponentId, config, _next) -> QueuedRetryExporter:
+    return ClickHouseLogsExporter(component_id, config).helper

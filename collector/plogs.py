@@ -1,0 +1,99 @@
+"""One batch of log records: an `ExportLogsServiceRequest`, serialized, parsed or both.
+
+The logs counterpart of `collector.pdata.Traces`, with the interface the pipeline's generic parts
+use (`to_protobuf`, `serialized_size`, `span_count`: the number of items, `merge`), so the batch
+and memory_limiter processors and exporterhelper's queues carry logs unchanged. The message has
+one field, repeated `resource_logs` (field 1, as `resource_spans`), so concatenated serializations
+are the serialization of the merge, and `otlp_split` splits it the same way (resource 1, scope 2,
+records 2: the same field numbers as traces).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from collector.component import PermanentError
+from collector.pdata import DEFAULT_MAX_JSON_DEPTH, _hex_ids_to_base64, _TooDeep
+
+
+class Logs:
+    __slots__ = ("_request", "_serialized", "_count")
+
+    def __init__(self, request: ExportLogsServiceRequest | None = None):
+        self._request = request if request is not None else ExportLogsServiceRequest()
+        self._serialized: bytes | None = None
+        self._count: int | None = None
+
+    @classmethod
+    def from_protobuf(cls, data: bytes) -> "Logs":
+        request = ExportLogsServiceRequest()
+        try:
+            request.ParseFromString(data)
+        except Exception as exc:  # upb raises DecodeError; anything else is equally a bad payload
+            raise PermanentError(f"malformed OTLP protobuf payload: {exc}") from exc
+        logs = cls(request)
+        logs._serialized = bytes(data)
+        return logs
+
+    @classmethod
+    def from_json(cls, data: bytes, max_depth: int | None = None) -> "Logs":
+        logs = cls(decode_logs_json(data, max_depth or DEFAULT_MAX_JSON_DEPTH))
+        logs._serialized = logs._request.SerializeToString()
+        return logs
+
+    @property
+    def request(self) -> ExportLogsServiceRequest:
+        """The parsed message, for the caller to read or change; cached bytes are dropped."""
+        self._serialized, self._count = None, None
+        return self._request
+
+    def read(self) -> ExportLogsServiceRequest:
+        """The parsed message, to read only."""
+        return self._request
+
+    def to_protobuf(self) -> bytes:
+        if self._serialized is None:
+            self._serialized = self._request.SerializeToString()
+        return self._serialized
+
+    def serialized_size(self) -> int:
+        return len(self._serialized) if self._serialized is not None else self._request.ByteSize()
+
+    def record_count(self) -> int:
+        if self._count is None:
+            self._count = sum(len(scope.log_records) for resource in self._request.resource_logs
+                              for scope in resource.scope_logs)
+        return self._count
+
+    span_count = record_count  # the name the generic parts (batch, queues) count items by
+
+    @classmethod
+    def merge(cls, batches: Iterable["Logs"]) -> "Logs":
+        return cls.from_protobuf(b"".join(batch.to_protobuf() for batch in batches))
+
+
+def decode_logs_json(data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ExportLogsServiceRequest:
+    """OTLP/JSON logs (ids in hex, as the spec writes them), depth-limited like traces."""
+    too_deep = f"malformed OTLP/JSON payload: nested deeper than {max_depth} levels"
+    try:
+        document = json.loads(data)
+    except RecursionError:
+        raise PermanentError(too_deep) from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PermanentError(f"malformed OTLP/JSON payload: {exc}") from exc
+    if not isinstance(document, dict):
+        raise PermanentError("malformed OTLP/JSON payload: the top level must be an object with resourceLogs")
+    try:
+        _hex_ids_to_base64(document, "$", max_depth)
+    except _TooDeep:
+        raise PermanentError(too_deep) from None
+    request = ExportLogsServiceRequest()
+    try:
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise PermanentError(f"invalid OTLP/JSON payload: {exc}") from exc
+    return request
