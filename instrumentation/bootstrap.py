@@ -71,6 +71,8 @@ def apply_safe_env_defaults() -> None:
     from instrumentation.processor import SPAN_ONLY, capture_mode
 
     os.environ.setdefault("TRACELOOP_TRACE_CONTENT", "true" if capture_mode() == SPAN_ONLY else "false")
+    if capture_mode() == SPAN_ONLY:  # the Anthropic SDK's own spans follow the same switch
+        os.environ.setdefault("ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE", "content")
     # never: os.environ["OTEL_SDK_DISABLED"] (it would disable the user's own tracing too)
 
 
@@ -249,9 +251,29 @@ def _instrument_openai() -> None:
     patch_openai_streams()
 
 
+def anthropic_sdk_traces_itself() -> bool:
+    """Anthropic SDKs with their own OpenTelemetry spans (2.x: ``anthropic._tracing``), not turned off.
+
+    Their call span is exact (a stream's usage from ``message_delta``, not added to
+    ``message_start``'s) and parents the SDK's HTTP span; traceloop's span beside it would be a
+    second LLM span for the same call, in a trace of its own.
+    """
+    import importlib.util
+
+    if os.environ.get("ANTHROPIC_OPEN_TELEMETRY", "").strip().lower() == "false":
+        return False
+    try:
+        return importlib.util.find_spec("anthropic._tracing") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _instrument_anthropic() -> None:
     from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
 
+    if anthropic_sdk_traces_itself():
+        _log.debug("genaitrace: the Anthropic SDK emits its own spans; traceloop's instrumentor is not applied")
+        return
     inst = AnthropicInstrumentor()
     if not inst.is_instrumented_by_opentelemetry:
         inst.instrument()

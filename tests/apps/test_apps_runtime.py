@@ -13,7 +13,7 @@ def test_threads_asyncio_and_processes(app_environment):
     """Thread, thread pool, asyncio.gather, multiprocessing fork and spawn, os.fork + os._exit and a
     ProcessPoolExecutor, each under one request span: the children's LLM spans are exported (flushed
     before os._exit) and parented in the request's trace."""
-    run = run_app(app_environment, "processes.py", timeout=900, settle_s=3)
+    run = run_app(app_environment, "processes.py", timeout=1800, settle_s=3)
     run.check(requests=7, llm_calls=10)
     by_id = {s["SpanId"]: s for s in run.spans}
     for s in run.llm_spans():
@@ -45,3 +45,26 @@ def test_openai_sdk_direct(app_environment):
     llm_ids = {s["SpanId"] for s in run.llm_spans()}
     http = [s for s in run.spans if s["SpanKind"] in ("Client", "SPAN_KIND_CLIENT") and s["SpanId"] not in llm_ids]
     assert all(s["ParentSpanId"] in llm_ids for s in http), run.describe()
+
+
+def test_fastapi_service_one_server_span_per_request(app_environment):
+    """FastAPI with `app.add_middleware(TraceContextASGIMiddleware)`: one SERVER span per request, the
+    failed provider call typed (error.type) under it, and the last spans flushed on SIGTERM."""
+    run = run_app(app_environment, "fastapi_service.py", timeout=600, settle_s=3)
+    run.check(requests=3, llm_calls=3)
+    servers = _server_spans(run)
+    assert len(servers) == 3 and len({s["TraceId"] for s in servers}) == 3, run.describe()
+    failed = [s for s in run.llm_spans() if s["StatusCode"] in ("Error", "STATUS_CODE_ERROR")]
+    assert len(failed) == 1 and failed[0]["SpanAttributes"]["error.type"].endswith("Error"), run.describe()
+
+
+def test_anthropic_sdk_direct(app_environment):
+    """The Anthropic SDK (2.x, which traces itself): one LLM span per call, its HTTP span a child of it,
+    and a stream's output tokens exactly what the provider reported in message_delta."""
+    run = run_app(app_environment, "anthropic_sdk.py")
+    run.check(requests=4, llm_calls=4)
+    llm_ids = {s["SpanId"] for s in run.llm_spans()}
+    http = [s for s in run.spans if s["SpanId"] not in llm_ids]
+    assert http and all(s["ParentSpanId"] in llm_ids for s in http), run.describe()
+    outputs = sorted(int(s["SpanAttributes"]["gen_ai.usage.output_tokens"]) for s in run.llm_spans())
+    assert len(set(outputs)) == 1, outputs  # same answer, same count, streamed or not

@@ -35,7 +35,7 @@ def process_request(method):
     with tracer.start_as_current_span(f"request {method} process"):
         child = ctx.Process(target=ask_into, args=(queue, method))
         child.start()
-        answer = queue.get(timeout=120)
+        answer = queue.get(timeout=900)  # a spawned child imports litellm afresh: slow on a busy machine
         child.join()
     print(method, "process:", answer, "exit", child.exitcode)
 
