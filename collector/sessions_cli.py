@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import re
-import time
 import urllib.error
 import urllib.request
 from typing import Optional
@@ -25,7 +23,6 @@ import typer
 from collector import cli
 
 SCORE_HELP = "a number, true/false, or a category"
-_HEX = re.compile(r"^[0-9a-f]*$")
 
 SESSIONS_SQL = """
 SELECT conversation_id, user_id, tenant, first_turn, last_turn, turns, calls, errors, total_tokens,
@@ -63,34 +60,6 @@ def parse_value(text: str, label: str | None) -> tuple[float | bool | None, str 
         return None, label or text
 
 
-def _check_id(text: str, size: int, what: str) -> bytes:
-    text = text.strip().lower()
-    if len(text) != size or not _HEX.match(text) or set(text) == {"0"}:
-        cli.err.print(f"[bold red]error[/]: {what} must be {size} hex characters, not all zero: {text!r}")
-        raise typer.Exit(2)
-    return bytes.fromhex(text)
-
-
-def score_request(trace_id: bytes, span_id: bytes, attributes: dict, now_ns: int) -> bytes:
-    """One OTLP log event, serialized (ExportLogsServiceRequest)."""
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-
-    from collector.pdata import set_attribute
-
-    request = ExportLogsServiceRequest()
-    resource_logs = request.resource_logs.add()
-    set_attribute(resource_logs.resource.attributes, "service.name", "genaitrace-cli")
-    scope_logs = resource_logs.scope_logs.add()
-    scope_logs.scope.name = "genaitrace.cli"
-    record = scope_logs.log_records.add()
-    record.time_unix_nano = record.observed_time_unix_nano = now_ns
-    record.trace_id, record.span_id = trace_id, span_id
-    record.event_name = "gen_ai.evaluation.result"
-    for key, value in attributes.items():
-        set_attribute(record.attributes, key, value)
-    return request.SerializeToString()
-
-
 def _http_endpoint(config: str) -> str:
     """http://host:port of the first OTLP receiver with an HTTP protocol in the config."""
     cfg = cli._load(config)
@@ -116,25 +85,27 @@ def score(trace_id: str = typer.Argument(..., help="the evaluated trace, 32 hex 
           header: list[str] = typer.Option([], "--header", "-H", help="KEY=VALUE, e.g. authorization=Bearer ..."),
           config: str = cli.CONFIG_OPTION) -> None:
     """Attach a score to a trace (or one of its spans): an OTLP log event sent to the collector."""
-    from instrumentation.evaluation import Result, result_attributes
+    from pydantic import ValidationError
 
-    trace_bytes = _check_id(trace_id, 32, "TRACE_ID")
-    span_bytes = _check_id(span, 16, "--span") if span else b""
+    from collector.scores import Score, to_logs
+
     score_value, score_label = parse_value(value, label)
     try:
-        attributes = result_attributes(Result(name, score_value, score_label, explanation), source)
-    except ValueError as exc:
-        cli.err.print(f"[bold red]error[/]: {exc}")
+        item = Score(name=name, trace_id=trace_id.strip().lower(), span_id=span.strip().lower() or None,
+                     value=score_value, label=score_label, explanation=explanation, source=source)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'score'}: {e['msg']}" for e in exc.errors())
+        cli.err.print(f"[bold red]error[/]: {problems}")
         raise typer.Exit(2) from None
     headers = {"content-type": "application/x-protobuf"}
-    for item in header:
-        key, sep, val = item.partition("=")
+    for pair in header:
+        key, sep, val = pair.partition("=")
         if not sep or not key.strip():
-            cli.err.print(f"[bold red]error[/]: --header {item!r}: expected KEY=VALUE")
+            cli.err.print(f"[bold red]error[/]: --header {pair!r}: expected KEY=VALUE")
             raise typer.Exit(2)
         headers[key.strip().lower()] = val.strip()
     url = (endpoint or _http_endpoint(config)).rstrip("/") + "/v1/logs"
-    body = score_request(trace_bytes, span_bytes, attributes, time.time_ns())
+    body = to_logs([item], service_name="genaitrace-cli").to_protobuf()
     try:
         with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method="POST"),
                                     timeout=10) as response:

@@ -33,7 +33,6 @@ from typing import Any, Callable, Mapping
 from opentelemetry import _logs, trace
 
 import semconv
-from instrumentation.processor import NO_CONTENT, capture_mode
 
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
@@ -102,6 +101,8 @@ def record(result: Result, *, span: Any = None, span_context: trace.SpanContext 
 
 def sample_of(span: Any, input: Any = None, output: Any = None) -> Sample:
     """The evaluator's view of `span`: content from the span only when capture is on."""
+    from instrumentation.processor import NO_CONTENT, capture_mode  # the SDK side: only when evaluating
+
     attributes = dict(getattr(span, "attributes", None) or {})
     content = {key: attributes.pop(key, None) for key in (INPUT_MESSAGES, OUTPUT_MESSAGES)}
     if capture_mode() != NO_CONTENT:
