@@ -211,7 +211,7 @@ def _mount_subcommands() -> None:
     app.add_typer(doctor_app, name="doctor")
     from collector import sessions_cli
 
-    sessions_cli.register(app)  # score, sessions, session
+    sessions_cli.register(app, sys.modules[__name__])  # score, sessions, session
 
 
 _mount_subcommands()

@@ -20,7 +20,10 @@ from typing import Optional
 
 import typer
 
-from collector import cli
+# collector.cli, handed over by `register` (cli mounts this module: importing it here would be a
+# cycle, and under `python -m collector.cli` a second copy of the CLI).
+cli = None
+CONFIG_OPTION = typer.Option("otel-collector.yaml", "--config", "-c", help="collector config file")
 
 SCORE_HELP = "a number, true/false, or a category"
 
@@ -83,7 +86,7 @@ def score(trace_id: str = typer.Argument(..., help="the evaluated trace, 32 hex 
           source: str = typer.Option("human", "--source", help="human | llm-judge | heuristic | user-feedback"),
           endpoint: str = typer.Option("", "--endpoint", help="OTLP/HTTP base URL (default: from the config)"),
           header: list[str] = typer.Option([], "--header", "-H", help="KEY=VALUE, e.g. authorization=Bearer ..."),
-          config: str = cli.CONFIG_OPTION) -> None:
+          config: str = CONFIG_OPTION) -> None:
     """Attach a score to a trace (or one of its spans): an OTLP log event sent to the collector."""
     from pydantic import ValidationError
 
@@ -133,7 +136,7 @@ def _query(client, sql: str, parameters: dict):
 def sessions(user: str = typer.Option("", "--user", help="only this user's conversations"),
              limit: int = typer.Option(50, "--limit", min=1, max=10_000),
              as_json: bool = typer.Option(False, "--json", help="one JSON array of objects"),
-             config: str = cli.CONFIG_OPTION) -> None:
+             config: str = CONFIG_OPTION) -> None:
     """List conversations, newest first: user, turns, cost, tokens, errors, scores."""
     client = cli._client(config)
     try:
@@ -145,7 +148,7 @@ def sessions(user: str = typer.Option("", "--user", help="only this user's conve
 
 
 def session(conversation_id: str = typer.Argument(..., help="the conversation (gen_ai.conversation.id)"),
-            config: str = cli.CONFIG_OPTION) -> None:
+            config: str = CONFIG_OPTION) -> None:
     """Show one conversation: its turns as a table, then each turn's trace as a tree with its scores."""
     client = cli._client(config)
     try:
@@ -176,7 +179,9 @@ def session(conversation_id: str = typer.Argument(..., help="the conversation (g
         cli.console.print(tree)
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, cli_module) -> None:
+    global cli
+    cli = cli_module
     app.command()(score)
     app.command()(sessions)
     app.command()(session)
