@@ -138,6 +138,11 @@ class Factory:
     kind: Kind
     config_model: type[BaseModel]
     create: Callable[[ComponentId, Any, "Consumer | None"], Any]
+    # The pipelines (signals) it can be in. A logs-capable processor or exporter builds its logs
+    # instance with `create_logs` (same arguments as `create`); a receiver takes its logs consumer
+    # in `set_logs_consumer(consumer)` after `create`.
+    signals: tuple[str, ...] = ("traces",)
+    create_logs: Callable[[ComponentId, Any, "Consumer | None"], Any] | None = None
 
 
 class Processor(Component):

@@ -188,6 +188,7 @@ class PipelineConfig:
     receivers: list[ComponentId]
     processors: list[ComponentId]
     exporters: list[ComponentId]
+    signal: str = "traces"  # traces | logs: the part of `name` before any `/`
 
 
 class TelemetryMetricsSettings(StrictConfig):
@@ -246,6 +247,7 @@ _SECTIONS: dict[str, Kind] = {
     "extensions": Kind.EXTENSION,
 }
 _TOP_LEVEL = set(_SECTIONS) | {"service", "connectors"}
+SIGNALS = ("traces", "logs")
 _SERVICE_KEYS = ("extensions", "pipelines", "telemetry", "ingest_workers")
 
 
@@ -406,8 +408,8 @@ class _Loader:
         for name, spec in raw.items():
             key = f"service.pipelines.{name}"
             signal = name.split("/", 1)[0]
-            if signal != "traces":
-                raise self.error(key, f"unsupported signal {signal!r}; this collector handles `traces` pipelines")
+            if signal not in SIGNALS:
+                raise self.error(key, f"unsupported signal {signal!r}; this collector handles {' and '.join(SIGNALS)} pipelines")
             if not isinstance(spec, dict):
                 raise self.error(key, "must be a mapping with receivers, processors, exporters")
             for sub in spec:
@@ -420,12 +422,24 @@ class _Loader:
                 raise self.error(f"{key}.receivers", "a pipeline needs at least one receiver")
             if not exporters:
                 raise self.error(f"{key}.exporters", "a pipeline needs at least one exporter")
-            pipelines.append(PipelineConfig(name, receivers, processors, exporters))
+            for part, ids in (("receivers", receivers), ("processors", processors), ("exporters", exporters)):
+                self._check_signal(f"{key}.{part}", signal, ids, sections[part])
+            pipelines.append(PipelineConfig(name, receivers, processors, exporters, signal))
         return pipelines
+
+    def _check_signal(self, key: str, signal: str, ids: list[ComponentId], section) -> None:
+        for i, cid in enumerate(ids):
+            if signal not in section[cid].factory.signals:
+                able = sorted({c.factory.type for c in section.values() if signal in c.factory.signals})
+                raise self.error(f"{key}[{i}]", f"{cid} does not handle {signal}; in a {signal} pipeline use "
+                                 + (", ".join(able) if able else f"a component that handles {signal}"))
 
     def _ingest_workers(self, raw: Any, pipelines: list[PipelineConfig], exporters) -> int:
         if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= 64:
             raise self.error("service.ingest_workers", f"must be a whole number from 1 to 64 (got {raw!r})")
+        if raw > 1 and any(p.signal != "traces" for p in pipelines):
+            raise self.error("service.ingest_workers", "service.ingest_workers > 1 runs traces pipelines only; "
+                             "with a logs pipeline set it to 1")
         if raw > 1:  # the workers hand data over through the exporters' disk queues
             for cid in dict.fromkeys(c for p in pipelines for c in p.exporters):
                 if "sending_queue" not in type(exporters[cid].config).model_fields:

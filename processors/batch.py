@@ -68,7 +68,7 @@ class BatchProcessor(Processor):
 
     def _send(self, pending: list[Traces], done: Future) -> None:
         try:
-            self.next.consume(pending[0] if len(pending) == 1 else Traces.merge(pending))
+            self.next.consume(pending[0] if len(pending) == 1 else type(pending[0]).merge(pending))  # Traces or Logs
         except BaseException as exc:  # noqa: BLE001 - every waiting caller must hear about it
             done.set_exception(exc)
         else:
@@ -96,4 +96,5 @@ class BatchProcessor(Processor):
             self._timer.join(timeout=5)
 
 
-factory = Factory("batch", Kind.PROCESSOR, BatchConfig, BatchProcessor)
+factory = Factory("batch", Kind.PROCESSOR, BatchConfig, BatchProcessor, signals=("traces", "logs"),
+                  create_logs=BatchProcessor)

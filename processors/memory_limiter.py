@@ -180,4 +180,5 @@ class MemoryLimiter(Processor):
             self._telemetry.memory_limiter(str(self.id), self.refusing, self.used, self.soft_limit, self.hard_limit)
 
 
-factory = Factory("memory_limiter", Kind.PROCESSOR, MemoryLimiterConfig, MemoryLimiter)
+factory = Factory("memory_limiter", Kind.PROCESSOR, MemoryLimiterConfig, MemoryLimiter, signals=("traces", "logs"),
+                  create_logs=MemoryLimiter)

@@ -104,7 +104,7 @@ def test_expand_env_forms():
          "exporters.clickhouse.sending_queue.storage", "references extension file_storage/x, which is not defined"),
         (VALID.replace("  extensions: [file_storage]\n", ""), 17, "exporters.clickhouse.sending_queue.storage",
          "not enabled in service.extensions"),
-        (VALID.replace("    traces:\n", "    logs:\n"), 24, "service.pipelines.logs", "unsupported signal 'logs'"),
+        (VALID.replace("    traces:\n", "    metrics:\n"), 24, "service.pipelines.metrics", "unsupported signal 'metrics'"),
         (VALID.replace("receivers:\n  otlp", "recievers:\n  otlp"), 4, "recievers", "unknown top-level section"),
     ],
 )
