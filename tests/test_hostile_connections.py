@@ -7,6 +7,7 @@ figures measured are printed and written to .pytest_cache/hostile_connections.js
 from __future__ import annotations
 
 import json
+import select
 import selectors
 import socket
 import threading
@@ -191,23 +192,24 @@ def _send_and_read_answer(port: int, head: bytes, extra: bytes = b"", chunk: int
         sock.setblocking(False)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if payload:
+            readable, writable, _ = select.select([sock], [sock] if payload else [], [], 0.5)
+            if writable:
                 try:
-                    sent = sock.send(payload[:chunk])
-                    payload = payload[sent:]
-                except BlockingIOError:
+                    payload = payload[sock.send(payload[:chunk]):]
+                except (BlockingIOError, InterruptedError):
                     pass
                 except (BrokenPipeError, ConnectionResetError):
                     payload = memoryview(b"")
-            try:
-                data = sock.recv(65536)
+            if readable:
+                try:
+                    data = sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except ConnectionResetError:
+                    break
                 if not data:
                     break
                 answer += data
-            except BlockingIOError:
-                time.sleep(0.001 if payload else 0.02)
-            except ConnectionResetError:
-                break
     finally:
         sock.close()
     return answer

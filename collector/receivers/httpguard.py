@@ -41,6 +41,7 @@ class HttpLimits:
 
 
 _LINGER_S = 0.5
+_LINGER_MAX_BYTES = 1024 * 1024  # read and dropped while lingering; then reading stops
 
 
 class _Refused(Exception):
@@ -117,6 +118,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._header_count = 0
         self._refused = False
+        self._dropped = 0
 
     # --- asyncio.Protocol ---
 
@@ -135,6 +137,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
+            self._dropped += len(data)
+            if self._dropped > _LINGER_MAX_BYTES and not self.transport.is_closing():
+                self.transport.pause_reading()  # a client still pushing megabytes costs nothing more
             return
         if self.phase == IDLE:
             self._begin_request()
