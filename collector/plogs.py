@@ -76,6 +76,32 @@ class Logs:
         return cls.from_protobuf(b"".join(batch.to_protobuf() for batch in batches))
 
 
+_ID_SIZES = (("trace_id", 16), ("span_id", 8))
+
+
+def sanitize(logs: Logs) -> tuple[int, str]:
+    """Drop the records whose trace or span id is neither empty nor of its size (16 / 8 bytes) or is
+    all zeros: they could not be joined to a span, and the contrib table stores ids as hex of
+    their size. Returns (dropped, reason) for the response's partial_success."""
+    bad_ids: set[str] = set()
+    dropped = 0
+    for resource_logs in logs.read().resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            records = scope_logs.log_records
+            for index in reversed(range(len(records))):
+                bad = {name for name, size in _ID_SIZES
+                       if getattr(records[index], name) and (len(getattr(records[index], name)) != size
+                                                             or not any(getattr(records[index], name)))}
+                if bad:
+                    bad_ids |= bad
+                    dropped += 1
+                    del records[index]
+    if not dropped:
+        return 0, ""
+    logs.request  # noqa: B018 - drops the cached bytes and count, now stale
+    return dropped, f"{dropped} log records dropped: invalid {' and '.join(sorted(bad_ids))}"
+
+
 def decode_logs_json(data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ExportLogsServiceRequest:
     """OTLP/JSON logs (ids in hex, as the spec writes them), depth-limited like traces."""
     too_deep = f"malformed OTLP/JSON payload: nested deeper than {max_depth} levels"

@@ -182,5 +182,16 @@ def stamp_tenant(traces: Traces, tenant: str) -> None:
                     _set_string(link.attributes, TENANT_ATTRIBUTE, tenant, add=False)
 
 
+def stamp_logs_tenant(logs, tenant: str) -> None:
+    """The same for log records (`collector.plogs.Logs`): every resource and record, and any
+    tenant.id a scope claims overwritten (a score is stored with the tenant of the token)."""
+    for resource_logs in logs.request.resource_logs:
+        _set_string(resource_logs.resource.attributes, TENANT_ATTRIBUTE, tenant)
+        for scope_logs in resource_logs.scope_logs:
+            _set_string(scope_logs.scope.attributes, TENANT_ATTRIBUTE, tenant, add=False)
+            for record in scope_logs.log_records:
+                _set_string(record.attributes, TENANT_ATTRIBUTE, tenant)
+
+
 factory = Factory("bearertokenauth", Kind.EXTENSION, BearerTokenAuthConfig,
                   lambda cid, cfg, _next: BearerTokenAuth(cid, cfg))
