@@ -43,6 +43,13 @@ class SelfTelemetry:
             "receiver_refused_spans": Counter(
                 "otelcol_receiver_refused_spans", "Spans refused (bad data or backpressure)", ["receiver", "transport", "reason"], registry=r
             ),
+            "receiver_accepted_log_records": Counter(
+                "otelcol_receiver_accepted_log_records", "Log records accepted and acknowledged", ["receiver", "transport"], registry=r
+            ),
+            "receiver_refused_log_records": Counter(
+                "otelcol_receiver_refused_log_records", "Log records refused (bad data or backpressure)",
+                ["receiver", "transport", "reason"], registry=r
+            ),
             "exporter_sent_spans": Counter("otelcol_exporter_sent_spans", "Spans pushed to the destination", ["exporter"], registry=r),
             "exporter_send_failed_spans": Counter(
                 "otelcol_exporter_send_failed_spans", "Spans dropped after a permanent failure", ["exporter"], registry=r
