@@ -92,7 +92,8 @@ def test_a_burst_of_large_requests_is_refused_within_the_limit(tmp_path):
     limit, spike = idle + 900, 550
     collector = CollectorProcess(tmp_path / "c", ingest_workers=2, processors="memory_limiter/burst, batch",
                                  extra_processors_yaml=_limiter_yaml("burst", limit, spike)).start()
-    large = make_request(1, attrs={"gen_ai.input.messages": "x" * (24 * MIB)})[0].SerializeToString()
+    # Under the receiver's 16 MiB message limit, so gRPC hands them over and the limiter decides.
+    large = make_request(1, attrs={"gen_ai.input.messages": "x" * (12 * MIB)})[0].SerializeToString()
     peak, stop = [0], threading.Event()
 
     def sample() -> None:
@@ -118,7 +119,7 @@ def test_a_burst_of_large_requests_is_refused_within_the_limit(tmp_path):
 
     sampler = threading.Thread(target=sample)
     small = threading.Thread(target=send_small_during_burst)
-    senders = [threading.Thread(target=send_large) for _ in range(24)]
+    senders = [threading.Thread(target=send_large) for _ in range(48)]
     try:
         sampler.start()
         small.start()
@@ -134,7 +135,7 @@ def test_a_burst_of_large_requests_is_refused_within_the_limit(tmp_path):
     finally:
         stop.set()
         collector.stop()
-    _record("burst of 24 x 24 MiB gRPC requests, 2 ingest workers", idle_pss_mib=idle, limit_mib=limit,
+    _record("burst of 48 x 12 MiB gRPC requests, 2 ingest workers", idle_pss_mib=idle, limit_mib=limit,
             peak_pss_mib=peak[0], large_ok=large_answers.count("OK"), large_refused=len(large_answers) - large_answers.count("OK"),
             small_ok=small_answers.count("OK"), small_total=len(small_answers), limiter_refusals=refused)
     assert "RESOURCE_EXHAUSTED" in large_answers and set(large_answers) <= {"OK", "RESOURCE_EXHAUSTED"}, large_answers
@@ -142,3 +143,52 @@ def test_a_burst_of_large_requests_is_refused_within_the_limit(tmp_path):
     assert refused > 0 and "memory_limiter" in log
     assert small_answers.count("OK") > 0, small_answers
     assert peak[0] < limit, f"peak {peak[0]} MiB over the {limit} MiB limit (idle {idle} MiB)"
+
+
+def test_messages_over_the_grpc_limit_are_refused_before_they_are_buffered(tmp_path):
+    """48 concurrent 60 MiB gRPC requests against two workers with the shipped limits: each is refused
+    from its length prefix (RESOURCE_EXHAUSTED), so the collector never holds them (the issue saw a
+    3.1 GiB peak against a 2 GiB limit), and small clients are served meanwhile."""
+    collector = CollectorProcess(tmp_path / "c", ingest_workers=2).start()
+    huge = make_request(1, attrs={"gen_ai.input.messages": "x" * (60 * MIB)})[0].SerializeToString()
+    try:
+        time.sleep(1)
+        idle, _ = _tree_mib(collector.proc.pid)
+        peak, stop, answers, small_answers = [0], threading.Event(), [], []
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], _tree_mib(collector.proc.pid)[0])
+                time.sleep(0.02)
+
+        def send_huge() -> None:
+            with grpc.insecure_channel(collector.grpc_endpoint, options=[("grpc.max_send_message_length", -1)]) as channel:
+                try:
+                    channel.unary_unary(EXPORT)(huge, timeout=60)
+                    answers.append("OK")
+                except grpc.RpcError as exc:
+                    answers.append(exc.code().name)
+
+        def send_small() -> None:
+            while not stop.is_set():
+                small_answers.append(_send_small(collector.grpc_endpoint))
+                time.sleep(0.05)
+
+        threads = [threading.Thread(target=sample), threading.Thread(target=send_small)]
+        senders = [threading.Thread(target=send_huge) for _ in range(48)]
+        for thread in threads + senders:
+            thread.start()
+        for sender in senders:
+            sender.join(120)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        stop.set()
+        collector.stop()
+    _record("48 x 60 MiB gRPC requests over the 16 MiB message limit, 2 ingest workers", idle_pss_mib=idle,
+            peak_pss_mib=peak[0], refused=answers.count("RESOURCE_EXHAUSTED"), small_ok=small_answers.count("OK"),
+            small_total=len(small_answers))
+    assert answers == ["RESOURCE_EXHAUSTED"] * 48, answers
+    assert peak[0] < idle + 256, f"peak {peak[0]} MiB, idle {idle} MiB"
+    assert small_answers and small_answers.count("OK") == len(small_answers), small_answers
