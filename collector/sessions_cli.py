@@ -64,15 +64,14 @@ def parse_value(text: str, label: str | None) -> tuple[float | bool | None, str 
 
 
 def _http_endpoint(config: str) -> str:
-    """http://host:port of the first OTLP receiver with an HTTP protocol in the config."""
+    """The base URL of the first OTLP receiver with an HTTP protocol in the config."""
+    from collector.confighelpers import local_url
+
     cfg = cli._load(config)
-    for component_id, receiver in cfg.receivers.items():
-        http = getattr(getattr(receiver, "protocols", None), "http", None)
+    for cid, component in cfg.receivers.items():
+        http = component.config.protocols.http if cid.type == "otlp" else None
         if http is not None:
-            host, _, port = str(http.endpoint).rpartition(":")
-            host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
-            scheme = "https" if getattr(http, "tls", None) else "http"
-            return f"{scheme}://{host}:{port}"
+            return local_url(http.endpoint)
     cli.err.print(f"[bold red]error[/]: {config} has no OTLP receiver with an http protocol; give --endpoint")
     raise typer.Exit(2)
 
