@@ -50,6 +50,12 @@ class ComponentId:
         return f"{self.type}/{self.name}" if self.name else self.type
 
 
+def signal_id(cid: ComponentId, signal: str) -> ComponentId:
+    """The id of a component's instance for `signal`: its own for traces, `type[logs]/name` for logs
+    (a name no configured component can have): what its queue file and telemetry are named after."""
+    return cid if signal == "traces" else ComponentId(f"{cid.type}[{signal}]", cid.name)
+
+
 class StrictConfig(BaseModel):
     """Base of every component config: unknown keys are errors, not silently ignored."""
 

@@ -437,9 +437,6 @@ class _Loader:
     def _ingest_workers(self, raw: Any, pipelines: list[PipelineConfig], exporters) -> int:
         if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= 64:
             raise self.error("service.ingest_workers", f"must be a whole number from 1 to 64 (got {raw!r})")
-        if raw > 1 and any(p.signal != "traces" for p in pipelines):
-            raise self.error("service.ingest_workers", "service.ingest_workers > 1 runs traces pipelines only; "
-                             "with a logs pipeline set it to 1")
         if raw > 1:  # the workers hand data over through the exporters' disk queues
             for cid in dict.fromkeys(c for p in pipelines for c in p.exporters):
                 if "sending_queue" not in type(exporters[cid].config).model_fields:

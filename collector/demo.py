@@ -7,6 +7,11 @@
 3. wait until those traces are stored, then print what the store holds (cost by tenant, agent and
    model; unpriced calls; errors) and one request's whole trace tree, all through the collector's
    read-only SQL endpoint, exactly as a user would query it;
+3b. score every request twice, as issue 13's users do: a user's thumbs up/down through
+   `POST /v1/scores` (what a web app sends later), and an automatic evaluation (a heuristic: the
+   run finished without errors, within its cost) sent as an OTLP `gen_ai.evaluation.result` event
+   by the OpenTelemetry SDK's logs API; then print the first request's conversation the way
+   `genaitrace session` does;
 4. stop the collector with SIGTERM (it flushes what it acknowledged), unless --keep-running.
 """
 
@@ -140,6 +145,7 @@ def run_demo(config_path: str, keep_running: bool = False) -> int:
         console.print(f"\n[bold]One request, end to end[/] (genaitrace trace {ids[0]}):")
         tree = client.query(TRACE_SQL.format(db=client.database, table=client.table), {"trace_id": ids[0]})
         console.print(trace_tree(tree.dicts(), ids[0]))
+        _score_requests(cfg, collector_url, client, ids)
         console.print(
             "\nQuery it yourself (through the running collector, or directly once it is stopped):\n"
             f"  .venv/bin/genaitrace sql \"SELECT SpanName, count() FROM otel.otel_traces GROUP BY SpanName\"\n"
@@ -153,6 +159,60 @@ def run_demo(config_path: str, keep_running: bool = False) -> int:
             collector.send_signal(signal.SIGTERM)
             collector.wait(timeout=60)
     return 0
+
+
+TRACE_FACTS_SQL = """
+SELECT TraceId, argMin(SpanId, Timestamp) AS root_span_id, countIf(StatusCode = 'Error') AS errors,
+       sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd'])) AS cost_usd,
+       anyIf(SpanAttributes['gen_ai.conversation.id'], SpanAttributes['gen_ai.conversation.id'] != '') AS conversation_id,
+       anyIf(SpanAttributes['tenant.id'], SpanAttributes['tenant.id'] != '') AS tenant
+FROM {db}.{table} WHERE TraceId IN {ids} GROUP BY TraceId ORDER BY min(Timestamp)"""
+MAX_COST_USD = 0.05  # the heuristic's cost budget per request
+
+
+def _score_requests(cfg, collector_url: str, client: QueryClient, ids: list[str]) -> None:
+    """One user-feedback score (POST /v1/scores) and one automatic evaluation (an OTLP log event
+    from the SDK) per request, then the first request's conversation as `genaitrace session` prints it."""
+    if not any(p.signal == "logs" for p in cfg.pipelines):
+        console.print("\n(no logs pipeline in the config: scores skipped)")
+        return
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    from instrumentation import evaluation
+
+    facts = client.query(TRACE_FACTS_SQL.format(db=client.database, table=client.table, ids=_sql_list(ids))).dicts()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "demo-evaluator"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=collector_url + "/v1/logs")))
+    for index, row in enumerate(facts):
+        feedback = {"trace_id": row["TraceId"], "span_id": row["root_span_id"], "name": "thumbs",
+                    "value": index % 3 != 2, "source": "user-feedback"}  # every third user is unhappy
+        httpx.post(collector_url + "/v1/scores", json=feedback, timeout=10).raise_for_status()
+        ok = row["errors"] == 0 and row["cost_usd"] <= MAX_COST_USD
+        why = f"{row['errors']} errors, ${row['cost_usd']:.4f} (budget ${MAX_COST_USD})"
+        context = trace.SpanContext(int(row["TraceId"], 16), int(row["root_span_id"], 16), is_remote=True)
+        evaluation.record(evaluation.Result("run_ok", ok, explanation=why), span_context=context,
+                          source="heuristic", logger_provider=provider)
+    provider.shutdown()
+    console.print(f"\n[bold]{2 * len(facts)} scores sent[/] (a thumbs up/down per request through POST /v1/scores, "
+                  "an automatic run_ok evaluation per request as an OTLP log event)")
+    conversation = facts[0]["conversation_id"] if facts else ""
+    if conversation:
+        _wait_for_scores(client, ids, 2 * len(facts))
+        console.print(f"\n[bold]The first request's conversation[/] (genaitrace session {conversation}):")
+        from collector import cli, sessions_cli
+
+        sessions_cli.show_session(client, conversation, cli)
+
+
+def _wait_for_scores(client: QueryClient, ids: list[str], expected: int, timeout_s: float = 30) -> None:
+    sql = f"SELECT count() FROM {client.database}.genai_scores WHERE TraceId IN {_sql_list(ids)}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and client.query(sql).rows[0][0] < expected:
+        time.sleep(0.5)
 
 
 __all__ = ["run_demo"]

@@ -122,13 +122,13 @@ def score(trace_id: str = typer.Argument(..., help="the evaluated trace, 32 hex 
     cli.console.print(f"score {name}={shown} sent for trace {trace_id.lower()}" + (f" span {span.lower()}" if span else ""))
 
 
-def _query(client, sql: str, parameters: dict):
+def _query(client, sql: str, parameters: dict, cli_module=None):
     from collector.query import QueryError
 
     try:
         return client.query(sql, parameters)
     except QueryError as exc:
-        cli.err.print(f"[bold red]query failed[/]: {exc}")
+        (cli_module or cli).err.print(f"[bold red]query failed[/]: {exc}")
         raise typer.Exit(1) from None
 
 
@@ -151,31 +151,33 @@ def session(conversation_id: str = typer.Argument(..., help="the conversation (g
     """Show one conversation: its turns as a table, then each turn's trace as a tree with its scores."""
     client = cli._client(config)
     try:
-        turns = _query(client, TURNS_SQL.format(db=client.database), {"conversation_id": conversation_id})
-        if not turns.rows:
-            cli.err.print(f"no traces found for conversation {conversation_id}")
-            raise typer.Exit(1)
-        turn_rows = turns.dicts()
-        trace_ids = [row["TraceId"] for row in turn_rows]
-        scores = _query(client, SCORES_SQL.format(db=client.database), {"trace_ids": trace_ids}).dicts()
-        trees = []
-        for row in turn_rows:
-            spans = _query(client, cli.TRACE_SQL.format(db=client.database, table=client.table),
-                           {"trace_id": row["TraceId"]}).dicts()
-            trees.append((row, spans))
+        show_session(client, conversation_id, cli)
     finally:
         client.close()
-    cli.console.print(f"[bold]conversation {conversation_id}[/]")
-    cli.print_result(turns)
-    for row, spans in trees:
-        cli.console.print(f"\n[bold]turn {row['turn']}[/]")
-        tree = cli.trace_tree(spans, row["TraceId"])
+
+
+def show_session(client, conversation_id: str, cli_module) -> None:
+    """Print a conversation through `client` (a QueryClient) with `cli_module`'s table and tree printers."""
+    turns = _query(client, TURNS_SQL.format(db=client.database), {"conversation_id": conversation_id}, cli_module)
+    if not turns.rows:
+        cli_module.err.print(f"no traces found for conversation {conversation_id}")
+        raise typer.Exit(1)
+    turn_rows = turns.dicts()
+    trace_ids = [row["TraceId"] for row in turn_rows]
+    scores = _query(client, SCORES_SQL.format(db=client.database), {"trace_ids": trace_ids}, cli_module).dicts()
+    cli_module.console.print(f"[bold]conversation {conversation_id}[/]")
+    cli_module.print_result(turns)
+    for row in turn_rows:
+        spans = _query(client, cli_module.TRACE_SQL.format(db=client.database, table=client.table),
+                       {"trace_id": row["TraceId"]}, cli_module).dicts()
+        cli_module.console.print(f"\n[bold]turn {row['turn']}[/]")
+        tree = cli_module.trace_tree(spans, row["TraceId"])
         for item in (s for s in scores if s["TraceId"] == row["TraceId"]):
             shown = item["label"] if item["value"] is None else f"{item['value']:g}"
             where = f" on span {item['SpanId']}" if item["SpanId"] else ""
             why = f" — {item['explanation'][:80]}" if item["explanation"] else ""
             tree.add(f"[magenta]score[/] {item['name']}={shown} ({item['source'] or 'unknown'}){where}{why}")
-        cli.console.print(tree)
+        cli_module.console.print(tree)
 
 
 def register(app: typer.Typer, cli_module) -> None:

@@ -18,31 +18,22 @@ Telemetry counts log records under the exporter label `clickhouse[logs]` (or `cl
 
 from __future__ import annotations
 
-from collector.component import ComponentId, Host
+from collector.component import ComponentId, Host, signal_id
 from collector.exporterhelper import ExportRequest, QueuedRetryExporter
 from collector.storage import log_columns, schema, session_views
 from collector.storage.client import ClickHouseStore, release_store
 
 
-def logs_id(component_id: ComponentId) -> ComponentId:
-    return ComponentId(f"{component_id.type}[logs]", component_id.name)
-
-
 class ClickHouseLogsExporter:
     def __init__(self, component_id: ComponentId, config):
-        self.id, self.config = logs_id(component_id), config
+        self.id, self.config = signal_id(component_id, "logs"), config
         self.store: ClickHouseStore | None = None
         self.helper = QueuedRetryExporter(self.id, config, self.push, start=self._start, shutdown=self._shutdown)
-
-    def _options(self):
-        from dataclasses import replace
-
-        return replace(self.config.schema_options(), logs_table_name=self.config.logs_table_name)
 
     def _start(self, _host: Host) -> None:
         self.store = self.config.open_store()
         if self.config.create_schema:
-            options = schema.create(self.store, self._options())  # otel_traces and otel_logs
+            options = schema.create(self.store, self.config.schema_options())  # otel_traces and otel_logs
             session_views.create(self.store, options)
 
     def push(self, request: ExportRequest) -> None:
