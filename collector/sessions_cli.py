@@ -45,7 +45,7 @@ ORDER BY turn
 """
 
 SCORES_SQL = """
-SELECT TraceId, SpanId, name, value, label, source, explanation
+SELECT TraceId, SpanId, name, value, label, value_type, source, explanation
 FROM {db}.genai_scores
 WHERE TraceId IN ({{trace_ids:Array(String)}})
 ORDER BY Timestamp
@@ -173,7 +173,7 @@ def show_session(client, conversation_id: str, cli_module) -> None:
         cli_module.console.print(f"\n[bold]turn {row['turn']}[/]")
         tree = cli_module.trace_tree(spans, row["TraceId"])
         for item in (s for s in scores if s["TraceId"] == row["TraceId"]):
-            shown = item["label"] if item["value"] is None else f"{item['value']:g}"
+            shown = item["label"] if item["value_type"] in ("boolean", "categorical") else f"{item['value']:g}"
             where = f" on span {item['SpanId']}" if item["SpanId"] else ""
             why = f" — {item['explanation'][:80]}" if item["explanation"] else ""
             tree.add(f"[magenta]score[/] {item['name']}={shown} ({item['source'] or 'unknown'}){where}{why}")

@@ -251,3 +251,30 @@ def test_llm_judge_against_the_fake_server(store, monkeypatch):
     trace_id, span_id = hexid(span.get_span_context())
     assert rows(store, f"SELECT name, value, source, SpanId FROM {DB}.genai_scores WHERE TraceId = '{trace_id}'") == \
            [{"name": "relevance", "value": 4.0, "source": "llm-judge", "SpanId": span_id}]
+
+
+def test_cluster_statements_read_the_distributed_tables():
+    options = SchemaOptions(cluster_name="main", table_engine="ReplicatedMergeTree")
+    statements = session_views.statements(options)
+    assert len(statements) == len(session_views.VIEWS)
+    assert all("ON CLUSTER `main`" in s for s in statements)
+    scores = statements[0]
+    assert "`otel_logs_dist`" in scores and "`otel_traces_dist`" in scores and "`otel_logs`" not in scores
+    assert any("`otel_logs_dist`" in s and "Distributed" in s for s in logs_statements(options))
+
+
+def test_seeded_scores_panels_answer_from_the_seed():
+    """The dashboards' worst-scored traces are the seed's lowest scores, per name."""
+    import time
+
+    from test_dashboards import ALL, _panels, expand
+
+    store, truth = seed_data.shared_store()
+    panel = next(p for _, _, p in _panels() if p["title"].startswith("Worst-scored traces"))
+    end = int(time.time()) + 3600
+    result = store.query(expand(panel["targets"][0]["rawSql"], end - 60 * 86400, end, ALL))
+    got = [dict(zip(result.column_names, row)) for row in result.result_rows]
+    relevance = sorted(s.attrs["gen_ai.evaluation.score.value"] for s in truth.scores
+                       if s.attrs["gen_ai.evaluation.name"] == "relevance")
+    assert [r["score"] for r in got if r["name"] == "relevance"] == relevance[:5]
+    assert {r["name"] for r in got} == {"relevance", "thumbs"}  # categorical `tone` has no value to rank
