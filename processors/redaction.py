@@ -1,4 +1,5 @@
-"""`redaction` processor: mask personal data and secrets wherever they sit in a span, before storage.
+"""`redaction` processor: mask personal data and secrets wherever they sit in a span (or a log
+record, in a logs pipeline), before storage.
 
     processors:
       redaction:
@@ -362,4 +363,28 @@ class RedactionProcessor(Processor):
             span.attributes.add(key="redaction.masked.types").value.string_value = ",".join(sorted(found))
 
 
-factory = Factory("redaction", Kind.PROCESSOR, RedactionConfig, RedactionProcessor)
+class LogsRedactionProcessor(RedactionProcessor):
+    """The same masking in a logs pipeline: resource and scope attributes, and in every record its
+    attributes and body (a score's explanation may quote what the user wrote). A record where
+    something was masked gets `redaction.masked.count` / `redaction.masked.types` too."""
+
+    def process(self, logs):
+        cfg, redactor, scan = self.config, self.redactor, self._scan
+        for resource_logs in logs.request.resource_logs:
+            if cfg.resource:
+                redactor.redact_attributes(resource_logs.resource.attributes, {}, scan)
+            for scope_logs in resource_logs.scope_logs:
+                redactor.redact_attributes(scope_logs.scope.attributes, {}, scan)
+                for record in scope_logs.log_records:
+                    found: dict[str, int] = {}
+                    redactor.redact_attributes(record.attributes, found, scan)
+                    if cfg.all_attributes and record.HasField("body"):
+                        redactor.redact_value(record.body, found)
+                    if found:
+                        record.attributes.add(key="redaction.masked.count").value.int_value = sum(found.values())
+                        record.attributes.add(key="redaction.masked.types").value.string_value = ",".join(sorted(found))
+        return logs
+
+
+factory = Factory("redaction", Kind.PROCESSOR, RedactionConfig, RedactionProcessor, signals=("traces", "logs"),
+                  create_logs=LogsRedactionProcessor)

@@ -278,3 +278,22 @@ def test_seeded_scores_panels_answer_from_the_seed():
                        if s.attrs["gen_ai.evaluation.name"] == "relevance")
     assert [r["score"] for r in got if r["name"] == "relevance"] == relevance[:5]
     assert {r["name"] for r in got} == {"relevance", "thumbs"}  # categorical `tone` has no value to rank
+
+
+def test_redaction_masks_log_records_in_a_logs_pipeline():
+    from collector.component import ComponentId
+    from collector.plogs import Logs
+    from processors.redaction import RedactionConfig, factory
+
+    received = []
+    processor = factory.create_logs(ComponentId("redaction"), RedactionConfig(), type("Sink", (), {"consume": lambda self, x: received.append(x)})())
+    logs = seed_data.to_logs([seed_data.ScoreRecord("ab" * 16, "cd" * 8, 1, "acme", {
+        "gen_ai.evaluation.name": "thumbs", "gen_ai.evaluation.score.value": 0.0,
+        "gen_ai.evaluation.explanation": "user wrote from ada@example.com"})])
+    logs.resource_logs[0].scope_logs[0].log_records[0].body.string_value = "call me at +1 415 555 0100"
+    processor.consume(Logs.from_protobuf(logs.SerializeToString()))
+    rows = log_columns.logs_to_rows(received[0].read())
+    attrs = dict(rows["LogAttributes"][0])
+    assert attrs["gen_ai.evaluation.explanation"] == "user wrote from [REDACTED:email]"
+    assert rows["Body"][0] == "call me at [REDACTED:phone]"
+    assert attrs["redaction.masked.types"] == "email,phone" and attrs["gen_ai.evaluation.name"] == "thumbs"
