@@ -51,6 +51,9 @@ def _typed_score(attrs: str) -> str:
 
 
 _TENANT = genai_views.TENANT
+# A log record's tenant: its own attribute, else its resource's (a tenant-bound token stamps both).
+# sqlquery filters otel_logs by it for a tenant's reader.
+LOGS_TENANT_EXPR = f"if(LogAttributes['{_TENANT}'] != '', LogAttributes['{_TENANT}'], ResourceAttributes['{_TENANT}'])"
 
 # Log events: TraceId/SpanId of the record, or, when the record names only a response id, the
 # span whose `gen_ai.response.id` it is (looked up among spans with that id only).
@@ -71,7 +74,7 @@ FROM
     FROM
     (
         SELECT Timestamp, TraceId, SpanId, ServiceName,{log_score},
-            if(LogAttributes['{tenant}'] != '', LogAttributes['{tenant}'], ResourceAttributes['{tenant}']) AS tenant
+            {logs_tenant} AS tenant
         FROM {db}.{logs}
         WHERE EventName = '{event}' OR LogAttributes['{event_attr}'] = '{event}'
     ) AS l
@@ -198,7 +201,7 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
     logs = logs_distributed_name(options) if clustered else options.logs_table_name
     return dict(
         db=base["db"], cluster=base["cluster"], traces=quote_ident(traces), logs=quote_ident(logs),
-        event=EVENT, event_attr=semconv.EVENT_NAME_ATTRIBUTE, tenant=_TENANT,
+        event=EVENT, event_attr=semconv.EVENT_NAME_ATTRIBUTE, tenant=_TENANT, logs_tenant=LOGS_TENANT_EXPR,
         response_id=semconv.GEN_AI_RESPONSE_ID,
         log_score=_typed_score("LogAttributes"), event_score=_typed_score("event_attrs"),
         conversation=_first("SpanAttributes", semconv.CONVERSATION_ID_READ_ORDER),
