@@ -257,7 +257,7 @@ def _begin_call(kwargs: dict):
         stream, injected = _prepare(kwargs, span)
     # Instrumentation suppressed inside: traceloop's openai and the HTTP client spans would
     # otherwise be second and third spans for this one call.
-    token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))  # noqa: GT104 (nested duplicates only)
     return span, stream, injected, time.perf_counter(), token
 
 

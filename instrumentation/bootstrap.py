@@ -172,7 +172,7 @@ def setup_tracing(service_name: str | None = None, exporter=None, *, span_proces
         for exp in exporters:
             provider.add_span_processor(BatchSpanProcessor(exp) if batch else SimpleSpanProcessor(exp))
         if set_global:
-            trace_api.set_tracer_provider(provider)
+            trace_api.set_tracer_provider(provider)  # noqa: GT104 - this is the bootstrap that sets it
     if span_processor is not None:
         provider.add_span_processor(span_processor)
     if exporter is not None and not _state["owns_provider"]:
@@ -222,7 +222,7 @@ def _block_traceloop_litellm() -> None:
     inst = TLLiteLLM()
     if inst.is_instrumented_by_opentelemetry:
         try:
-            inst.uninstrument()
+            inst.uninstrument()  # noqa: GT104 - traceloop's LiteLLM spans would duplicate openinference's
         except Exception:
             pass
     inst._is_instrumented_by_opentelemetry = True  # instrument() is now a no-op
