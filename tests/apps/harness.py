@@ -32,6 +32,8 @@ from pathlib import Path
 
 import httpx
 
+import semconv
+
 APPS_DIR = Path(__file__).resolve().parent
 REPO = APPS_DIR.parent.parent
 OTEL_INSTRUMENT = str(Path(sys.executable).parent / "opentelemetry-instrument")
@@ -206,14 +208,14 @@ class AppRun:
         for s in self.llm_spans():
             a = s["SpanAttributes"]
             if s["StatusCode"] == "Error" and "gen_ai.usage.input_tokens" not in a:
-                assert a.get("gen_ai.usage.cost.status") == "unpriced" and a.get("gen_ai.usage.cost.unpriced_reason"), a
+                assert a.get(semconv.COST_STATUS) == "unpriced" and a.get(semconv.COST_UNPRICED_REASON), a
                 continue
-            if "gen_ai.usage.cost_usd" in a:
-                assert float(a["gen_ai.usage.cost_usd"]) >= 0
+            if semconv.COST_USD in a:
+                assert float(a[semconv.COST_USD]) >= 0
             else:
-                assert a.get("gen_ai.usage.cost.status") == "unpriced" and a.get("gen_ai.usage.cost.unpriced_reason"), (
+                assert a.get(semconv.COST_STATUS) == "unpriced" and a.get(semconv.COST_UNPRICED_REASON), (
                     f"{s['SpanName']} neither priced nor unpriced with a reason: {a}")
-            estimated = a.get("genaitrace.usage.estimated")
+            estimated = a.get(semconv.USAGE_ESTIMATED)
             assert estimated in (None, "true", "false"), a
 
     def assert_no_canary(self) -> None:
