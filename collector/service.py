@@ -1,7 +1,9 @@
 """Wires a validated config into running components, starts them, and stops them in order.
 
 Data flows receiver -> processors (one instance per pipeline) -> fan-out to exporters (shared
-across pipelines). Start goes against the flow (exporters first, receivers last) so nothing is
+across pipelines of a signal). A logs pipeline is built the same way from each component's logs
+instance (`Factory.create_logs`); an exporter in both a traces and a logs pipeline runs twice,
+one instance (and queue) per signal. Start goes against the flow (exporters first, receivers last) so nothing is
 accepted before it has somewhere to go; shutdown goes with it (receivers stop taking data, the
 batch processors flush, the exporters drain their queues).
 """
@@ -15,7 +17,7 @@ import tempfile
 import time
 
 from collector import memory
-from collector.component import ComponentId, Consumer, Host
+from collector.component import ComponentId, Consumer, Host, PermanentError, signal_id
 from collector.config import CollectorConfig, PipelineConfig
 from collector.exporterhelper import QueueWriter
 from collector.ingest import IngestWorkers
@@ -84,6 +86,16 @@ class FanOut:
             raise failure
 
 
+class NoPipeline:
+    """The consumer of a receiver for a signal no pipeline takes from it."""
+
+    def __init__(self, signal: str):
+        self.signal = signal
+
+    def consume(self, _data) -> None:
+        raise PermanentError(f"no {self.signal} pipeline takes data from this receiver")
+
+
 class Service:
     """`role`: "all" runs everything here; with `service.ingest_workers` > 1 the main process runs
     as "main" (extensions, exporters, the worker processes) and each worker as "ingest"
@@ -115,12 +127,13 @@ class Service:
             if self.role == "ingest" and not getattr(extension, "ingest_side", False):
                 continue  # serves something (a port, the store): the main process runs it
             self.extensions[cid] = extension
-        for cid in dict.fromkeys(cid for p in self.config.pipelines for cid in p.exporters):
+        for signal, cid in dict.fromkeys((p.signal, cid) for p in self.config.pipelines for cid in p.exporters):
             component = self.config.exporters[cid]
-            if self.role == "ingest":
-                self.exporters[cid] = QueueWriter(cid, component.config)
+            if self.role == "ingest":  # the main process's exporter for this signal reads the same queue file
+                self.exporters[signal_id(cid, signal)] = QueueWriter(signal_id(cid, signal), component.config)
             else:
-                self.exporters[cid] = _create(f"exporters.{cid}", component.factory.create, cid, component.config, None)
+                create = component.factory.create if signal == "traces" else component.factory.create_logs
+                self.exporters[signal_id(cid, signal)] = _create(f"exporters.{cid}", create, cid, component.config, None)
         if self.role != "main":
             self._build_pipelines()
         self._built = True
@@ -160,21 +173,26 @@ class Service:
         component.start(host)
 
     def _build_pipelines(self) -> None:
-        heads: dict[ComponentId, list[Consumer]] = {}
+        heads: dict[tuple[ComponentId, str], list[Consumer]] = {}
         for pipeline in self.config.pipelines:
             head = self._build_pipeline(pipeline)
             for cid in pipeline.receivers:
-                heads.setdefault(cid, []).append(head)
-        for cid, consumers in heads.items():
+                heads.setdefault((cid, pipeline.signal), []).append(head)
+        for cid in dict.fromkeys(cid for cid, _ in heads):
             component = self.config.receivers[cid]
-            self.receivers[cid] = _create(f"receivers.{cid}", component.factory.create, cid, component.config,
-                                          FanOut(consumers))
+            traces = heads.get((cid, "traces"))
+            receiver = _create(f"receivers.{cid}", component.factory.create, cid, component.config,
+                               FanOut(traces) if traces else NoPipeline("traces"))
+            if (cid, "logs") in heads:
+                receiver.set_logs_consumer(FanOut(heads[(cid, "logs")]))
+            self.receivers[cid] = receiver
 
     def _build_pipeline(self, pipeline: PipelineConfig) -> Consumer:
-        consumer: Consumer = FanOut([self.exporters[cid] for cid in pipeline.exporters])
+        consumer: Consumer = FanOut([self.exporters[signal_id(cid, pipeline.signal)] for cid in pipeline.exporters])
         for cid in reversed(pipeline.processors):
             component = self.config.processors[cid]
-            processor = _create(f"processors.{cid}", component.factory.create, cid, component.config, consumer)
+            create = component.factory.create if pipeline.signal == "traces" else component.factory.create_logs
+            processor = _create(f"processors.{cid}", create, cid, component.config, consumer)
             self.processors.append(processor)
             consumer = processor
         return consumer

@@ -105,6 +105,8 @@ def test_expand_env_forms():
         (VALID.replace("  extensions: [file_storage]\n", ""), 17, "exporters.clickhouse.sending_queue.storage",
          "not enabled in service.extensions"),
         (VALID.replace("    traces:\n", "    metrics:\n"), 24, "service.pipelines.metrics", "unsupported signal 'metrics'"),
+        (VALID.replace("    traces:\n", "    logs:\n"), 27, "service.pipelines.logs.exporters[1]",
+         "otlp/tempo does not handle logs; in a logs pipeline use clickhouse"),
         (VALID.replace("receivers:\n  otlp", "recievers:\n  otlp"), 4, "recievers", "unknown top-level section"),
     ],
 )

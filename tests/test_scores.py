@@ -297,3 +297,19 @@ def test_redaction_masks_log_records_in_a_logs_pipeline():
     assert attrs["gen_ai.evaluation.explanation"] == "user wrote from [REDACTED:email]"
     assert rows["Body"][0] == "call me at [REDACTED:phone]"
     assert attrs["redaction.masked.types"] == "email,phone" and attrs["gen_ai.evaluation.name"] == "thumbs"
+
+
+def test_readme_scores_sql_runs_on_the_seed():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Scores, conversations and users", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sql", 1)[1].split("```", 1)[0]
+    store, _ = seed_data.shared_store()
+    queries = [sql.strip() for sql in block.split(";") if sql.strip()]
+    assert len(queries) == 2
+    by_name = {row[0]: row for row in store.query(queries[0]).result_rows}
+    assert {"thumbs", "relevance", "tone"} <= set(by_name) and by_name["thumbs"][1] == "boolean"
+    conversation = store.query("SELECT conversation_id FROM otel.genai_conversations ORDER BY turns DESC LIMIT 1").result_rows[0][0]
+    turns = store.query(queries[1].replace("session-acme-0", conversation)).result_rows
+    assert [row[1] for row in turns] == list(range(1, len(turns) + 1)) and len(turns) > 1

@@ -32,9 +32,10 @@ batch twice. Where a key cannot apply the config is refused with the reason, not
   stored, and replays are deduplicated by insert token, both of which rely on the insert having
   finished; `true` sets `async_insert=1, wait_for_async_insert=1` (unless `connection_params` set
   them), so a batch is still acknowledged only once the server has flushed it;
-* `logs_table_name`, `profiles_table_name`, `metrics_table_name`, `metrics_tables` are accepted
-  (configs written for the contrib exporter load unchanged) and have no effect: this collector
-  exports traces only.
+* in a logs pipeline the same exporter writes log records to `logs_table_name` (the contrib
+  `otel_logs` schema), with a queue of its own (collector/exporters/clickhouse_logs.py);
+  `profiles_table_name`, `metrics_table_name`, `metrics_tables` are accepted (configs written for
+  the contrib exporter load unchanged) and have no effect: there are no metrics or profiles pipelines.
 
 `convert_workers: N` (ours, default 0 = in this process) converts queued batches protobuf -> Arrow
 in N worker processes (spawned at start, imports paid then): the conversion is pure Python and
@@ -61,7 +62,8 @@ from collector.confighelpers import Duration
 from collector.exporterhelper import ExportRequest, ExporterSettings, QueuedRetryExporter
 from collector.storage.client import ClickHouseStore, acquire_store, parse_endpoint, release_store
 from collector.storage.columns import arrow_from_ipc, payloads_to_arrow, payloads_to_arrow_ipc, warm_up
-from collector.storage import schema
+from collector.exporters.clickhouse_logs import create_logs
+from collector.storage import schema, session_views
 from collector.storage.schema import SchemaOptions
 
 
@@ -112,8 +114,8 @@ class ClickHouseConfig(ExporterSettings):
     compress: str = ""
     tls: TLSConfig = TLSConfig()
     json_columns: bool = Field(False, alias="json")
-    # Accepted for parity with the contrib exporter's configs; this collector exports traces only.
-    logs_table_name: str = "otel_logs"
+    logs_table_name: str = Field("otel_logs", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Accepted for parity with the contrib exporter's configs; there are no metrics or profiles pipelines.
     profiles_table_name: str = "otel_profiles"
     metrics_table_name: str = ""
     metrics_tables: dict[str, Any] = {}
@@ -191,6 +193,7 @@ class ClickHouseConfig(ExporterSettings):
         return SchemaOptions(
             database=self.database,
             traces_table_name=self.traces_table_name,
+            logs_table_name=self.logs_table_name,
             cluster_name=self.cluster_name,
             table_engine=self.table_engine.name,
             table_engine_params=self.table_engine.params,
@@ -199,8 +202,10 @@ class ClickHouseConfig(ExporterSettings):
                              if self.database_engine.name else ""),
         )
 
-    def open_store(self) -> ClickHouseStore:
-        endpoint = parse_endpoint(self.endpoint)
+    def open_store(self, endpoint=None) -> ClickHouseStore:
+        """`endpoint`: the parsed endpoint when it was resolved earlier (a relative chdb path is
+        resolved against the working directory, which the embedded engine may have changed since)."""
+        endpoint = endpoint or parse_endpoint(self.endpoint)
         return acquire_store(
             endpoint, self.username, self.password, self.database, self.timeout, self.insert_settings(),
             transport=None if endpoint.embedded else self.transport(),
@@ -229,6 +234,7 @@ class ClickHouseExporter:
             from collector.storage import genai_views
 
             genai_views.create(self.store, self.config.schema_options())
+            session_views.create(self.store, self.config.schema_options())  # scores, conversations, users
 
     def push(self, request: ExportRequest) -> None:
         """A batch as the queue holds it, serialized: straight to Arrow (`payloads_to_arrow`), or in
@@ -305,4 +311,5 @@ def _create(component_id: ComponentId, config: ClickHouseConfig, _next) -> Queue
     return ClickHouseExporter(component_id, config).helper
 
 
-factory = Factory("clickhouse", Kind.EXPORTER, ClickHouseConfig, _create)
+factory = Factory("clickhouse", Kind.EXPORTER, ClickHouseConfig, _create, signals=("traces", "logs"),
+                  create_logs=create_logs)

@@ -21,17 +21,20 @@ from __future__ import annotations
 from collector.component import ComponentId, Host, signal_id
 from collector.exporterhelper import ExportRequest, QueuedRetryExporter
 from collector.storage import log_columns, schema, session_views
-from collector.storage.client import ClickHouseStore, release_store
+from collector.storage.client import ClickHouseStore, parse_endpoint, release_store
 
 
 class ClickHouseLogsExporter:
     def __init__(self, component_id: ComponentId, config):
         self.id, self.config = signal_id(component_id, "logs"), config
+        # Resolved now, at build: the traces side's embedded engine may change the working
+        # directory before this one opens a relative chdb:// path.
+        self._endpoint = parse_endpoint(config.endpoint)
         self.store: ClickHouseStore | None = None
         self.helper = QueuedRetryExporter(self.id, config, self.push, start=self._start, shutdown=self._shutdown)
 
     def _start(self, _host: Host) -> None:
-        self.store = self.config.open_store()
+        self.store = self.config.open_store(self._endpoint)
         if self.config.create_schema:
             options = schema.create(self.store, self.config.schema_options())  # otel_traces and otel_logs
             session_views.create(self.store, options)

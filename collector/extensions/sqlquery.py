@@ -55,6 +55,7 @@ from collector.confighelpers import Duration, HostPort, split_host_port
 from collector.httpserver import ServerLimits, start_http_server, stop_http_server
 from collector.storage.client import release_store
 from collector.storage.genai_views import _TENANT_EXPR as TENANT_EXPR  # the views' definition of a span's tenant
+from collector.storage.session_views import LOGS_TENANT_EXPR  # a log record's (a score's) tenant
 from collector.storage.jsonvalues import result_to_json
 
 log = logging.getLogger(__name__)
@@ -327,20 +328,23 @@ def query_settings(limits: QueryLimits, table_filters: dict[str, str] | None, ma
 
 def tenant_filters(session, database: str, traces_table: str, tenant: str) -> dict[str, str]:
     """A filter for every table of the database, so a tenant reads only its rows whatever it names:
-    the spans table by the tenant expression of the GenAI views, a table with a `tenant` column by
-    it, anything else (lookup tables, materialized views) not at all. Views need none: they read
-    the filtered tables."""
+    the spans table by the tenant expression of the GenAI views, a logs table (`LogAttributes`) by
+    a record's tenant, a table with a `tenant` column by it, anything else (lookup tables,
+    materialized views) not at all. Views need none: they read the filtered tables."""
     rows = session.query(
-        "SELECT name, engine, has(groupArray(c.name), 'tenant') FROM system.tables AS t "
+        "SELECT name, engine, has(groupArray(c.name), 'tenant'), has(groupArray(c.name), 'LogAttributes') "
+        "FROM system.tables AS t "
         "LEFT JOIN system.columns AS c ON c.database = t.database AND c.table = t.name "
         "WHERE t.database = {db:String} GROUP BY name, engine", parameters={"db": database}).result_rows
     literal = sql_literal(tenant)
     filters = {}
-    for name, engine, has_tenant in rows:
+    for name, engine, has_tenant, is_logs in rows:
         if engine == "View":
             continue
         if name == traces_table:
             filters[f"{database}.{name}"] = f"{TENANT_EXPR} = {literal}"
+        elif is_logs and engine != "MaterializedView":
+            filters[f"{database}.{name}"] = f"{LOGS_TENANT_EXPR} = {literal}"
         elif has_tenant and engine != "MaterializedView":
             filters[f"{database}.{name}"] = f"tenant = {literal}"
         else:

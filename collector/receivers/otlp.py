@@ -26,7 +26,7 @@ answering as the spec says, with otelcol's connection limits.
             # auth: {authenticator: bearertokenauth}
             # tls: {cert_file: /certs/server.crt, key_file: /certs/server.key}
           http:
-            endpoint: 0.0.0.0:4318          # POST /v1/traces
+            endpoint: 0.0.0.0:4318          # POST /v1/traces; with a logs pipeline also /v1/logs and /v1/scores
             max_request_body_size_mib: 64   # larger bodies (also once decompressed) get 413
             read_header_timeout: 10s        # request line + headers; late -> 408 and closed
             read_timeout: 60s               # the whole request, body included
@@ -49,6 +49,13 @@ generic message, and logged. A request is stored whole or refused whole. Nothing
 stops another: decoding runs off the servers' event loops, bodies over 1 MiB on their own thread,
 so large requests queue behind each other and not in front of small ones. The limits are
 per process: with `ingest_workers: N`, each worker has them.
+
+Logs (a `service.pipelines.logs` names this receiver): gRPC LogsService/Export and `POST /v1/logs`
+(`logs_url_path`), protobuf and JSON, through the same limits, decoding, memory admission and
+authentication as traces; a tenant-bound token stamps `tenant.id` on every record. Records with
+an invalid trace/span id are dropped and counted in `partial_success.rejected_log_records`.
+`POST /v1/scores` takes scores as JSON (collector/scores.py), authenticated and tenant-bound the
+same way, and hands them to the logs pipeline as `gen_ai.evaluation.result` events.
 """
 
 from __future__ import annotations
@@ -77,6 +84,10 @@ from collector.component import (
     RetryableError, StrictConfig, UnauthenticatedError,
 )
 from collector.confighelpers import Duration, HostPort, split_host_port
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+from collector import plogs, scores
+from collector.extensions.bearertokenauth import stamp_logs_tenant
 from collector.pdata import DEFAULT_MAX_JSON_DEPTH, ExportTraceServiceResponse, Traces, encode_otlp_json
 from collector.ratelimited_log import RateLimitedLog
 from collector.receivers.decoding import DECODERS, BodyTooLarge, decompress
@@ -159,6 +170,7 @@ class HttpConfig(_EndpointLimits):
     endpoint: HostPort = "0.0.0.0:4318"
     max_request_body_size_mib: float = Field(64, gt=0)
     traces_url_path: str = "/v1/traces"
+    logs_url_path: str = "/v1/logs"
     read_header_timeout: Duration = Field(10.0, gt=0)
     read_timeout: Duration = Field(60.0, gt=0)
     idle_timeout: Duration = Field(60.0, gt=0)
@@ -252,13 +264,15 @@ class InFlightBytes:
 
 
 _TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+SCORES_URL_PATH = "/v1/scores"
 
 
 class _Outcome:
     """How one request ended, in protocol-neutral terms."""
 
-    def __init__(self, rejected: int = 0, message: str = ""):
-        self.rejected, self.message = rejected, message
+    def __init__(self, rejected: int = 0, message: str = "", accepted: int = 0):
+        self.rejected, self.message, self.accepted = rejected, message, accepted
 
 
 class _Busy(Exception):
@@ -268,6 +282,7 @@ class _Busy(Exception):
 class OTLPReceiver(Component):
     def __init__(self, component_id: ComponentId, config: OTLPReceiverConfig, next_consumer: Consumer):
         self.id, self.config, self.next = component_id, config, next_consumer
+        self.logs: Consumer | None = None  # set when a logs pipeline names this receiver
         self.telemetry = None
         self._grpc_server: grpc.aio.Server | None = None
         self._grpc_loop: asyncio.AbstractEventLoop | None = None
@@ -296,21 +311,37 @@ class OTLPReceiver(Component):
         if auth is not None:
             self._authenticators[transport].authenticate(headers, traces)
         rejected, message = sanitize(traces, self.config.validation, raw)
-        count = traces.span_count()
+        return self._hand_over(self.next, traces, traces.span_count(), rejected, message, transport, "spans")
+
+    def set_logs_consumer(self, consumer: Consumer) -> None:
+        self.logs = consumer
+
+    def _accept_logs(self, logs: "plogs.Logs", transport: str, headers: dict[str, str]) -> _Outcome:
+        """Logs as `_accept` takes spans: authenticated (a tenant-bound token stamps the records),
+        ids checked, handed to the logs pipelines."""
+        if getattr(self.config.protocols, transport).auth is not None:
+            tenant = self._authenticators[transport].check(headers)
+            if tenant is not None:
+                stamp_logs_tenant(logs, tenant)
+        rejected, message = plogs.sanitize(logs)
+        return self._hand_over(self.logs, logs, logs.record_count(), rejected, message, transport, "log_records")
+
+    def _hand_over(self, consumer: Consumer, data, count: int, rejected: int, message: str, transport: str,
+                   item: str) -> _Outcome:
         try:
             if count:
-                self.next.consume(traces)
+                consumer.consume(data)
         except ConsumeError as exc:
-            self._count("receiver_refused_spans", count, transport, "retryable" if exc.retryable else "invalid")
+            self._count(f"receiver_refused_{item}", count, transport, "retryable" if exc.retryable else "invalid")
             raise
         except Exception as exc:  # noqa: BLE001 - a failing store must not become a 500 loop for clients
             self._log.log(logging.ERROR, "pipeline-error", "receiver %s: pipeline failed: %r", self.id, exc)
-            self._count("receiver_refused_spans", count, transport, "error")
+            self._count(f"receiver_refused_{item}", count, transport, "error")
             raise RetryableError("pipeline error; retry later") from exc
-        self._count("receiver_accepted_spans", count, transport)
+        self._count(f"receiver_accepted_{item}", count, transport)
         if rejected:
-            self._count("receiver_refused_spans", rejected, transport, "invalid")
-        return _Outcome(rejected, message)
+            self._count(f"receiver_refused_{item}", rejected, transport, "invalid")
+        return _Outcome(rejected, message, count)
 
     def _internal_error(self, transport: str, exc: BaseException) -> str:
         """Log an unexpected failure (rate-limited, with its traceback) and return what the client is told."""
@@ -392,6 +423,8 @@ class OTLPReceiver(Component):
     def _grpc_build(self, cfg: GrpcConfig) -> grpc.aio.Server:
         server = grpc.aio.server(options=_grpc_options(cfg, self._shared_ports))
         server.add_generic_rpc_handlers((_GrpcTraceService(self, cfg).handler(),))
+        if self.logs is not None:
+            server.add_generic_rpc_handlers((_GrpcLogsService(self, cfg).handler(),))
         if cfg.tls is not None:
             credentials = grpc.ssl_server_credentials(
                 [(open(cfg.tls.key_file, "rb").read(), open(cfg.tls.cert_file, "rb").read())],
@@ -408,7 +441,11 @@ class OTLPReceiver(Component):
     # --- HTTP ---
 
     def _start_http(self, cfg: HttpConfig) -> None:
-        app = Starlette(routes=[Route(cfg.traces_url_path, self._http_traces, methods=["POST"])])
+        routes = [Route(cfg.traces_url_path, self._http_traces, methods=["POST"])]
+        if self.logs is not None:
+            routes += [Route(cfg.logs_url_path, self._http_logs, methods=["POST"]),
+                       Route(SCORES_URL_PATH, self._http_scores, methods=["POST"])]
+        app = Starlette(routes=routes)
         host, port = split_host_port(cfg.endpoint)
         ssl = {"ssl_certfile": cfg.tls.cert_file, "ssl_keyfile": cfg.tls.key_file} if cfg.tls else {}
         self.http_connections = ConnectionTable(cfg.limits(), self._log, str(self.id))
@@ -442,9 +479,22 @@ class OTLPReceiver(Component):
         log.info("receiver %s: OTLP/HTTP on %s%s", self.id, cfg.endpoint, cfg.traces_url_path)
 
     async def _http_traces(self, request: Request) -> Response:
+        return await self._http_export(request, self._http_request, ExportTraceServiceResponse)
+
+    async def _http_logs(self, request: Request) -> Response:
+        return await self._http_export(request, self._http_logs_request, ExportLogsServiceResponse)
+
+    async def _http_scores(self, request: Request) -> Response:
+        return await self._http_export(request, self._http_scores_request, None)
+
+    async def _http_export(self, request: Request, handle, response_type) -> Response:
+        """One OTLP/HTTP export (or, `response_type` None, a JSON scores body): content type,
+        encoding, credentials, body within the limits, then `handle` on a receiver thread."""
         cfg = self.config.protocols.http
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         as_json = content_type == "application/json"
+        if response_type is None and not as_json:
+            return _http_error(415, f"unsupported content type {content_type!r}; scores are application/json", True)
         if content_type not in ("application/x-protobuf", "application/json"):
             return _http_error(415, f"unsupported content type {content_type!r}; use application/x-protobuf or application/json", as_json)
         encoding = request.headers.get("content-encoding", "").strip().lower()
@@ -463,7 +513,7 @@ class OTLPReceiver(Component):
                                           lambda size: self._busy("http", size))
             headers = {k.lower(): v for k, v in request.headers.items()}
             outcome = await asyncio.get_running_loop().run_in_executor(
-                self._threads_for(len(body)), self._http_request, body, encoding, as_json, headers, cfg)
+                self._threads_for(len(body)), handle, body, encoding, as_json, headers, cfg)
         except _Busy as exc:
             return _http_error(429, str(exc), as_json, retry_after=1, close=True)
         except RetryableError as exc:
@@ -477,10 +527,9 @@ class OTLPReceiver(Component):
             return _http_error(500, self._internal_error("http", exc), as_json)
         finally:
             budget.give_back(held)
-        response = ExportTraceServiceResponse()
-        if outcome.rejected:
-            response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.message
+        if response_type is None:
+            return Response(json.dumps({"accepted": outcome.accepted}), media_type="application/json")
+        response = _export_response(response_type, outcome)
         if as_json:
             return Response(encode_otlp_json(response), media_type="application/json")
         return Response(response.SerializeToString(), media_type="application/x-protobuf")
@@ -491,6 +540,17 @@ class OTLPReceiver(Component):
         with memory.admission(len(body)):
             traces = Traces.from_json(body, max_depth=cfg.max_json_depth) if as_json else Traces.from_protobuf(body)
             return self._accept(traces, "http", headers, traces.to_protobuf())
+
+    def _http_logs_request(self, body: bytes, encoding: str, as_json: bool, headers: dict[str, str], cfg: HttpConfig) -> _Outcome:
+        body = decompress(body, encoding, int(cfg.max_request_body_size_mib * MIB))
+        with memory.admission(len(body)):
+            logs = plogs.Logs.from_json(body, max_depth=cfg.max_json_depth) if as_json else plogs.Logs.from_protobuf(body)
+            return self._accept_logs(logs, "http", headers)
+
+    def _http_scores_request(self, body: bytes, encoding: str, _as_json: bool, headers: dict[str, str], cfg: HttpConfig) -> _Outcome:
+        body = decompress(body, encoding, int(cfg.max_request_body_size_mib * MIB))
+        with memory.admission(len(body)):
+            return self._accept_logs(scores.to_logs(scores.parse(body)), "http", headers)
 
 
 async def _read_body(request: Request, limit: int, budget: InFlightBytes, busy) -> tuple[bytes, int]:
@@ -579,10 +639,12 @@ class _GrpcTraceService:
     def __init__(self, receiver: OTLPReceiver, cfg: GrpcConfig):
         self.receiver, self.cfg = receiver, cfg
 
+    SERVICE, RESPONSE = _TRACE_SERVICE, ExportTraceServiceResponse
+
     def handler(self) -> grpc.GenericRpcHandler:
         export = grpc.stream_unary_rpc_method_handler(
-            self.export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString)
-        return grpc.method_handlers_generic_handler(_TRACE_SERVICE, {"Export": export})
+            self.export, request_deserializer=None, response_serializer=self.RESPONSE.SerializeToString)
+        return grpc.method_handlers_generic_handler(self.SERVICE, {"Export": export})
 
     async def export(self, _requests, context: grpc.aio.ServicerContext):
         receiver = self.receiver
@@ -620,11 +682,7 @@ class _GrpcTraceService:
             budget.give_back(len(payload))
         if failure is not None:
             await context.abort(*failure)
-        response = ExportTraceServiceResponse()
-        if outcome.rejected:
-            response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.message
-        return response
+        return _export_response(self.RESPONSE, outcome)
 
     async def _read_one(self, context) -> bytes:
         """The stream's one request message, then its end, within `read_timeout`."""
@@ -643,4 +701,24 @@ class _GrpcTraceService:
             return self.receiver._accept(Traces.from_protobuf(payload), "grpc", headers, payload)
 
 
-factory = Factory("otlp", Kind.RECEIVER, OTLPReceiverConfig, OTLPReceiver)
+class _GrpcLogsService(_GrpcTraceService):
+    """LogsService/Export: the same reading, limits and answers as TraceService."""
+
+    SERVICE, RESPONSE = _LOGS_SERVICE, ExportLogsServiceResponse
+
+    def _export(self, payload: bytes, headers: dict[str, str]) -> _Outcome:
+        with memory.admission(len(payload)):
+            return self.receiver._accept_logs(plogs.Logs.from_protobuf(payload), "grpc", headers)
+
+
+def _export_response(response_type, outcome: _Outcome):
+    """An Export response, with partial_success when some items were dropped."""
+    response = response_type()
+    if outcome.rejected:
+        field = "rejected_spans" if response_type is ExportTraceServiceResponse else "rejected_log_records"
+        setattr(response.partial_success, field, outcome.rejected)
+        response.partial_success.error_message = outcome.message
+    return response
+
+
+factory = Factory("otlp", Kind.RECEIVER, OTLPReceiverConfig, OTLPReceiver, signals=("traces", "logs"))

@@ -219,10 +219,7 @@ def test_column_names_and_types_are_upstreams_for_every_upstream_column():
            {name: ours[name]["type"] for name in upstream if name in ours}
 
 
-def test_our_schema_has_no_logs_table_to_compare():
-    """otel_logs: upstream ships logs_table.sql; genaitrace stores traces only (no logs pipeline),
-    so there is nothing of ours to compare. This fails the day ours gains a logs table without a
-    comparison being added here."""
-    templates = contrib_sqltemplates()
-    assert "otel_logs" in (templates / "logs_table.sql").read_text() or (templates / "logs_table.sql").exists()
+def test_logs_table_is_compared_in_its_own_module():
+    """otel_logs is compared with upstream's logs_table.sql by test_contrib_logs_schema.py
+    (`schema.logs_statements`); the traces DDL compared here holds no logs table."""
     assert not any("logs" in table for table in our_statements())
