@@ -131,7 +131,7 @@ CASES = {
     "non-loopback sqlquery without auth": (
         _edit("  bearertokenauth:\n", "  sqlquery:\n    endpoint: 0.0.0.0:13134\n    exporter: clickhouse\n  bearertokenauth:\n")
         .replace("extensions: [file_storage, bearertokenauth]", "extensions: [file_storage, bearertokenauth, sqlquery]"),
-        4, "extensions.sqlquery", "endpoint 0.0.0.0:13134 is reachable from other hosts but no `auth` is set"),
+        4, "extensions.sqlquery.auth", "endpoint 0.0.0.0:13134 is reachable from other hosts but no `auth` is set"),
     "ingest workers with the debug exporter": (
         _edit("exporters: [clickhouse, otlp/tempo]", "exporters: [clickhouse, debug]")
         .replace("service:\n", "service:\n  ingest_workers: 2\n"), 26, "exporters.debug",
