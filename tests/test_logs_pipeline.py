@@ -306,3 +306,32 @@ def test_a_tenants_sql_reader_sees_only_its_scores(tmp_path):
         assert read(GLOBEX) == ["globex", "globex"]
     finally:
         process.stop()
+
+
+def test_evaluation_in_an_app_bootstrapped_by_init_reaches_the_collector(collector):
+    """An app that calls `instrumentation.init()` and evaluates an LLM span: the result event goes to
+    the collector with the spans (a logger provider is made on first use when the app set none),
+    parented to the evaluated span, and lands in genai_scores as the token's tenant."""
+    from instrumentation_fixtures import child_env, run_python
+
+    env = child_env(OTEL_EXPORTER_OTLP_ENDPOINT=base(collector),
+                    OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer {ACME}", OTEL_SERVICE_NAME="eval-app")
+    result = run_python("""
+        import instrumentation
+        from instrumentation import evaluation
+        from opentelemetry import trace
+        instrumentation.init()
+        tracer = trace.get_tracer("app")
+        with tracer.start_as_current_span("chat gpt-4o-mini") as span:
+            span.set_attribute("gen_ai.operation.name", "chat")
+            span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+            check = evaluation.regex_safety_check({"card": r"\\b4111"})
+            evaluation.evaluate(span, check, source="heuristic", output="no card here")
+            print(format(span.get_span_context().span_id, "016x"))
+        instrumentation.shutdown()
+    """, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    span_id = result.stdout.strip().splitlines()[-1]
+    rows = collector.wait_for_rows(
+        f"SELECT name, value, tenant, SpanId FROM otel.genai_scores WHERE SpanId = '{span_id}'", lambda r: len(r) == 1)
+    assert rows[0]["name"] == "safety" and float(rows[0]["value"]) == 1.0 and rows[0]["tenant"] == "acme", rows
