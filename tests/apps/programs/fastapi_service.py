@@ -31,7 +31,7 @@ def serve(port: int) -> None:
         try:
             r = await litellm.acompletion(model="openai/gpt-4o-mini", api_base=BASE, api_key="x", num_retries=0,
                                           messages=[{"role": "user", "content": f"{question.q} zqcanary-prompt"}])
-        except litellm.exceptions.APIError as exc:
+        except (litellm.exceptions.APIError, litellm.exceptions.InternalServerError) as exc:
             return JSONResponse({"answer": f"provider failed: {type(exc).__name__}"}, status_code=502)
         return {"answer": r.choices[0].message.content.splitlines()[-1]}
 
@@ -56,12 +56,14 @@ def main() -> None:
             break
         except OSError:
             time.sleep(0.2)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-        for q in ("one", "two", "[fail:500]"):
-            response = client.post("/ask", json={"q": q})
-            print(q, "->", response.status_code, response.json()["answer"])
-    server.send_signal(signal.SIGTERM)
-    print("server exit:", server.wait(120))
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            for q in ("one", "two", "[fail:500]"):
+                response = client.post("/ask", json={"q": q})
+                print(q, "->", response.status_code, response.json()["answer"])
+    finally:  # the server goes down whatever happened above (a leftover child would hold our stdout)
+        server.send_signal(signal.SIGTERM)
+        print("server exit:", server.wait(120))
 
 
 if __name__ == "__main__":
