@@ -65,7 +65,8 @@ def _request(tenant: str, provider: str, model: str, start: datetime, n: int, fi
         call = scope.spans.add(trace_id=trace, span_id=(2).to_bytes(8, "big"), parent_span_id=(1).to_bytes(8, "big"),
                                name=f"chat {model}", start_time_unix_nano=at, end_time_unix_nano=at + 10**9)
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider, "gen_ai.request.model": model,
-                 "gen_ai.agent.name": "planner", "flow.name": "planning", "gen_ai.usage.input_tokens": INPUT, "gen_ai.usage.output_tokens": OUTPUT}
+                 "gen_ai.agent.name": "planner", "flow.name": "planning", "gen_ai.usage.input_tokens": INPUT, "gen_ai.usage.output_tokens": OUTPUT,
+                 "user.id": "user-1", "gen_ai.conversation.id": "conversation-1"}  # the per-user and session panels too
         if i >= n - estimated:
             attrs["genaitrace.usage.estimated"] = True
         for key, value in attrs.items():
