@@ -18,6 +18,11 @@ _GUARD_DIR = Path(__file__).parent / "netguard"
 _GUARD_LOG = Path(os.environ.get("NETGUARD_LOG") or (Path(__file__).parent.parent / ".pytest_cache" / f"netguard-{os.getpid()}.log"))
 
 
+# The `genaitrace check` corpus is source for the check to read, not tests to run: importing its
+# files would run what they do (one sets OTEL_SDK_DISABLED in this process).
+collect_ignore = ["check_corpus"]
+
+
 def pytest_configure(config) -> None:
     _GUARD_LOG.parent.mkdir(parents=True, exist_ok=True)
     _GUARD_LOG.write_text("")
