@@ -65,6 +65,8 @@ extensions:
   sqlquery:
     endpoint: 127.0.0.1:{query_port}
     exporter: clickhouse
+    # reliability tests read back every stored span id (hundreds of thousands on a fast machine)
+    limits: {{max_result_rows: 10000000, max_result_bytes_mib: 1024}}
 receivers:
   otlp:
     protocols:
