@@ -478,6 +478,11 @@ def _hex_to_b64(text: str, size: int, where: str) -> str:
 
 
 def decode_otlp_json(data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ExportTraceServiceRequest:
+    return decode_otlp_json_into(data, ExportTraceServiceRequest(), "resourceSpans", max_depth)
+
+
+def decode_otlp_json_into(data: bytes, request, top_key: str, max_depth: int = DEFAULT_MAX_JSON_DEPTH):
+    """OTLP/JSON of any signal (ids in hex, as the spec writes them) into `request`, depth-limited."""
     too_deep = f"malformed OTLP/JSON payload: nested deeper than {max_depth} levels"
     try:
         # json's C decoder stops at the interpreter's recursion limit (RecursionError, not a crash);
@@ -488,12 +493,11 @@ def decode_otlp_json(data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Ex
     except (UnicodeDecodeError, ValueError) as exc:
         raise PermanentError(f"malformed OTLP/JSON payload: {exc}") from exc
     if not isinstance(document, dict):
-        raise PermanentError("malformed OTLP/JSON payload: the top level must be an object with resourceSpans")
+        raise PermanentError(f"malformed OTLP/JSON payload: the top level must be an object with {top_key}")
     try:
         _hex_ids_to_base64(document, "$", max_depth)
     except _TooDeep:
         raise PermanentError(too_deep) from None
-    request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:

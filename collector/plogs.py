@@ -10,14 +10,12 @@ records 2: the same field numbers as traces).
 
 from __future__ import annotations
 
-import json
 from typing import Iterable
 
-from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from collector.component import PermanentError
-from collector.pdata import DEFAULT_MAX_JSON_DEPTH, _hex_ids_to_base64, _TooDeep
+from collector.pdata import DEFAULT_MAX_JSON_DEPTH, decode_otlp_json_into
 
 
 class Logs:
@@ -104,22 +102,4 @@ def sanitize(logs: Logs) -> tuple[int, str]:
 
 def decode_logs_json(data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ExportLogsServiceRequest:
     """OTLP/JSON logs (ids in hex, as the spec writes them), depth-limited like traces."""
-    too_deep = f"malformed OTLP/JSON payload: nested deeper than {max_depth} levels"
-    try:
-        document = json.loads(data)
-    except RecursionError:
-        raise PermanentError(too_deep) from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PermanentError(f"malformed OTLP/JSON payload: {exc}") from exc
-    if not isinstance(document, dict):
-        raise PermanentError("malformed OTLP/JSON payload: the top level must be an object with resourceLogs")
-    try:
-        _hex_ids_to_base64(document, "$", max_depth)
-    except _TooDeep:
-        raise PermanentError(too_deep) from None
-    request = ExportLogsServiceRequest()
-    try:
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
-    except json_format.ParseError as exc:
-        raise PermanentError(f"invalid OTLP/JSON payload: {exc}") from exc
-    return request
+    return decode_otlp_json_into(data, ExportLogsServiceRequest(), "resourceLogs", max_depth)
