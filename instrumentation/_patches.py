@@ -325,6 +325,39 @@ def patch_openinference_litellm() -> bool:
     return True
 
 
+def _dispatch_loop_without_creating():
+    """The loop a blocking LiteLLM caller may dispatch its timing report on, never a new one.
+
+    LiteLLM asks ``asyncio.get_event_loop()``, which on Python 3.11 creates and sets a loop in the
+    main thread that nobody closes (3.14 raises instead, and LiteLLM then uses ``asyncio.run``). The
+    abandoned loop is finalized at exit in no fixed order: in most runs of an instrumented app
+    (more live objects) its socket went first and ``__del__`` printed "Exception ignored ... Invalid
+    file descriptor: -1". This gives LiteLLM the 3.14 answer: the running or set loop, else None.
+    """
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)  # the default policy's slot
+    loop = getattr(local, "_loop", None)
+    return None if loop is None or loop.is_closed() else loop
+
+
+def patch_litellm_dispatch_loop(module) -> None:
+    """Post-import hook for ``litellm._service_logger`` (imported lazily by LiteLLM)."""
+    service_logging = getattr(module, "ServiceLogging", None)
+    if service_logging is None or not isinstance(service_logging.__dict__.get("_sync_dispatch_loop"),
+                                                 staticmethod):
+        return  # another LiteLLM: leave it as it is
+    import asyncio
+
+    if not hasattr(asyncio.get_event_loop_policy(), "_local"):
+        return
+    service_logging._sync_dispatch_loop = staticmethod(_dispatch_loop_without_creating)
+
+
 # ============================================================================ OpenAI SDK used directly
 class _UsageChunkFilter(wrapt.ObjectProxy):
     """An OpenAI SDK stream without the usage-only chunk we asked for; everything else as it was."""

@@ -201,7 +201,7 @@ def _instrument_litellm() -> None:
     from openinference.instrumentation import TraceConfig
     from openinference.instrumentation.litellm import LiteLLMInstrumentor
 
-    from instrumentation._patches import patch_openinference_litellm
+    from instrumentation._patches import patch_litellm_dispatch_loop, patch_openinference_litellm
     from instrumentation.processor import SPAN_ONLY, capture_mode
 
     hide = capture_mode() != SPAN_ONLY
@@ -211,6 +211,11 @@ def _instrument_litellm() -> None:
                                            hide_input_messages=hide, hide_output_messages=hide))
     patch_openinference_litellm()
     _block_traceloop_litellm()
+    import wrapt
+
+    wrapt.register_post_import_hook(lambda module: _once("litellm.dispatch_loop",
+                                                         lambda: patch_litellm_dispatch_loop(module)),
+                                    "litellm._service_logger")
 
 
 def _block_traceloop_litellm() -> None:

@@ -56,6 +56,9 @@ DEFAULT_EXPORTERS = """
       max_interval: 1s
 """
 
+# reliability tests read back every stored span id (hundreds of thousands on a fast machine)
+SQL_RESULT_LIMITS = "    limits: {{max_result_rows: 10000000, max_result_bytes_mib: 1024}}\n"
+
 CONFIG_TEMPLATE = """
 extensions:
   health_check:
@@ -65,9 +68,7 @@ extensions:
   sqlquery:
     endpoint: 127.0.0.1:{query_port}
     exporter: clickhouse
-    # reliability tests read back every stored span id (hundreds of thousands on a fast machine)
-    limits: {{max_result_rows: 10000000, max_result_bytes_mib: 1024}}
-receivers:
+""" + SQL_RESULT_LIMITS + """receivers:
   otlp:
     protocols:
       grpc:

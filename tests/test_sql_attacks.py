@@ -19,7 +19,7 @@ import uuid
 import httpx
 import pytest
 
-from harness import CONFIG_TEMPLATE, CollectorProcess
+from harness import CONFIG_TEMPLATE, SQL_RESULT_LIMITS, CollectorProcess
 from otlp_load import make_request
 
 pytestmark = pytest.mark.timeout(300)
@@ -40,9 +40,12 @@ def collector(tmp_path_factory):
                        "extensions:\n  bearertokenauth:\n    token: ${{env:GT_ADMIN_TOKEN}}\n    tenants:\n"
                        "      acme: {{token: \"${{env:GT_ACME_TOKEN}}\"}}\n"
                        "      globex: {{token: \"${{env:GT_GLOBEX_TOKEN}}\"}}\n  health_check:")
-              .replace("    exporter: clickhouse\n",
-                       "    exporter: clickhouse\n    auth: {{authenticator: bearertokenauth}}\n"
+              # the harness raises the result limits for the reliability tests; the attacks run
+              # against the endpoint's default result limits, with a time and memory limit of their own
+              .replace(SQL_RESULT_LIMITS,
+                       "    auth: {{authenticator: bearertokenauth}}\n"
                        "    limits: {{max_execution_time: 10s, max_memory_usage_mib: 256}}\n"))
+    assert "max_result_rows" not in config
     process = CollectorProcess(work, config_text=config, extensions="bearertokenauth, health_check, file_storage, sqlquery",
                                env={"GT_ADMIN_TOKEN": ADMIN, "GT_ACME_TOKEN": ACME, "GT_GLOBEX_TOKEN": GLOBEX,
                                     "GT_CANARY_SECRET": CANARY_ENV_TEXT})
