@@ -149,7 +149,9 @@ ATTACKS = [
     "SELECT count() FROM numbers_mt(1000000000000)",
     "SELECT length(repeat('x', 1000000000))",
     "SELECT length(groupArray(number)) FROM numbers(500000000)",
-    "SELECT count() FROM numbers(100000) AS a, numbers(100000) AS b",
+    # 10^12 joined rows: stopped by the time limit on any machine (10^10 took 15 s on one idle core,
+    # so close to the 10 s limit that a fast run answered it)
+    "SELECT count() FROM numbers(1000000) AS a, numbers(1000000) AS b",
     "SELECT number FROM numbers(10000000)",
     "SELECT sleepEachRow(1) FROM numbers(100)",
     "SELECT toUInt8(SpanName) FROM otel.otel_traces",
@@ -320,7 +322,8 @@ def test_hostile_queries_stay_within_memory_and_do_not_stall_inserts(collector):
         worker.start()
     time.sleep(0.5)
     latencies = []
-    while any(w.is_alive() for w in workers) and len(latencies) < 40:
+    # at least a few samples: on a quiet machine the limits may stop every hostile query within 0.5 s
+    while (any(w.is_alive() for w in workers) and len(latencies) < 40) or len(latencies) < 5:
         request, _ = make_request(5, tenant="acme")
         began = time.monotonic()
         assert _ingest(collector, request, ACME).status_code == 200
