@@ -17,6 +17,15 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+# The errors live below the component model (pdata raises them too); re-exported here.
+from collector.errors import (  # noqa: F401
+    ConsumeError,
+    PermanentError,
+    ResourceExhaustedError,
+    RetryableError,
+    UnauthenticatedError,
+)
+
 if TYPE_CHECKING:
     from collector.pdata import Traces
     from collector.telemetry import SelfTelemetry
@@ -64,38 +73,6 @@ class StrictConfig(BaseModel):
     def references(self) -> dict[str, tuple["Kind", str]]:
         """Other components this one names, as {field: (kind, id)}; the loader checks they exist."""
         return {}
-
-
-class ConsumeError(Exception):
-    """Data was not accepted. `retryable` tells the receiver which answer the client gets."""
-
-    retryable = False
-
-
-class PermanentError(ConsumeError):
-    """Bad data: retrying the same request will fail again (HTTP 400 / gRPC INVALID_ARGUMENT)."""
-
-    http_status = 400
-
-
-class RetryableError(ConsumeError):
-    """Temporarily refused, e.g. a full queue or the memory limit (HTTP 429/503, RESOURCE_EXHAUSTED)."""
-
-    retryable = True
-
-    def __init__(self, message: str, retry_after_s: float = 1.0):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class ResourceExhaustedError(RetryableError):
-    """Over capacity (a full sending queue, the memory limit): HTTP 429 / gRPC RESOURCE_EXHAUSTED."""
-
-
-class UnauthenticatedError(PermanentError):
-    """Missing or wrong credentials: HTTP 401 / gRPC UNAUTHENTICATED."""
-
-    http_status = 401
 
 
 class Consumer(Protocol):
