@@ -69,9 +69,32 @@ USER_ID_READ_ORDER = (USER_ID, ENDUSER_ID)
 # `session.id`: the session name of OpenInference, Langfuse and genaitrace's baggage (which also
 # writes gen_ai.conversation.id); a conversation is read under either, the GenAI name first.
 SESSION_ID = "session.id"
-CONVERSATION_ID_READ_ORDER = (GEN_AI_CONVERSATION_ID, SESSION_ID)
+# gen_ai.conversation.id is conditionally required ("when available") on inference and agent spans
+# (GENAI_REPO model/gen-ai/spans.yaml). Other dialects' spellings of it, which genai_normalizer
+# copies to gen_ai.conversation.id, in order of trust:
+#   session.id                                   OpenInference (SpanAttributes.SESSION_ID), Langfuse
+#   traceloop.association.properties.session_id  traceloop-sdk (AssociationProperty.SESSION_ID)
+#   langfuse.session.id                          Langfuse's own OTel attribute
+CONVERSATION_ID_ALIASES = (SESSION_ID, "traceloop.association.properties.session_id", "langfuse.session.id")
+CONVERSATION_ID_READ_ORDER = (GEN_AI_CONVERSATION_ID,) + CONVERSATION_ID_ALIASES
 # Older SDKs put an event's name in this log attribute instead of the LogRecord's EventName.
 EVENT_NAME_ATTRIBUTE = "event.name"
+
+# Failures. `error.type` is conditionally required on every GenAI span that ended in an error
+# (GENAI_REPO model/gen-ai/spans.yaml, attributes.gen_ai.error): the provider's error code or the
+# exception's class; `_OTHER` when nothing better is known (semconv's error.type fallback value).
+ERROR_TYPE_OTHER = "_OTHER"
+EXCEPTION_TYPE = "exception.type"
+EXCEPTION_MESSAGE = "exception.message"
+EXCEPTION_STACKTRACE = "exception.stacktrace"
+# A provider error is reported as this log record (event), parented to the failed span through its
+# TraceId/SpanId, severity WARN (13), attributes exception.type / .message / .stacktrace
+# (GENAI_REPO model/gen-ai/events.yaml, event `gen_ai.client.operation.exception`).
+GEN_AI_CLIENT_OPERATION_EXCEPTION_EVENT = "gen_ai.client.operation.exception"
+GEN_AI_CLIENT_OPERATION_EXCEPTION_SEVERITY = 13  # SeverityNumber WARN
+# ... rather than the span event the trace API's record_exception writes (deprecated in favour of
+# log-based events); the collector still reads it, with the same attributes.
+EXCEPTION_SPAN_EVENT = "exception"
 
 # Operation names (`gen_ai.operation.name` values). `invoke_workflow` and `plan` are in the GenAI
 # repository (model/gen-ai/registry.yaml), newer than the package's enum.
@@ -86,7 +109,28 @@ OP_INVOKE_WORKFLOW = "invoke_workflow"
 OP_PLAN = "plan"
 OP_TASK = "task"  # not semconv: CrewAI-style task spans (genaitrace's instrumentation)
 INFERENCE_OPERATIONS = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT, OP_EMBEDDINGS})
-CONTAINER_OPERATIONS = (OP_INVOKE_AGENT, OP_TASK, OP_INVOKE_WORKFLOW)
+# `plan` (GENAI_REPO model/gen-ai/spans.yaml, span gen_ai.plan.internal): an agent's planning or
+# task-decomposition phase; the LLM call that makes the plan SHOULD be its child. A plan span that
+# carries token usage itself (an instrumentation that reports the planner's usage on it, with no
+# child call) is a call of its own, priced like an inference; one without usage is a container only.
+# Calls are counted per operation, so planning is never counted as chat.
+USAGE_OPERATIONS = INFERENCE_OPERATIONS | {OP_PLAN}
+CONTAINER_OPERATIONS = (OP_INVOKE_AGENT, OP_TASK, OP_INVOKE_WORKFLOW, OP_PLAN)
+# Other spellings of the operations, as gen_ai.operation.name values or span kinds of a dialect.
+# OpenInference (span kinds LLM..DECISION) and traceloop (workflow/task/agent/tool) have no planning
+# kind; OpenInference's DECISION is a routing decision, not a plan, and is left alone, as the
+# convention asks (no `plan` when planning cannot be told from other reasoning).
+OPERATION_SPELLINGS: dict[str, str] = {"planning": OP_PLAN, "planner": OP_PLAN}
+# Planners a dialect reports as an ordinary agent. CrewAI's crew planning (`Crew(planning=True)`)
+# runs an agent with this fixed role (crewai.utilities.planning_handler.CrewPlanner); under
+# traceloop it is an `invoke_agent` span `Task Execution Planner.agent` carrying the planner's usage.
+PLANNER_AGENT_NAMES = frozenset({"Task Execution Planner"})
+
+# Event names of the GenAI repository (the package has no constants for events) -> their source.
+EVENTS: dict[str, str] = {
+    GEN_AI_EVALUATION_RESULT_EVENT: f"{GENAI_REPO}: model/gen-ai/events.yaml",
+    GEN_AI_CLIENT_OPERATION_EXCEPTION_EVENT: f"{GENAI_REPO}: model/gen-ai/events.yaml",
+}
 
 # Current names the pinned package does not define yet -> the public source that does.
 NEWER_THAN_PACKAGE: dict[str, str] = {
