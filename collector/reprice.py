@@ -47,7 +47,7 @@ from collector.storage import rollups
 from collector.storage.genai_views import attr_sql
 from collector.storage.schema import SchemaOptions, quote_ident
 from instrumentation import genai_mapping as gm
-from processors.genai_cost import GenAICostConfig, price_attributes, standard_cost
+from processors.genai_cost import GenAICostConfig, is_call, price_attributes, standard_cost
 from processors.pricing import PriceBook
 
 _COST_KEYS = frozenset(gm.COST_ATTRIBUTES)
@@ -117,8 +117,7 @@ def new_attributes(attrs: dict[str, str], span_name: str, start_ns: int, book: P
                    inner_span: str | None, standard: bool = False) -> tuple[dict[str, str], dict[str, Any]]:
     """(the stored map as it should be now, the cost attributes computed) for one stored span."""
     norm = gm.normalize_attributes(attrs, span_name)
-    op = norm.get(gm.GEN_AI_OPERATION_NAME)
-    if op not in gm.INFERENCE_OPERATIONS:
+    if not is_call(norm):  # inference spans, and plan spans that report usage themselves
         cost: dict[str, Any] = {}
     elif inner_span is not None:
         cost = {gm.GEN_AI_USAGE_COST_STATUS: "delegated", gm.GEN_AI_USAGE_COST_PRICED_SPAN_ID: inner_span}

@@ -84,6 +84,8 @@ from semconv import (  # noqa: E402  (re-exported: gm.GEN_AI_* is what callers u
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
     GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    CONVERSATION_ID_ALIASES,
+    GEN_AI_CONVERSATION_ID,
     INFERENCE_OPERATIONS,
     OP_CHAT,
     OP_CREATE_AGENT,
@@ -95,8 +97,10 @@ from semconv import (  # noqa: E402  (re-exported: gm.GEN_AI_* is what callers u
     OP_PLAN,
     OP_TASK,
     OP_TEXT_COMPLETION,
+    OPERATION_SPELLINGS,
     OPENAI_REQUEST_SERVICE_TIER,
     OPENAI_RESPONSE_SERVICE_TIER,
+    PLANNER_AGENT_NAMES,
     PROVIDER_DETECTION,
     REQUEST_SERVICE_TIER,
     RESPONSE_SERVICE_TIER,
@@ -293,6 +297,8 @@ _OPERATION_VALUES: dict[str, str] = {
     "create_agent": OP_CREATE_AGENT,
     "execute_tool": OP_EXECUTE_TOOL,
     "invoke_workflow": OP_INVOKE_WORKFLOW,
+    "plan": OP_PLAN,
+    **OPERATION_SPELLINGS,
     # OpenInference span kinds
     "llm": OP_CHAT,
     "agent": OP_INVOKE_AGENT,
@@ -315,7 +321,8 @@ _OPERATION_VALUES: dict[str, str] = {
 NORMALIZER_READ_KEYS: frozenset[str] = frozenset(
     [GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_PROVIDER_DETECTION, GEN_AI_RESPONSE_MODEL,
      GEN_AI_REQUEST_MODEL, "llm.response.model", "llm.request.model", "llm.model_name", "embedding.model_name",
-     "llm.prompts", "llm.input_messages.0.message.role"]
+     "llm.prompts", "llm.input_messages.0.message.role", GEN_AI_AGENT_NAME, GEN_AI_CONVERSATION_ID]
+    + list(CONVERSATION_ID_ALIASES)
     + list(_OPERATION_KEYS) + list(_PROVIDER_KEYS) + list(_SERVER_KEYS) + list(_DROPPABLE)
     + [k for keys in _TOKEN_ALIASES.values() for k in keys]
     + [k for keys in _STRING_ALIASES.values() for k in keys]
@@ -333,6 +340,7 @@ _SPAN_NAME_OPERATIONS = {
     "create_agent": OP_CREATE_AGENT,
     "execute_tool": OP_EXECUTE_TOOL,
     "invoke_workflow": OP_INVOKE_WORKFLOW,
+    "plan": OP_PLAN,
 }
 
 
@@ -496,7 +504,15 @@ def detect_provider(attributes: Mapping[str, Any]) -> str | None:
 
 
 def operation_name(attributes: Mapping[str, Any], span_name: str | None = None) -> str | None:
-    """The semconv `gen_ai.operation.name` for a span of any dialect, or None if it is not GenAI."""
+    """The semconv `gen_ai.operation.name` for a span of any dialect, or None if it is not GenAI.
+    A known planner reported as an agent (CrewAI's crew planning) is `plan`."""
+    op = _operation_name(attributes, span_name)
+    if op == OP_INVOKE_AGENT and _as_str(attributes.get(GEN_AI_AGENT_NAME)) in PLANNER_AGENT_NAMES:
+        return OP_PLAN
+    return op
+
+
+def _operation_name(attributes: Mapping[str, Any], span_name: str | None) -> str | None:
     value = _as_str(attributes.get(GEN_AI_OPERATION_NAME))
     if value is not None:
         return _OPERATION_VALUES.get(value.lower(), value.lower())
@@ -543,6 +559,12 @@ def normalize_attributes(
     op = operation_name(attributes, span_name)
     if op is not None:
         out[GEN_AI_OPERATION_NAME] = op
+    if _as_str(attributes.get(GEN_AI_CONVERSATION_ID)) is None:
+        # Conditionally required when available: another dialect's session id is that conversation.
+        _, conversation = _first(attributes, CONVERSATION_ID_ALIASES)
+        conversation = _as_str(conversation)
+        if conversation is not None:
+            out[GEN_AI_CONVERSATION_ID] = conversation
 
     for target, keys in _STRING_ALIASES.items():
         key, value = _first(attributes, keys)

@@ -23,11 +23,13 @@ Override keys are litellm's price fields (`input_cost_per_token`, `output_cost_p
 variants); fields not given are inherited from the bundled entry of the same model unless
 `replace: true`. A misspelt or negative field is a config error naming the key.
 
-Only inference spans (`chat`, `text_completion`, `generate_content`, `embeddings`) are priced, so
-summing `gen_ai.usage.cost_usd` over any set of spans never double counts: agent, workflow, task and
-tool spans never carry it (any they arrive with is removed), and an inference span that wraps
-another (a framework span around the provider SDK's span) is marked `delegated` and left to the
-inner one. Token semantics are semconv's: input includes cache read and cache write
+Only inference spans (`chat`, `text_completion`, `generate_content`, `embeddings`) are priced,
+and `plan` spans that report token usage themselves (priced like an inference; a plan span without
+usage gets no cost attributes at all, so it is never "unpriced"), so summing `gen_ai.usage.cost_usd`
+over any set of spans never double counts: agent, workflow, task and tool spans never carry it (any
+they arrive with is removed), and an inference or plan span that wraps another call (a framework
+span around the provider SDK's span, a plan span around the LLM call that made the plan) is marked
+`delegated` and left to the inner one. Token semantics are semconv's: input includes cache read and cache write
 (`gen_ai.usage.cache_write.input_tokens`, read also under its earlier name
 `gen_ai.usage.cache_creation.input_tokens`, never both), output includes reasoning; each part is
 priced at its own rate. Attributes written (names from the `semconv` package):
@@ -188,6 +190,15 @@ def price_attributes(book: PriceBook, attrs: dict[str, Any], start_ns: int | Non
 _STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
 
+def is_call(attrs: dict[str, Any]) -> bool:
+    """True for a span priced as a call: an inference span, or a `plan` span that reports token
+    usage itself (a plan span without usage is only the parent of the call that made the plan)."""
+    operation = attrs.get(gm.GEN_AI_OPERATION_NAME)
+    if not isinstance(operation, str) or operation not in semconv.USAGE_OPERATIONS:
+        return False
+    return operation in gm.INFERENCE_OPERATIONS or not _no_usage(attrs)
+
+
 def _no_usage(attrs: dict[str, Any]) -> bool:
     return attrs.get(gm.GEN_AI_USAGE_INPUT_TOKENS) is None and attrs.get(gm.GEN_AI_USAGE_OUTPUT_TOKENS) is None
 
@@ -258,8 +269,7 @@ class GenAICostProcessor(Processor):
             attrs = row.attributes if row.normalized else _normalized(row)
             if attrs is None:
                 continue
-            operation = attrs.get(gm.GEN_AI_OPERATION_NAME)
-            if isinstance(operation, str) and operation in gm.INFERENCE_OPERATIONS:
+            if is_call(attrs):
                 inference.append((row, attrs))
             elif not _COST_KEYS.isdisjoint(attrs):
                 traces.patch(row, {}, _COST_KEYS.intersection(attrs))  # never cost on agent/workflow/task/tool spans

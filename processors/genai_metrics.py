@@ -34,6 +34,10 @@ Migration from the previous release: `gen_ai_client_token_usage{gen_ai_token_typ
 `gen_ai.client.token.usage`, replaced by the two inference usage histograms) is emitted only with
 `legacy_metric_names: true`, for one release; the dashboards and alert rules use the new names.
 
+Calls are inference spans and `plan` spans that report token usage themselves (under
+`gen_ai_operation_name="plan"` / `operation="plan"`, never as chat); a plan span without usage is
+left to the call beneath it.
+
 Counters with the names users' dashboards and alerts already know (labels `provider`, `model`,
 `agent_name`, `tenant`, `operation`):
 
@@ -67,6 +71,9 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
 INFERENCE_OPERATIONS = semconv.INFERENCE_OPERATIONS
+# Calls: inference spans, and `plan` spans that report usage themselves (counted under
+# operation="plan", never as chat).
+CALL_OPERATIONS = semconv.USAGE_OPERATIONS
 OP_KEY = semconv.GEN_AI_OPERATION_NAME
 OTHER, UNKNOWN = "other", "unknown"
 
@@ -82,6 +89,11 @@ _TOKEN_KEYS = (
 )
 _READ = {name: semconv.read_order(name) for name in
          [key for _, key in _TOKEN_KEYS] + [semconv.COST_STATUS, semconv.COST_UNPRICED_REASON]}
+
+
+def _no_usage(attributes) -> bool:
+    return _get(attributes, semconv.GEN_AI_USAGE_INPUT_TOKENS) is None and \
+        _get(attributes, semconv.GEN_AI_USAGE_OUTPUT_TOKENS) is None
 
 
 def _get(attributes, name: str):
@@ -241,8 +253,10 @@ class GenAIMetricsProcessor(Processor):
         for row in traces.genai_rows():  # the rows the GenAI processors read and patched
             a = row.attributes
             op = a.get(OP_KEY)
-            if type(op) is not str or (op not in INFERENCE_OPERATIONS and op not in _TIMED_OPERATIONS):
+            if type(op) is not str or (op not in CALL_OPERATIONS and op not in _TIMED_OPERATIONS):
                 continue
+            if op not in INFERENCE_OPERATIONS and op not in _TIMED_OPERATIONS and _no_usage(a):
+                continue  # a plan span without usage of its own: the call beneath it is counted
             tenant = self.tenant(str(a.get("tenant.id") or row.resource.get("tenant.id") or ""))
             agent = self.agent(str(a.get("gen_ai.agent.name") or ""))
             error = row.status_code == _STATUS_ERROR

@@ -7,6 +7,18 @@
 OpenInference (`llm.*`, `openinference.span.kind`), OpenLLMetry/traceloop and older semconv
 (`gen_ai.system`, `gen_ai.usage.prompt_tokens`, `traceloop.span.kind`) and OpenLIT spans come out
 with `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.usage.*`.
+
+The attributes the GenAI conventions make conditionally required are completed here too:
+
+* `gen_ai.conversation.id` ("when available"), from another dialect's session id (`session.id`,
+  traceloop's `traceloop.association.properties.session_id`, `langfuse.session.id`);
+* `gen_ai.operation.name = plan` for planning spans: `plan ...` span names, `planning`/`planner`
+  spellings, and planners reported as agents (CrewAI's crew planning agent);
+* `error.type` ("if the operation ended in an error") on a failed GenAI span that lacks it: the
+  `exception.type` of its exception span event (the deprecated way to report the provider's
+  error; the current one, the `gen_ai.client.operation.exception` log record, goes through the
+  logs pipeline and is joined to the span by `genai_exceptions`), else the error class that
+  leads the status description (`RateLimitError: ...`), else the HTTP status code, else `_OTHER`.
 The provider is detected from the span's attributes, then `server.address`, then the model name;
 `gen_ai.provider.detection` says which (or `unknown`). Idempotent. The mapping itself lives in
 `instrumentation/genai_mapping.py`, shared with the app-side instrumentation. Put it before
@@ -23,6 +35,7 @@ rows, already normalised.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
@@ -33,6 +46,7 @@ from instrumentation.genai_mapping import (
     normalize_attributes,
     reads_only_operation,
 )
+from semconv import ERROR_TYPE, ERROR_TYPE_OTHER, EXCEPTION_SPAN_EVENT, EXCEPTION_TYPE
 
 
 NORMALIZATION_ERROR = "gen_ai.normalization.error"
@@ -55,9 +69,19 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, An
     return to_set, [key for key in before if key not in after]
 
 
+_STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+# An error class leading a status description: `RateLimitError: ...`, `openai.APITimeoutError`,
+# `litellm.exceptions.BadRequestError - ...`. Low cardinality, as error.type must be.
+_ERROR_CLASS = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Timeout|Exceeded))\b")
+_HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
+
+
 def normalize_traces(traces: Traces, drop_originals: bool = False) -> None:
     """Normalise every GenAI span of a batch; its rows are left normalised (`row.normalized`)."""
+    failed: list[GenAISpan] = []
     for row in traces.genai_rows():
+        if row.status_code == _STATUS_ERROR and not row.attributes.get(ERROR_TYPE):
+            failed.append(row)
         if not _settled(row.attributes):
             try:
                 to_set, remove = changes(row.attributes, normalize_attributes(row.attributes, row.name,
@@ -68,6 +92,38 @@ def normalize_traces(traces: Traces, drop_originals: bool = False) -> None:
                 _mark_unnormalizable(traces, row, exc)
                 continue
         row.normalized = True
+    if failed:
+        _set_error_types(traces, [row for row in failed if row.attributes.get(GEN_AI_OPERATION_NAME)])
+
+
+def _set_error_types(traces: Traces, rows: list[GenAISpan]) -> None:
+    """`error.type` on failed GenAI spans that lack it. Reads the batch's message (for the spans'
+    events and status descriptions) only when there is such a span: failures are rare."""
+    if not rows:
+        return
+    wanted = {row.index: row for row in rows}
+    for index, (_, _, span) in enumerate(traces.spans()):
+        row = wanted.get(index)
+        if row is not None:
+            traces.patch(row, {ERROR_TYPE: error_type(span, row.attributes)})
+
+
+def error_type(span: Any, attributes: dict[str, Any]) -> str:
+    """The error.type of a failed span (an OTLP `Span`): its last exception event's type, else the
+    error class leading its status description, else its HTTP status code, else `_OTHER`."""
+    for event in reversed(span.events):
+        if event.name == EXCEPTION_SPAN_EVENT:
+            for kv in event.attributes:
+                if kv.key == EXCEPTION_TYPE and kv.value.string_value.strip():
+                    return kv.value.string_value.strip()[:256]
+    match = _ERROR_CLASS.match(span.status.message)
+    if match:
+        return match[1]
+    for key in _HTTP_STATUS_KEYS:
+        code = attributes.get(key)
+        if isinstance(code, int) and not isinstance(code, bool) and code >= 400:
+            return str(code)
+    return ERROR_TYPE_OTHER
 
 
 def _mark_unnormalizable(traces: Traces, row: GenAISpan, exc: Exception) -> None:

@@ -3,14 +3,16 @@
 Everything here reads the contrib `otel_traces` table; nothing is written twice except the daily
 rollup, which a materialized view fills as spans are inserted.
 
-    genai_calls                     VIEW   one row per inference call (chat, text_completion,
-                                           generate_content, embeddings), typed: tenant, agent,
-                                           model, every token count, cost and its breakdown, ...
+    genai_calls                     VIEW   one row per call: inference (chat, text_completion,
+                                           generate_content, embeddings) and `plan` spans that
+                                           report token usage themselves, each under its own
+                                           `operation`, typed: tenant, agent, model, every token
+                                           count, cost and its breakdown, `error_type`, ...
     genai_agent_tasks               VIEW   one row per task span: what `agent_task_history` held
     genai_traces(from_ts, to_ts)    VIEW   cost, tokens, calls, errors per trace (parameterized)
     genai_subtree_costs(from_ts, to_ts)
-                                    VIEW   per agent / task / workflow span: the cost of the
-                                           inference calls beneath it (parameterized)
+                                    VIEW   per agent / task / workflow / plan span: the cost of
+                                           the calls beneath it (parameterized)
     genai_daily                     TABLE  daily rollup per tenant, agent, provider, model, flow
     genai_daily_mv                  MV     otel_traces -> genai_daily
 
@@ -55,10 +57,15 @@ TTFC = "gen_ai.response.time_to_first_chunk"  # seconds
 
 _OPS_SQL = ", ".join(f"'{op}'" for op in INFERENCE_OPERATIONS)
 _CONTAINERS_SQL = ", ".join(f"'{op}'" for op in CONTAINER_OPERATIONS)
+# Operations whose spans are calls only when they report usage themselves (`plan`).
+_USAGE_ONLY_SQL = ", ".join(f"'{op}'" for op in sorted(semconv.USAGE_OPERATIONS - semconv.INFERENCE_OPERATIONS))
 
-# Inference spans that carry their own usage (a `delegated` wrapper's usage is its inner span's).
+# Calls that carry their own usage: inference spans, and plan spans with token counts (a `delegated`
+# wrapper's usage is its inner span's). The same rule as genai_cost.is_call.
 _IS_CALL = (
-    f"SpanAttributes['gen_ai.operation.name'] IN ({_OPS_SQL}) "
+    f"(SpanAttributes['gen_ai.operation.name'] IN ({_OPS_SQL}) "
+    f"OR (SpanAttributes['gen_ai.operation.name'] IN ({_USAGE_ONLY_SQL}) "
+    f"AND ({attr_sql(semconv.GEN_AI_USAGE_INPUT_TOKENS)} != '' OR {attr_sql(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)} != ''))) "
     f"AND {attr_sql(semconv.COST_STATUS)} != 'delegated'"
 )
 
@@ -66,6 +73,11 @@ _IS_CALL = (
 def _u(key: str) -> str:
     return f"toUInt64OrZero({attr_sql(key)})"
 
+
+# A failed span's error type: its `error.type` (genai_normalizer sets it on failed GenAI spans), else
+# semconv's fallback `_OTHER`; '' for a span that did not fail.
+ERROR_TYPE_EXPR = (f"if(StatusCode = 'Error', if(SpanAttributes['{semconv.ERROR_TYPE}'] != '', "
+                   f"SpanAttributes['{semconv.ERROR_TYPE}'], '{semconv.ERROR_TYPE_OTHER}'), '')")
 
 _TENANT_EXPR = f"if(SpanAttributes['{TENANT}'] != '', SpanAttributes['{TENANT}'], ResourceAttributes['{TENANT}'])"
 _MODEL_EXPR = (
@@ -111,7 +123,7 @@ SELECT
     {estimated} AS usage_estimated,
     StatusCode AS status,
     StatusCode = 'Error' AS is_error,
-    if(StatusCode = 'Error', if(SpanAttributes['error.type'] != '', SpanAttributes['error.type'], '_OTHER'), '') AS error_type,
+    {error_type} AS error_type,
     StatusMessage AS status_message,
     Duration / 1e6 AS duration_ms,
     SpanAttributes['gen_ai.request.stream'] = 'true' AS streaming,
@@ -139,7 +151,7 @@ SELECT
     SpanAttributes['{flow}'] AS flow,
     SpanAttributes['{feature}'] AS feature,
     SpanAttributes['gen_ai.workflow.name'] AS workflow,
-    if(StatusCode = 'Error', if(SpanAttributes['error.type'] != '', SpanAttributes['error.type'], '_OTHER'), '') AS error_type,
+    {error_type} AS error_type,
     StatusMessage AS error_message
 FROM {db}.{source}
 WHERE SpanAttributes['gen_ai.operation.name'] = 'task'
@@ -219,7 +231,7 @@ FROM
         SELECT TraceId, SpanId, ParentSpanId, SpanAttributes, ResourceAttributes, StatusCode, Timestamp,
                SpanAttributes['gen_ai.operation.name'] AS op,
                op IN ({containers}) AS is_container,
-               multiIf(op = 'invoke_agent', SpanAttributes['gen_ai.agent.name'],
+               multiIf(op IN ('invoke_agent', 'plan'), SpanAttributes['gen_ai.agent.name'],
                        op = 'task', SpanAttributes['gen_ai.task.name'],
                        op = 'invoke_workflow', SpanAttributes['gen_ai.workflow.name'], '') AS container_name
         FROM {db}.{source}
@@ -372,6 +384,7 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         model=_MODEL_EXPR,
         ttfc=TTFC,
         is_call=_IS_CALL,
+        error_type=ERROR_TYPE_EXPR,
         estimated=_IS_ESTIMATED,
         containers=_CONTAINERS_SQL,
         input=_u(semconv.GEN_AI_USAGE_INPUT_TOKENS),
@@ -439,7 +452,10 @@ def create(store, options: SchemaOptions) -> None:
             if existing_view is not None:
                 continue
         store.command(statement)
-    if existing_view is not None and not all(column in existing_view for column in DAILY_ADDED_COLUMNS):
+    # A rollup view of an earlier release lacks columns added since, or counts fewer operations as
+    # calls (before `plan`): move it to the current SELECT.
+    current = [*DAILY_ADDED_COLUMNS, *(f"'{op}'" for op in semconv.USAGE_OPERATIONS)]
+    if existing_view is not None and not all(text in existing_view for text in current):
         store.command(modify_view_statement(options))
 
 

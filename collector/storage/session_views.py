@@ -10,6 +10,15 @@
     genai_conversation_traces    VIEW  the traces of each conversation, in order: `turn` 1, 2, ...
     genai_conversations          VIEW  per conversation: turns, cost, tokens, errors, scores
     genai_users                  VIEW  per user (`user.id`, else `enduser.id`): cost and usage
+    genai_exceptions             VIEW  one row per reported exception: `gen_ai.client.operation.exception`
+                                       log records (how current GenAI instrumentations report a
+                                       provider error) and, still read, the deprecated `exception`
+                                       span events of GenAI spans; typed, with the TraceId/SpanId
+                                       of the operation that failed and `origin` log | span_event
+    genai_errors                 VIEW  one row per failed GenAI span, next to its exceptions: operation,
+                                       model, provider, agent, conversation, `error_type`, status
+                                       message, and the number, latest type and message of the
+                                       exceptions reported for it (joined by TraceId and SpanId)
 
 Everything is resolved when read, never when written: a score stored before the span it evaluates
 (feedback on a trace still in a batch, a response id whose span is late) joins as soon as the span
@@ -26,7 +35,9 @@ from collector.storage import genai_views
 from collector.storage.schema import SchemaOptions, distributed_names, logs_distributed_name, quote_ident
 
 EVENT = semconv.GEN_AI_EVALUATION_RESULT_EVENT
-VIEWS = ("genai_scores", "genai_session_traces", "genai_conversation_traces", "genai_conversations", "genai_users")
+VIEWS = ("genai_scores", "genai_session_traces", "genai_conversation_traces", "genai_conversations", "genai_users",
+         "genai_exceptions", "genai_errors")
+EXCEPTION_EVENT = semconv.GEN_AI_CLIENT_OPERATION_EXCEPTION_EVENT
 
 
 def _first(column: str, keys: tuple[str, ...]) -> str:
@@ -194,6 +205,82 @@ GROUP BY user_id
 """
 
 
+# Exceptions: the log records of the current convention (the failed span's TraceId/SpanId on the
+# record) and, from instrumentations that still write it, the `exception` span event of a GenAI span.
+_EXCEPTIONS_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_exceptions {cluster} AS
+SELECT
+    Timestamp, TraceId, SpanId, exception_type, exception_message, exception_stacktrace, severity, origin,
+    tenant, ServiceName
+FROM
+(
+    SELECT
+        Timestamp, TraceId, SpanId,
+        LogAttributes['{exc_type}'] AS exception_type,
+        LogAttributes['{exc_message}'] AS exception_message,
+        LogAttributes['{exc_stacktrace}'] AS exception_stacktrace,
+        toString(SeverityText) AS severity,
+        'log' AS origin,
+        {logs_tenant} AS tenant,
+        ServiceName
+    FROM {db}.{logs}
+    WHERE EventName = '{exc_event}' OR LogAttributes['{event_attr}'] = '{exc_event}'
+    UNION ALL
+    SELECT
+        event_ts AS Timestamp, TraceId, SpanId,
+        event_attrs['{exc_type}'] AS exception_type,
+        event_attrs['{exc_message}'] AS exception_message,
+        event_attrs['{exc_stacktrace}'] AS exception_stacktrace,
+        '' AS severity,
+        'span_event' AS origin,
+        if(SpanAttributes['{tenant}'] != '', SpanAttributes['{tenant}'], ResourceAttributes['{tenant}']) AS tenant,
+        ServiceName
+    FROM {db}.{traces}
+    ARRAY JOIN Events.Name AS event_name, Events.Timestamp AS event_ts, Events.Attributes AS event_attrs
+    WHERE has(Events.Name, '{span_event}') AND event_name = '{span_event}'
+      AND SpanAttributes['{operation}'] != ''
+)
+"""
+
+# Failed GenAI spans with the exceptions reported for them (none: 0 and empty strings).
+_ERRORS_VIEW = """
+CREATE OR REPLACE VIEW {db}.genai_errors {cluster} AS
+SELECT
+    s.Timestamp AS Timestamp, s.TraceId AS TraceId, s.SpanId AS SpanId, s.ParentSpanId AS ParentSpanId,
+    s.ServiceName AS ServiceName, s.SpanName AS SpanName, s.operation AS operation, s.tenant AS tenant,
+    s.agent AS agent, s.provider AS provider, s.model AS model, s.conversation_id AS conversation_id,
+    s.error_type AS error_type, s.status_message AS status_message, s.duration_ms AS duration_ms,
+    e.exceptions AS exceptions, e.exception_type AS exception_type, e.exception_message AS exception_message,
+    e.origins AS exception_origins
+FROM
+(
+    SELECT
+        Timestamp, TraceId, SpanId, ParentSpanId, ServiceName, SpanName,
+        SpanAttributes['{operation}'] AS operation,
+        {tenant_expr} AS tenant,
+        SpanAttributes['gen_ai.agent.name'] AS agent,
+        SpanAttributes['gen_ai.provider.name'] AS provider,
+        {model} AS model,
+        {conversation} AS conversation_id,
+        {error_type} AS error_type,
+        StatusMessage AS status_message,
+        Duration / 1e6 AS duration_ms
+    FROM {db}.{traces}
+    WHERE StatusCode = 'Error' AND SpanAttributes['{operation}'] != ''
+) AS s
+LEFT JOIN
+(
+    SELECT TraceId, SpanId, count() AS exceptions,
+           argMax(exception_type, Timestamp) AS exception_type,
+           argMax(exception_message, Timestamp) AS exception_message,
+           groupUniqArray(origin) AS origins
+    FROM {db}.genai_exceptions
+    WHERE SpanId != ''
+    GROUP BY TraceId, SpanId
+) AS e ON s.TraceId = e.TraceId AND s.SpanId = e.SpanId
+"""
+
+
 def _fields(options: SchemaOptions) -> dict[str, str]:
     clustered = bool(options.cluster_name)
     base = genai_views._fields(options)
@@ -207,7 +294,9 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         conversation=_first("SpanAttributes", semconv.CONVERSATION_ID_READ_ORDER),
         user=_first("SpanAttributes", semconv.USER_ID_READ_ORDER),
         tenant_expr=base["tenant"], is_call=base["is_call"], input=base["input"], output=base["output"],
-        model=base["model"],
+        model=base["model"], error_type=base["error_type"], operation=semconv.GEN_AI_OPERATION_NAME,
+        exc_event=EXCEPTION_EVENT, span_event=semconv.EXCEPTION_SPAN_EVENT, exc_type=semconv.EXCEPTION_TYPE,
+        exc_message=semconv.EXCEPTION_MESSAGE, exc_stacktrace=semconv.EXCEPTION_STACKTRACE,
     )
 
 
@@ -215,7 +304,8 @@ def statements(options: SchemaOptions) -> list[str]:
     """CREATE OR REPLACE VIEW statements, in dependency order (after schema.py's tables)."""
     fields = _fields(options)
     return [template.format(**fields).strip() for template in
-            (_SCORES_VIEW, _SESSION_TRACES_VIEW, _CONVERSATION_TRACES_VIEW, _CONVERSATIONS_VIEW, _USERS_VIEW)]
+            (_SCORES_VIEW, _SESSION_TRACES_VIEW, _CONVERSATION_TRACES_VIEW, _CONVERSATIONS_VIEW, _USERS_VIEW,
+             _EXCEPTIONS_VIEW, _ERRORS_VIEW)]
 
 
 def create(store, options: SchemaOptions) -> None:
