@@ -4,7 +4,7 @@
 #                   multi-agent workload through it, print what it stored and one trace tree
 #   ./run.sh test   set up everything (including Debian's prometheus for promtool), run the tests
 # Set-up is idempotent: a venv in .venv, installed from the committed lock with uv, and the native
-# module (collector/native, Rust) built offline from Debian's crates when its sources changed.
+# module (collector/native, Rust) built with maturin into the venv when its sources changed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -35,20 +35,28 @@ setup_promtool() {
   apt_install prometheus
 }
 
-# The collector's hot path in Rust (collector/native), built offline: the crates come from Debian's
-# packages (/usr/share/cargo/registry, see collector/native/.cargo/config.toml), not crates.io.
+# The collector's native module in Rust (collector/native): a wheel built with maturin (the crate's
+# pyproject.toml; pyo3 and prost from crates.io, compiled in the crate's target/, gitignored) when its
+# sources changed, then installed into the venv like any other wheel (after `uv pip sync`, which
+# removes what the lock does not list). Building needs Rust >= 1.85 (rustup's cargo here).
 setup_native() {
-  local dir=collector/native so=collector/native/_otlp_native.so
-  if [ -f "$so" ] && [ -z "$(find "$dir/src" "$dir/Cargo.toml" -newer "$so")" ]; then return; fi
-  if [ -d "$HOME/.cargo/bin" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
-  local packages=()
-  if ! ls -d /usr/share/cargo/registry/pyo3-0.17.* /usr/share/cargo/registry/prost-0.11.* >/dev/null 2>&1; then
-    packages+=(librust-pyo3-dev librust-prost-dev)
+  local dir=collector/native wheels=collector/native/target/dist wheel
+  wheel=$(ls -t "$wheels"/genaitrace_native-*.whl 2>/dev/null | head -1) || true
+  if [ -z "$wheel" ] || [ -n "$(find "$dir/src" "$dir/Cargo.toml" "$dir/Cargo.lock" "$dir/pyproject.toml" -newer "$wheel")" ]; then
+    if [ -d "$HOME/.cargo/bin" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+    local rust
+    rust=$(rustc --version 2>/dev/null | awk '{print $2}') || true
+    if [ -z "$rust" ] || [ "$(printf '%s\n' 1.85.0 "$rust" | sort -V | head -1)" != 1.85.0 ]; then
+      echo "run.sh: collector/native needs Rust >= 1.85 and cargo (found: ${rust:-none}). Install a" \
+           "toolchain with rustup (https://rustup.rs) or a distribution's rustc and cargo >= 1.85, then" \
+           "run ./run.sh again." >&2
+      exit 1
+    fi
+    rm -f "$wheels"/genaitrace_native-*.whl
+    nice -n 10 "$VENV/bin/uv" build --quiet --wheel --out-dir "$wheels" "$dir"
+    wheel=$(ls -t "$wheels"/genaitrace_native-*.whl | head -1)
   fi
-  if ! command -v cargo >/dev/null 2>&1; then packages+=(cargo); fi
-  if [ ${#packages[@]} -gt 0 ]; then apt_install "${packages[@]}"; fi
-  (cd "$dir" && PYO3_PYTHON="$OLDPWD/$VENV/bin/python" cargo build --release --offline --quiet)
-  cp "$dir/target/release/lib_otlp_native.so" "$so.tmp" && mv "$so.tmp" "$so"
+  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --reinstall-package genaitrace-native "$wheel"
 }
 
 # Interop peers for tests/interop, built once per machine into .cache/interop (gitignored) and
@@ -96,7 +104,6 @@ case "${1:-}" in
     setup_native
     setup_promtool
     setup_interop
-    export GENAITRACE_REQUIRE_NATIVE=1  # a test fails if the native module did not build
     shift
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -6,7 +6,7 @@ CPU time (`time.process_time`), best of `--repeat`, so other load on a shared ma
 less than wall time would. Stages: protobuf parse and serialize, receiver validation, each
 processor (`genai_normalizer`, `genai_cost`, `redaction`, `batch` merge; a processor's stage ends
 with the batch's serialization, which writes its pending patches), the protobuf -> Arrow conversion
-(`collector.storage.columns`, the native one, and the previous per-span implementation kept in
+(`collector.storage.columns`, native, and the first per-span Python implementation kept in
 `bench/columns_reference.py` for comparison), and one Arrow insert into embedded chdb. One insert
 is not the sustained cost: chdb's background merges add to it, the more the smaller the inserts
 (`bench/README.md`).
@@ -54,7 +54,6 @@ def _chained_processors():
 def run(spans: int = 10_000, repeat: int = 7) -> dict:
     from bench import columns_reference
     from bench.workload import make_request, span_count
-    from collector import native
     from collector.component import ComponentId
     from collector.pdata import Traces
     from collector.storage import columns
@@ -86,9 +85,7 @@ def run(spans: int = 10_000, repeat: int = 7) -> dict:
     try:
         from collector.receivers.validation import sanitize
 
-        stage("receiver validation (sanitize, full walk)", sanitize, fresh)
-        if native.available():
-            stage("receiver validation (native scan + flagged)", lambda t: sanitize(t, raw=data), fresh)
+        stage("receiver validation (native scan + flagged)", lambda t: sanitize(t, raw=data), fresh)
     except ImportError:
         pass
     from collector import registry
@@ -107,12 +104,11 @@ def run(spans: int = 10_000, repeat: int = 7) -> dict:
     chained = _chained_processors()
     if chained is not None:
         stage("normalizer -> cost, chained (pipeline)", chained.consume, lambda: Traces.from_protobuf(data))
-        if native.available():
-            def scanned():  # as the receiver hands it on: GenAI spans named by the native scan
-                traces = Traces.from_protobuf(data)
-                sanitize(traces, raw=data)
-                return traces
-            stage("normalizer -> cost, after the native scan", chained.consume, scanned)
+        def scanned():  # as the receiver hands it on: GenAI spans named by the native scan
+            traces = Traces.from_protobuf(data)
+            sanitize(traces, raw=data)
+            return traces
+        stage("normalizer -> cost, after the native scan", chained.consume, scanned)
     redaction = registry.factory(Kind.PROCESSOR, "redaction")
     if redaction is not None:  # in the default pipeline, not in the end-to-end benchmark's
         redactor = redaction.create(ComponentId("redaction"), redaction.config_model(), None)
@@ -122,12 +118,9 @@ def run(spans: int = 10_000, repeat: int = 7) -> dict:
           lambda: [Traces.from_protobuf(p) for p in parts])
     final = Traces.from_protobuf(normalized)
     stage("columns: reference (per span)", lambda: columns_reference.traces_to_arrow(final))
-    stage("columns: collector.storage.columns", lambda: columns.traces_to_arrow(final))
-    table = columns.traces_to_arrow(final)
-    assert table.equals(columns_reference.traces_to_arrow(final)), "fast columns differ from the reference"
-    if native.available():
-        stage("columns: native (collector/native)", lambda: native.payloads_to_arrow([normalized]))
-        assert native.payloads_to_arrow([normalized]).equals(table), "native columns differ from the reference"
+    stage("columns: native (collector/native)", lambda: columns.payloads_to_arrow([normalized]))
+    table = columns.payloads_to_arrow([normalized])
+    assert table.equals(columns_reference.traces_to_arrow(final)), "native columns differ from the reference"
 
     workdir = tempfile.mkdtemp(prefix="bench-micro-")
     try:

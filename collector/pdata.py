@@ -1,14 +1,24 @@
-"""Pipeline data: OTLP trace requests, kept serialized where possible, as the Go collector's pdata
-keeps them in its own wire-shaped structs.
+"""Pipeline data: OTLP trace requests in three explicit forms, as the Go collector's pdata keeps a
+batch in its own wire-shaped structs.
 
-Nothing builds a Python dict per span on the hot path. A batch travels as the bytes it arrived in
-(`Traces`); the receiver's native scan names the spans validation must look at and the spans with
-GenAI keys; the GenAI processors read only those as rows (`Traces.genai_rows`) and write their
-changes back as patches (`Traces.patch`), which the native module splices into the bytes; the
-batch processor concatenates bytes, and the ClickHouse exporter turns bytes into Arrow columns in
-Rust. Without the native module the same happens through the upb protobuf message, which stays
-the reference (`tests/test_native.py`). Any other processor may take `Traces.request`, the parsed
-message, and change it as it likes.
+A batch (`Traces`) is in one or more of these forms; the methods named below are the only
+conversions between them:
+
+* **bytes**, the serialized ExportTraceServiceRequest as received (`Traces.from_protobuf`,
+  `Traces.to_protobuf`). The hot form: merging batches is a concatenation
+  (`Traces.merge`), the exporters' queues take bytes, and the native module
+  (`collector.native`) reads them: the receiver's pre-scan, the GenAI rows and the Arrow columns.
+* **message**, the parsed upb message: `read()` to look at it (the bytes stay valid), `edit()` to
+  change it. `edit()` is the one conversion that gives the bytes up, by its name: after it,
+  `to_protobuf()` serializes the message again.
+* **rows + patches**, what the GenAI processors see: `genai_rows()` reads the spans with GenAI
+  keys natively from the bytes, `patch()` records changes, and the next conversion writes them
+  into the bytes natively (`apply_patches`), keeping every other byte as it came.
+
+The native module is the one implementation of the wire-level stages. What it cannot read where
+upb could (a known field number sent with another wire type, which upb keeps as an unknown field
+and prost refuses) goes through `canonical_protobuf` once: parsed by upb, unknown fields dropped,
+serialized again, so every stage then reads the same canonical bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import base64
 import binascii
 import decimal
 import json
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -28,8 +38,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collector.component import PermanentError
-from instrumentation.genai_mapping import GENAI_KEY_PREFIXES, is_genai_candidate
+from collector import native
+from collector.errors import PermanentError
+from instrumentation.genai_mapping import GENAI_KEY_PREFIXES
 
 __all__ = [
     "GenAISpan",
@@ -42,7 +53,10 @@ __all__ = [
     "Span",
     "ExportTraceServiceRequest",
     "ExportTraceServiceResponse",
+    "canonical_protobuf",
 ]
+
+_T = TypeVar("_T")
 
 
 class GenAISpan:
@@ -66,43 +80,54 @@ class GenAISpan:
         # not normalise them a second time.
         self.normalized = False
 
-    @classmethod
-    def of(cls, index: int, span: Span, resource: dict[str, Any]) -> "GenAISpan":
-        return cls(index, span.name, span.trace_id, span.span_id, span.parent_span_id, span.status.code,
-                   span.start_time_unix_nano, span.end_time_unix_nano, attributes_to_dict(span.attributes), resource)
+
+def canonical_protobuf(data: bytes) -> bytes:
+    """`data` as upb reads it, serialized again without unknown fields: what the native module
+    reads when it refused `data` (a known field with another wire type). PermanentError if upb
+    refuses it too."""
+    message = _parse(data)
+    message.DiscardUnknownFields()
+    return message.SerializeToString()
+
+
+def _parse(data: bytes) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(data)
+    except Exception as exc:  # upb raises DecodeError; anything else is equally a bad payload
+        raise PermanentError(f"malformed OTLP protobuf payload: {exc}") from exc
+    return request
 
 
 class Traces:
-    """One batch of spans: an `ExportTraceServiceRequest`, serialized, parsed or both.
+    """One batch of spans: bytes, message, or rows + patches (see the module docstring).
 
-    Bytes are the hot form: the receiver keeps the payload it parsed, the GenAI processors read
-    their rows from it (`genai_rows`) and record changes (`patch`) that are written into the bytes
-    in one native pass, merging is a concatenation and the exporters' queues take bytes. Whoever
-    asks for `request` gets the parsed message to change as it likes; the bytes are then dropped.
+    `genai_spans`, the indices (in `spans()` order) of the spans with a GenAI-looking attribute
+    key, travels with the bytes when known: the receiver's native scan names them, so the GenAI
+    processors read only those rows. Whoever adds or removes spans or attribute keys calls
+    `invalidate()`.
     """
 
     __slots__ = ("_request", "_serialized", "_span_count", "genai_spans", "_rows", "_patches")
 
     def __init__(self, request: ExportTraceServiceRequest | None = None):
+        """A batch in message form (an empty one without `request`)."""
         self._request = request if request is not None else ExportTraceServiceRequest()
         # The serialization, when known to equal `_request` (or `_request` is None).
         self._serialized: bytes | None = None
         self._span_count: int | None = None
-        # Indices (in `spans()` order) of every span with a GenAI-looking attribute key, or None
-        # when unknown. Set by the receiver; whoever adds or removes spans or keys calls `invalidate`.
         self.genai_spans: list[int] | None = None
         self._rows: list[GenAISpan] | None = None
         # span index -> (attributes to set, keys to remove first): changes not yet written.
         self._patches: dict[int, tuple[dict[str, Any], set[str]]] = {}
 
+    # --- bytes ---
+
     @classmethod
     def from_protobuf(cls, data: bytes) -> "Traces":
-        request = ExportTraceServiceRequest()
-        try:
-            request.ParseFromString(data)
-        except Exception as exc:  # upb raises DecodeError; anything else is equally a bad payload
-            raise PermanentError(f"malformed OTLP protobuf payload: {exc}") from exc
-        traces = cls(request)
+        """Received bytes; parsed once by upb here, so a malformed payload is a PermanentError
+        at the receiver, and the message is there for validation's few repairs."""
+        traces = cls(_parse(data))
         traces._serialized = data if type(data) is bytes else bytes(data)  # the native module reads bytes
         return traces
 
@@ -117,10 +142,14 @@ class Traces:
         return traces
 
     def to_protobuf(self) -> bytes:
+        """The bytes: as received, with pending patches written, or the edited message serialized."""
         self._apply_patches()
-        if self._serialized is not None:
-            return self._serialized
-        return self._request.SerializeToString()
+        return self._bytes()
+
+    def _bytes(self) -> bytes:
+        if self._serialized is None:
+            self._serialized = self._request.SerializeToString()
+        return self._serialized
 
     def serialized_size(self) -> int:
         """`len(self.to_protobuf())`, without serializing (or parsing) to find out."""
@@ -129,23 +158,54 @@ class Traces:
             return len(self._serialized)
         return self._request.ByteSize()
 
-    @property
-    def request(self) -> ExportTraceServiceRequest:
-        """The parsed message, for the caller to read or change; cached bytes and rows are dropped."""
+    def read_natively(self, read: Callable[[bytes], _T]) -> _T:
+        """`read(bytes)` for a native reader of this batch's bytes; if the native module refuses
+        them (ValueError) where upb read them, the bytes become `canonical_protobuf` of them, once,
+        and `read` runs again on those (a second refusal is a PermanentError)."""
+        self._apply_patches()
+        try:
+            return read(self._bytes())
+        except ValueError:
+            self._canonicalize()
+        try:
+            return read(self._serialized)
+        except ValueError as exc:
+            raise PermanentError(f"malformed OTLP protobuf payload: {exc}") from exc
+
+    def _canonicalize(self) -> None:
+        message = self._message()
+        message.DiscardUnknownFields()
+        self._serialized, self._rows = message.SerializeToString(), None
+
+    # --- message ---
+
+    def read(self) -> ExportTraceServiceRequest:
+        """The parsed message, pending patches written, to read only: the bytes stay valid."""
+        return self._message()
+
+    def edit(self) -> ExportTraceServiceRequest:
+        """The parsed message, to change as the caller likes. The bytes and rows are given up
+        here (`to_protobuf` serializes the message again); span count and `genai_spans` stay
+        unless the caller adds or removes spans or keys and calls `invalidate()`."""
         message = self._message()
         self._serialized, self._rows = None, None
         return message
 
+    @property
+    def request(self) -> ExportTraceServiceRequest:
+        """`edit()`, by its older name."""
+        return self.edit()
+
     def _message(self) -> ExportTraceServiceRequest:
-        """The parsed message with every patch applied, to read only."""
         self._apply_patches()
         if self._request is None:
-            self._request = ExportTraceServiceRequest.FromString(self._serialized)
+            self._request = _parse(self._serialized)
         return self._request
 
     @property
     def resource_spans(self):
-        return self.request.resource_spans
+        """The message's resource spans, to read."""
+        return self.read().resource_spans
 
     def span_count(self) -> int:
         if self._span_count is None:
@@ -159,55 +219,27 @@ class Traces:
         self._rows = None
 
     def spans(self) -> Iterator[tuple[ResourceSpans, ScopeSpans, Span]]:
-        for rs in self.request.resource_spans:
+        """Every span of the message, to read."""
+        for rs in self.read().resource_spans:
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     yield rs, ss, span
 
     def spans_at(self, indices: list[int]) -> Iterator[tuple[ScopeSpans, int]]:
         """(scope spans, index in it) of the spans at these ascending `spans()` indices, without
-        visiting the others."""
-        return _spans_at(self.request, indices) if indices else iter(())
+        visiting the others, to change: the message is in edit form (see `edit`) once any is named."""
+        return _spans_at(self.edit(), indices) if indices else iter(())
 
-    # --- the GenAI processors' view ---
+    # --- rows + patches ---
 
     def genai_rows(self) -> list[GenAISpan]:
-        """Every span with an attribute key starting with one of `GENAI_KEY_PREFIXES`, in order;
-        read once per batch (natively from the bytes when the module is built) and shared by the
-        processors, whose `patch`es keep the rows up to date."""
+        """Every span with an attribute key starting with one of `GENAI_KEY_PREFIXES` (or those
+        named by `genai_spans`), in order; read natively from the bytes once per batch and shared
+        by the processors, whose `patch`es keep the rows up to date."""
         if self._rows is None:
-            self._apply_patches()
-            self._rows = self._native_rows() if _native().available() else None
-            if self._rows is None:
-                self._rows = self._python_rows()
+            rows = self.read_natively(lambda data: native.genai_rows(data, self.genai_spans, GENAI_KEY_PREFIXES, _base64))
+            self._rows = [GenAISpan(*row) for row in rows]
         return self._rows
-
-    def _native_rows(self) -> list[GenAISpan] | None:
-        if self._serialized is None:  # e.g. validation repaired a span: the message is current
-            self._serialized = self._request.SerializeToString()
-        try:
-            rows = _native().genai_rows(self._serialized, self.genai_spans, GENAI_KEY_PREFIXES, _base64)
-        except ValueError:  # what the native reader cannot take as upb took it: read it in Python
-            return None
-        return [GenAISpan(*row) for row in rows]
-
-    def _python_rows(self) -> list[GenAISpan]:
-        hint = set(self.genai_spans) if self.genai_spans is not None else None
-        rows, index = [], 0
-        for rs in self._message().resource_spans:
-            resource = None
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    if hint is not None:
-                        picked = index in hint
-                    else:
-                        picked = is_genai_candidate(kv.key for kv in span.attributes)
-                    if picked:
-                        if resource is None:
-                            resource = attributes_to_dict(rs.resource.attributes)
-                        rows.append(GenAISpan.of(index, span, resource))
-                    index += 1
-        return rows
 
     def patch(self, row: GenAISpan, set_: dict[str, Any], remove: Iterable[str] = ()) -> None:
         """Change one row's span: remove every attribute with a key in `remove`, then set each of
@@ -228,24 +260,13 @@ class Traces:
         attributes.update(set_)
 
     def _apply_patches(self) -> None:
-        """Writes the pending patches: into the bytes natively, else into the parsed message."""
+        """Writes the pending patches into the bytes (serializing an edited message first)."""
         if not self._patches:
             return
         patches, self._patches = sorted(self._patches.items()), {}
-        if self._serialized is not None and _native().available():
-            try:
-                self._serialized = _native().apply_patches(
-                    self._serialized, [(index, list(remove), to_set) for index, (to_set, remove) in patches])
-                self._request = None
-                return
-            except ValueError:  # what the native writer cannot take as upb took it: patch the message
-                pass
-        if self._request is None:
-            self._request = ExportTraceServiceRequest.FromString(self._serialized)
-        self._serialized = None
-        indices = [index for index, _ in patches]
-        for (ss, at), (_, (to_set, remove)) in zip(_spans_at(self._request, indices), patches):
-            _patch_span(ss.spans[at], to_set, remove)
+        entries = [(index, list(remove), to_set) for index, (to_set, remove) in patches]
+        self._serialized = self.read_natively(lambda data: native.apply_patches(data, entries))
+        self._request = None
 
     @classmethod
     def merge(cls, batches: Iterable["Traces"]) -> "Traces":
@@ -278,12 +299,6 @@ def _spans_at(message: ExportTraceServiceRequest, indices: list[int]) -> Iterato
                 return
 
 
-def _native():
-    from collector import native  # imported here: collector.native imports this module
-
-    return native
-
-
 def _base64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
@@ -292,8 +307,8 @@ _INT64 = range(-(2**63), 2**63)
 
 
 def _as_read(value: Any) -> Any:
-    """`value` as it reads back once `set_any_value` wrote it (a tuple is a list, anything unknown
-    its `str`); ValueError for an int OTLP cannot carry."""
+    """`value` as it reads back once written (a tuple is a list, anything unknown its `str`);
+    ValueError for an int OTLP cannot carry."""
     kind = type(value)
     if kind is str or kind is float or kind is bool or value is None:
         return value
@@ -310,24 +325,6 @@ def _as_read(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(key): _as_read(item) for key, item in value.items()}
     return str(value)
-
-
-def _patch_span(span: Span, to_set: dict[str, Any], remove: set[str]) -> None:
-    """`Traces.patch` through the protobuf API (what `apply_patches` does to the bytes)."""
-    attributes = span.attributes
-    if remove and any(kv.key in remove for kv in attributes):
-        kept = [KeyValue(key=kv.key, value=kv.value) for kv in attributes if kv.key not in remove]
-        del attributes[:]
-        attributes.extend(kept)
-    position = {kv.key: i for i, kv in enumerate(attributes)}  # the last of duplicate keys
-    for key, value in to_set.items():
-        at = position.get(key)
-        if at is None:
-            set_any_value(attributes.add(key=key).value, value)
-        else:
-            target = attributes[at].value
-            target.Clear()
-            set_any_value(target, value)
 
 
 # --- attributes -------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""The native extension (collector/native) against the Python code it stands in for.
+"""The native extension (collector/native), the one implementation of the wire-level stages,
+against plain references written here and in tests/test_columns.py with the protobuf API.
 
-* `payloads_to_arrow` must equal `columns.traces_to_arrow(Traces.from_protobuf(...))` exactly.
-* `scan` must flag every span the Python validation drops or repairs (more is allowed), and name
-  exactly the spans the GenAI normaliser's candidate check selects.
-* `genai_rows` must read what `Traces` reads in Python, and `apply_patches` must write what the
+* `columns.payloads_to_arrow` must equal the per-span reference table exactly.
+* `scan` must flag every span the Python validation drops or repairs when it walks every span
+  (more is allowed), and name exactly the spans with a GenAI key.
+* `genai_rows` must read what the protobuf message holds, and `apply_patches` must write what the
   protobuf API writes.
 """
 
@@ -17,23 +18,21 @@ import time
 
 import pytest
 
-pytest.importorskip("collector.native._otlp_native")
-
 from collector import native  # noqa: E402
 from collector.component import PermanentError  # noqa: E402
-from collector.pdata import Traces, attributes_to_dict, format_double  # noqa: E402
+from collector.pdata import GenAISpan, Traces, attributes_to_dict, format_double, set_any_value  # noqa: E402
 from collector.receivers import validation  # noqa: E402
 from collector.storage import columns  # noqa: E402
 from instrumentation.genai_mapping import GENAI_KEY_PREFIXES  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 from opentelemetry.proto.trace.v1.trace_pb2 import Span  # noqa: E402
-from tests.test_columns import every_value_kind, varied_request  # noqa: E402
+from tests.test_columns import every_value_kind, reference_table, varied_request  # noqa: E402
 
 
 def assert_same_table(payloads: list[bytes]):
-    fast = native.payloads_to_arrow(payloads)
-    ref = columns.traces_to_arrow(Traces.from_protobuf(b"".join(payloads)))
+    fast = columns.payloads_to_arrow(payloads)
+    ref = reference_table(Traces.from_protobuf(b"".join(payloads)))
     assert fast.schema.equals(columns.ARROW_SCHEMA)
     assert fast.num_rows == ref.num_rows
     for name in columns.COLUMN_NAMES:
@@ -49,10 +48,6 @@ def one_span_request(**span_fields) -> ExportTraceServiceRequest:
 
 
 # --- payloads_to_arrow ----------------------------------------------------------------------------
-
-
-def test_available():
-    assert native.available()
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -150,7 +145,7 @@ def test_format_double_parity():
     span = request.resource_spans[0].scope_spans[0].spans[0]
     for i, value in enumerate(values):
         span.attributes.add(key=str(i), value=AnyValue(double_value=value))
-    rendered = [v for _, v in native.payloads_to_arrow([request.SerializeToString()]).column("SpanAttributes")
+    rendered = [v for _, v in columns.payloads_to_arrow([request.SerializeToString()]).column("SpanAttributes")
                 .to_pylist()[0]]
     expected = [format_double(v) for v in values]
     mismatches = [(v, r, e) for v, r, e in zip(values, rendered, expected) if r != e]
@@ -162,32 +157,62 @@ def test_malformed_payload_is_a_permanent_error(payload):
     with pytest.raises(PermanentError):
         Traces.from_protobuf(payload)  # the Python decoder agrees it is malformed
     with pytest.raises(PermanentError):
-        native.payloads_to_arrow([payload])
+        columns.payloads_to_arrow([payload])
     with pytest.raises(ValueError):
         native.scan(payload, 0, 8, 0, 0, 2**64, ())
 
 
-def test_wrong_wire_type_falls_back_to_python():
+def test_wrong_wire_type_is_read_in_its_canonical_form():
     """upb reads a known field sent with the wrong wire type as an unknown field; prost refuses
-    it. `payloads_to_arrow` then lets the Python path decide; `scan` raises (callers walk all)."""
-    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="kept").SerializeToString() + _field(6, b"xy")
-    payload = _field(1, _field(2, _field(2, span)))
+    it. Every stage then reads the batch's canonical bytes (upb's reading, unknown fields dropped),
+    made once: the same table, scan, rows and patches as for the well-formed payload."""
+    now = time.time_ns()
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="kept", start_time_unix_nano=now - HOUR,
+                end_time_unix_nano=now)
+    span.attributes.add(key="gen_ai.system").value.string_value = "openai"
+    payload = _field(1, _field(2, _field(2, span.SerializeToString() + _field(6, b"xy"))))
     assert Traces.from_protobuf(payload).span_count() == 1
     assert assert_same_table([payload]).column("SpanName").to_pylist() == ["kept"]
     with pytest.raises(ValueError):
         native.scan(payload, 0, 8, 0, 0, 2**64, ())
+    traces = Traces.from_protobuf(payload)
+    assert validation.sanitize(traces, raw=payload) == (0, "") and traces.genai_spans == [0]
+    canonical = traces.to_protobuf()
+    assert canonical != payload and ExportTraceServiceRequest.FromString(canonical) == traces.read()
+    [row] = traces.genai_rows()
+    assert row.name == "kept" and row.attributes == {"gen_ai.system": "openai"}
+    traces.patch(row, {"gen_ai.provider.name": "openai"})
+    assert [kv.key for kv in traces.read().resource_spans[0].scope_spans[0].spans[0].attributes] == [
+        "gen_ai.system", "gen_ai.provider.name"]
+    fresh = Traces.from_protobuf(payload)  # the rows without the scan's hint, patched at once
+    fresh.patch(fresh.genai_rows()[0], {"gen_ai.x": 1})
+    assert ExportTraceServiceRequest.FromString(fresh.to_protobuf()).resource_spans[0].scope_spans[0].spans[0].attributes[1].key == "gen_ai.x"
 
 
 def test_render_errors_propagate():
-    from collector.native import _otlp_native
-
     def render(raw):
         raise RuntimeError("no")
 
     request = one_span_request()
     request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="b", value=AnyValue(bytes_value=b"x"))
     with pytest.raises(RuntimeError):
-        _otlp_native.arrow_columns(request.SerializeToString(), render)
+        native.arrow_columns(request.SerializeToString(), render, columns.COLUMN_NAMES)
+
+
+def test_columns_come_in_the_order_the_caller_names():
+    """The column order is defined once, in Python (`columns.COLUMN_NAMES`); the native side
+    builds whatever order it is given, and refuses a name it does not build."""
+    payload = varied_request(2).SerializeToString()
+    table = columns.payloads_to_arrow([payload])
+    names = list(reversed(columns.COLUMN_NAMES))
+    rows, buffers = native.arrow_columns(payload, columns._render, names)
+    reader = columns._Reader(buffers)
+    for name in names:
+        assert reader.array(columns.ARROW_SCHEMA.field(name).type, rows).equals(table.column(name).chunk(0)), name
+    with pytest.raises(ValueError, match="no column"):
+        native.arrow_columns(payload, columns._render, ["Timestamp", "NoSuchColumn"])
+    with pytest.raises(ValueError, match="no column"):
+        native.arrow_columns(payload, columns._render, ["Timestamp", "Timestamp"])
 
 
 # --- scan -----------------------------------------------------------------------------------------
@@ -296,12 +321,24 @@ def validation_request(seed: int, now: int) -> tuple[ExportTraceServiceRequest, 
     return request, mutated
 
 
+def full_walk(message: ExportTraceServiceRequest, cfg) -> None:
+    """Validation's drop-or-repair on every span, resource and scope: what the scan must cover."""
+    now_ns = time.time_ns()
+    max_ns = now_ns + int(cfg.max_future_skew * 1e9)
+    for rs in message.resource_spans:
+        validation._limit_resource_and_scopes(rs, cfg, True)
+        for ss in rs.scope_spans:
+            bad = [i for i, span in enumerate(ss.spans) if validation._drop_or_repair(span, cfg, now_ns, max_ns, True)]
+            for index in reversed(bad):
+                del ss.spans[index]
+
+
 def python_changes(request: ExportTraceServiceRequest, cfg) -> tuple[set[int], bool]:
     """(indices of spans the Python validation drops or changes, whether a resource/scope changed)."""
-    traces = Traces(copy.deepcopy(request))
-    validation.sanitize(traces, cfg)  # no raw bytes: the full Python walk
+    after = copy.deepcopy(request)
+    full_walk(after, cfg)
     changed, resources_changed, index = set(), False, 0
-    for rs, rs_after in zip(request.resource_spans, traces.request.resource_spans):
+    for rs, rs_after in zip(request.resource_spans, after.resource_spans):
         resources_changed |= rs.resource != rs_after.resource
         for ss, ss_after in zip(rs.scope_spans, rs_after.scope_spans):
             resources_changed |= ss.scope != ss_after.scope
@@ -393,15 +430,31 @@ ROW_FIELDS = ("index", "name", "trace_id", "span_id", "parent_span_id", "status_
               "end_time_unix_nano")
 
 
+def python_rows(message: ExportTraceServiceRequest, hint: list[int] | None) -> list[GenAISpan]:
+    """The GenAI rows through the protobuf API: the spans at `hint`, or those with a GenAI key."""
+    rows, index = [], 0
+    for rs in message.resource_spans:
+        resource = attributes_to_dict(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                if (index in hint) if hint is not None else any(kv.key.startswith(GENAI_KEY_PREFIXES)
+                                                                for kv in span.attributes):
+                    rows.append(GenAISpan(index, span.name, span.trace_id, span.span_id, span.parent_span_id,
+                                          span.status.code, span.start_time_unix_nano, span.end_time_unix_nano,
+                                          attributes_to_dict(span.attributes), resource))
+                index += 1
+    return rows
+
+
 def assert_rows_like_python(payload: bytes, hint: list[int] | None = None) -> list:
-    """Native rows of a payload == the rows `Traces` builds in Python, field by field."""
+    """Native rows of a payload == the rows read through the protobuf API, field by field."""
     traces = Traces.from_protobuf(payload)
     traces.genai_spans = hint
-    python_rows = traces._python_rows()
-    native_rows = traces._native_rows()
-    assert native_rows is not None, "the native reader refused the payload"
-    assert [r.index for r in native_rows] == [r.index for r in python_rows]
-    for fast, ref in zip(native_rows, python_rows):
+    native_rows = traces.genai_rows()
+    assert traces.to_protobuf() is payload, "read natively from the received bytes"
+    reference = python_rows(ExportTraceServiceRequest.FromString(payload), hint)
+    assert [r.index for r in native_rows] == [r.index for r in reference]
+    for fast, ref in zip(native_rows, reference):
         for name in ROW_FIELDS:
             assert getattr(fast, name) == getattr(ref, name), name
         assert _same_values(fast.attributes, ref.attributes)
@@ -491,6 +544,39 @@ def _random_patches(traces: Traces, rng: random.Random) -> None:
             traces.patch(row, to_set, remove)
 
 
+def patch_with_protobuf_api(span: Span, to_set: dict, remove: set) -> None:
+    """`Traces.patch` through the protobuf API: every `remove` key's attributes go, then each key
+    set replaces its last attribute in place or is appended."""
+    attributes = span.attributes
+    if remove and any(kv.key in remove for kv in attributes):
+        kept = [KeyValue(key=kv.key, value=kv.value) for kv in attributes if kv.key not in remove]
+        del attributes[:]
+        attributes.extend(kept)
+    position = {kv.key: i for i, kv in enumerate(attributes)}  # the last of duplicate keys
+    for key, value in to_set.items():
+        at = position.get(key)
+        key_value = attributes.add(key=key) if at is None else attributes[at]
+        key_value.ClearField("value")
+        if value is not None:  # None: no value field at all (an empty AnyValue reads the same)
+            _set_value(key_value.value, value)
+
+
+def _set_value(target: AnyValue, value) -> None:
+    """`set_any_value`, except that a map entry whose value is None has no value field."""
+    if isinstance(value, dict):
+        target.kvlist_value.SetInParent()
+        for key, item in value.items():
+            entry = target.kvlist_value.values.add(key=str(key))
+            if item is not None:
+                _set_value(entry.value, item)
+    elif isinstance(value, (list, tuple)):
+        target.array_value.SetInParent()
+        for item in value:
+            _set_value(target.array_value.values.add(), item)
+    else:
+        set_any_value(target, value)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_apply_patches_writes_what_the_protobuf_api_writes(seed):
     from bench.workload import make_request
@@ -501,14 +587,16 @@ def test_apply_patches_writes_what_the_protobuf_api_writes(seed):
     first.attributes.add(key="gen_ai.request.model").value.string_value = "again"
     source.resource_spans.add().scope_spans.add().spans.add(name="bare").attributes.add(key="gen_ai.x")
     payload = source.SerializeToString()
-    fast, slow = Traces.from_protobuf(payload), Traces.from_protobuf(payload)
-    slow._serialized = None  # the parsed message is the current form: patches go through the API
+    fast = Traces.from_protobuf(payload)
     _random_patches(fast, random.Random(seed))
-    _random_patches(slow, random.Random(seed))
-    assert fast._patches == slow._patches and fast._patches
+    assert fast._patches
+    slow = ExportTraceServiceRequest.FromString(payload)
+    spans = [span for rs in slow.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    for index, (to_set, remove) in fast._patches.items():
+        patch_with_protobuf_api(spans[index], to_set, remove)
     patched = fast.to_protobuf()
     assert fast._request is None, "patched natively"
-    assert ExportTraceServiceRequest.FromString(patched) == slow.request
+    assert ExportTraceServiceRequest.FromString(patched) == slow
     spans = list(Traces.from_protobuf(patched).spans())
     for row in fast.genai_rows():
         assert _same_values(attributes_to_dict(spans[row.index][2].attributes), row.attributes), "rows follow patches"

@@ -212,52 +212,28 @@ def _over(message, limit: int) -> bool:
 def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT, raw: bytes | None = None) -> tuple[int, str]:
     """Drop invalid spans and repair fixable ones in place; returns (rejected, message).
 
-    `raw`: the protobuf bytes `traces` was parsed from. With it, the native scan (collector/native)
-    names the few spans that need a look, and only those are visited here; it also records which
-    spans have GenAI keys (`traces.genai_spans`) for the normaliser, from the same pass."""
+    The native scan (collector/native) names the few spans that need a look, and only those are
+    visited here. It is conservative: it flags every span `_repair` or `_invalid_reason` could act
+    on, and maybe more; what to repair and how is decided here. It also names the spans with GenAI
+    keys (`traces.genai_spans`) for the GenAI processors, from the same pass.
+
+    `raw`: the protobuf bytes `traces` was parsed from, scanned instead of the batch's own bytes.
+    The one change made to `traces` since, the authenticator's tenant stamp, sets short values
+    of a non-GenAI key (`tenant.id`), which neither validation nor the GenAI set depends on."""
     now_ns = time.time_ns()
     max_ns = now_ns + int(cfg.max_future_skew * 1e9)
-    if raw is not None and native.available():
-        return _sanitize_flagged(traces, cfg, raw, now_ns, max_ns)
-    return _sanitize_all(traces, cfg, now_ns, max_ns)
-
-
-def _sanitize_all(traces: Traces, cfg: ValidationConfig, now_ns: int, max_ns: int) -> tuple[int, str]:
-    rejected, reasons = 0, set()
     limit = cfg.max_attribute_value_bytes
-    for rs in traces.request.resource_spans:
-        # A ResourceSpans is usually well under the limit; if not, the same test per span.
-        rs_sizes = _over(rs, limit)
-        _limit_resource_and_scopes(rs, cfg, rs_sizes)
-        for ss in rs.scope_spans:
-            bad = []
-            for index, span in enumerate(ss.spans):
-                reason = _drop_or_repair(span, cfg, now_ns, max_ns, rs_sizes and _over(span, limit))
-                if reason:
-                    bad.append(index)
-                    reasons.add(reason)
-            for index in reversed(bad):
-                del ss.spans[index]
-            rejected += len(bad)
-    if rejected:
-        traces.invalidate()
-    return rejected, "; ".join(sorted(reasons))
 
+    def scan(data: bytes) -> tuple[list[int], list[int], bool]:
+        return native.scan(data, limit, cfg.max_attribute_depth, cfg.max_span_name_bytes, MIN_TIME_NS, max_ns,
+                           GENAI_KEY_PREFIXES)
 
-def _sanitize_flagged(traces: Traces, cfg: ValidationConfig, raw: bytes, now_ns: int, max_ns: int) -> tuple[int, str]:
-    """`_sanitize_all`, visiting only the spans the native scan flags. The scan is conservative
-    (it flags every span `_repair` or `_invalid_reason` could act on, and maybe more); what to
-    repair and how is decided here, by the same code as the full walk. The one change made to
-    `traces` since it was parsed from `raw`, the authenticator's tenant stamp, sets short values of
-    a non-GenAI key (`tenant.id`), which neither validation nor the GenAI set depends on."""
-    limit = cfg.max_attribute_value_bytes
     try:
-        attention, genai, resources = native.scan(raw, limit, cfg.max_attribute_depth, cfg.max_span_name_bytes,
-                                                  MIN_TIME_NS, max_ns, GENAI_KEY_PREFIXES)
-    except ValueError:  # prost is stricter than upb about wire types upb keeps as unknown fields
-        return _sanitize_all(traces, cfg, now_ns, max_ns)
+        attention, genai, resources = scan(raw) if raw is not None else traces.read_natively(scan)
+    except ValueError:  # prost refused `raw` (see `Traces.read_natively`): the batch's canonical bytes
+        attention, genai, resources = traces.read_natively(scan)
     if resources:
-        for rs in traces.request.resource_spans:
+        for rs in traces.edit().resource_spans:
             _limit_resource_and_scopes(rs, cfg, True)
     bad, reasons = [], set()
     for (ss, index), position in zip(traces.spans_at(attention), attention):

@@ -1,4 +1,5 @@
-//! Native fast paths for the collector's OTLP trace handling (`collector.native._otlp_native`).
+//! Native paths for the collector's OTLP trace handling: the module `genaitrace_native`, used
+//! through `collector.native`.
 //!
 //! * `arrow_columns`: an ExportTraceServiceRequest -> the raw Arrow buffers of the `otel_traces`
 //!   table (`collector.storage.columns.ARROW_SCHEMA`). The Python glue wraps the buffers zero-copy.
@@ -7,16 +8,19 @@
 //! * `genai_rows` / `apply_patches` (wire.rs): the GenAI spans as Python rows for the processors,
 //!   and their changes written back into the serialized payload.
 //!
-//! `collector/storage/columns.py`, `collector/receivers/validation.py` and
-//! `collector/pdata.py` stay the reference; `tests/test_native.py` checks parity.
-//! The code must build with Debian's rustc 1.63 and its pyo3 0.17 / prost 0.11 packages.
+//! This crate is the one implementation of these stages: the Python side only wraps their results
+//! (`collector/pdata.py`, `collector/storage/columns.py`, `collector/receivers/validation.py`).
+//! It is a leaf: Python callables it needs (the JSON rendering of nested values, base64 of bytes)
+//! and the `otel_traces` column order are passed in by the caller.
+//! Built by maturin (`pyproject.toml` beside this file) with pyo3 0.30 and prost 0.14.
 
 use std::io::Write;
 
 use prost::Message;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use pyo3::IntoPyObjectExt;
 
 mod wire;
 
@@ -165,7 +169,7 @@ mod otlp {
 /// Decodes without the GIL: the decode is most of the work, and other threads may run meanwhile.
 /// Several concatenated requests decode as their merge (resource_spans appended), as in Python.
 fn decode(py: Python<'_>, data: &[u8]) -> PyResult<ExportTraceServiceRequest> {
-    py.allow_threads(|| ExportTraceServiceRequest::decode(data))
+    py.detach(|| ExportTraceServiceRequest::decode(data))
         .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
@@ -190,12 +194,11 @@ impl Offsets {
         self.bytes.extend_from_slice(&(end as i32).to_le_bytes());
     }
 
-    fn finish(self, out: &mut Vec<Vec<u8>>) -> PyResult<()> {
+    fn finish(self) -> PyResult<Vec<u8>> {
         if self.last > i32::MAX as usize {
             return Err(PyValueError::new_err("batch too large for 32-bit Arrow offsets"));
         }
-        out.push(self.bytes);
-        Ok(())
+        Ok(self.bytes)
     }
 }
 
@@ -234,10 +237,9 @@ impl Strings {
         self.offsets.bytes.len() / 4 - 1
     }
 
-    fn finish(self, out: &mut Vec<Vec<u8>>) -> PyResult<()> {
-        self.offsets.finish(out)?;
-        out.push(self.data);
-        Ok(())
+    /// Offsets, then data.
+    fn finish(self) -> PyResult<Vec<Vec<u8>>> {
+        Ok(vec![self.offsets.finish()?, self.data])
     }
 }
 
@@ -253,7 +255,7 @@ impl Maps {
         Maps { offsets: Offsets::new(), keys: Strings::new(), values: Strings::new() }
     }
 
-    fn push(&mut self, attributes: &[KeyValue], render: &Render) -> PyResult<()> {
+    fn push(&mut self, attributes: &[KeyValue], render: &Render<'_, '_>) -> PyResult<()> {
         for kv in attributes {
             self.keys.push(&kv.key);
             render.value(kv.value.as_ref(), &mut self.values.data)?;
@@ -272,10 +274,12 @@ impl Maps {
         self.offsets.push(self.keys.len());
     }
 
-    fn finish(self, out: &mut Vec<Vec<u8>>) -> PyResult<()> {
-        self.offsets.finish(out)?;
-        self.keys.finish(out)?;
-        self.values.finish(out)
+    /// Map offsets, then the keys' and the values' buffers.
+    fn finish(self) -> PyResult<Vec<Vec<u8>>> {
+        let mut buffers = vec![self.offsets.finish()?];
+        buffers.extend(self.keys.finish()?);
+        buffers.extend(self.values.finish()?);
+        Ok(buffers)
     }
 }
 
@@ -287,11 +291,11 @@ fn push_i64(buffer: &mut Vec<u8>, value: i64) {
 
 /// Renders values as `collector.pdata.any_value_to_str` does. Bytes, arrays and maps go to the
 /// Python `render` callable (JSON rendering stays one Python implementation); they are rare.
-struct Render<'py> {
-    render: &'py PyAny,
+struct Render<'a, 'py> {
+    render: &'a Bound<'py, PyAny>,
 }
 
-impl Render<'_> {
+impl Render<'_, '_> {
     fn value(&self, value: Option<&AnyValue>, out: &mut Vec<u8>) -> PyResult<()> {
         let any = match value {
             Some(any) => any,
@@ -306,8 +310,8 @@ impl Render<'_> {
             Some(_) => {
                 // The value's own serialization, for `AnyValue.FromString` on the Python side.
                 let raw = PyBytes::new(self.render.py(), &any.encode_to_vec());
-                let text: &str = self.render.call1((raw,))?.extract()?;
-                out.extend_from_slice(text.as_bytes());
+                let text = self.render.call1((raw,))?;
+                out.extend_from_slice(text.cast::<PyString>()?.to_str()?.as_bytes());
             }
         }
         Ok(())
@@ -521,7 +525,7 @@ impl Columns {
         }
     }
 
-    fn fill(&mut self, request: &ExportTraceServiceRequest, render: &Render) -> PyResult<()> {
+    fn fill(&mut self, request: &ExportTraceServiceRequest, render: &Render<'_, '_>) -> PyResult<()> {
         for rs in &request.resource_spans {
             // Rendered once per resource, then copied onto each of its spans.
             let mut resource = Vec::new();
@@ -550,7 +554,7 @@ impl Columns {
         Ok(())
     }
 
-    fn push_span(&mut self, span: &Span, context: &SpanContext, render: &Render) -> PyResult<()> {
+    fn push_span(&mut self, span: &Span, context: &SpanContext, render: &Render<'_, '_>) -> PyResult<()> {
         let (start, end) = (span.start_time_unix_nano, span.end_time_unix_nano);
         // Arrow timestamps are i64: a time past 2262 wraps (validation repairs such times earlier).
         push_i64(&mut self.timestamp, start as i64);
@@ -573,7 +577,7 @@ impl Columns {
         self.push_links(span, render)
     }
 
-    fn push_events(&mut self, span: &Span, render: &Render) -> PyResult<()> {
+    fn push_events(&mut self, span: &Span, render: &Render<'_, '_>) -> PyResult<()> {
         let events = &mut self.events;
         for event in &span.events {
             push_i64(&mut events.time, event.time_unix_nano as i64);
@@ -584,7 +588,7 @@ impl Columns {
         Ok(())
     }
 
-    fn push_links(&mut self, span: &Span, render: &Render) -> PyResult<()> {
+    fn push_links(&mut self, span: &Span, render: &Render<'_, '_>) -> PyResult<()> {
         let links = &mut self.links;
         for link in &span.links {
             links.trace_id.push_hex(&link.trace_id);
@@ -596,77 +600,103 @@ impl Columns {
         Ok(())
     }
 
-    /// The buffers in `ARROW_SCHEMA` column order (see `collector/native/__init__.py`).
-    fn finish(self) -> PyResult<Vec<Vec<u8>>> {
-        let mut out = Vec::with_capacity(55);
-        out.push(self.timestamp);
-        for strings in [self.trace_id, self.span_id, self.parent_span_id, self.trace_state, self.name, self.kind, self.service] {
-            strings.finish(&mut out)?;
+    /// The buffers of each column in `names`, in that order: per column its Arrow buffers, as
+    /// `collector.storage.columns` reads them by the column's type (a list column's own copy of
+    /// the shared offsets, then its values' buffers). The order is the caller's (the one column
+    /// definition, in Python); a name this crate does not build is an error.
+    fn finish(self, names: &[String]) -> PyResult<Vec<Vec<u8>>> {
+        let (events, links) = (self.events, self.links);
+        let (event_offsets, link_offsets) = (events.offsets.finish()?, links.offsets.finish()?);
+        let list = |offsets: &Vec<u8>, values: Vec<Vec<u8>>| {
+            let mut buffers = vec![offsets.clone()];
+            buffers.extend(values);
+            buffers
+        };
+        let mut built: Vec<(&str, Option<Vec<Vec<u8>>>)> = vec![
+            ("Timestamp", Some(vec![self.timestamp])),
+            ("TraceId", Some(self.trace_id.finish()?)),
+            ("SpanId", Some(self.span_id.finish()?)),
+            ("ParentSpanId", Some(self.parent_span_id.finish()?)),
+            ("TraceState", Some(self.trace_state.finish()?)),
+            ("SpanName", Some(self.name.finish()?)),
+            ("SpanKind", Some(self.kind.finish()?)),
+            ("ServiceName", Some(self.service.finish()?)),
+            ("ResourceAttributes", Some(self.resource.finish()?)),
+            ("ScopeName", Some(self.scope_name.finish()?)),
+            ("ScopeVersion", Some(self.scope_version.finish()?)),
+            ("SpanAttributes", Some(self.attributes.finish()?)),
+            ("Duration", Some(vec![self.duration])),
+            ("StatusCode", Some(self.status_code.finish()?)),
+            ("StatusMessage", Some(self.status_message.finish()?)),
+            ("Events.Timestamp", Some(list(&event_offsets, vec![events.time]))),
+            ("Events.Name", Some(list(&event_offsets, events.name.finish()?))),
+            ("Events.Attributes", Some(list(&event_offsets, events.attributes.finish()?))),
+            ("Links.TraceId", Some(list(&link_offsets, links.trace_id.finish()?))),
+            ("Links.SpanId", Some(list(&link_offsets, links.span_id.finish()?))),
+            ("Links.TraceState", Some(list(&link_offsets, links.trace_state.finish()?))),
+            ("Links.Attributes", Some(list(&link_offsets, links.attributes.finish()?))),
+        ];
+        let mut out = Vec::with_capacity(names.len() * 4);
+        for name in names {
+            let column = built.iter_mut().find(|(built_name, _)| built_name == name);
+            match column.and_then(|(_, buffers)| buffers.take()) {
+                Some(buffers) => out.extend(buffers),
+                None => return Err(PyValueError::new_err(format!("no column {:?} (or asked twice)", name))),
+            }
         }
-        self.resource.finish(&mut out)?;
-        self.scope_name.finish(&mut out)?;
-        self.scope_version.finish(&mut out)?;
-        self.attributes.finish(&mut out)?;
-        out.push(self.duration);
-        self.status_code.finish(&mut out)?;
-        self.status_message.finish(&mut out)?;
-        let events = self.events;
-        events.offsets.finish(&mut out)?;
-        out.push(events.time);
-        events.name.finish(&mut out)?;
-        events.attributes.finish(&mut out)?;
-        let links = self.links;
-        links.offsets.finish(&mut out)?;
-        links.trace_id.finish(&mut out)?;
-        links.span_id.finish(&mut out)?;
-        links.trace_state.finish(&mut out)?;
-        links.attributes.finish(&mut out)?;
         Ok(out)
     }
 }
 
-/// Serialized ExportTraceServiceRequest(s) -> the Arrow buffers of `ARROW_SCHEMA`, one row per span.
+/// Serialized ExportTraceServiceRequest(s) -> `(rows, buffers)`: one row per span, and the Arrow
+/// buffers of the columns named in `columns`, in that order.
 ///
 /// `render(raw)` renders a bytes / array / kvlist AnyValue from its serialization. A malformed
 /// payload (bad protobuf, invalid UTF-8) raises ValueError.
 #[pyfunction]
-fn arrow_columns<'py>(py: Python<'py>, data: &[u8], render: &'py PyAny) -> PyResult<&'py PyList> {
+fn arrow_columns<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    render: &Bound<'py, PyAny>,
+    columns: Vec<String>,
+) -> PyResult<(usize, Bound<'py, PyList>)> {
     let request = decode(py, data)?;
-    let mut columns = Columns::new();
-    columns.fill(&request, &Render { render })?;
-    let buffers = columns.finish()?;
-    Ok(PyList::new(py, buffers.iter().map(|b| PyBytes::new(py, b))))
+    let mut built = Columns::new();
+    built.fill(&request, &Render { render })?;
+    let rows = built.timestamp.len() / 8;
+    let buffers = built.finish(&columns)?;
+    Ok((rows, PyList::new(py, buffers.iter().map(|b| PyBytes::new(py, b)))?))
 }
 
 // --- one span's attributes as Python values ------------------------------------------------------
 
 /// An AnyValue as `collector.pdata.any_value_to_python` returns it. Bytes go to `encode_bytes`
 /// (base64 text on the Python side); they are rare.
-pub(crate) fn to_python(py: Python<'_>, value: Option<&AnyValue>, encode_bytes: &PyAny) -> PyResult<PyObject> {
+pub(crate) fn to_python(py: Python<'_>, value: Option<&AnyValue>, encode_bytes: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let any = match value {
         Some(any) => any,
         None => return Ok(py.None()),
     };
     Ok(match &any.value {
         None => py.None(),
-        Some(Value::StringValue(text)) => text.into_py(py),
-        Some(Value::IntValue(number)) => number.into_py(py),
-        Some(Value::DoubleValue(number)) => number.into_py(py),
-        Some(Value::BoolValue(flag)) => flag.into_py(py),
-        Some(Value::BytesValue(raw)) => encode_bytes.call1((PyBytes::new(py, raw),))?.into_py(py),
+        Some(Value::StringValue(text)) => text.into_py_any(py)?,
+        Some(Value::IntValue(number)) => number.into_py_any(py)?,
+        Some(Value::DoubleValue(number)) => number.into_py_any(py)?,
+        Some(Value::BoolValue(flag)) => flag.into_py_any(py)?,
+        Some(Value::BytesValue(raw)) => encode_bytes.call1((PyBytes::new(py, raw),))?.unbind(),
         Some(Value::ArrayValue(array)) => {
             let list = PyList::empty(py);
             for item in &array.values {
                 list.append(to_python(py, Some(item), encode_bytes)?)?;
             }
-            list.into_py(py)
+            list.into_any().unbind()
         }
         Some(Value::KvlistValue(map)) => {
             let dict = PyDict::new(py); // a later duplicate key replaces the value, as in Python
             for kv in &map.values {
                 dict.set_item(kv.key.as_str(), to_python(py, kv.value.as_ref(), encode_bytes)?)?;
             }
-            dict.into_py(py)
+            dict.into_any().unbind()
         }
     })
 }
@@ -792,6 +822,7 @@ fn clamp_time(ns: i128) -> u64 {
 /// validation may drop or repair (a superset), indices of spans with an attribute key starting
 /// with one of `prefixes` (exact), and whether any resource/scope attribute may need cutting.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)] // the validation settings, as Python passes them
 fn scan(
     py: Python<'_>,
     data: &[u8],
@@ -809,14 +840,14 @@ fn scan(
         min_time: clamp_time(min_time_ns),
         max_time: clamp_time(max_time_ns),
     };
-    py.allow_threads(|| {
+    py.detach(|| {
         ExportTraceServiceRequest::decode(data).map(|request| scan_request(&request, &limits, &prefixes))
     })
     .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 #[pymodule]
-fn _otlp_native(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
+fn genaitrace_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(arrow_columns, m)?)?;
     m.add_function(wrap_pyfunction!(scan, m)?)?;
     m.add_function(wrap_pyfunction!(wire::genai_rows, m)?)?;

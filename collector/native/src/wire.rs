@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use prost::Message;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyLong, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
 
 use crate::otlp;
 use crate::to_python;
@@ -208,20 +209,20 @@ impl std::hash::Hasher for Fnv {
 /// Python strings for what repeats from span to span (attribute keys, short values such as model
 /// and provider names), made once per call: fewer objects, and their hashes are computed once.
 struct Strings<'a> {
-    made: HashMap<&'a [u8], PyObject, std::hash::BuildHasherDefault<Fnv>>,
+    made: HashMap<&'a [u8], Py<PyAny>, std::hash::BuildHasherDefault<Fnv>>,
 }
 
 impl<'a> Strings<'a> {
     const SHORT: usize = 64;
 
-    fn get(&mut self, py: Python<'_>, raw: &'a [u8]) -> PyResult<PyObject> {
+    fn get(&mut self, py: Python<'_>, raw: &'a [u8]) -> PyResult<Py<PyAny>> {
         if raw.len() > Self::SHORT {
-            return Ok(utf8(raw)?.into_py(py));
+            return utf8(raw)?.into_py_any(py);
         }
         if let Some(text) = self.made.get(raw) {
             return Ok(text.clone_ref(py));
         }
-        let text: PyObject = utf8(raw)?.into_py(py);
+        let text = utf8(raw)?.into_py_any(py)?;
         self.made.insert(raw, text.clone_ref(py));
         Ok(text)
     }
@@ -237,16 +238,16 @@ fn any_to_python<'a>(
     py: Python<'_>,
     any: &'a [u8],
     strings: &mut Strings<'a>,
-    encode_bytes: &PyAny,
-) -> PyResult<Option<PyObject>> {
+    encode_bytes: &Bound<'_, PyAny>,
+) -> PyResult<Option<Py<PyAny>>> {
     let mut value = None;
     for field in Fields::new(any) {
         let field = field?;
         let read = match (field.number, field.wire) {
             (1, LEN) => strings.get(py, field.body)?,
-            (2, VARINT) => (read_varint(field.body, &mut 0)? != 0).into_py(py),
-            (3, VARINT) => (read_varint(field.body, &mut 0)? as i64).into_py(py),
-            (4, FIXED64) => f64::from_le_bytes(field.body.try_into().expect("8 bytes")).into_py(py),
+            (2, VARINT) => (read_varint(field.body, &mut 0)? != 0).into_py_any(py)?,
+            (3, VARINT) => (read_varint(field.body, &mut 0)? as i64).into_py_any(py)?,
+            (4, FIXED64) => f64::from_le_bytes(field.body.try_into().expect("8 bytes")).into_py_any(py)?,
             (5, LEN) => {
                 let list = PyList::empty(py);
                 for item in Fields::new(field.body) {
@@ -258,16 +259,16 @@ fn any_to_python<'a>(
                         }
                     }
                 }
-                list.into_py(py)
+                list.into_any().unbind()
             }
             (6, LEN) => {
                 let dict = PyDict::new(py);
-                if !read_key_values(py, field.body, dict, strings, encode_bytes)? {
+                if !read_key_values(py, field.body, &dict, strings, encode_bytes)? {
                     return Ok(None);
                 }
-                dict.into_py(py)
+                dict.into_any().unbind()
             }
-            (7, LEN) => encode_bytes.call1((PyBytes::new(py, field.body),))?.into_py(py),
+            (7, LEN) => encode_bytes.call1((PyBytes::new(py, field.body),))?.unbind(),
             _ => continue, // an unknown field (or a known one with another wire type, as upb reads it)
         };
         if value.is_some() {
@@ -283,8 +284,8 @@ fn key_value_to_python<'a>(
     py: Python<'_>,
     kv: &'a [u8],
     strings: &mut Strings<'a>,
-    encode_bytes: &PyAny,
-) -> PyResult<Option<(PyObject, PyObject)>> {
+    encode_bytes: &Bound<'_, PyAny>,
+) -> PyResult<Option<(Py<PyAny>, Py<PyAny>)>> {
     let (mut key, mut value): (Option<&[u8]>, Option<&[u8]>) = (None, None);
     for field in Fields::new(kv) {
         let field = field?;
@@ -317,9 +318,9 @@ struct Row<'a> {
 fn read_row<'a>(
     py: Python<'_>,
     span: &'a [u8],
-    attributes: &PyDict,
+    attributes: &Bound<'_, PyDict>,
     strings: &mut Strings<'a>,
-    encode_bytes: &PyAny,
+    encode_bytes: &Bound<'_, PyAny>,
 ) -> PyResult<Option<Row<'a>>> {
     let mut row = Row { trace_id: b"", span_id: b"", parent_span_id: b"", name: b"", start: 0, end: 0, status: 0 };
     for field in Fields::new(span) {
@@ -351,7 +352,12 @@ fn read_row<'a>(
 
 /// `read_row` through prost, for the rare span it leaves to it (a value field set twice, which
 /// protobuf merges).
-fn read_row_prost(py: Python<'_>, span: &[u8], attributes: &PyDict, encode_bytes: &PyAny) -> PyResult<otlp::Span> {
+fn read_row_prost(
+    py: Python<'_>,
+    span: &[u8],
+    attributes: &Bound<'_, PyDict>,
+    encode_bytes: &Bound<'_, PyAny>,
+) -> PyResult<otlp::Span> {
     let span = otlp::Span::decode(span).map_err(|e| PyValueError::new_err(e.to_string()))?;
     attributes.clear();
     for kv in &span.attributes {
@@ -366,9 +372,9 @@ fn read_row_prost(py: Python<'_>, span: &[u8], attributes: &PyDict, encode_bytes
 fn read_key_values<'a>(
     py: Python<'_>,
     message: &'a [u8],
-    dict: &PyDict,
+    dict: &Bound<'_, PyDict>,
     strings: &mut Strings<'a>,
-    encode_bytes: &PyAny,
+    encode_bytes: &Bound<'_, PyAny>,
 ) -> PyResult<bool> {
     for kv in Fields::new(message) {
         let kv = kv?;
@@ -388,16 +394,16 @@ fn resource_attributes<'a>(
     py: Python<'_>,
     resource_spans: &'a [u8],
     strings: &mut Strings<'a>,
-    encode_bytes: &PyAny,
-) -> PyResult<Option<PyObject>> {
+    encode_bytes: &Bound<'_, PyAny>,
+) -> PyResult<Option<Py<PyAny>>> {
     let attributes = PyDict::new(py);
     for resource in Fields::new(resource_spans) {
         let resource = resource?;
-        if resource.is(1) && !read_key_values(py, resource.body, attributes, strings, encode_bytes)? {
+        if resource.is(1) && !read_key_values(py, resource.body, &attributes, strings, encode_bytes)? {
             return Ok(None);
         }
     }
-    Ok(Some(attributes.into_py(py)))
+    Ok(Some(attributes.into_any().unbind()))
 }
 
 /// The spans with an attribute key starting with one of `prefixes` (or exactly those at
@@ -412,12 +418,12 @@ pub fn genai_rows<'py>(
     data: &[u8],
     indices: Option<Vec<usize>>,
     prefixes: Vec<String>,
-    encode_bytes: &'py PyAny,
-) -> PyResult<&'py PyList> {
+    encode_bytes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
     let rows = PyList::empty(py);
     let mut wanted = indices.map(|list| list.into_iter().peekable());
     let mut strings = Strings { made: HashMap::default() };
-    let mut resource: Option<(usize, PyObject)> = None;
+    let mut resource: Option<(usize, Py<PyAny>)> = None;
     for_each_span(data, |(resource_index, resource_spans), index, body| {
         let pick = match wanted.as_mut() {
             Some(list) => list.next_if_eq(&index).is_some(),
@@ -428,10 +434,10 @@ pub fn genai_rows<'py>(
         }
         let attributes = PyDict::new(py);
         let decoded;
-        let row = match read_row(py, body, attributes, &mut strings, encode_bytes)? {
+        let row = match read_row(py, body, &attributes, &mut strings, encode_bytes)? {
             Some(row) => row,
             None => {
-                decoded = read_row_prost(py, body, attributes, encode_bytes)?;
+                decoded = read_row_prost(py, body, &attributes, encode_bytes)?;
                 Row {
                     trace_id: &decoded.trace_id,
                     span_id: &decoded.span_id,
@@ -450,19 +456,19 @@ pub fn genai_rows<'py>(
             };
             resource = Some((resource_index, read));
         }
-        let items: [PyObject; 10] = [
-            index.into_py(py),
-            utf8(row.name)?.into_py(py),
-            PyBytes::new(py, row.trace_id).into_py(py),
-            PyBytes::new(py, row.span_id).into_py(py),
-            PyBytes::new(py, row.parent_span_id).into_py(py),
-            row.status.into_py(py),
-            row.start.into_py(py),
-            row.end.into_py(py),
-            attributes.into_py(py),
+        let items: [Py<PyAny>; 10] = [
+            index.into_py_any(py)?,
+            utf8(row.name)?.into_py_any(py)?,
+            PyBytes::new(py, row.trace_id).into_any().unbind(),
+            PyBytes::new(py, row.span_id).into_any().unbind(),
+            PyBytes::new(py, row.parent_span_id).into_any().unbind(),
+            row.status.into_py_any(py)?,
+            row.start.into_py_any(py)?,
+            row.end.into_py_any(py)?,
+            attributes.into_any().unbind(),
             resource.as_ref().expect("set above").1.clone_ref(py),
         ];
-        rows.append(PyTuple::new(py, items))
+        rows.append(PyTuple::new(py, items)?)
     })?;
     Ok(rows)
 }
@@ -507,34 +513,34 @@ fn write_nested(out: &mut Vec<u8>, number: u32, write: impl FnOnce(&mut Vec<u8>)
 
 /// An AnyValue's content for a Python value, as `collector.pdata.set_any_value` sets it: None is
 /// an empty value, and anything not bool/int/float/list/tuple/dict is `str(value)`.
-fn encode_any(value: &PyAny, out: &mut Vec<u8>) -> PyResult<()> {
-    if let Ok(text) = value.downcast::<PyString>() {
+fn encode_any(value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
+    if let Ok(text) = value.cast::<PyString>() {
         write_len_field(out, 1, text.to_str()?.as_bytes());
     } else if value.is_none() {
-    } else if let Ok(flag) = value.downcast::<PyBool>() {
+    } else if let Ok(flag) = value.cast::<PyBool>() {
         write_tag(out, 2, VARINT);
         write_varint(out, u64::from(flag.is_true()));
-    } else if value.is_instance_of::<PyLong>()? {
+    } else if value.is_instance_of::<PyInt>() {
         let number: i64 = value
             .extract()
             .map_err(|_| PyValueError::new_err(format!("Value out of range: {}", value)))?;
         write_tag(out, 3, VARINT);
         write_varint(out, number as u64);
-    } else if value.is_instance_of::<PyFloat>()? {
+    } else if value.is_instance_of::<PyFloat>() {
         let number: f64 = value.extract()?;
         write_tag(out, 4, FIXED64);
         out.extend_from_slice(&number.to_le_bytes());
-    } else if value.is_instance_of::<PyList>()? || value.is_instance_of::<PyTuple>()? {
+    } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
         write_nested(out, 5, |array| {
-            for item in value.iter()? {
-                write_nested(array, 1, |one| encode_any(item?, one))?;
+            for item in value.try_iter()? {
+                write_nested(array, 1, |one| encode_any(&item?, one))?;
             }
             Ok(())
         })?;
-    } else if let Ok(map) = value.downcast::<PyDict>() {
+    } else if let Ok(map) = value.cast::<PyDict>() {
         write_nested(out, 6, |list| {
             for (key, item) in map.iter() {
-                write_nested(list, 1, |one| encode_key_value(key.str()?, item, one))?;
+                write_nested(list, 1, |one| encode_key_value(&key.str()?, &item, one))?;
             }
             Ok(())
         })?;
@@ -546,7 +552,7 @@ fn encode_any(value: &PyAny, out: &mut Vec<u8>) -> PyResult<()> {
 }
 
 /// A KeyValue's content; a None value leaves the value field out, as Python's `Clear()` does.
-fn encode_key_value(key: &PyString, value: &PyAny, out: &mut Vec<u8>) -> PyResult<()> {
+fn encode_key_value(key: &Bound<'_, PyString>, value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
     write_len_field(out, KEY_VALUE_KEY, key.to_str()?.as_bytes());
     if !value.is_none() {
         write_nested(out, KEY_VALUE_VALUE, |any| encode_any(value, any))?;
@@ -556,35 +562,35 @@ fn encode_key_value(key: &PyString, value: &PyAny, out: &mut Vec<u8>) -> PyResul
 
 /// One span's change: keys to remove (every occurrence), then keys to set, each replacing the last
 /// remaining occurrence of its key in place or, if there is none, appended in order.
-struct Patch<'py> {
+struct Patch {
     index: usize,
-    remove: Vec<&'py [u8]>,
-    set: Vec<(&'py [u8], std::ops::Range<usize>)>, // key, and its attributes field in `fields`
+    remove: Vec<Vec<u8>>,
+    set: Vec<(Vec<u8>, std::ops::Range<usize>)>, // key, and its attributes field in `fields`
     fields: Vec<u8>,
 }
 
-impl<'py> Patch<'py> {
-    fn read(item: &'py PyAny) -> PyResult<Self> {
-        let (index, remove, set): (usize, &PyList, &PyDict) = item.extract()?;
+impl Patch {
+    fn read(item: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let (index, remove, set): (usize, Bound<'_, PyList>, Bound<'_, PyDict>) = item.extract()?;
         let mut patch = Patch { index, remove: Vec::with_capacity(remove.len()), set: Vec::with_capacity(set.len()), fields: Vec::new() };
         for key in remove.iter() {
-            patch.remove.push(key.downcast::<PyString>()?.to_str()?.as_bytes());
+            patch.remove.push(key.cast::<PyString>()?.to_str()?.as_bytes().to_vec());
         }
         for (key, value) in set.iter() {
-            let key = key.downcast::<PyString>()?;
+            let key = key.cast::<PyString>()?;
             let start = patch.fields.len();
-            write_nested(&mut patch.fields, SPAN_ATTRIBUTES, |kv| encode_key_value(key, value, kv))?;
-            patch.set.push((key.to_str()?.as_bytes(), start..patch.fields.len()));
+            write_nested(&mut patch.fields, SPAN_ATTRIBUTES, |kv| encode_key_value(key, &value, kv))?;
+            patch.set.push((key.to_str()?.as_bytes().to_vec(), start..patch.fields.len()));
         }
         Ok(patch)
     }
 
     fn removes(&self, key: &[u8]) -> bool {
-        self.remove.contains(&key)
+        self.remove.iter().any(|k| k == key)
     }
 
     fn sets(&self, key: &[u8]) -> Option<usize> {
-        self.set.iter().position(|(k, _)| *k == key)
+        self.set.iter().position(|(k, _)| k == key)
     }
 
     fn field(&self, n: usize) -> &[u8] {
@@ -593,13 +599,13 @@ impl<'py> Patch<'py> {
 }
 
 /// Which span comes next, and the patches not yet applied.
-struct Cursor<'p, 'py> {
-    patches: &'p [Patch<'py>],
+struct Cursor<'p> {
+    patches: &'p [Patch],
     next: usize,
     span: usize,
 }
 
-impl<'p, 'py> Cursor<'p, 'py> {
+impl Cursor<'_> {
     fn done(&self) -> bool {
         self.next >= self.patches.len()
     }
@@ -659,8 +665,8 @@ fn rewrite_span(span: &[u8], patch: &Patch) -> PyResult<Vec<u8>> {
 fn rewrite_children(
     message: &[u8],
     number: u32,
-    cursor: &mut Cursor<'_, '_>,
-    rewrite: fn(&[u8], &mut Cursor<'_, '_>) -> PyResult<Vec<u8>>,
+    cursor: &mut Cursor<'_>,
+    rewrite: fn(&[u8], &mut Cursor<'_>) -> PyResult<Vec<u8>>,
 ) -> PyResult<Vec<u8>> {
     let mut out = Vec::with_capacity(message.len() + 256);
     for field in Fields::new(message) {
@@ -675,7 +681,7 @@ fn rewrite_children(
     Ok(out)
 }
 
-fn rewrite_scope_spans(scope_spans: &[u8], cursor: &mut Cursor<'_, '_>) -> PyResult<Vec<u8>> {
+fn rewrite_scope_spans(scope_spans: &[u8], cursor: &mut Cursor<'_>) -> PyResult<Vec<u8>> {
     let mut out = Vec::with_capacity(scope_spans.len() + 256);
     for field in Fields::new(scope_spans) {
         let field = field?;
@@ -694,7 +700,7 @@ fn rewrite_scope_spans(scope_spans: &[u8], cursor: &mut Cursor<'_, '_>) -> PyRes
     Ok(out)
 }
 
-fn rewrite_resource_spans(resource_spans: &[u8], cursor: &mut Cursor<'_, '_>) -> PyResult<Vec<u8>> {
+fn rewrite_resource_spans(resource_spans: &[u8], cursor: &mut Cursor<'_>) -> PyResult<Vec<u8>> {
     rewrite_children(resource_spans, RESOURCE_SPANS_SCOPE_SPANS, cursor, rewrite_scope_spans)
 }
 
@@ -702,8 +708,8 @@ fn rewrite_resource_spans(resource_spans: &[u8], cursor: &mut Cursor<'_, '_>) ->
 /// set})`, span indices ascending and distinct. What `Traces` applies through the protobuf API
 /// without the module.
 #[pyfunction]
-pub fn apply_patches<'py>(py: Python<'py>, data: &[u8], patches: &PyList) -> PyResult<&'py PyBytes> {
-    let patches = patches.iter().map(Patch::read).collect::<PyResult<Vec<_>>>()?;
+pub fn apply_patches<'py>(py: Python<'py>, data: &[u8], patches: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyBytes>> {
+    let patches = patches.iter().map(|item| Patch::read(&item)).collect::<PyResult<Vec<_>>>()?;
     if patches.windows(2).any(|pair| pair[0].index >= pair[1].index) {
         return Err(PyValueError::new_err("patches must be in ascending span order, one per span"));
     }
