@@ -40,7 +40,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from collector import native
 from collector.errors import PermanentError
-from instrumentation.genai_mapping import GENAI_KEY_PREFIXES
+from semconv.genai_mapping import GENAI_KEY_PREFIXES
 
 __all__ = [
     "GenAISpan",

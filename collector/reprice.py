@@ -46,7 +46,7 @@ from collector.pdata import format_double
 from collector.storage import rollups
 from collector.storage.genai_views import attr_sql
 from collector.storage.schema import SchemaOptions, quote_ident
-from instrumentation import genai_mapping as gm
+from semconv import genai_mapping as gm
 from processors.genai_cost import GenAICostConfig, is_call, price_attributes, standard_cost
 from processors.pricing import PriceBook
 

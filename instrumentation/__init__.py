@@ -1,9 +1,9 @@
 """Application-side instrumentation for LLM / multi-agent apps.
 
-This package must stay light to import: the collector imports
-``instrumentation.genai_mapping``, which imports this ``__init__``. Nothing here
-imports crewai, litellm, traceloop or the OpenTelemetry SDK at import time;
-the public helpers are resolved lazily.
+This package must stay light to import: apps import it before their frameworks.
+Nothing here imports crewai, litellm, traceloop or the OpenTelemetry SDK at
+import time; the public helpers are resolved lazily. It shares only ``semconv``
+with the collector (names and the dialect mapping, ``semconv.genai_mapping``).
 
     import instrumentation
     instrumentation.init()                        # one call, honours OTEL_* variables

@@ -32,7 +32,7 @@ import os
 import re
 from typing import Any, Mapping
 
-from instrumentation import genai_mapping as gm
+from semconv import genai_mapping as gm
 
 CAPTURE_MAX_CHARS_ENV = "GENAITRACE_CAPTURE_MAX_CHARS"
 CAPTURE_MAX_SPAN_CHARS_ENV = "GENAITRACE_CAPTURE_MAX_SPAN_CHARS"

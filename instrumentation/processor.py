@@ -9,7 +9,7 @@ on_start
     * remembers which agent the span runs under (inherited from its parent).
 on_end
     * maps every dialect (OpenInference ``llm.*``, traceloop) to current GenAI
-      semconv through :mod:`instrumentation.genai_mapping` (one module, shared
+      semconv through :mod:`semconv.genai_mapping` (one module, shared
       with the collector);
     * renames: ``{operation} {model}``, ``invoke_workflow {name}``,
       ``invoke_agent {name}``, ``execute_tool {name}``, ``execute_task {name}``;
@@ -39,7 +39,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status
 
-from instrumentation import genai_mapping as gm
+from semconv import genai_mapping as gm
 from instrumentation import privacy
 from instrumentation.baggage import ATTRIBUTION_KEYS, DERIVED_ATTRIBUTES
 

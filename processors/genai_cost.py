@@ -68,7 +68,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
 from collector.pdata import GenAISpan, Traces
 import semconv
-from instrumentation import genai_mapping as gm
+from semconv import genai_mapping as gm
 from processors.pricing import PRICE_KEY, Cost, PriceBook, PriceEntry, Unpriced
 
 

@@ -21,7 +21,7 @@ The attributes the GenAI conventions make conditionally required are completed h
   leads the status description (`RateLimitError: ...`), else the HTTP status code, else `_OTHER`.
 The provider is detected from the span's attributes, then `server.address`, then the model name;
 `gen_ai.provider.detection` says which (or `unknown`). Idempotent. The mapping itself lives in
-`instrumentation/genai_mapping.py`, shared with the app-side instrumentation. Put it before
+`semconv/genai_mapping.py`, shared with the app-side instrumentation. Put it before
 `genai_cost`. Spans with no GenAI-looking key are skipped without building anything.
 
 Hot path: the processor works on the batch's GenAI rows (`Traces.genai_rows`: only spans with a
@@ -40,7 +40,7 @@ from typing import Any
 
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
 from collector.pdata import GenAISpan, Traces
-from instrumentation.genai_mapping import (
+from semconv.genai_mapping import (
     GEN_AI_OPERATION_NAME,
     is_settled_operation,
     normalize_attributes,

@@ -22,7 +22,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from instrumentation.genai_mapping import normalize_provider
+from semconv.genai_mapping import normalize_provider
 
 DEFAULT_PRICE_FILE = Path(__file__).parent / "data" / "model_prices.json"
 META_FILE_SUFFIX = ".meta.json"

@@ -56,7 +56,7 @@ from pydantic import Field, field_validator
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
 from collector.pdata import Traces
 from collector.secretkeys import SECRET_KEY_NAMES, SECRET_KEY_SUFFIXES, is_secret_key, key_name
-from instrumentation import genai_mapping as gm
+from semconv import genai_mapping as gm
 
 # Where message content lives, in every dialect (the list the app side strips by default).
 CONTENT_KEYS = gm.MESSAGE_CONTENT_KEYS

@@ -1,8 +1,8 @@
 """The one place where genaitrace's attribute and metric names are defined.
 
 A leaf package (standard library only, imports nothing of the project), read by the app-side
-instrumentation (`instrumentation.genai_mapping`) and by the collector (normaliser, cost, metrics,
-views, dashboards). It holds:
+instrumentation and by the collector (normaliser, cost, metrics, views, dashboards); its
+`genai_mapping` module applies the dialect maps for both. It holds:
 
 * the current GenAI semantic-convention names we read and write (`GEN_AI_*`, `ERROR_TYPE`, ...);
 * `NEWER_THAN_PACKAGE`: current names that the pinned `opentelemetry-semantic-conventions`

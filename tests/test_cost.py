@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from collector.component import ComponentId
 from collector import pdata
 from collector.pdata import Traces, attributes_to_dict, set_any_value
-from instrumentation import genai_mapping as gm
+from semconv import genai_mapping as gm
 from processors import genai_cost, genai_normalizer
 from processors.genai_cost import GenAICostConfig, GenAICostProcessor, price_attributes
 from processors.pricing import DEFAULT_PRICE_FILE, PriceBook, PriceMapError, load_price_map

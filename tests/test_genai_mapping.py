@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from instrumentation import genai_mapping as gm
+from semconv import genai_mapping as gm
 
 # One call - gpt-4o, 1,200 input tokens of which 200 cache reads, 300 output tokens of which 100
 # reasoning - as each instrumentation library writes it.

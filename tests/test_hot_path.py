@@ -12,7 +12,7 @@ from bench.workload import make_request
 from collector.component import ComponentId
 from collector.pdata import Traces, set_any_value
 from collector.receivers import validation
-from instrumentation import genai_mapping as gm
+from semconv import genai_mapping as gm
 from processors.genai_cost import GenAICostConfig, GenAICostProcessor
 from processors.genai_normalizer import GenAINormalizerConfig, GenAINormalizerProcessor
 

@@ -15,7 +15,7 @@ from instrumentation_fixtures import SPANS_DUMP, child_env, fake_llm, last_json,
 # ----------------------------------------------------------------------------- pure unit tests
 def test_package_import_is_light():
     r = run_python("""
-        import sys, instrumentation, instrumentation.genai_mapping
+        import sys, instrumentation, semconv.genai_mapping
         heavy = [m for m in ("crewai", "litellm", "traceloop", "openai", "opentelemetry.sdk") if m in sys.modules]
         print(heavy)
     """)

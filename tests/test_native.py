@@ -23,7 +23,7 @@ from collector.component import PermanentError  # noqa: E402
 from collector.pdata import GenAISpan, Traces, attributes_to_dict, format_double, set_any_value  # noqa: E402
 from collector.receivers import validation  # noqa: E402
 from collector.storage import columns  # noqa: E402
-from instrumentation.genai_mapping import GENAI_KEY_PREFIXES  # noqa: E402
+from semconv.genai_mapping import GENAI_KEY_PREFIXES  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 from opentelemetry.proto.trace.v1.trace_pb2 import Span  # noqa: E402

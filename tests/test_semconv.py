@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import semconv
-from instrumentation import genai_mapping as gm
+from semconv import genai_mapping as gm
 from processors.genai_cost import GenAICostConfig, price_attributes, standard_cost
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -41,7 +41,7 @@ from collector.component import StrictConfig
 from collector.confighelpers import Duration
 from collector import native
 from collector.pdata import Traces, any_value_to_python
-from instrumentation.genai_mapping import GENAI_KEY_PREFIXES
+from semconv.genai_mapping import GENAI_KEY_PREFIXES
 
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
 REPAIRED_ATTRIBUTE = "otel.collector.repaired"

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 from harness import CollectorProcess
-from instrumentation.genai_mapping import GEN_AI_PROVIDER_DETECTION
+from semconv.genai_mapping import GEN_AI_PROVIDER_DETECTION
 from peers import INTEROP, gosdk_binary, js_sender  # noqa: F401 (fixtures)
 
 # litellm's price map for gpt-4o-mini: $0.15 / 1M input tokens, $0.60 / 1M output tokens.
