@@ -64,6 +64,14 @@ class SelfTelemetry:
             "processor_refused_spans": Counter(
                 "otelcol_processor_refused_spans", "Spans refused by a processor (e.g. memory_limiter)", ["processor"], registry=r
             ),
+            "processor_batch_batch_size_trigger_send": Counter(
+                "otelcol_processor_batch_batch_size_trigger_send", "Batches sent because they were full",
+                ["processor"], registry=r
+            ),
+            "processor_batch_timeout_trigger_send": Counter(
+                "otelcol_processor_batch_timeout_trigger_send", "Batches sent because the oldest request waited the timeout",
+                ["processor"], registry=r
+            ),
             "memory_limiter_refused_requests": Counter(
                 "otelcol_memory_limiter_refused_requests", "Requests refused by the memory limiter, by reason "
                 "(above_soft_limit, in_flight)", ["processor", "reason"], registry=r
