@@ -122,9 +122,21 @@ def test_scale_out_references():
     for host in hosts:
         macros = ET.fromstring((out / "clickhouse" / f"macros-{host.split('-', 1)[1]}.xml").read_text())
         assert macros.findtext("macros/replica") == host
-    # Tempo roles: every -target the config needs exists
+    # Tempo 3.x roles: every -target the config needs exists (no ingester or compactor any more)
     targets = {c for s in compose["services"].values() for c in s.get("command", []) if str(c).startswith("-target=")}
-    assert targets == {f"-target={t}" for t in ("distributor", "ingester", "querier", "query-frontend", "compactor")}
+    assert targets == {f"-target={t}" for t in ("distributor", "live-store", "block-builder", "querier", "query-frontend",
+                                                "backend-scheduler", "backend-worker")}
+    # one Kafka partition per live-store and block-builder, each block-builder assigned its own
+    tempo = yaml.safe_load((out / "tempo" / "tempo-distributed.yaml").read_text())
+    builders = {s for s in compose["services"] if s.startswith("tempo-block-builder-")}
+    live_stores = {s for s in compose["services"] if s.startswith("tempo-live-store-")}
+    assigned = tempo["block_builder"]["assigned_partitions"]
+    assert set(assigned) == builders and sorted(p for ps in assigned.values() for p in ps) == list(range(len(builders)))
+    assert len(live_stores) == len(builders)
+    init = " ".join(compose["services"]["redpanda-init"]["entrypoint"])
+    assert f"topic create {tempo['ingest']['kafka']['topic']} --partitions {len(builders)}" in init
+    for name in builders | live_stores:  # the partition a live-store owns / a builder's key is its hostname
+        assert compose["services"][name]["hostname"] == name
 
 
 def _register_genai_metrics():
@@ -150,6 +162,55 @@ def test_collector_configs_validate(config):
         assert ch.cluster_name == "genai" and ch.table_engine.name == "ReplicatedMergeTree"
 
 
+TEMPO_FILES = (DEPLOY / "tempo" / "tempo.yaml", DEPLOY / "scale-out" / "tempo" / "tempo-distributed.yaml")
+TEMPO_IMAGE = "grafana/tempo:3.0.3"
+# Tempo parses its config strictly (yaml.UnmarshalStrict): an unknown key stops it at start. The keys
+# of Tempo v3.0.3 (cmd/tempo/app/config.go `Config`, modules/distributor/config.go `Config`), and
+# what 3.0 removed (docs/sources/tempo/set-up-for-tracing/setup-tempo/upgrade.md).
+TEMPO_TOP_LEVEL = {
+    "target", "auth_enabled", "multitenancy_enabled", "shutdown_delay", "stream_over_http_enabled", "http_api_prefix",
+    "enable_go_runtime_metrics", "span_profiling", "memory", "server", "internal_server", "distributor",
+    "metrics_generator_client", "live_store_client", "querier", "query_frontend", "metrics_generator", "ingest",
+    "block_builder", "storage", "overrides", "memberlist", "usage_report", "cache", "backend_scheduler",
+    "backend_scheduler_client", "backend_worker", "live_store"}
+TEMPO_DISTRIBUTOR = {"ring", "receivers", "override_ring_key", "log_received_spans", "log_discarded_spans",
+                     "metric_received_spans", "forwarders", "usage", "kafka_config", "retry_after_on_resource_exhausted",
+                     "max_attribute_bytes", "artificial_delay"}
+TEMPO_3_REMOVED = {"ingester", "ingester_client", "compactor", "metrics_generator_client", "partition_ring_live_store"}
+
+
+@pytest.mark.parametrize("file", TEMPO_FILES, ids=lambda p: p.name)
+def test_tempo_configs_use_tempo_3_keys(file):
+    doc = yaml.safe_load(file.read_text())
+    assert set(doc) <= TEMPO_TOP_LEVEL - TEMPO_3_REMOVED, set(doc) - (TEMPO_TOP_LEVEL - TEMPO_3_REMOVED)
+    assert set(doc["distributor"]) <= TEMPO_DISTRIBUTOR, set(doc["distributor"]) - TEMPO_DISTRIBUTOR
+    assert "enabled" not in doc.get("ingest", {})  # removed in 3.0
+    assert set(doc["overrides"]) == {"defaults"}  # the scoped format: legacy flat overrides stop 3.0 at start
+    for compose in (SINGLE, SCALE):
+        images = {s["image"] for s in _compose(compose)["services"].values() if "grafana/tempo" in s.get("image", "")}
+        assert images == {TEMPO_IMAGE}, images
+
+
 def test_tempo_keeps_prompts_whole():
-    for file in (DEPLOY / "tempo" / "tempo.yaml", DEPLOY / "scale-out" / "tempo" / "tempo-distributed.yaml"):
-        assert yaml.safe_load(file.read_text())["distributor"]["max_span_attr_byte"] >= 65536, file
+    for file in TEMPO_FILES:
+        assert yaml.safe_load(file.read_text())["distributor"]["max_attribute_bytes"] >= 65536, file
+
+
+@pytest.mark.skipif(not os.environ.get("GENAITRACE_TEMPO_BIN"),
+                    reason="set GENAITRACE_TEMPO_BIN to a Tempo 3.x binary (built from source) to verify with Tempo itself")
+@pytest.mark.parametrize("file", TEMPO_FILES, ids=lambda p: p.name)
+def test_tempo_itself_accepts_the_configs(file, tmp_path):
+    import subprocess
+
+    env = {**os.environ, "MINIO_ROOT_USER": "tempo", "MINIO_ROOT_PASSWORD": "test-password"}
+    version = subprocess.run([os.environ["GENAITRACE_TEMPO_BIN"], "-version"], capture_output=True, text=True, timeout=30)
+    assert version.stdout.startswith("tempo, version"), version.stdout + version.stderr
+    # -config.verify: parse strictly, check, exit (0 with no warnings); -target as compose starts each role
+    targets = ["all"] if file.name == "tempo.yaml" else ["distributor", "live-store", "block-builder", "querier",
+                                                          "query-frontend", "backend-scheduler", "backend-worker"]
+    for target in targets:
+        result = subprocess.run([os.environ["GENAITRACE_TEMPO_BIN"], f"-config.file={file}", "-config.expand-env=true",
+                                 f"-target={target}", "-config.verify"], capture_output=True, text=True, timeout=60,
+                                env=env, cwd=tmp_path)
+        assert result.returncode == 0, (target, result.stdout[-2000:], result.stderr[-2000:])
+        assert "CONFIGURATION WARNINGS" not in result.stdout + result.stderr, (target, result.stderr[-2000:])
