@@ -152,11 +152,9 @@ class Traces:
         return self._serialized
 
     def serialized_size(self) -> int:
-        """`len(self.to_protobuf())`, without serializing (or parsing) to find out."""
-        self._apply_patches()
-        if self._serialized is not None:
-            return len(self._serialized)
-        return self._request.ByteSize()
+        """`len(self.to_protobuf())`. An edited message is serialized here, once: every exporter
+        then takes those bytes (from any thread) instead of serializing its own copy."""
+        return len(self.to_protobuf())
 
     def read_natively(self, read: Callable[[bytes], _T]) -> _T:
         """`read(bytes)` for a native reader of this batch's bytes; if the native module refuses

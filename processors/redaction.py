@@ -336,7 +336,7 @@ class RedactionProcessor(Processor):
 
     def process(self, traces: Traces) -> Traces:
         cfg, redactor, scan = self.config, self.redactor, self._scan
-        for rs in traces.request.resource_spans:
+        for rs in traces.edit().resource_spans:
             if cfg.resource:
                 redactor.redact_attributes(rs.resource.attributes, {}, scan)
             for ss in rs.scope_spans:

@@ -170,7 +170,7 @@ def _set_string(attributes, key: str, value: str, add: bool = True) -> None:
 def stamp_tenant(traces: Traces, tenant: str) -> None:
     """`tenant.id = tenant` on every resource and span; wherever else a client could put a
     tenant.id (scope attributes, span events, links) the claim is overwritten, not added."""
-    for rs in traces.request.resource_spans:
+    for rs in traces.edit().resource_spans:
         _set_string(rs.resource.attributes, TENANT_ATTRIBUTE, tenant)
         for ss in rs.scope_spans:
             _set_string(ss.scope.attributes, TENANT_ATTRIBUTE, tenant, add=False)
