@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from collector.memory import process_tree
-from tests.harness import free_port
+from tests.support.harness import free_port
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -186,7 +186,7 @@ class Ours:
         sys.path.insert(0, str(REPO))
         from collector import registry
         from collector.component import Kind
-        from tests.harness import CollectorProcess
+        from tests.support.harness import CollectorProcess
 
         available = registry.types(Kind.PROCESSOR)
         if processors is None:

@@ -62,7 +62,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 @pytest.fixture
 def collector(tmp_path):
     """A running collector process with the default test pipeline (OTLP -> batch -> chdb)."""
-    from harness import CollectorProcess
+    from support.harness import CollectorProcess
 
     process = CollectorProcess(tmp_path).start()
     yield process

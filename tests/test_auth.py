@@ -18,8 +18,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from collector.component import UnauthenticatedError
 from collector.extensions.bearertokenauth import BearerTokenAuth, BearerTokenAuthConfig, stamp_tenant
 from collector.pdata import Traces, get_attribute
-from harness import CONFIG_TEMPLATE, CollectorProcess
-from otlp_load import make_request
+from support.harness import CONFIG_TEMPLATE, CollectorProcess
+from support.otlp_load import make_request
 
 pytestmark = pytest.mark.timeout(120)
 

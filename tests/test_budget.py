@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-import seed_data
+from support import seed_data
 from collector.budget import Budgets, budget_app, build_report, load_budgets, period_range, prometheus_rules
 from collector.query import open_query_client
 

@@ -15,9 +15,9 @@ import lz4.frame
 import pytest
 from backports import zstd
 
-from harness import CollectorProcess
-from hostile_clients import PB, NormalClient, latency_budget
-from otlp_load import make_request
+from support.harness import CollectorProcess
+from support.hostile_clients import PB, NormalClient, latency_budget
+from support.otlp_load import make_request
 
 pytestmark = pytest.mark.timeout(180)
 BODY_LIMIT_MIB = 2
@@ -157,7 +157,7 @@ def test_bad_compressed_bodies_get_400_with_a_message(collector, encoding, body)
 
 def test_compression_algorithms_can_be_narrowed(tmp_path):
     """confighttp's `compression_algorithms`: a coding not listed is refused (400) even if known."""
-    from harness import CONFIG_TEMPLATE
+    from support.harness import CONFIG_TEMPLATE
 
     config = CONFIG_TEMPLATE.replace("        max_request_body_size_mib: {max_body_mib}\n",
                                      "        max_request_body_size_mib: {max_body_mib}\n        compression_algorithms: [gzip]\n")

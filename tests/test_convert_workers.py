@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from harness import REPO, CollectorProcess
-from otlp_load import http_send
+from support.harness import REPO, CollectorProcess
+from support.otlp_load import http_send
 from test_columns import varied_request
 
 from bench.workload import make_request as workload_request
@@ -51,7 +51,7 @@ from collector.exporters.clickhouse import ClickHouseConfig, ClickHouseExporter
 from collector.exporterhelper import ExportRequest
 from collector.component import ComponentId
 sys.path.insert(0, "tests")
-from otlp_load import make_request
+from support.otlp_load import make_request
 exporter = ClickHouseExporter(ComponentId("clickhouse"), ClickHouseConfig(endpoint="chdb://" + sys.argv[1],
                                                                         convert_workers=int(sys.argv[2])))
 exporter._start(None)

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from collector.pdata import set_any_value
-from harness import PYTHON, CollectorProcess
+from support.harness import PYTHON, CollectorProcess
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 INPUT, OUTPUT = 1_000, 200
@@ -133,7 +133,7 @@ def _close(a: float, b: float) -> bool:
 
 @pytest.mark.parametrize("tenant,provider,model,day_a", CASES)
 def test_every_surface_agrees_after_a_price_change_and_a_reprice(tmp_path, tenant, provider, model, day_a):
-    from test_dashboards import expand
+    from support.grafana import expand
 
     day_b, day_c = day_a + timedelta(days=2), day_a + timedelta(days=3)
     noon = lambda d: datetime(d.year, d.month, d.day, 12, tzinfo=timezone.utc)  # noqa: E731

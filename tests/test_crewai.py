@@ -6,7 +6,7 @@ The entry points and Flows run end to end in tests/apps/test_crewai_apps.py.
 
 from __future__ import annotations
 
-from instrumentation_fixtures import SPANS_DUMP, child_env, fake_llm, last_json, run_python  # noqa: F401
+from support.instrumentation_fixtures import SPANS_DUMP, child_env, fake_llm, last_json, run_python  # noqa: F401
 
 SCRIPT = SPANS_DUMP + """
 import json, sys

@@ -13,48 +13,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-import seed_data
+from support import seed_data
+from support.grafana import ALL, DASHBOARDS, GRAFANA, expand, panels
 
 REPO = Path(__file__).resolve().parent.parent
-GRAFANA = REPO / "deploy" / "grafana"
-DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 DATASOURCES = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "datasources.yaml").read_text())["datasources"]
 PROVISIONED = {ds["uid"]: ds for ds in DATASOURCES}
 BUILTIN = {"-- Mixed --", "-- Grafana --", "-- Dashboard --"}
 
 
-def _panels():
-    for path in DASHBOARDS:
-        board = json.loads(path.read_text())
-        for panel in board["panels"]:
-            yield path.stem, board, panel
-
-
 def _ch_targets():
-    for name, _, panel in _panels():
+    for name, _, panel in panels():
         for target in panel["targets"]:
             if target["datasource"]["uid"] == "clickhouse":
                 yield pytest.param(panel, target, id=f"{name}:{panel['title']}")
-
-
-# --- the ClickHouse data source's macros (grafana-clickhouse-datasource v4) -----------------------
-
-def expand(sql: str, start: int, end: int, variables: dict[str, list[str] | None], interval_s: int = 3600) -> str:
-    """`$__timeFilter(c)` etc. as the plugin's backend expands them; variables as Grafana formats them."""
-    def day(ts: int) -> str:
-        return time.strftime("%Y-%m-%d", time.gmtime(ts))
-
-    sql = re.sub(r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m[1]} >= toDateTime({start}) AND {m[1]} <= toDateTime({end})", sql)
-    sql = re.sub(r"\$__dateFilter\(([^)]+)\)", lambda m: f"{m[1]} >= toDate('{day(start)}') AND {m[1]} <= toDate('{day(end)}')", sql)
-    sql = re.sub(r"\$__timeInterval\(([^)]+)\)", lambda m: f"toStartOfInterval(toDateTime({m[1]}), INTERVAL {interval_s} second)", sql)
-    sql = sql.replace("$__fromTime", f"toDateTime({start})").replace("$__toTime", f"toDateTime({end})")
-    sql = sql.replace("$__interval_s", str(interval_s))
-    for name, values in variables.items():
-        # All -> the variable's custom all value, inserted as is; else each value single-quoted
-        text = "'__all__'" if values is None else ",".join("'" + v.replace("'", "\\'") + "'" for v in values)
-        sql = sql.replace(f"${{{name}:singlequote}}", text)
-    assert "$" not in sql, f"unexpanded macro or variable in: {sql}"
-    return sql
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +37,6 @@ def seeded():
 def _run(store, sql: str):
     result = store.query(sql)
     return list(result.column_names), [t.name for t in result.column_types], result.result_rows
-
-
-ALL = {"tenant": None, "agent": None, "model": None, "provider": None}
 
 
 @pytest.mark.parametrize("panel,target", list(_ch_targets()))
@@ -90,7 +59,7 @@ def test_panel_sql_runs_and_returns_the_expected_columns(seeded, panel, target):
 
 def test_filters_by_tenant_change_the_totals(seeded):
     store, truth = seeded
-    total = next(t for _, b, p in _panels() if p["title"] == "Total cost" for t in p["targets"])
+    total = next(t for _, b, p in panels() if p["title"] == "Total cost" for t in p["targets"])
     end = int(time.time())
     start = end - 60 * 86400
     everything = _run(store, expand(total["rawSql"], start, end, ALL))[2][0][0]
@@ -134,7 +103,7 @@ def test_template_variables_budget_annotations_and_trace_links(path, seeded):
 
 
 def test_the_seed_panels_exist():
-    titles = {p["title"] for _, _, p in _panels()}
+    titles = {p["title"] for _, _, p in panels()}
     for wanted in ("Total cost", "Cost by model", "Cost by provider", "Cost by tenant", "Cost by agent", "Cost rate per hour",
                    "Month to date vs budget, with linear forecast", "Agent calls over time", "Top agents by tokens",
                    "Agent response time", "Agent success rate", "Workflows by type", "Tokens and cost per flow",
@@ -149,7 +118,7 @@ def test_prometheus_panels_use_exposed_metrics_or_recording_rules():
              "otelcol_receiver_accepted_spans_total", "otelcol_receiver_refused_spans_total", "otelcol_exporter_sent_spans_total",
              "otelcol_exporter_send_failed_spans_total", "otelcol_exporter_queue_size", "otelcol_exporter_queue_bytes",
              "otelcol_exporter_queue_capacity_bytes", "ALERTS"}
-    for _, board, panel in _panels():
+    for _, board, panel in panels():
         for target in panel["targets"]:
             if target["datasource"]["uid"] != "prometheus":
                 continue

@@ -22,9 +22,9 @@ import time
 import grpc
 import pytest
 
-from harness import REPO, CollectorProcess
-from seed_data import shared_path
-from otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
+from support.harness import REPO, CollectorProcess
+from support.seed_data import shared_path
+from support.otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -72,7 +72,7 @@ def test_kill9_while_streaming_loses_nothing_acknowledged(tmp_path):
 
 def test_kill9_between_insert_and_ack_is_deduplicated(tmp_path):
     """The batch is in ClickHouse but still in the queue: the replay must not store it again."""
-    collector = CollectorProcess(tmp_path, launcher=[str(REPO / "tests" / "fault_injection.py"), "--kill-after-push", "1"]).start()
+    collector = CollectorProcess(tmp_path, launcher=[str(REPO / "tests" / "support" / "fault_injection.py"), "--kill-after-push", "1"]).start()
     tally = Tally()
     for _ in range(10):
         request, ids = make_request(200)
@@ -118,7 +118,7 @@ def test_one_full_queue_refuses_the_request_for_every_exporter(tmp_path):
     """ClickHouse and Tempo-like OTLP in one pipeline, the OTLP destination down and its queue
     full: the request is refused before ClickHouse has it, so the client's retries don't store it
     twice there (what is acknowledged is in ClickHouse exactly once, what is refused is not)."""
-    from harness import free_port
+    from support.harness import free_port
 
     exporters = f"""
   clickhouse:
@@ -202,7 +202,7 @@ from collector.exporters.clickhouse import ClickHouseConfig, ClickHouseExporter
 from collector.exporterhelper import ExportRequest
 from collector.component import ComponentId
 sys.path.insert(0, "tests")
-from otlp_load import make_request
+from support.otlp_load import make_request
 exporter = ClickHouseExporter(ComponentId("clickhouse"), ClickHouseConfig(endpoint="chdb://" + sys.argv[1]))
 exporter._start(None)
 batch = (make_request(100)[0].SerializeToString(),)
@@ -218,7 +218,7 @@ def test_insert_deduplication_token_drops_a_replay(tmp_path):
     import subprocess
     import sys
 
-    from harness import REPO
+    from support.harness import REPO
 
     out = subprocess.run([sys.executable, "-c", DEDUP_SCRIPT, str(tmp_path / "chdb")], capture_output=True, text=True,
                          timeout=120, cwd=REPO)

@@ -29,8 +29,8 @@ from collector.exporterhelper import ExportRequest, ExportTimeout, QueuedRetryEx
 from collector.exporters.otlp import OTLPGrpcConfig, OTLPGrpcExporter
 from collector.exporters.otlphttp import OTLPHttpConfig, OTLPHttpExporter
 from collector.otlp_split import split_request
-from harness import CollectorProcess, free_port
-from otlp_load import grpc_send, make_request, stored_counts
+from support.harness import CollectorProcess, free_port
+from support.otlp_load import grpc_send, make_request, stored_counts
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -29,7 +29,7 @@ from collector.pdata import Traces
 from collector.receivers.decoding import decompress
 from collector.receivers.validation import MIN_TIME_NS, ValidationConfig, sanitize
 from collector.storage.columns import traces_to_arrow
-from otlp_load import make_request
+from support.otlp_load import make_request
 
 CORPUS = Path(__file__).parent / "corpus"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-import seed_data
+from support import seed_data
 import semconv
 from collector.component import ComponentId, Host, PermanentError
 from collector.pdata import ExportTraceServiceRequest, Traces, set_any_value

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
 
-import seed_data
+from support import seed_data
 import semconv
 from collector.component import ComponentId, Host
 from collector.pdata import Traces, attributes_to_dict

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-import seed_data
+from support import seed_data
 from collector.storage import genai_views
 from collector.storage.schema import SchemaOptions, schema_statements
 

@@ -21,9 +21,9 @@ import h2.events
 import httpx
 import pytest
 
-from harness import CONFIG_TEMPLATE, CollectorProcess
-from hostile_clients import EXPORT, PB, NormalClient, latency_budget
-from otlp_load import make_request
+from support.harness import CONFIG_TEMPLATE, CollectorProcess
+from support.hostile_clients import EXPORT, PB, NormalClient, latency_budget
+from support.otlp_load import make_request
 
 pytestmark = pytest.mark.timeout(180)
 READ_HEADER_TIMEOUT, READ_TIMEOUT, GRPC_READ_TIMEOUT = 3.0, 5.0, 2.0

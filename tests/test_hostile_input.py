@@ -13,8 +13,8 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from harness import CONFIG_TEMPLATE, CollectorProcess
-from otlp_load import grpc_send, make_request
+from support.harness import CONFIG_TEMPLATE, CollectorProcess
+from support.otlp_load import grpc_send, make_request
 
 pytestmark = pytest.mark.timeout(120)
 PB = {"content-type": "application/x-protobuf"}

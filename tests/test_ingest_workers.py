@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from collector.memory import child_pids
-from harness import CollectorProcess
-from otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
+from support.harness import CollectorProcess
+from support.otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
 
 
 def _send_from_clients(collector: CollectorProcess, tally: Tally, requests_per_client: int, spans: int) -> None:

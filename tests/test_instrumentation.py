@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from instrumentation_fixtures import SPANS_DUMP, child_env, fake_llm, last_json, otlp_capture, run_python  # noqa: F401
+from support.instrumentation_fixtures import SPANS_DUMP, child_env, fake_llm, last_json, otlp_capture, run_python  # noqa: F401
 
 
 # ----------------------------------------------------------------------------- pure unit tests

@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from harness import CollectorProcess
+from support.harness import CollectorProcess
 from instrumentation import evaluation
 from instrumentation.processor import GenAISpanProcessor
 
@@ -226,7 +226,7 @@ def test_cli_score_sessions_and_session(collector):
     import sys
 
     import instrumentation
-    from harness import REPO
+    from support.harness import REPO
 
     tracer_provider, logger_provider = sdk(collector, ACME, "acme")
     tracer = tracer_provider.get_tracer("app")
@@ -312,7 +312,7 @@ def test_evaluation_in_an_app_bootstrapped_by_init_reaches_the_collector(collect
     """An app that calls `instrumentation.init()` and evaluates an LLM span: the result event goes to
     the collector with the spans (a logger provider is made on first use when the app set none),
     parented to the evaluated span, and lands in genai_scores as the token's tenant."""
-    from instrumentation_fixtures import child_env, run_python
+    from support.instrumentation_fixtures import child_env, run_python
 
     env = child_env(OTEL_EXPORTER_OTLP_ENDPOINT=base(collector),
                     OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer {ACME}", OTEL_SERVICE_NAME="eval-app")

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from collector.memory import process_tree, proportional_bytes, resident_bytes
-from harness import REPO, CollectorProcess
-from otlp_load import make_request
+from support.harness import REPO, CollectorProcess
+from support.otlp_load import make_request
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness import PYTHON, CollectorProcess
+from support.harness import PYTHON, CollectorProcess
 
 HERE = Path(__file__).parent
 SPANS_SQL = """
@@ -23,7 +23,7 @@ FROM otel.otel_traces WHERE TraceId = {trace_id:String} ORDER BY SpanName
 
 
 def send_with_sdk(protocol: str, endpoint: str, service: str) -> str:
-    result = subprocess.run([PYTHON, str(HERE / "otlp_sender.py"), protocol, endpoint, service],
+    result = subprocess.run([PYTHON, str(HERE / "support" / "otlp_sender.py"), protocol, endpoint, service],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-import seed_data
-from harness import REPO, CollectorProcess, free_port
+from support import seed_data
+from support.harness import REPO, CollectorProcess, free_port
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 

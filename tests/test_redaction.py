@@ -10,8 +10,8 @@ import pytest
 
 from collector.component import ComponentId
 from collector.pdata import Traces, get_attribute
-from harness import CollectorProcess
-from otlp_load import http_send, make_request
+from support.harness import CollectorProcess
+from support.otlp_load import http_send, make_request
 from processors.redaction import RedactionConfig, RedactionProcessor, Redactor
 
 pytestmark = pytest.mark.timeout(120)
@@ -309,7 +309,7 @@ def _stored_text(rows: list[dict]) -> str:
 def test_canaries_in_every_location_never_reach_any_stored_column(tmp_path):
     """A real OTLP request through a real collector process (HTTP protobuf and gRPC), then every
     column of every stored row is read back through SQL and searched for each canary."""
-    from otlp_load import grpc_send
+    from support.otlp_load import grpc_send
 
     collector = CollectorProcess(tmp_path, processors="memory_limiter, redaction, batch", extra_processors_yaml="  redaction: {}").start()
     try:

@@ -24,7 +24,7 @@ N_BACKFILL = 1_569  # the seeds' backfill case: calls stored with provider `unkn
 @pytest.fixture(scope="module")
 def chdb_path():
     # chdb allows one data path per process: share the test session's one (own tables, so no clash).
-    import seed_data
+    from support import seed_data
 
     return seed_data.shared_path()
 

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import instrumentation
-import seed_data
+from support import seed_data
 import semconv
 from collector.pdata import Traces
 from collector.storage import log_columns, session_views
@@ -267,10 +267,10 @@ def test_seeded_scores_panels_answer_from_the_seed():
     """The dashboards' worst-scored traces are the seed's lowest scores, per name."""
     import time
 
-    from test_dashboards import ALL, _panels, expand
+    from support.grafana import ALL, expand, panels
 
     store, truth = seed_data.shared_store()
-    panel = next(p for _, _, p in _panels() if p["title"].startswith("Worst-scored traces"))
+    panel = next(p for _, _, p in panels() if p["title"].startswith("Worst-scored traces"))
     end = int(time.time()) + 3600
     result = store.query(expand(panel["targets"][0]["rawSql"], end - 60 * 86400, end, ALL))
     got = [dict(zip(result.column_names, row)) for row in result.result_rows]

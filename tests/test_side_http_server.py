@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from collector.httpserver import RateLimitedLog, ServerLimits, start_http_server, stop_http_server
-from harness import CollectorProcess, free_port
+from support.harness import CollectorProcess, free_port
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -19,8 +19,8 @@ import uuid
 import httpx
 import pytest
 
-from harness import CONFIG_TEMPLATE, SQL_RESULT_LIMITS, CollectorProcess
-from otlp_load import make_request
+from support.harness import CONFIG_TEMPLATE, SQL_RESULT_LIMITS, CollectorProcess
+from support.otlp_load import make_request
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -12,8 +12,8 @@ import pytest
 
 from collector.extensions.bearertokenauth import stamp_tenant
 from collector.pdata import Traces, get_attribute
-from harness import CONFIG_TEMPLATE, CollectorProcess
-from otlp_load import make_request
+from support.harness import CONFIG_TEMPLATE, CollectorProcess
+from support.otlp_load import make_request
 
 pytestmark = pytest.mark.timeout(180)
 

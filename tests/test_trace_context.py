@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from instrumentation_fixtures import child_env, fake_llm, last_json, otlp_capture, run_python  # noqa: F401
+from support.instrumentation_fixtures import child_env, fake_llm, last_json, otlp_capture, run_python  # noqa: F401
 
 DEMO = """
 import json

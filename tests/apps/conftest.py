@@ -9,7 +9,7 @@ from apps.harness import AppEnvironment, TeeReceiver
 
 @pytest.fixture(scope="session")
 def app_environment(tmp_path_factory):
-    from harness import CollectorProcess  # tests/harness.py
+    from support.harness import CollectorProcess  # tests/support/harness.py
     from instrumentation.fakellm import FakeLLMServer
 
     tmp = tmp_path_factory.mktemp("apps")

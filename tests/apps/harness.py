@@ -12,7 +12,7 @@ Each app runs as a subprocess twice against the same fake LLM server (reset befo
 
 The instrumented run exports to :class:`TeeReceiver`, which records every byte the app sent
 (for the canary scan) and forwards each request unchanged to a real collector process
-(``tests/harness.py`` ``CollectorProcess``); the spans are then read back with SQL from the
+(``tests/support/harness.py`` ``CollectorProcess``); the spans are then read back with SQL from the
 collector's store, after the collector's GenAI normaliser and cost processors ran.
 """
 
@@ -124,7 +124,7 @@ class AppEnvironment:
     """What every app run shares: the fake LLM server, the collector and the tee in front of it."""
 
     fake: object          # instrumentation.fakellm.FakeLLMServer
-    collector: object     # tests/harness.py CollectorProcess
+    collector: object     # tests/support/harness.py CollectorProcess
     tee: TeeReceiver
     tmp: Path
 

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from peers import GO_ENV, INTEROP
+from support.peers import GO_ENV, INTEROP
 
 from collector.storage.schema import SchemaOptions, schema_statements
 

@@ -10,12 +10,12 @@ import time
 
 import httpx
 from google.protobuf import json_format
-from harness import CollectorProcess
+from support.harness import CollectorProcess
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
-from peers import Otelcol, otelcol_binary, otelcol_config  # noqa: F401 (fixture)
+from support.peers import Otelcol, otelcol_binary, otelcol_config  # noqa: F401 (fixture)
 
 MIB = 1024 * 1024
 BIG_SPANS = 60

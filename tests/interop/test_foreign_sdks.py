@@ -8,9 +8,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from harness import CollectorProcess
+from support.harness import CollectorProcess
 from semconv.genai_mapping import GEN_AI_PROVIDER_DETECTION
-from peers import INTEROP, gosdk_binary, js_sender  # noqa: F401 (fixtures)
+from support.peers import INTEROP, gosdk_binary, js_sender  # noqa: F401 (fixtures)
 
 # litellm's price map for gpt-4o-mini: $0.15 / 1M input tokens, $0.60 / 1M output tokens.
 EXPECTED_COST = 1000 * 0.15e-6 + 500 * 0.60e-6

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 import httpx
-from harness import CollectorProcess
-from peers import Jaeger, jaeger_binary, send_genai_traces  # noqa: F401 (fixture)
+from support.harness import CollectorProcess
+from support.peers import Jaeger, jaeger_binary, send_genai_traces  # noqa: F401 (fixture)
 
 TRACES = 5
 

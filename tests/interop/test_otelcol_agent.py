@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from harness import CollectorProcess
-from peers import Otelcol, otelcol_binary, otelcol_config, send_genai_traces  # noqa: F401 (fixture)
+from support.harness import CollectorProcess
+from support.peers import Otelcol, otelcol_binary, otelcol_config, send_genai_traces  # noqa: F401 (fixture)
 
 TRACES = 100
 SPANS = TRACES * 3
@@ -64,7 +64,7 @@ def test_otelcol_agent_retries_our_backpressure_and_delivers_everything(tmp_path
     normal_config = ours.config_path.read_text()
     # A 1 MiB memory limit: our memory_limiter refuses every request (retryable answers).
     refusing_config = normal_config.replace("limit_mib: 4096", "limit_mib: 1").replace("spike_limit_mib: 512", "spike_limit_mib: 0")
-    assert refusing_config != normal_config, "tests/harness.py's memory_limiter settings changed"
+    assert refusing_config != normal_config, "tests/support/harness.py's memory_limiter settings changed"
     ours.config_path.write_text(refusing_config)
     ours.start()
     agent = Otelcol(otelcol_binary, tmp_path / "agent", otelcol_config(

@@ -11,9 +11,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import yaml
-from harness import REPO, CollectorProcess
-from peers import GoProcess, otelcol_binary, send_genai_traces  # noqa: F401 (fixture)
-from harness import free_port
+from support.harness import REPO, CollectorProcess
+from support.peers import GoProcess, otelcol_binary, send_genai_traces  # noqa: F401 (fixture)
+from support.harness import free_port
 
 LB_MANIFEST = REPO / "deploy" / "scale-out" / "lb" / "otelcol-lb.yaml"
 ROUNDS, TRACES_PER_ROUND = 12, 25

@@ -22,7 +22,7 @@ from typing import Callable
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
@@ -130,7 +130,7 @@ class CollectorProcess:
         fields["exporters"] = (exporters_yaml or DEFAULT_EXPORTERS).replace("{data}", str(self.data))
         self.config_path.write_text(config_text.format(**fields) if config_text else CONFIG_TEMPLATE.format(**fields))
         self.env = {**os.environ, **(env or {})}
-        # What runs the collector: the CLI, or a test's own entry point (e.g. tests/fault_injection.py).
+        # What runs the collector: the CLI, or a test's own entry point (e.g. tests/support/fault_injection.py).
         self.launcher = launcher or ["-m", "collector.cli"]
         self.log_path = self.workdir / "collector.log"
         self.proc: subprocess.Popen | None = None

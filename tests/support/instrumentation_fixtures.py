@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = str(Path(__file__).resolve().parent.parent)
+REPO = str(Path(__file__).resolve().parents[2])
 
 
 def child_env(**extra: str) -> dict:

@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO, free_port  # noqa: E402
+from support.harness import REPO, free_port
 
 INTEROP = REPO / "interop"
 BIN = REPO / ".cache" / "interop" / "bin"

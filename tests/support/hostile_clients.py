@@ -9,7 +9,7 @@ import time
 import grpc
 import httpx
 
-from otlp_load import make_request
+from support.otlp_load import make_request
 
 PB = {"content-type": "application/x-protobuf"}
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

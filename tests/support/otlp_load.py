@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 _counter = itertools.count(1)
 _lock = threading.Lock()
 RUN = os.urandom(4)  # span ids are unique across test runs that share nothing else
-FIGURES = Path(__file__).resolve().parent.parent / ".pytest_cache" / "reliability.json"
+FIGURES = Path(__file__).resolve().parents[2] / ".pytest_cache" / "reliability.json"
 
 
 def make_request(spans: int, *, tenant: str | None = None, attrs: dict | None = None) -> tuple[ExportTraceServiceRequest, list[str]]:

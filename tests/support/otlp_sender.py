@@ -1,8 +1,8 @@
 """A separate process that makes spans with the real OpenTelemetry SDK and sends them with the
 SDK's own OTLP exporter. Prints the trace id.
 
-    python otlp_sender.py grpc 127.0.0.1:4317 service-name
-    python otlp_sender.py http http://127.0.0.1:4318/v1/traces service-name
+    python tests/support/otlp_sender.py grpc 127.0.0.1:4317 service-name
+    python tests/support/otlp_sender.py http http://127.0.0.1:4318/v1/traces service-name
 """
 
 import sys

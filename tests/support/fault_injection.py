@@ -1,4 +1,4 @@
-"""A collector with faults injected, for tests only: `python tests/fault_injection.py --kill-after-push N run --config ...`
+"""A collector with faults injected, for tests only: `python tests/support/fault_injection.py --kill-after-push N run --config ...`
 
 `--kill-after-push N`: SIGKILL the whole process right after the Nth successful push of the
 `clickhouse` exporter, before exporterhelper acknowledges the batch in its queue. The store then
@@ -16,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from collector.exporters import clickhouse  # noqa: E402
 
