@@ -20,13 +20,17 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Callable
 
 from collector.config import CollectorConfig
+
+# What each worker process runs: (config_path, metrics_dir, log_level, parent_pid, ready) -> None.
+# It builds the worker's pipelines, so it lives with the service (service.run_worker), which is
+# above this module: the supervisor only starts, watches and stops processes.
+WorkerMain = Callable[[str, "str | None", int, int, Connection], None]
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +40,10 @@ _SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads
 class IngestWorkers:
     """Starts the worker processes, restarts any that die, stops them before the exporters drain."""
 
-    def __init__(self, config: CollectorConfig, metrics_dir: str | None, telemetry,
+    def __init__(self, config: CollectorConfig, metrics_dir: str | None, telemetry, *, worker_main: WorkerMain,
                  on_health: Callable[[bool], None] = lambda healthy: None, start_timeout_s: float = 120):
         self.config, self.metrics_dir, self.telemetry = config, metrics_dir, telemetry
+        self.worker_main = worker_main  # a module-level function: spawn pickles it by name
         self.on_health = on_health  # False while a worker is down: the health check says so
         self.start_timeout_s = start_timeout_s
         self.processes: list[multiprocessing.Process | None] = [None] * config.ingest_workers
@@ -56,7 +61,7 @@ class IngestWorkers:
     def _spawn(self, index: int) -> Connection:
         ours, theirs = _SPAWN.Pipe(duplex=False)
         process = _SPAWN.Process(
-            target=run_worker, name=f"ingest-{index}", daemon=True,
+            target=self.worker_main, name=f"ingest-{index}", daemon=True,
             args=(self.config.path, self.metrics_dir, logging.getLogger().level, os.getpid(), theirs),
         )
         process.start()
@@ -110,30 +115,3 @@ class IngestWorkers:
                 log.error("ingest worker pid %d did not stop in time; killing it", process.pid)
                 process.kill()
                 process.join(5)
-
-
-def run_worker(config_path: str, metrics_dir: str | None, log_level: int, parent_pid: int, ready: Connection) -> None:
-    """A worker process: the receivers and processors of every pipeline, writing to the queues."""
-    from collector import memory
-    from collector.child_process import detach_from_parent_signals
-    from collector.config import load_config
-    from collector.service import Service
-
-    detach_from_parent_signals(parent_pid)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s ingest-{os.getpid()} %(name)s: %(message)s")
-    config = load_config(config_path)
-    # The limit is the collector's; the workers admit requests against shares of its headroom.
-    memory.measure_process_tree(parent_pid, admitting_processes=config.ingest_workers)
-    service = Service(config, role="ingest", metrics_dir=metrics_dir)
-    try:
-        service.start()
-    except Exception as exc:  # noqa: BLE001 - reported to the main process, which reports it
-        ready.send(f"{type(exc).__name__}: {exc}")
-        service.shutdown()
-        raise SystemExit(1) from None
-    ready.send("ready")
-    ready.close()
-    stop.wait()
-    service.shutdown()

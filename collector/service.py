@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
+from multiprocessing.connection import Connection
 
 from collector import memory
+from collector.child_process import detach_from_parent_signals
 from collector.component import ComponentId, Consumer, Host, PermanentError, signal_id
-from collector.config import CollectorConfig, PipelineConfig
+from collector.config import CollectorConfig, PipelineConfig, load_config
 from collector.exporterhelper import QueueWriter
 from collector.ingest import IngestWorkers
 from collector.pdata import Traces
@@ -157,7 +162,8 @@ class Service:
         for exporter in self.exporters.values():
             self._start(exporter, host)
         if self.role == "main":
-            self.workers = IngestWorkers(cfg, self._metrics_dir, self.telemetry, on_health=self._set_ready)
+            self.workers = IngestWorkers(cfg, self._metrics_dir, self.telemetry, worker_main=run_worker,
+                                         on_health=self._set_ready)
             self.workers.start()
         else:  # processors from each pipeline's end to its start, then the receivers
             for component in (*self.processors, *self.receivers.values()):
@@ -222,3 +228,26 @@ class Service:
         self.telemetry.shutdown()
         if self.role == "main" and self._metrics_dir:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
+
+
+def run_worker(config_path: str, metrics_dir: str | None, log_level: int, parent_pid: int, ready: Connection) -> None:
+    """An ingest worker process (`service.ingest_workers` > 1; ingest.py starts and watches it): the
+    receivers and processors of every pipeline, writing to the exporters' queues."""
+    detach_from_parent_signals(parent_pid)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s ingest-{os.getpid()} %(name)s: %(message)s")
+    config = load_config(config_path)
+    # The limit is the collector's; the workers admit requests against shares of its headroom.
+    memory.measure_process_tree(parent_pid, admitting_processes=config.ingest_workers)
+    service = Service(config, role="ingest", metrics_dir=metrics_dir)
+    try:
+        service.start()
+    except Exception as exc:  # noqa: BLE001 - reported to the main process, which reports it
+        ready.send(f"{type(exc).__name__}: {exc}")
+        service.shutdown()
+        raise SystemExit(1) from None
+    ready.send("ready")
+    ready.close()
+    stop.wait()
+    service.shutdown()

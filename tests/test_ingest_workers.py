@@ -187,11 +187,12 @@ def test_health_follows_the_workers(tmp_path):
     (the main process wires this to the health check)."""
     from collector.config import load_config
     from collector.ingest import IngestWorkers
+    from collector.service import run_worker
     from collector.telemetry import SelfTelemetry
 
     config = load_config(CollectorProcess(tmp_path, ingest_workers=2).config_path)
     reports: list[bool] = []
-    workers = IngestWorkers(config, None, SelfTelemetry(), on_health=reports.append)
+    workers = IngestWorkers(config, None, SelfTelemetry(), worker_main=run_worker, on_health=reports.append)
     workers.start()
     try:
         reports.clear()
