@@ -79,3 +79,67 @@ def test_spans_at_finds_spans_across_scopes_without_visiting_others():
     merged = Traces.merge([_batch(["a", "b"], None), _batch([], None), _batch(["c", "d", "e"], None)])
     found = [ss.spans[index].name for ss, index in merged.spans_at([0, 2, 4])]
     assert found == ["a", "c", "e"] and list(merged.spans_at([])) == []
+
+
+# --- the forms of a batch and the conversions between them -------------------------------------
+
+
+def _genai_payload() -> bytes:
+    from collector.pdata import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    spans.add(name="llm", trace_id=b"t" * 16, span_id=b"s" * 8).attributes.add(key="gen_ai.system").value.string_value = "openai"
+    spans.add(name="db", trace_id=b"t" * 16, span_id=b"u" * 8).attributes.add(key="db.system").value.string_value = "pg"
+    return request.SerializeToString()
+
+
+def test_reading_keeps_the_received_bytes():
+    """Reading the message, the GenAI rows, the count and the size leaves the bytes as received."""
+    from collector.pdata import Traces
+
+    payload = _genai_payload()
+    traces = Traces.from_protobuf(payload)
+    assert [span.name for _, _, span in traces.spans()] == ["llm", "db"]
+    assert traces.read().resource_spans[0].scope_spans[0].spans[1].name == "db"
+    assert [row.name for row in traces.genai_rows()] == ["llm"]
+    assert traces.span_count() == 2 and traces.serialized_size() == len(payload)
+    assert traces.to_protobuf() is payload
+
+
+def test_edit_gives_the_bytes_up_by_name_and_to_protobuf_serializes_once():
+    from collector.pdata import ExportTraceServiceRequest, Traces
+
+    payload = _genai_payload()
+    traces = Traces.from_protobuf(payload)
+    traces.edit().resource_spans[0].scope_spans[0].spans[1].name = "changed"
+    serialized = traces.to_protobuf()
+    assert serialized is not payload and traces.to_protobuf() is serialized  # once, then shared
+    assert traces.serialized_size() == len(serialized)
+    assert ExportTraceServiceRequest.FromString(serialized).resource_spans[0].scope_spans[0].spans[1].name == "changed"
+    assert [row.name for row in traces.genai_rows()] == ["llm"]  # rows read again, from the new bytes
+
+
+def test_patches_are_written_into_the_bytes_before_any_other_form_is_read():
+    from collector.pdata import ExportTraceServiceRequest, Traces, attributes_to_dict
+
+    traces = Traces.from_protobuf(_genai_payload())
+    row = traces.genai_rows()[0]
+    traces.patch(row, {"gen_ai.provider.name": "openai"}, ["gen_ai.system"])
+    expected = {"gen_ai.provider.name": "openai"}
+    assert row.attributes == expected
+    assert attributes_to_dict(traces.read().resource_spans[0].scope_spans[0].spans[0].attributes) == expected
+    traces.patch(row, {"gen_ai.x": 1})
+    message = ExportTraceServiceRequest.FromString(traces.to_protobuf())
+    assert attributes_to_dict(message.resource_spans[0].scope_spans[0].spans[0].attributes) == {**expected, "gen_ai.x": 1}
+
+
+def test_canonical_protobuf_drops_what_upb_keeps_as_unknown_and_refuses_garbage():
+    from collector.pdata import ExportTraceServiceRequest, canonical_protobuf
+
+    payload = _genai_payload() + b"\xa2\x06\x02hi"  # field 100, length-delimited: unknown to both
+    canonical = canonical_protobuf(payload)
+    assert canonical == _genai_payload()
+    assert ExportTraceServiceRequest.FromString(canonical).resource_spans[0].scope_spans[0].spans[0].name == "llm"
+    with pytest.raises(PermanentError, match="malformed OTLP protobuf"):
+        canonical_protobuf(b"\xff\xff\xff")
