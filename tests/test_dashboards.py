@@ -140,7 +140,9 @@ def test_provisioning_files():
     assert f"./grafana/dashboards:{providers[0]['options']['path']}:ro" in mounts
     assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
     tempo = yaml.safe_load((REPO / "deploy" / "tempo" / "tempo.yaml").read_text())
-    assert tempo["distributor"]["max_span_attr_byte"] >= 65536  # prompts are not cut at 2 KB
+    assert tempo["distributor"]["max_attribute_bytes"] >= 65536  # prompts are not cut at 2 KB (Tempo 3.x key)
+    logs = ch["jsonData"]["logs"]  # exception and score log records, next to the traces
+    assert logs["otelEnabled"] is True and logs["defaultTable"] == "otel_logs" and logs["defaultDatabase"] == "otel"
 
 
 def test_dashboards_are_up_to_date_with_the_builder():

@@ -107,6 +107,10 @@ def cost() -> Board:
             w=6, h=5, columns=["unpriced_calls"])
     b.panel("Calls", "stat", f"SELECT count() AS calls {CALLS}", w=6, h=5, columns=["calls"])
     b.panel("Tokens", "stat", f"SELECT sum(total_tokens) AS tokens {CALLS}", w=6, h=5, columns=["tokens"])
+    # Each GenAI operation on its own: planning calls (`plan`) are not chat.
+    b.panel("Calls and cost by operation", "table",
+            f"SELECT operation, count() AS calls, sum(total_tokens) AS tokens, sum(cost_usd) AS cost_usd {CALLS} "
+            "GROUP BY operation ORDER BY cost_usd DESC", w=24, h=5, columns=["operation", "calls", "tokens", "cost_usd"])
     b.panel("Cost from estimated tokens (included in the total)", "stat",
             f"SELECT sumIf(cost_usd, usage_estimated) AS estimated_cost_usd, countIf(usage_estimated) AS estimated_calls {CALLS}",
             w=24, h=4, columns=["estimated_cost_usd", "estimated_calls"], unit="currencyUSD")
@@ -243,6 +247,11 @@ SELECT $__timeInterval(Timestamp) AS time, provider, round(100 * countIf(is_erro
 SELECT Timestamp, TraceId, provider, model, agent, error_type, status_message
 {CALLS} AND is_error ORDER BY Timestamp DESC LIMIT 50""", w=12,
             columns=["Timestamp", "TraceId", "provider", "model", "agent", "error_type", "status_message"])
+    b.panel("Failed GenAI operations and the exceptions reported for them", "table", f"""
+SELECT Timestamp, TraceId, operation, provider, model, agent, error_type, exceptions, exception_type, exception_message
+FROM otel.genai_errors WHERE $__timeFilter(Timestamp) AND {FILTER} ORDER BY Timestamp DESC LIMIT 50""", w=24,
+            columns=["Timestamp", "TraceId", "operation", "provider", "model", "agent", "error_type", "exceptions",
+                     "exception_type", "exception_message"])
     b.panel("p99 latency per model (Prometheus, semconv histogram)", "timeseries", None, w=24, unit="s",
             expr="histogram_quantile(0.99, sum by (gen_ai_request_model, le) "
                  "(rate(gen_ai_client_operation_duration_seconds_bucket[5m])))")
