@@ -210,7 +210,7 @@ def test_tempo_itself_accepts_the_configs(file, tmp_path):
                                                           "query-frontend", "backend-scheduler", "backend-worker"]
     for target in targets:
         result = subprocess.run([os.environ["GENAITRACE_TEMPO_BIN"], f"-config.file={file}", "-config.expand-env=true",
-                                 f"-target={target}", "-config.verify"], capture_output=True, text=True, timeout=60,
+                                 f"-target={target}", "-config.verify=true"], capture_output=True, text=True, timeout=60,
                                 env=env, cwd=tmp_path)
         assert result.returncode == 0, (target, result.stdout[-2000:], result.stderr[-2000:])
         assert "CONFIGURATION WARNINGS" not in result.stdout + result.stderr, (target, result.stderr[-2000:])
