@@ -30,6 +30,8 @@ from rich.console import Console
 from collector.config import load_config
 from collector.confighelpers import local_url
 from collector.query import QueryClient
+from collector.render import TRACE_SQL, print_result, trace_tree
+from collector.sessions_cli import show_session
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -125,8 +127,6 @@ def _sql_list(ids: list[str]) -> str:
 
 
 def run_demo(config_path: str, keep_running: bool = False) -> int:
-    from collector.cli import TRACE_SQL, print_result, trace_tree
-
     cfg = load_config(config_path)
     collector_url = _http_receiver_url(cfg)
     console.print(f"[bold]starting the collector[/] ({config_path}: "
@@ -203,9 +203,7 @@ def _score_requests(cfg, collector_url: str, client: QueryClient, ids: list[str]
     if conversation:
         _wait_for_scores(client, ids, 2 * len(facts))
         console.print(f"\n[bold]The first request's conversation[/] (genaitrace session {conversation}):")
-        from collector import cli, sessions_cli
-
-        sessions_cli.show_session(client, conversation, cli)
+        show_session(client, conversation)
 
 
 def _wait_for_scores(client: QueryClient, ids: list[str], expected: int, timeout_s: float = 30) -> None:

@@ -20,9 +20,8 @@ from typing import Optional
 
 import typer
 
-# collector.cli, handed over by `register` (cli mounts this module: importing it here would be a
-# cycle, and under `python -m collector.cli` a second copy of the CLI).
-cli = None
+from collector.render import TRACE_SQL, client_or_exit, console, err, load_or_exit, print_result, trace_tree
+
 CONFIG_OPTION = typer.Option("otel-collector.yaml", "--config", "-c", help="collector config file")
 
 SCORE_HELP = "a number, true/false, or a category"
@@ -67,12 +66,12 @@ def _http_endpoint(config: str) -> str:
     """The base URL of the first OTLP receiver with an HTTP protocol in the config."""
     from collector.confighelpers import local_url
 
-    cfg = cli._load(config)
+    cfg = load_or_exit(config)
     for cid, component in cfg.receivers.items():
         http = component.config.protocols.http if cid.type == "otlp" else None
         if http is not None:
             return local_url(http.endpoint)
-    cli.err.print(f"[bold red]error[/]: {config} has no OTLP receiver with an http protocol; give --endpoint")
+    err.print(f"[bold red]error[/]: {config} has no OTLP receiver with an http protocol; give --endpoint")
     raise typer.Exit(2)
 
 
@@ -97,13 +96,13 @@ def score(trace_id: str = typer.Argument(..., help="the evaluated trace, 32 hex 
                      value=score_value, label=score_label, explanation=explanation, source=source)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'score'}: {e['msg']}" for e in exc.errors())
-        cli.err.print(f"[bold red]error[/]: {problems}")
+        err.print(f"[bold red]error[/]: {problems}")
         raise typer.Exit(2) from None
     headers = {"content-type": "application/x-protobuf"}
     for pair in header:
         key, sep, val = pair.partition("=")
         if not sep or not key.strip():
-            cli.err.print(f"[bold red]error[/]: --header {pair!r}: expected KEY=VALUE")
+            err.print(f"[bold red]error[/]: --header {pair!r}: expected KEY=VALUE")
             raise typer.Exit(2)
         headers[key.strip().lower()] = val.strip()
     url = (endpoint or _http_endpoint(config)).rstrip("/") + "/v1/logs"
@@ -113,22 +112,22 @@ def score(trace_id: str = typer.Argument(..., help="the evaluated trace, 32 hex 
                                     timeout=10) as response:
             response.read()
     except urllib.error.HTTPError as exc:
-        cli.err.print(f"[bold red]rejected[/]: {url} answered {exc.code}: {exc.read()[:300].decode(errors='replace')}")
+        err.print(f"[bold red]rejected[/]: {url} answered {exc.code}: {exc.read()[:300].decode(errors='replace')}")
         raise typer.Exit(1) from None
     except (urllib.error.URLError, OSError) as exc:
-        cli.err.print(f"[bold red]cannot send[/]: {url}: {getattr(exc, 'reason', exc)}")
+        err.print(f"[bold red]cannot send[/]: {url}: {getattr(exc, 'reason', exc)}")
         raise typer.Exit(1) from None
     shown = score_label if score_value is None else score_value
-    cli.console.print(f"score {name}={shown} sent for trace {trace_id.lower()}" + (f" span {span.lower()}" if span else ""))
+    console.print(f"score {name}={shown} sent for trace {trace_id.lower()}" + (f" span {span.lower()}" if span else ""))
 
 
-def _query(client, sql: str, parameters: dict, cli_module=None):
+def _query(client, sql: str, parameters: dict):
     from collector.query import QueryError
 
     try:
         return client.query(sql, parameters)
     except QueryError as exc:
-        (cli_module or cli).err.print(f"[bold red]query failed[/]: {exc}")
+        err.print(f"[bold red]query failed[/]: {exc}")
         raise typer.Exit(1) from None
 
 
@@ -137,52 +136,50 @@ def sessions(user: str = typer.Option("", "--user", help="only this user's conve
              as_json: bool = typer.Option(False, "--json", help="one JSON array of objects"),
              config: str = CONFIG_OPTION) -> None:
     """List conversations, newest first: user, turns, cost, tokens, errors, scores."""
-    client = cli._client(config)
+    client = client_or_exit(config)
     try:
         where = "WHERE user_id = {user:String}" if user else ""
         result = _query(client, SESSIONS_SQL.format(db=client.database, where=where), {"user": user, "limit": limit})
     finally:
         client.close()
-    cli.print_result(result, as_json)
+    print_result(result, as_json)
 
 
 def session(conversation_id: str = typer.Argument(..., help="the conversation (gen_ai.conversation.id)"),
             config: str = CONFIG_OPTION) -> None:
     """Show one conversation: its turns as a table, then each turn's trace as a tree with its scores."""
-    client = cli._client(config)
+    client = client_or_exit(config)
     try:
-        show_session(client, conversation_id, cli)
+        show_session(client, conversation_id)
     finally:
         client.close()
 
 
-def show_session(client, conversation_id: str, cli_module) -> None:
-    """Print a conversation through `client` (a QueryClient) with `cli_module`'s table and tree printers."""
-    turns = _query(client, TURNS_SQL.format(db=client.database), {"conversation_id": conversation_id}, cli_module)
+def show_session(client, conversation_id: str) -> None:
+    """Print a conversation through `client` (a QueryClient): its turns, each turn's trace and scores."""
+    turns = _query(client, TURNS_SQL.format(db=client.database), {"conversation_id": conversation_id})
     if not turns.rows:
-        cli_module.err.print(f"no traces found for conversation {conversation_id}")
+        err.print(f"no traces found for conversation {conversation_id}")
         raise typer.Exit(1)
     turn_rows = turns.dicts()
     trace_ids = [row["TraceId"] for row in turn_rows]
-    scores = _query(client, SCORES_SQL.format(db=client.database), {"trace_ids": trace_ids}, cli_module).dicts()
-    cli_module.console.print(f"[bold]conversation {conversation_id}[/]")
-    cli_module.print_result(turns)
+    scores = _query(client, SCORES_SQL.format(db=client.database), {"trace_ids": trace_ids}).dicts()
+    console.print(f"[bold]conversation {conversation_id}[/]")
+    print_result(turns)
     for row in turn_rows:
-        spans = _query(client, cli_module.TRACE_SQL.format(db=client.database, table=client.table),
-                       {"trace_id": row["TraceId"]}, cli_module).dicts()
-        cli_module.console.print(f"\n[bold]turn {row['turn']}[/]")
-        tree = cli_module.trace_tree(spans, row["TraceId"])
+        spans = _query(client, TRACE_SQL.format(db=client.database, table=client.table),
+                       {"trace_id": row["TraceId"]}).dicts()
+        console.print(f"\n[bold]turn {row['turn']}[/]")
+        tree = trace_tree(spans, row["TraceId"])
         for item in (s for s in scores if s["TraceId"] == row["TraceId"]):
             shown = item["label"] if item["value_type"] in ("boolean", "categorical") else f"{item['value']:g}"
             where = f" on span {item['SpanId']}" if item["SpanId"] else ""
             why = f" — {item['explanation'][:80]}" if item["explanation"] else ""
             tree.add(f"[magenta]score[/] {item['name']}={shown} ({item['source'] or 'unknown'}){where}{why}")
-        cli_module.console.print(tree)
+        console.print(tree)
 
 
-def register(app: typer.Typer, cli_module) -> None:
-    global cli
-    cli = cli_module
+def register(app: typer.Typer) -> None:
     app.command()(score)
     app.command()(sessions)
     app.command()(session)
