@@ -27,11 +27,13 @@ import time
 import httpx
 from rich.console import Console
 
+import semconv
 from collector.config import load_config
 from collector.confighelpers import local_url
 from collector.query import QueryClient
 from collector.render import TRACE_SQL, print_result, trace_tree
 from collector.sessions_cli import show_session
+from semconv.evaluation import SCOPE, Result, result_attributes
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -182,11 +184,10 @@ def _score_requests(cfg, collector_url: str, client: QueryClient, ids: list[str]
     from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
     from opentelemetry.sdk.resources import Resource
 
-    from instrumentation import evaluation
-
     facts = client.query(TRACE_FACTS_SQL.format(db=client.database, table=client.table, ids=_sql_list(ids))).dicts()
     provider = LoggerProvider(resource=Resource.create({"service.name": "demo-evaluator"}))
     provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=collector_url + "/v1/logs")))
+    evaluator = provider.get_logger(SCOPE)
     for index, row in enumerate(facts):
         feedback = {"trace_id": row["TraceId"], "span_id": row["root_span_id"], "name": "thumbs",
                     "value": index % 3 != 2, "source": "user-feedback"}  # every third user is unhappy
@@ -194,8 +195,10 @@ def _score_requests(cfg, collector_url: str, client: QueryClient, ids: list[str]
         ok = row["errors"] == 0 and row["cost_usd"] <= MAX_COST_USD
         why = f"{row['errors']} errors, ${row['cost_usd']:.4f} (budget ${MAX_COST_USD})"
         context = trace.SpanContext(int(row["TraceId"], 16), int(row["root_span_id"], 16), is_remote=True)
-        evaluation.record(evaluation.Result("run_ok", ok, explanation=why), span_context=context,
-                          source="heuristic", logger_provider=provider)
+        # The demo is an app here, an evaluator: the OTel SDK emits the event; its shape is semconv's.
+        evaluator.emit(event_name=semconv.GEN_AI_EVALUATION_RESULT_EVENT,
+                       context=trace.set_span_in_context(trace.NonRecordingSpan(context)),
+                       attributes=result_attributes(Result("run_ok", ok, explanation=why), "heuristic"))
     provider.shutdown()
     console.print(f"\n[bold]{2 * len(facts)} scores sent[/] (a thumbs up/down per request through POST /v1/scores, "
                   "an automatic run_ok evaluation per request as an OTLP log event)")

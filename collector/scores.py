@@ -1,6 +1,6 @@
 """Scores sent as JSON (`POST /v1/scores` on the OTLP/HTTP receiver) and by `genaitrace score`,
 turned into what every other score is: an OTLP log event `gen_ai.evaluation.result` (the shape
-is `instrumentation.evaluation.result_attributes`, one definition for app and collector).
+is `semconv.evaluation.result_attributes`, one definition for app and collector).
 
     POST /v1/scores     (authenticated and tenant-bound like /v1/traces)
     {"trace_id": "<32 hex>", "span_id": "<16 hex>", "name": "thumbs", "value": true,
@@ -26,6 +26,7 @@ import semconv
 from collector.component import PermanentError
 from collector.pdata import set_attribute
 from collector.plogs import Logs
+from semconv.evaluation import Result, result_attributes
 
 MAX_SCORES = 1000
 SCOPE = "genaitrace.scores"
@@ -83,8 +84,6 @@ def parse(body: bytes) -> list[Score]:
 
 
 def attributes(score: Score) -> dict:
-    from instrumentation.evaluation import Result, result_attributes
-
     value = score.value if isinstance(score.value, bool) or score.value is None else float(score.value)
     return result_attributes(Result(score.name, value, score.label, score.explanation), score.source,
                              score.response_id)

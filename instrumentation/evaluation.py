@@ -33,20 +33,10 @@ from typing import Any, Callable, Mapping
 from opentelemetry import _logs, trace
 
 import semconv
+from semconv.evaluation import SCOPE, Result, result_attributes  # noqa: F401 - the event's one definition, shared with the collector
 
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
-SCOPE = "genaitrace.evaluation"
-
-
-@dataclass(frozen=True)
-class Result:
-    """One evaluation result. `score`: a number, a bool, or None for a purely categorical result."""
-
-    name: str
-    score: float | bool | None = None
-    label: str | None = None
-    explanation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,28 +50,6 @@ class Sample:
 
 
 Evaluator = Callable[[Sample], Result]
-
-
-def result_attributes(result: Result, source: str, response_id: str | None = None) -> dict[str, Any]:
-    """The event's attributes for `result` (the one definition of the event's shape)."""
-    if not result.name:
-        raise ValueError("an evaluation result needs a name")
-    attrs: dict[str, Any] = {semconv.GEN_AI_EVALUATION_NAME: result.name}
-    label = result.label
-    if isinstance(result.score, bool):
-        attrs[semconv.GEN_AI_EVALUATION_SCORE_VALUE] = 1.0 if result.score else 0.0
-        label = label or ("true" if result.score else "false")
-    elif result.score is not None:
-        attrs[semconv.GEN_AI_EVALUATION_SCORE_VALUE] = float(result.score)
-    if label:
-        attrs[semconv.GEN_AI_EVALUATION_SCORE_LABEL] = label
-    if result.explanation:
-        attrs[semconv.GEN_AI_EVALUATION_EXPLANATION] = result.explanation
-    if source:
-        attrs[semconv.EVALUATION_SOURCE] = source
-    if response_id:
-        attrs[semconv.GEN_AI_RESPONSE_ID] = response_id
-    return attrs
 
 
 def record(result: Result, *, span: Any = None, span_context: trace.SpanContext | None = None,
