@@ -22,6 +22,7 @@ from semconv import genai_mapping as gm
 from processors import genai_cost, genai_normalizer
 from processors.genai_cost import GenAICostConfig, GenAICostProcessor, price_attributes
 from processors.pricing import DEFAULT_PRICE_FILE, PriceBook, PriceMapError, load_price_map
+from support.sinks import Sink
 
 BOOK = PriceBook.load()
 NOV_2026 = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()) * 10**9
@@ -350,14 +351,6 @@ def test_collector_does_not_import_litellm():
 
 
 # --- the processors on protobuf spans ---------------------------------------------------------
-
-
-class Sink:
-    def __init__(self):
-        self.batches = []
-
-    def consume(self, traces):
-        self.batches.append(traces)
 
 
 def _traces(spans):

@@ -13,7 +13,6 @@ otelcol's OTLP receiver, Tempo and Jaeger have by default.
 
 from __future__ import annotations
 
-import http.server
 import threading
 import time
 from concurrent import futures
@@ -31,6 +30,7 @@ from collector.exporters.otlphttp import OTLPHttpConfig, OTLPHttpExporter
 from collector.otlp_split import split_request
 from support.harness import CollectorProcess, free_port
 from support.otlp_load import grpc_send, make_request, stored_counts
+from support.sinks import HttpSink
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -270,23 +270,6 @@ def test_grpc_answers_are_classified_as_the_spec_says(code, trailers, expected):
         assert raised.value.retry_after_s == 7
 
 
-class _HttpDestination(http.server.ThreadingHTTPServer):
-    def __init__(self, status: int, headers: dict):
-        handler = type("H", (http.server.BaseHTTPRequestHandler,), {"do_POST": _answer, "log_message": lambda *a: None})
-        super().__init__(("127.0.0.1", free_port()), handler)
-        self.status, self.headers, self.posts = status, headers, 0
-
-
-def _answer(self) -> None:
-    self.rfile.read(int(self.headers.get("content-length", 0)))
-    self.server.posts += 1
-    self.send_response(self.server.status)
-    for key, value in self.server.headers.items():
-        self.send_header(key, value)
-    self.send_header("content-length", "0")
-    self.end_headers()
-
-
 @pytest.mark.parametrize("status, headers, expected, delay", [
     (400, {}, PermanentError, None),
     (413, {}, PermanentError, None),
@@ -296,16 +279,14 @@ def _answer(self) -> None:
     (502, {}, ConnectionError, None),
 ])
 def test_http_answers_are_classified_as_the_spec_says(status, headers, expected, delay):
-    server = _HttpDestination(status, headers)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    exporter = OTLPHttpExporter(ComponentId("otlphttp"), OTLPHttpConfig(endpoint=f"http://127.0.0.1:{server.server_port}"))
-    exporter._start(None)
-    try:
-        with pytest.raises(expected) as raised:
-            exporter.push(ExportRequest((make_request(3)[0].SerializeToString(),), 3, 5))
-    finally:
-        exporter._close()
-        server.shutdown()
+    with HttpSink(status, headers) as destination:
+        exporter = OTLPHttpExporter(ComponentId("otlphttp"), OTLPHttpConfig(endpoint=destination.url))
+        exporter._start(None)
+        try:
+            with pytest.raises(expected) as raised:
+                exporter.push(ExportRequest((make_request(3)[0].SerializeToString(),), 3, 5))
+        finally:
+            exporter._close()
     if delay is not None:
         assert raised.value.retry_after_s == delay
 

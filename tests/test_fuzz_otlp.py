@@ -30,6 +30,7 @@ from collector.receivers.decoding import decompress
 from collector.receivers.validation import MIN_TIME_NS, ValidationConfig, sanitize
 from collector.storage.columns import traces_to_arrow
 from support.otlp_load import make_request
+from support.sinks import Sink
 
 CORPUS = Path(__file__).parent / "corpus"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
@@ -180,14 +181,6 @@ def test_fuzz_gunzip(data):
 
 # --- the HTTP endpoint in-process ------------------------------------------------------------
 
-class _Sink:
-    def __init__(self):
-        self.spans = 0
-
-    def consume(self, traces) -> None:
-        self.spans += traces.span_count()
-
-
 @pytest.fixture(scope="module")
 def http_client():
     from starlette.applications import Starlette
@@ -198,7 +191,7 @@ def http_client():
     from collector.receivers.otlp import OTLPReceiver, OTLPReceiverConfig
 
     receiver = OTLPReceiver(ComponentId("otlp"), OTLPReceiverConfig.model_validate(
-        {"protocols": {"http": {"max_request_body_size_mib": 0.01}}, "validation": CFG.model_dump()}), _Sink())
+        {"protocols": {"http": {"max_request_body_size_mib": 0.01}}, "validation": CFG.model_dump()}), Sink())
     app = Starlette(routes=[Route("/v1/traces", receiver._http_traces, methods=["POST"])])
     with TestClient(app, raise_server_exceptions=True) as client:
         yield client

@@ -7,33 +7,19 @@ import time
 from collections import defaultdict
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import seed_data
+from support.sinks import Sink, Telemetry
 import semconv
 from collector.component import ComponentId, Host, PermanentError
 from collector.pdata import ExportTraceServiceRequest, Traces, set_any_value
 from processors import genai_metrics as gm
 
 
-class Sink:
-    def __init__(self, fail: bool = False):
-        self.batches, self.fail = [], fail
-
-    def consume(self, traces):
-        if self.fail:
-            raise PermanentError("no")
-        self.batches.append(traces)
-
-
-class _Telemetry:
-    def __init__(self):
-        self.registry = CollectorRegistry()
-
-
 def make(config: dict | None = None, sink=None):
-    telemetry = _Telemetry()
+    telemetry = Telemetry()
     proc = gm.factory.create(ComponentId("genai_metrics"), gm.GenAIMetricsConfig(**(config or {})), sink or Sink())
     proc.start(Host(telemetry=telemetry))
     return proc, telemetry.registry
@@ -164,14 +150,14 @@ def test_delegated_wrappers_non_genai_spans_and_refused_batches_are_not_counted(
     proc.consume(Traces(request))
     assert total(registry, "llm_requests_total") == 1
     assert total(registry, "llm_tokens_total", token_type="input") == 10
-    sink.fail = True
+    sink.fail = PermanentError("no")
     with pytest.raises(PermanentError):
         proc.consume(Traces(request))
     assert total(registry, "llm_requests_total") == 1  # the client will retry; count it then
 
 
 def test_two_processors_share_one_registry():
-    telemetry = _Telemetry()
+    telemetry = Telemetry()
     for name in ("a", "b"):
         proc = gm.factory.create(ComponentId("genai_metrics", name), gm.GenAIMetricsConfig(), Sink())
         proc.start(Host(telemetry=telemetry))

@@ -25,11 +25,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
 
 from support import seed_data
+from support.sinks import Sink, Telemetry
 import semconv
 from collector.component import ComponentId, Host
 from collector.pdata import Traces, attributes_to_dict
@@ -44,19 +44,6 @@ BOOK = PriceBook.load()
 # gpt-4o-mini in the bundled price map: 1.5e-7 per input token, 6e-7 per output token.
 MODEL, IN_PRICE, OUT_PRICE = "gpt-4o-mini", 1.5e-7, 6e-7
 DB = "standards_t"
-
-
-class Sink:
-    def __init__(self):
-        self.batches = []
-
-    def consume(self, traces):
-        self.batches.append(traces)
-
-
-class _Telemetry:
-    def __init__(self):
-        self.registry = CollectorRegistry()
 
 
 class App:
@@ -74,7 +61,7 @@ class App:
         self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.logs))
         self.logger = self.logger_provider.get_logger("app")
         self.sink = Sink()
-        telemetry = _Telemetry()
+        telemetry = Telemetry()
         self.registry = telemetry.registry
         self.metrics = genai_metrics.factory.create(ComponentId("genai_metrics"), genai_metrics.GenAIMetricsConfig(), self.sink)
         self.metrics.start(Host(telemetry=telemetry))

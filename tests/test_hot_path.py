@@ -15,6 +15,7 @@ from collector.receivers import validation
 from semconv import genai_mapping as gm
 from processors.genai_cost import GenAICostConfig, GenAICostProcessor
 from processors.genai_normalizer import GenAINormalizerConfig, GenAINormalizerProcessor
+from support.sinks import Sink
 
 BOOK = GenAICostConfig().price_book()
 NOW = 1_767_225_600_000_000_000
@@ -99,11 +100,6 @@ def test_settled_operation_spans_normalise_to_themselves():
     assert checked > 100
 
 
-class _Sink:
-    def consume(self, traces: Traces) -> None:
-        self.got = traces.to_protobuf()
-
-
 @pytest.mark.parametrize("drop", [False, True])
 def test_chained_normalizer_and_cost_equal_each_alone(drop):
     """The normaliser handing its dicts to the cost processor == each processor's own `process`."""
@@ -111,10 +107,10 @@ def test_chained_normalizer_and_cost_equal_each_alone(drop):
         alone_cost = GenAICostProcessor(ComponentId("genai_cost"), GenAICostConfig(), None, book=BOOK)
         alone_norm = GenAINormalizerProcessor(ComponentId("genai_normalizer"), GenAINormalizerConfig(drop_originals=drop), None)
         want = _outcome(lambda: alone_cost.process(alone_norm.process(Traces.from_protobuf(data))).to_protobuf())
-        sink = _Sink()
+        sink = Sink()
         cost = GenAICostProcessor(ComponentId("genai_cost"), GenAICostConfig(), sink, book=BOOK)
         chained = GenAINormalizerProcessor(ComponentId("genai_normalizer"), GenAINormalizerConfig(drop_originals=drop), cost)
-        got = _outcome(lambda: chained.consume(Traces.from_protobuf(data)) or sink.got)
+        got = _outcome(lambda: chained.consume(Traces.from_protobuf(data)) or sink.traces.to_protobuf())
         assert got == want
         assert list(cost._parents.items()) == list(alone_cost._parents.items())
 

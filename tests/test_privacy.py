@@ -10,41 +10,17 @@ scanned. The CrewAI and LiteLLM apps under tests/apps/ make the same scan end to
 
 from __future__ import annotations
 
-import gzip
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+
+from support.sinks import HttpSink
 
 CANARY = "zqprivacy"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        if (self.headers.get("content-encoding") or "").lower() == "gzip":
-            body = gzip.decompress(body)
-        self.server.bodies.append(body)  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-
 @pytest.fixture
 def raw_receiver():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.bodies = []  # type: ignore[attr-defined]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with HttpSink() as sink:
+        yield sink
 
 
 def _c(kind: str) -> str:
@@ -152,7 +128,7 @@ def _spans(bodies: list[bytes]) -> list[dict]:
 
 def test_capture_off_no_canary_in_any_exported_byte(raw_receiver, monkeypatch):
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
-    endpoint = f"http://127.0.0.1:{raw_receiver.server_address[1]}"
+    endpoint = raw_receiver.url
     _emit("NO_CONTENT", endpoint)
     bodies = raw_receiver.bodies
     assert bodies and all(CANARY.encode() not in body for body in bodies), [
@@ -175,7 +151,7 @@ def test_capture_off_no_canary_in_any_exported_byte(raw_receiver, monkeypatch):
 def test_capture_on_keeps_content_capped(raw_receiver, monkeypatch):
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
     monkeypatch.setenv("GENAITRACE_CAPTURE_MAX_CHARS", "40")
-    endpoint = f"http://127.0.0.1:{raw_receiver.server_address[1]}"
+    endpoint = raw_receiver.url
     _emit("SPAN_ONLY", endpoint)
     exported = _spans(raw_receiver.bodies)
     spans = {s["name"]: s for s in exported}

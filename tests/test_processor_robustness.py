@@ -6,16 +6,10 @@ from collector.component import ComponentId
 from collector.pdata import Traces, attributes_to_dict, set_any_value
 from processors.genai_cost import GenAICostConfig, GenAICostProcessor
 from processors.genai_normalizer import GenAINormalizerConfig, GenAINormalizerProcessor
+from support.sinks import Sink
 
 GOOD = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.provider.name": "openai",
         "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
-
-
-class Sink:
-    traces = None
-
-    def consume(self, traces):
-        self.traces = traces
 
 
 @pytest.mark.parametrize("odd", [

@@ -12,6 +12,7 @@ from collector.component import ComponentId
 from collector.pdata import Traces, get_attribute
 from support.harness import CollectorProcess
 from support.otlp_load import http_send, make_request
+from support.sinks import Sink
 from processors.redaction import RedactionConfig, RedactionProcessor, Redactor
 
 pytestmark = pytest.mark.timeout(120)
@@ -107,11 +108,6 @@ def test_config_errors_are_clear():
         RedactionConfig.model_validate({"replacement": '"x"'})
 
 
-class _Sink:
-    def consume(self, traces):
-        self.traces = traces
-
-
 def _span_with_content():
     request, _ = make_request(1, attrs={
         "gen_ai.input.messages": json.dumps([{"role": "user", "content": "I am bob@corp.com"}]),
@@ -129,7 +125,7 @@ def _span_with_content():
 
 def test_processor_masks_content_keys_events_and_nested_values():
     """`all_attributes: false`: only the content keys (and gen_ai.* events) are scanned."""
-    sink = _Sink()
+    sink = Sink()
     processor = RedactionProcessor(ComponentId("redaction"), RedactionConfig(all_attributes=False), sink)
     request, span = _span_with_content()
     processor.consume(Traces(request))
@@ -148,7 +144,7 @@ def test_processor_masks_content_keys_events_and_nested_values():
 def test_all_attributes_mode():
     """The default: every attribute is scanned, not only the content keys."""
     assert RedactionConfig().all_attributes
-    sink = _Sink()
+    sink = Sink()
     processor = RedactionProcessor(ComponentId("redaction"), RedactionConfig(all_attributes=True), sink)
     request, span = _span_with_content()
     processor.consume(Traces(request))
@@ -202,7 +198,7 @@ def test_secrets_known_by_key_are_replaced_whatever_the_value(key):
     span.attributes.add(key=key).value.string_value = "plain-looking-value"
     span.attributes.add(key="numbers." + key).value.int_value = 12345678
     span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 42
-    RedactionProcessor(ComponentId("redaction"), RedactionConfig(), _Sink()).consume(Traces(request))
+    RedactionProcessor(ComponentId("redaction"), RedactionConfig(), Sink()).consume(Traces(request))
     assert get_attribute(span.attributes, key) == "[REDACTED:secret]"
     assert get_attribute(span.attributes, "numbers." + key) == "[REDACTED:secret]"
     assert get_attribute(span.attributes, "gen_ai.usage.input_tokens") == 42
@@ -214,7 +210,7 @@ def test_configured_secret_keys_add_to_the_list():
     span = request.resource_spans[0].scope_spans[0].spans[0]
     span.attributes.add(key="app.X-Internal-Signature").value.string_value = "abc"
     span.attributes.add(key="app.signature_note").value.string_value = "abc"
-    RedactionProcessor(ComponentId("redaction"), RedactionConfig(secret_keys=["x-internal-signature"]), _Sink()).consume(Traces(request))
+    RedactionProcessor(ComponentId("redaction"), RedactionConfig(secret_keys=["x-internal-signature"]), Sink()).consume(Traces(request))
     assert get_attribute(span.attributes, "app.X-Internal-Signature") == "[REDACTED:secret]"
     assert get_attribute(span.attributes, "app.signature_note") == "abc"
 
@@ -267,7 +263,7 @@ def _canaries(tag: str) -> list[str]:
 
 def test_every_location_is_redacted_in_process():
     request = _canary_request()
-    RedactionProcessor(ComponentId("redaction"), RedactionConfig(), _Sink()).consume(Traces(request))
+    RedactionProcessor(ComponentId("redaction"), RedactionConfig(), Sink()).consume(Traces(request))
     dump = str(request)  # text format: every field, bytes escaped
     for canary in _canaries("unit") + ["scope.unit@example.com"]:
         assert canary not in dump, canary
