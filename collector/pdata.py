@@ -9,8 +9,9 @@ conversions between them:
   (`Traces.merge`), the exporters' queues take bytes, and the native module
   (`collector.native`) reads them: the receiver's pre-scan, the GenAI rows and the Arrow columns.
 * **message**, the parsed upb message: `read()` to look at it (the bytes stay valid), `edit()` to
-  change it. `edit()` is the one conversion that gives the bytes up, by its name: after it,
-  `to_protobuf()` serializes the message again.
+  change it, `edit_if(change)` to change it perhaps. These are the only conversions that give the
+  bytes up, by their names (`edit_if` only when `change` says it changed something): after
+  them, `to_protobuf()` serializes the message again, once.
 * **rows + patches**, what the GenAI processors see: `genai_rows()` reads the spans with GenAI
   keys natively from the bytes, `patch()` records changes, and the next conversion writes them
   into the bytes natively (`apply_patches`), keeping every other byte as it came.
@@ -188,6 +189,15 @@ class Traces:
         message = self._message()
         self._serialized, self._rows = None, None
         return message
+
+    def edit_if(self, change: Callable[[ExportTraceServiceRequest], bool]) -> bool:
+        """`change(message)` on the parsed message, which returns whether it changed anything:
+        only then are the bytes given up, as by `edit()`. For a processor that usually changes
+        nothing (redaction): the batch then keeps its bytes. Returns what `change` returned."""
+        changed = change(self._message())
+        if changed:
+            self._serialized, self._rows = None, None
+        return changed
 
     @property
     def request(self) -> ExportTraceServiceRequest:

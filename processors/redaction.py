@@ -335,17 +335,24 @@ class RedactionProcessor(Processor):
         self._scan = None if config.all_attributes else (lambda key: key.startswith(self._keys))
 
     def process(self, traces: Traces) -> Traces:
-        cfg, redactor, scan = self.config, self.redactor, self._scan
-        for rs in traces.edit().resource_spans:
-            if cfg.resource:
-                redactor.redact_attributes(rs.resource.attributes, {}, scan)
-            for ss in rs.scope_spans:
-                redactor.redact_attributes(ss.scope.attributes, {}, scan)
-                for span in ss.spans:
-                    self._span(span, scan)
+        traces.edit_if(self._redact)  # a batch with nothing to mask keeps its bytes (no re-serialization)
         return traces
 
-    def _span(self, span, scan) -> None:
+    def _redact(self, message) -> bool:
+        """Masks the message in place; True if anything was masked."""
+        cfg, redactor, scan = self.config, self.redactor, self._scan
+        found: dict[str, int] = {}
+        for rs in message.resource_spans:
+            if cfg.resource:
+                redactor.redact_attributes(rs.resource.attributes, found, scan)
+            for ss in rs.scope_spans:
+                redactor.redact_attributes(ss.scope.attributes, found, scan)
+                for span in ss.spans:
+                    if self._span(span, scan):
+                        found["span"] = 1
+        return bool(found)
+
+    def _span(self, span, scan) -> bool:
         cfg, redactor = self.config, self.redactor
         found: dict[str, int] = {}
         redactor.redact_attributes(span.attributes, found, scan)
@@ -361,6 +368,7 @@ class RedactionProcessor(Processor):
         if found:
             span.attributes.add(key="redaction.masked.count").value.int_value = sum(found.values())
             span.attributes.add(key="redaction.masked.types").value.string_value = ",".join(sorted(found))
+        return bool(found)
 
 
 class LogsRedactionProcessor(RedactionProcessor):

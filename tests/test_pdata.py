@@ -143,3 +143,18 @@ def test_canonical_protobuf_drops_what_upb_keeps_as_unknown_and_refuses_garbage(
     assert ExportTraceServiceRequest.FromString(canonical).resource_spans[0].scope_spans[0].spans[0].name == "llm"
     with pytest.raises(PermanentError, match="malformed OTLP protobuf"):
         canonical_protobuf(b"\xff\xff\xff")
+
+
+def test_edit_if_gives_the_bytes_up_only_when_the_change_says_so():
+    from collector.pdata import Traces
+
+    payload = _genai_payload()
+    traces = Traces.from_protobuf(payload)
+    assert traces.edit_if(lambda message: False) is False and traces.to_protobuf() is payload
+
+    def rename(message) -> bool:
+        message.resource_spans[0].scope_spans[0].spans[0].name = "renamed"
+        return True
+
+    assert traces.edit_if(rename) is True
+    assert traces.to_protobuf() != payload and [row.name for row in traces.genai_rows()] == ["renamed"]

@@ -141,6 +141,18 @@ def test_processor_masks_content_keys_events_and_nested_values():
     assert get_attribute(span.attributes, "redaction.masked.types") == "api_key,card_number,email,phone"
 
 
+def test_a_batch_with_nothing_to_mask_keeps_its_bytes_and_a_masked_one_is_serialized_again():
+    processor = RedactionProcessor(ComponentId("redaction"), RedactionConfig(), Sink())
+    clean = make_request(3, attrs={"gen_ai.request.model": "gpt-4o", "db.statement": "SELECT 1"})[0]
+    payload = clean.SerializeToString()
+    traces = Traces.from_protobuf(payload)
+    assert processor.process(traces).to_protobuf() is payload  # not re-serialized
+    request, _ = _span_with_content()
+    payload = request.SerializeToString()
+    masked = processor.process(Traces.from_protobuf(payload)).to_protobuf()
+    assert masked != payload and b"bob@corp.com" not in masked and b"[REDACTED:api_key]" in masked
+
+
 def test_all_attributes_mode():
     """The default: every attribute is scanned, not only the content keys."""
     assert RedactionConfig().all_attributes
