@@ -53,7 +53,7 @@ def _chained_processors():
 
 def run(spans: int = 10_000, repeat: int = 7) -> dict:
     from bench import columns_reference
-    from bench.workload import make_request, span_count
+    from tests.support.workload import make_request, span_count
     from collector.component import ComponentId
     from collector.pdata import Traces
     from collector.storage import columns

@@ -96,7 +96,7 @@ def ensure_peer_tools() -> Path:
 def write_workload(spans_per_request: int, count: int) -> tuple[Path, int, int]:
     """Pre-encoded requests in bench/results/payloads.bin; returns (path, spans, llm spans)."""
     from bench.loadgen import write_payloads
-    from bench.workload import make_request, span_count
+    from tests.support.workload import make_request, span_count
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "payloads.bin"

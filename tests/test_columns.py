@@ -206,7 +206,7 @@ def test_bare_span_has_empty_everything():
 
 
 def test_realistic_workload_matches_reference():
-    from bench.workload import make_request
+    from support.workload import make_request
 
     assert_same(Traces(make_request(1500, seed=3)))
 

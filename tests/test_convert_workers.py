@@ -18,7 +18,7 @@ from support.harness import REPO, CollectorProcess
 from support.otlp_load import http_send
 from test_columns import varied_request
 
-from bench.workload import make_request as workload_request
+from support.workload import make_request as workload_request
 from collector.exporters.clickhouse import _split
 from collector.pdata import Traces
 from collector.storage import columns

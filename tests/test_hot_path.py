@@ -1,5 +1,5 @@
 """The hot-path shortcuts change nothing: each is checked against the plain path on the bench
-workload and on random spans built to hit their edges (no timings here: see bench/micro.py)."""
+workload (support/workload.py) and on random spans built to hit their edges (no timings here: see bench/micro.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from bench.workload import make_request
+from support.workload import make_request
 from collector.component import ComponentId
 from collector.pdata import Traces, set_any_value
 from collector.receivers import validation

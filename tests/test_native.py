@@ -88,13 +88,13 @@ def test_service_name_is_the_first_and_rendered():
 
 
 def test_realistic_workload():
-    from bench.workload import make_request
+    from support.workload import make_request
 
     assert_same_table([make_request(1500, seed=3).SerializeToString()])
 
 
 def test_several_payloads_concatenated():
-    from bench.workload import payloads
+    from support.workload import payloads
 
     parts = payloads(3, 200, seed=5) + [varied_request(s).SerializeToString() for s in range(3)] + [b""]
     random.Random(1).shuffle(parts)
@@ -392,7 +392,7 @@ def test_every_mutation_is_flagged_alone():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_scan_on_varied_and_realistic_spans(seed):
-    from bench.workload import make_request
+    from support.workload import make_request
 
     for request in (varied_request(seed), make_request(300, seed=seed)):
         for cfg in CONFIGS.values():
@@ -483,7 +483,7 @@ def test_genai_rows_read_like_python(seed):
 
 
 def test_genai_rows_on_the_realistic_workload():
-    from bench.workload import make_request
+    from support.workload import make_request
 
     rows = assert_rows_like_python(make_request(600, seed=3).SerializeToString())
     assert 100 < len(rows) < 600
@@ -579,7 +579,7 @@ def _set_value(target: AnyValue, value) -> None:
 
 @pytest.mark.parametrize("seed", range(8))
 def test_apply_patches_writes_what_the_protobuf_api_writes(seed):
-    from bench.workload import make_request
+    from support.workload import make_request
 
     source = _with_genai_spans(varied_request(seed)) if seed % 2 else make_request(200, seed=seed)
     # a duplicate key to replace (the last one is replaced in place) and an empty span to append to

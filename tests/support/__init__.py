@@ -9,6 +9,7 @@ sys.path through tests/conftest.py), e.g. `from support.harness import Collector
 - fault_injection: a collector entry point with faults injected (CollectorProcess(launcher=...))
 - peers: third-party processes (otelcol, Jaeger, Go and JS SDK senders) for tests/interop
 - seed_data: deterministic GenAI traces with their truth, and a shared seeded chdb store
+- workload: realistic multi-agent OTLP batches, deterministic for a seed (the benchmark's workload too)
 - sinks: in-process consumers and OTLP/HTTP destinations that record what reaches them
 - instrumentation_fixtures: app-side fixtures (fake LLM, OTLP capture, child processes)
 - grafana: the ClickHouse data source's macro expansion, as the dashboards use it
