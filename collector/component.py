@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,6 +28,7 @@ from collector.errors import (  # noqa: F401
 
 if TYPE_CHECKING:
     from collector.pdata import Traces
+    from collector.plogs import Logs
     from collector.telemetry import SelfTelemetry
 
 
@@ -82,11 +83,73 @@ class Consumer(Protocol):
 class Component:
     """Lifecycle shared by every component; both methods are optional to override."""
 
+    # An extension the ingest worker processes run too (service.ingest_workers > 1), because their
+    # receivers use it (auth, the queues' file storage); the others run in the main process only.
+    ingest_side: bool = False
+
     def start(self, host: "Host") -> None:  # noqa: B027 - intentionally empty default
         pass
 
     def shutdown(self) -> None:  # noqa: B027
         pass
+
+
+# ---- Contracts between components and the service, declared (not found by getattr) ----------
+
+
+@runtime_checkable
+class RoomChecking(Protocol):
+    """An exporter whose `consume` only enqueues: the fan-out asks every one of them for room before
+    any has the batch, so one full queue refuses the request before the others store a copy."""
+
+    def check_room(self, size: int) -> None:
+        """Raise ResourceExhaustedError if a batch of `size` serialized bytes does not fit."""
+
+
+@runtime_checkable
+class CallerBlocking(Protocol):
+    """An exporter that may push in the caller's thread (no sending queue) when `blocks_caller`:
+    the fan-out runs it beside the others."""
+
+    blocks_caller: bool
+
+
+@runtime_checkable
+class ReadinessReporter(Protocol):
+    """An extension that reports the collector's readiness (health_check): the service sets `ready`
+    once every component started, and clears it while stopping or short of an ingest worker."""
+
+    ready: bool
+
+
+class LogsReceiver(Protocol):
+    """A receiver with a logs signal (`Factory.signals`): the service hands it the consumer of its
+    logs pipelines after `create`."""
+
+    def set_logs_consumer(self, consumer: Consumer) -> None: ...
+
+
+class Authenticator(Protocol):
+    """An extension that receivers and sqlquery name as `auth: {authenticator: <id>}` (the registry
+    lists which types are authenticators)."""
+
+    def check(self, headers: dict[str, str]) -> str | None:
+        """The tenant bound to the request's credentials (None: not bound); raises
+        UnauthenticatedError if they are missing or unknown."""
+
+    def authenticate(self, headers: dict[str, str], traces: "Traces") -> None:
+        """`check`, then stamp the tenant on every resource and span."""
+
+    def authenticate_logs(self, headers: dict[str, str], logs: "Logs") -> None:
+        """`check`, then stamp the tenant on every resource and log record."""
+
+
+@runtime_checkable
+class StoreConfig(Protocol):
+    """An exporter config whose destination can be opened for reading (clickhouse): what sqlquery
+    and the CLI query."""
+
+    def open_store(self, endpoint: Any = None) -> Any: ...
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Iterable
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from collector.component import PermanentError
+from collector.errors import PermanentError
 from collector.pdata import DEFAULT_MAX_JSON_DEPTH, decode_otlp_json_into
 
 

@@ -22,7 +22,8 @@ from multiprocessing.connection import Connection
 
 from collector import memory
 from collector.child_process import detach_from_parent_signals
-from collector.component import ComponentId, Consumer, Host, PermanentError, signal_id
+from collector.component import (CallerBlocking, ComponentId, Consumer, Host, LogsReceiver, PermanentError,
+                                 ReadinessReporter, RoomChecking, signal_id)
 from collector.config import CollectorConfig, PipelineConfig, load_config
 from collector.exporterhelper import QueueWriter
 from collector.ingest import IngestWorkers
@@ -60,7 +61,8 @@ class FanOut:
 
     def __init__(self, consumers: list[Consumer]):
         self.consumers = consumers
-        self._blocking = [c for c in consumers if getattr(c, "blocks_caller", False)] if len(consumers) > 1 else []
+        self._blocking = [c for c in consumers if isinstance(c, CallerBlocking) and c.blocks_caller] if len(consumers) > 1 else []
+        self._room_checks = [c.check_room for c in consumers if isinstance(c, RoomChecking)]
         # Threads are created on first use only: building a pipeline starts nothing.
         self._pool = concurrent.futures.ThreadPoolExecutor(len(self._blocking), "fanout") if self._blocking else None
 
@@ -69,10 +71,8 @@ class FanOut:
             self.consumers[0].consume(traces)
             return
         size = traces.serialized_size()  # once, not per exporter; also writes pending patches before threads read
-        for consumer in self.consumers:
-            check_room = getattr(consumer, "check_room", None)
-            if check_room is not None:
-                check_room(size)
+        for check_room in self._room_checks:
+            check_room(size)
         running = [self._pool.submit(consumer.consume, traces) for consumer in self._blocking]
         failure: BaseException | None = None
         for consumer in self.consumers:
@@ -129,16 +129,16 @@ class Service:
         for cid in self.config.service_extensions:
             component = self.config.extensions[cid]
             extension = _create(f"extensions.{cid}", component.factory.create, cid, component.config, None)
-            if self.role == "ingest" and not getattr(extension, "ingest_side", False):
+            if self.role == "ingest" and not extension.ingest_side:
                 continue  # serves something (a port, the store): the main process runs it
             self.extensions[cid] = extension
-        for signal, cid in dict.fromkeys((p.signal, cid) for p in self.config.pipelines for cid in p.exporters):
+        for pipeline_signal, cid in dict.fromkeys((p.signal, cid) for p in self.config.pipelines for cid in p.exporters):
             component = self.config.exporters[cid]
             if self.role == "ingest":  # the main process's exporter for this signal reads the same queue file
-                self.exporters[signal_id(cid, signal)] = QueueWriter(signal_id(cid, signal), component.config)
+                self.exporters[signal_id(cid, pipeline_signal)] = QueueWriter(signal_id(cid, pipeline_signal), component.config)
             else:
-                create = component.factory.create if signal == "traces" else component.factory.create_logs
-                self.exporters[signal_id(cid, signal)] = _create(f"exporters.{cid}", create, cid, component.config, None)
+                create = component.factory.create if pipeline_signal == "traces" else component.factory.create_logs
+                self.exporters[signal_id(cid, pipeline_signal)] = _create(f"exporters.{cid}", create, cid, component.config, None)
         if self.role != "main":
             self._build_pipelines()
         self._built = True
@@ -190,7 +190,8 @@ class Service:
             receiver = _create(f"receivers.{cid}", component.factory.create, cid, component.config,
                                FanOut(traces) if traces else NoPipeline("traces"))
             if (cid, "logs") in heads:
-                receiver.set_logs_consumer(FanOut(heads[(cid, "logs")]))
+                logs_receiver: LogsReceiver = receiver
+                logs_receiver.set_logs_consumer(FanOut(heads[(cid, "logs")]))
             self.receivers[cid] = receiver
 
     def _build_pipeline(self, pipeline: PipelineConfig) -> Consumer:
@@ -208,7 +209,7 @@ class Service:
         if ready and self._stopping:
             return
         for extension in self.extensions.values():
-            if hasattr(extension, "ready"):
+            if isinstance(extension, ReadinessReporter):
                 extension.ready = ready
 
     def shutdown(self) -> None:

@@ -152,6 +152,11 @@ class BearerTokenAuth(Component):
         if tenant is not None:
             stamp_tenant(traces, tenant)
 
+    def authenticate_logs(self, headers: dict[str, str], logs) -> None:
+        tenant = self.check(headers)
+        if tenant is not None:
+            stamp_logs_tenant(logs, tenant)
+
     def shutdown(self) -> None:
         self._secrets.clear()
 
