@@ -86,8 +86,8 @@ class QueryClient:
     def _query_direct(self, sql: str, parameters: dict | None) -> QueryResult:
         """No collector holds the store: open it here, with the same check and confinement as the
         endpoint (an admin's scope: this process could open the store's files anyway)."""
-        from collector.extensions.sqlquery import (ALLOWED_SYSTEM_TABLES, ALLOWED_TABLE_FUNCTIONS, QueryLimits,
-                                                   QueryRefused, Scope, run_confined)
+        from collector.storage.readonly_sql import (ALLOWED_SYSTEM_TABLES, ALLOWED_TABLE_FUNCTIONS, QueryLimits,
+                                                    QueryRefused, Scope, run_confined)
         from collector.storage.client import StoreError
 
         if self._store is None:

@@ -347,8 +347,8 @@ def test_hostile_queries_stay_within_memory_and_do_not_stall_inserts(collector):
 CHECK_SCRIPT = r"""
 import os, sys, threading
 from chdb.cc_backend import ChdbClient
-from collector.extensions.sqlquery import (ALLOWED_SYSTEM_TABLES, ALLOWED_TABLE_FUNCTIONS, QueryRefused, Scope,
-                                           canonical_sql, check_ast)
+from collector.storage.readonly_sql import (ALLOWED_SYSTEM_TABLES, ALLOWED_TABLE_FUNCTIONS, QueryRefused, Scope,
+                                            canonical_sql, check_ast)
 fifo = sys.argv[2]
 session = ChdbClient(chdb_path=sys.argv[1])
 scope = Scope("otel", frozenset(ALLOWED_SYSTEM_TABLES), frozenset(ALLOWED_TABLE_FUNCTIONS))
