@@ -47,7 +47,7 @@ from collector.storage import rollups
 from collector.storage.genai_views import attr_sql
 from collector.storage.schema import SchemaOptions, quote_ident
 from semconv import genai_mapping as gm
-from processors.genai_cost import GenAICostConfig, is_call, price_attributes, standard_cost
+from processors.span_cost import is_call, price_attributes, standard_cost
 from processors.pricing import PriceBook
 
 _COST_KEYS = frozenset(gm.COST_ATTRIBUTES)
@@ -362,19 +362,23 @@ def schema_options(exporter: dict, database: str, table: str) -> SchemaOptions:
                          table_engine=engine.get("name", "MergeTree"), table_engine_params=engine.get("params", ""))
 
 
-def _from_config(path: str) -> tuple[GenAICostConfig, dict]:
+def _from_config(path: str) -> tuple[Any, dict]:
     """The genai_cost settings and the clickhouse exporter's raw settings from a collector config."""
     import os
 
+    from collector import registry
+    from collector.component import Kind
+
+    cost_config = registry.factory(Kind.PROCESSOR, "genai_cost").config_model  # the processor's own settings model
     if not path or not os.path.exists(path):
-        return GenAICostConfig(), {}
+        return cost_config(), {}
     from collector.config import load_config  # validated, with file:line errors
 
     loaded = load_config(path)
-    cost = GenAICostConfig()
+    cost = cost_config()
     exporter: dict = {}
     for cid, component in _components(loaded):
-        if cid.type == "genai_cost" and isinstance(component, GenAICostConfig):
+        if cid.type == "genai_cost" and isinstance(component, cost_config):
             cost = component
         elif cid.type == "clickhouse" and not exporter:
             exporter = component.model_dump() if hasattr(component, "model_dump") else dict(component)
