@@ -87,7 +87,6 @@ from collector.confighelpers import Duration, HostPort, split_host_port
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from collector import plogs, scores
-from collector.extensions.bearertokenauth import stamp_logs_tenant
 from collector.pdata import DEFAULT_MAX_JSON_DEPTH, ExportTraceServiceResponse, Traces, encode_otlp_json
 from collector.ratelimited_log import RateLimitedLog
 from collector.receivers.decoding import DECODERS, BodyTooLarge, decompress
@@ -320,9 +319,7 @@ class OTLPReceiver(Component):
         """Logs as `_accept` takes spans: authenticated (a tenant-bound token stamps the records),
         ids checked, handed to the logs pipelines."""
         if getattr(self.config.protocols, transport).auth is not None:
-            tenant = self._authenticators[transport].check(headers)
-            if tenant is not None:
-                stamp_logs_tenant(logs, tenant)
+            self._authenticators[transport].authenticate_logs(headers, logs)
         rejected, message = plogs.sanitize(logs)
         return self._hand_over(self.logs, logs, logs.record_count(), rejected, message, transport, "log_records")
 
