@@ -446,12 +446,13 @@ def python_rows(message: ExportTraceServiceRequest, hint: list[int] | None) -> l
     return rows
 
 
-def assert_rows_like_python(payload: bytes, hint: list[int] | None = None) -> list:
-    """Native rows of a payload == the rows read through the protobuf API, field by field."""
+def assert_rows_like_python(payload: bytes, hint: list[int] | None = None, canonical: bool = False) -> list:
+    """Native rows of a payload == the rows read through the protobuf API, field by field; read
+    from the received bytes, or (`canonical`) from their canonical form."""
     traces = Traces.from_protobuf(payload)
     traces.genai_spans = hint
     native_rows = traces.genai_rows()
-    assert traces.to_protobuf() is payload, "read natively from the received bytes"
+    assert (traces.to_protobuf() is payload) is not canonical, "read from the received bytes unless canonical"
     reference = python_rows(ExportTraceServiceRequest.FromString(payload), hint)
     assert [r.index for r in native_rows] == [r.index for r in reference]
     for fast, ref in zip(native_rows, reference):
@@ -501,12 +502,19 @@ def test_genai_rows_duplicates_and_values_set_twice_merge_like_python():
     rows = assert_rows_like_python(request.SerializeToString())
     assert rows[0].attributes == {"gen_ai.a": 3, "b": 2, "m": {"x": True}}
     # A KeyValue whose value field comes twice: protobuf merges the two AnyValues (the second's
-    # oneof wins; two arrays concatenate). The wire reader leaves such a span to prost.
+    # oneof wins; two arrays concatenate). The wire reader leaves such a span (or resource) to
+    # the canonical bytes, where upb has merged them.
     for first, second in [(AnyValue(string_value="a"), AnyValue(int_value=7)),
                           (_array(1, 2), _array(3))]:
         key_value = _field(1, b"gen_ai.k") + _field(2, first.SerializeToString()) + _field(2, second.SerializeToString())
         payload = _field(1, _field(2, _field(2, _field(5, b"s") + _field(9, key_value))))
-        assert_rows_like_python(payload)
+        assert_rows_like_python(payload, canonical=True)
+        resource_value = _field(1, _field(1, _field(1, b"r") + _field(2, first.SerializeToString()) + _field(
+            2, second.SerializeToString())))
+        payload = _field(1, resource_value + _field(2, _field(2, _field(5, b"s") + _field(9, KeyValue(
+            key="gen_ai.x").SerializeToString()))))
+        [row] = assert_rows_like_python(payload, canonical=True)
+        assert row.resource == {"r": 7 if second.HasField("int_value") else [1, 2, 3]}
 
 
 def _array(*numbers: int) -> AnyValue:

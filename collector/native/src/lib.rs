@@ -19,8 +19,7 @@ use std::io::Write;
 use prost::Message;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString};
-use pyo3::IntoPyObjectExt;
+use pyo3::types::{PyBytes, PyList, PyString};
 
 mod wire;
 
@@ -666,39 +665,6 @@ fn arrow_columns<'py>(
     let rows = built.timestamp.len() / 8;
     let buffers = built.finish(&columns)?;
     Ok((rows, PyList::new(py, buffers.iter().map(|b| PyBytes::new(py, b)))?))
-}
-
-// --- one span's attributes as Python values ------------------------------------------------------
-
-/// An AnyValue as `collector.pdata.any_value_to_python` returns it. Bytes go to `encode_bytes`
-/// (base64 text on the Python side); they are rare.
-pub(crate) fn to_python(py: Python<'_>, value: Option<&AnyValue>, encode_bytes: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    let any = match value {
-        Some(any) => any,
-        None => return Ok(py.None()),
-    };
-    Ok(match &any.value {
-        None => py.None(),
-        Some(Value::StringValue(text)) => text.into_py_any(py)?,
-        Some(Value::IntValue(number)) => number.into_py_any(py)?,
-        Some(Value::DoubleValue(number)) => number.into_py_any(py)?,
-        Some(Value::BoolValue(flag)) => flag.into_py_any(py)?,
-        Some(Value::BytesValue(raw)) => encode_bytes.call1((PyBytes::new(py, raw),))?.unbind(),
-        Some(Value::ArrayValue(array)) => {
-            let list = PyList::empty(py);
-            for item in &array.values {
-                list.append(to_python(py, Some(item), encode_bytes)?)?;
-            }
-            list.into_any().unbind()
-        }
-        Some(Value::KvlistValue(map)) => {
-            let dict = PyDict::new(py); // a later duplicate key replaces the value, as in Python
-            for kv in &map.values {
-                dict.set_item(kv.key.as_str(), to_python(py, kv.value.as_ref(), encode_bytes)?)?;
-            }
-            dict.into_any().unbind()
-        }
-    })
 }
 
 // --- scan ---------------------------------------------------------------------------------------

@@ -12,14 +12,11 @@
 
 use std::collections::HashMap;
 
-use prost::Message;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 
-use crate::otlp;
-use crate::to_python;
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -36,6 +33,12 @@ const KEY_VALUE_VALUE: u32 = 2;
 
 fn malformed(what: &str) -> PyErr {
     PyValueError::new_err(format!("malformed OTLP payload: {}", what))
+}
+
+/// An attribute value set more than once on the wire, which protobuf merges: this reader leaves
+/// that to the caller, which reads the canonical bytes instead (`collector.pdata.Traces.read_natively`).
+fn merged_value() -> PyErr {
+    malformed("an attribute value set more than once (read the canonical bytes)")
 }
 
 // --- reading ------------------------------------------------------------------------------------
@@ -233,7 +236,7 @@ fn utf8(raw: &[u8]) -> PyResult<&str> {
 }
 
 /// An AnyValue as `collector.pdata.any_value_to_python` returns it, read off the wire; None when
-/// it sets its value more than once (protobuf would merge them: `genai_rows` leaves that to prost).
+/// it sets its value more than once (protobuf would merge them: see `merged_value`).
 fn any_to_python<'a>(
     py: Python<'_>,
     any: &'a [u8],
@@ -350,25 +353,9 @@ fn read_row<'a>(
     Ok(Some(row))
 }
 
-/// `read_row` through prost, for the rare span it leaves to it (a value field set twice, which
-/// protobuf merges).
-fn read_row_prost(
-    py: Python<'_>,
-    span: &[u8],
-    attributes: &Bound<'_, PyDict>,
-    encode_bytes: &Bound<'_, PyAny>,
-) -> PyResult<otlp::Span> {
-    let span = otlp::Span::decode(span).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    attributes.clear();
-    for kv in &span.attributes {
-        attributes.set_item(kv.key.as_str(), to_python(py, kv.value.as_ref(), encode_bytes)?)?;
-    }
-    Ok(span)
-}
-
 /// Adds the KeyValues in field 1 of `message` (a KeyValueList, or a Resource's attributes) to
 /// `dict`, a later duplicate key replacing the value as in Python; false when a value is left to
-/// prost (see `any_to_python`).
+/// the caller (see `any_to_python`).
 fn read_key_values<'a>(
     py: Python<'_>,
     message: &'a [u8],
@@ -411,7 +398,8 @@ fn resource_attributes<'a>(
 /// `(index, name, trace_id, span_id, parent_span_id, status_code, start_time_unix_nano,
 /// end_time_unix_nano, attributes, resource_attributes)` with attributes as
 /// `collector.pdata.any_value_to_python` gives them, the last duplicate key winning; rows of one
-/// resource share its dict. What `collector.pdata.Traces.genai_rows` builds in Python without the module.
+/// resource share its dict (`collector.pdata.Traces.genai_rows`). ValueError for what this reader
+/// leaves to the canonical bytes (a value set twice) or cannot read.
 #[pyfunction]
 pub fn genai_rows<'py>(
     py: Python<'py>,
@@ -433,26 +421,14 @@ pub fn genai_rows<'py>(
             return Ok(());
         }
         let attributes = PyDict::new(py);
-        let decoded;
         let row = match read_row(py, body, &attributes, &mut strings, encode_bytes)? {
             Some(row) => row,
-            None => {
-                decoded = read_row_prost(py, body, &attributes, encode_bytes)?;
-                Row {
-                    trace_id: &decoded.trace_id,
-                    span_id: &decoded.span_id,
-                    parent_span_id: &decoded.parent_span_id,
-                    name: decoded.name.as_bytes(),
-                    start: decoded.start_time_unix_nano,
-                    end: decoded.end_time_unix_nano,
-                    status: decoded.status.as_ref().map_or(0, |s| s.code),
-                }
-            }
+            None => return Err(merged_value()),
         };
         if resource.as_ref().map(|(i, _)| *i) != Some(resource_index) {
             let read = match resource_attributes(py, resource_spans, &mut strings, encode_bytes)? {
                 Some(read) => read,
-                None => return Err(malformed("a resource attribute value set twice")), // left to Python
+                None => return Err(merged_value()),
             };
             resource = Some((resource_index, read));
         }
@@ -705,8 +681,7 @@ fn rewrite_resource_spans(resource_spans: &[u8], cursor: &mut Cursor<'_>) -> PyR
 }
 
 /// The payload with `patches` applied: a list of `(span index, [keys to remove], {key: value to
-/// set})`, span indices ascending and distinct. What `Traces` applies through the protobuf API
-/// without the module.
+/// set})`, span indices ascending and distinct (`collector.pdata.Traces.patch`).
 #[pyfunction]
 pub fn apply_patches<'py>(py: Python<'py>, data: &[u8], patches: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyBytes>> {
     let patches = patches.iter().map(|item| Patch::read(&item)).collect::<PyResult<Vec<_>>>()?;
