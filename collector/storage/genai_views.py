@@ -61,7 +61,7 @@ _CONTAINERS_SQL = ", ".join(f"'{op}'" for op in CONTAINER_OPERATIONS)
 _USAGE_ONLY_SQL = ", ".join(f"'{op}'" for op in sorted(semconv.USAGE_OPERATIONS - semconv.INFERENCE_OPERATIONS))
 
 # Calls that carry their own usage: inference spans, and plan spans with token counts (a `delegated`
-# wrapper's usage is its inner span's). The same rule as genai_cost.is_call.
+# wrapper's usage is its inner span's). The same rule as processors.span_cost.is_call.
 _IS_CALL = (
     f"(SpanAttributes['gen_ai.operation.name'] IN ({_OPS_SQL}) "
     f"OR (SpanAttributes['gen_ai.operation.name'] IN ({_USAGE_ONLY_SQL}) "
