@@ -335,6 +335,14 @@ def test_only_the_registry_imports_components():
     assert components <= registered, f"components the registry does not list: {sorted(components - registered)}"
 
 
+def test_architecture_md_shows_the_same_layers():
+    """ARCHITECTURE.md's layer table lists LAYERS' sides and layers in the same order."""
+    rows = [line.split("|")[1:3] for line in (ROOT / "ARCHITECTURE.md").read_text().splitlines()
+            if line.startswith("| ") and line.count("|") == 4]
+    shown = [(side.strip(), layer.strip()) for side, layer in rows if side.strip() not in ("side", "---")]
+    assert shown == [(side, name) for side, name, _ in LAYERS]
+
+
 def test_the_collector_runs_without_the_app_side():
     """The graph is read from source; this imports for real, in a fresh interpreter: the CLI, the
     service and every registered component load without `instrumentation` being importable."""
