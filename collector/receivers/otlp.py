@@ -498,7 +498,7 @@ class OTLPReceiver(Component):
         if encoding not in ("", "identity") and encoding not in cfg.compression_algorithms:
             return _http_error(400, f"unsupported Content-Encoding: {encoding!r}; enabled: {', '.join(cfg.compression_algorithms)}", as_json)
         authenticator = self._authenticators.get("http")
-        if authenticator is not None and hasattr(authenticator, "check"):
+        if authenticator is not None:  # an Authenticator (component.py) always has `check`
             try:  # credentials first: an unauthenticated client gets no body decoded for it
                 authenticator.check({k.lower(): v for k, v in request.headers.items()})
             except PermanentError as exc:
