@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 import semconv
 from collector.pdata import format_double
@@ -375,18 +375,7 @@ def _from_config(path: str) -> tuple[Any, dict]:
     from collector.config import load_config  # validated, with file:line errors
 
     loaded = load_config(path)
-    cost = cost_config()
-    exporter: dict = {}
-    for cid, component in _components(loaded):
-        if cid.type == "genai_cost" and isinstance(component, cost_config):
-            cost = component
-        elif cid.type == "clickhouse" and not exporter:
-            exporter = component.model_dump() if hasattr(component, "model_dump") else dict(component)
+    costs = [c.config for cid, c in loaded.processors.items() if cid.type == "genai_cost"]
+    cost = costs[-1] if costs else cost_config()
+    exporter = next((c.config.model_dump() for cid, c in loaded.exporters.items() if cid.type == "clickhouse"), {})
     return cost, exporter
-
-
-def _components(loaded) -> Iterable[tuple[Any, Any]]:
-    for attr in ("processors", "exporters"):
-        section = getattr(loaded, attr, None) or {}
-        for cid, value in section.items():
-            yield cid, getattr(value, "config", value)
