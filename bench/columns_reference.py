@@ -27,13 +27,18 @@ def _pairs(attributes) -> list[tuple[str, str]]:
 
 
 def traces_to_columns(traces: Traces) -> list[list]:
-    """Column-oriented lists in `COLUMN_NAMES` order."""
-    cols: list[list] = [[] for _ in COLUMN_NAMES]
+    """Column-oriented lists in `COLUMN_NAMES` order (the table's, from its DDL)."""
+    by_name: dict[str, list] = {name: [] for name in COLUMN_NAMES}
+    # each column's list by its name: the order is the DDL's, not this function's
     (
         c_ts, c_trace, c_span, c_parent, c_state, c_name, c_kind, c_service, c_res, c_scope, c_scope_ver,
         c_attrs, c_dur, c_status, c_status_msg, c_ev_ts, c_ev_name, c_ev_attrs, c_ln_trace, c_ln_span,
         c_ln_state, c_ln_attrs,
-    ) = cols
+    ) = (by_name[name] for name in (
+        "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
+        "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration", "StatusCode",
+        "StatusMessage", "Events.Timestamp", "Events.Name", "Events.Attributes", "Links.TraceId", "Links.SpanId",
+        "Links.TraceState", "Links.Attributes"))
     kind_names, status_names = _KIND_NAMES, _STATUS_NAMES
     for rs in traces.request.resource_spans:
         resource_attrs = _pairs(rs.resource.attributes)
@@ -78,7 +83,7 @@ def traces_to_columns(traces: Traces) -> list[list]:
                     c_ln_span.append([])
                     c_ln_state.append([])
                     c_ln_attrs.append([])
-    return cols
+    return [by_name[name] for name in COLUMN_NAMES]
 
 
 def _to_arrow(values: list, arrow_type: pa.DataType) -> pa.Array:

@@ -53,3 +53,17 @@ def test_locks_pin_what_pyproject_declares_and_collector_lock_is_lean():
         name = re.match(r"^([A-Za-z0-9_.\-]+)", requirement).group(1).lower()
         assert name in all_lock and name not in collector_lock, name
     assert not any(n in collector_lock for n in ("crewai", "litellm", "traceloop-sdk"))
+
+
+def test_package_data_globs_ship_files_that_exist():
+    """Each `[tool.setuptools.package-data]` pattern matches files (a pattern matching nothing ships
+    nothing, silently), and the DDL templates the schema reads are all among them."""
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = set()
+    for package, patterns in package_data.items():
+        for pattern in patterns:
+            matched = sorted((REPO / package.replace(".", "/")).glob(pattern))
+            assert matched, f"package-data {package}: {pattern} matches no file"
+            shipped |= {path.relative_to(REPO).as_posix() for path in matched}
+    ddl_files = {path.relative_to(REPO).as_posix() for path in (REPO / "collector" / "storage" / "sql").glob("*.sql")}
+    assert {"collector/storage/sql/traces_table.sql", "collector/storage/sql/logs_table.sql"} <= ddl_files <= shipped

@@ -67,6 +67,7 @@ print(json.dumps({
   "lookup": q("SELECT name, type FROM system.columns WHERE database='otel' AND table='otel_traces_trace_id_ts' ORDER BY position"),
   "lookup_table": q("SELECT engine, partition_key, sorting_key FROM system.tables WHERE database='otel' AND name='otel_traces_trace_id_ts'"),
   "mv": q("SELECT engine, as_select FROM system.tables WHERE database='otel' AND name='otel_traces_trace_id_ts_mv'"),
+  "logs": q("SELECT name, type FROM system.columns WHERE database='otel' AND table='otel_logs' AND default_kind = '' ORDER BY position"),
 }))
 """
 
@@ -161,3 +162,41 @@ def test_cluster_creates_the_distributed_pair_grafana_reads():
             " ENGINE = Distributed('genai', 'otel', 'otel_traces_trace_id_ts', cityHash64(TraceId))") in joined
     assert "ReplicatedAggregatingMergeTree()" in joined and "non_replicated_deduplication_window" not in joined
     assert joined.index("`otel_traces_trace_id_ts` ON CLUSTER") < joined.index("`otel_traces_dist_trace_id_ts`")
+
+
+def test_the_one_column_definition_is_the_ddl_the_engine_creates(tmp_path):
+    """The columns the exporters insert (Arrow schemas, and so the order the native converter
+    fills) are read from sql/traces_table.sql and sql/logs_table.sql: on the real engine those
+    files' stored columns are the tables', in order."""
+    from collector.storage import columns, ddl, log_columns
+
+    info = inspect(tmp_path)
+    stored = [tuple(c) for c in info["columns"] if c[0] not in dict(ALIAS_COLUMNS)]
+    assert stored == list(ddl.table_columns(ddl.TRACES_TABLE).items()) == CONTRIB_COLUMNS
+    assert columns.COLUMN_NAMES == [name for name, _ in stored]
+    assert [tuple(c) for c in info["logs"]] == list(ddl.table_columns(ddl.LOGS_TABLE).items())
+    assert log_columns.COLUMN_NAMES == [name for name, _ in info["logs"]]
+
+
+def test_ddl_columns_reader_skips_what_an_insert_does_not_send():
+    from collector.storage import ddl
+
+    text = """CREATE TABLE IF NOT EXISTS {db}.{table} {cluster} (
+        `When` DateTime64(9) COMMENT 'time (ns), as sent' CODEC(Delta(8), ZSTD(1)),
+        Kind LowCardinality(String) DEFAULT 'x' CODEC(ZSTD(1)),
+        Attrs Map(LowCardinality(String), String),
+        Items Array(String) ALIAS arrayMap((k, v) -> concat(k, '=', v), mapKeys(Attrs), mapValues(Attrs)),
+        `__otel_materialized_k8s.pod.name` LowCardinality(String) MATERIALIZED Attrs['k8s.pod.name'],
+        Events Nested (
+            Timestamp DateTime64(9),
+            Attributes Map(LowCardinality(String), String)
+        ) CODEC(ZSTD(1)),
+    {indexes}
+        INDEX idx_kind Kind TYPE bloom_filter(0.01) GRANULARITY 1
+    ) ENGINE = {engine} ORDER BY (Kind, When)"""
+    assert ddl.columns_of(text) == {
+        "When": "DateTime64(9)", "Kind": "LowCardinality(String)", "Attrs": "Map(LowCardinality(String), String)",
+        "Events.Timestamp": "Array(DateTime64(9))", "Events.Attributes": "Array(Map(LowCardinality(String), String))",
+    }
+    with pytest.raises(ValueError, match="unbalanced"):
+        ddl.columns_of("CREATE TABLE t (a String")

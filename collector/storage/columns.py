@@ -2,7 +2,9 @@
 
 The conversion itself is native (`collector.native.arrow_columns`, Rust): it fills the Arrow
 buffers of every column named in `COLUMN_NAMES`, in that order, and `_Reader` wraps them zero-copy
-into arrays by each column's type in `ARROW_SCHEMA`, so the column order is defined here only.
+into arrays by each column's type in `ARROW_SCHEMA`. The columns and their order are not written
+here: `ARROW_SCHEMA` is built from `sql/traces_table.sql` (`ddl.table_columns`), the DDL the table is
+created with, so the insert, the native converter and the table cannot disagree.
 Values are rendered as the contrib exporter renders them: hex ids, `Server`/`Client` kinds,
 `Ok`/`Error` statuses, attribute values as strings (`pcommon.Value.AsString`; nested values and
 bytes through `collector.pdata.any_value_to_str`, the one JSON rendering). Arrow inserts into
@@ -19,36 +21,37 @@ import pyarrow as pa
 
 from collector import native
 from collector.pdata import AnyValue, Traces, any_value_to_str, canonical_protobuf
+from collector.storage import ddl
 
-_MAP = pa.map_(pa.string(), pa.string())
-_TS = pa.timestamp("ns")
+_STRING = pa.string()
+# ClickHouse type -> the Arrow type inserted into it (clickhouse-connect and chdb map them back).
+_ARROW_TYPES = {
+    "String": _STRING,
+    "LowCardinality(String)": _STRING,
+    "DateTime64(9)": pa.timestamp("ns"),
+    "UInt64": pa.uint64(),
+    "UInt8": pa.uint8(),
+    "Map(LowCardinality(String), String)": pa.map_(_STRING, _STRING),
+}
 
-ARROW_SCHEMA = pa.schema(
-    [
-        ("Timestamp", _TS),
-        ("TraceId", pa.string()),
-        ("SpanId", pa.string()),
-        ("ParentSpanId", pa.string()),
-        ("TraceState", pa.string()),
-        ("SpanName", pa.string()),
-        ("SpanKind", pa.string()),
-        ("ServiceName", pa.string()),
-        ("ResourceAttributes", _MAP),
-        ("ScopeName", pa.string()),
-        ("ScopeVersion", pa.string()),
-        ("SpanAttributes", _MAP),
-        ("Duration", pa.uint64()),
-        ("StatusCode", pa.string()),
-        ("StatusMessage", pa.string()),
-        ("Events.Timestamp", pa.list_(_TS)),
-        ("Events.Name", pa.list_(pa.string())),
-        ("Events.Attributes", pa.list_(_MAP)),
-        ("Links.TraceId", pa.list_(pa.string())),
-        ("Links.SpanId", pa.list_(pa.string())),
-        ("Links.TraceState", pa.list_(pa.string())),
-        ("Links.Attributes", pa.list_(_MAP)),
-    ]
-)
+
+def arrow_type(clickhouse_type: str) -> pa.DataType:
+    """The Arrow type of a column of the DDL (`Array(T)` as a list of T's)."""
+    if clickhouse_type.startswith("Array(") and clickhouse_type.endswith(")"):
+        return pa.list_(arrow_type(clickhouse_type[len("Array("):-1]))
+    try:
+        return _ARROW_TYPES[clickhouse_type]
+    except KeyError:
+        raise ValueError(f"no Arrow type for the ClickHouse type {clickhouse_type!r} (add it to _ARROW_TYPES)") from None
+
+
+def arrow_schema(table_columns: dict[str, str]) -> pa.Schema:
+    return pa.schema([(name, arrow_type(clickhouse_type)) for name, clickhouse_type in table_columns.items()])
+
+
+# The otel_traces columns in table order, from sql/traces_table.sql (the one definition): the
+# native converter fills them in this order, and the insert sends them so.
+ARROW_SCHEMA = arrow_schema(ddl.table_columns(ddl.TRACES_TABLE))
 COLUMN_NAMES = ARROW_SCHEMA.names
 
 

@@ -13,27 +13,11 @@ import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from collector.pdata import any_value_to_str
+from collector.storage import ddl
+from collector.storage.columns import arrow_schema
 
-_MAP = pa.map_(pa.string(), pa.string())
-
-ARROW_SCHEMA = pa.schema([
-    ("Timestamp", pa.timestamp("ns")),
-    ("TraceId", pa.string()),
-    ("SpanId", pa.string()),
-    ("TraceFlags", pa.uint8()),
-    ("SeverityText", pa.string()),
-    ("SeverityNumber", pa.uint8()),
-    ("ServiceName", pa.string()),
-    ("Body", pa.string()),
-    ("ResourceSchemaUrl", pa.string()),
-    ("ResourceAttributes", _MAP),
-    ("ScopeSchemaUrl", pa.string()),
-    ("ScopeName", pa.string()),
-    ("ScopeVersion", pa.string()),
-    ("ScopeAttributes", _MAP),
-    ("LogAttributes", _MAP),
-    ("EventName", pa.string()),
-])
+# The otel_logs columns in table order, from sql/logs_table.sql (the one definition).
+ARROW_SCHEMA = arrow_schema(ddl.table_columns(ddl.LOGS_TABLE))
 COLUMN_NAMES = ARROW_SCHEMA.names
 
 

@@ -3,6 +3,10 @@
 Grafana's ClickHouse data source (OTel mode) and SQL written against the contrib exporter work
 unchanged. GenAI views live on top (`genai_views.py`).
 
+The DDL itself is in `sql/*.sql` (shipped in the wheel; `ddl.py` reads it), one file per statement as
+the contrib exporter's `internal/sqltemplates/`; this module fills the templates in. The stored
+columns and their order are read from `sql/traces_table.sql` and `sql/logs_table.sql` only.
+
 Followed from upstream's 2026 traces schema change (opentelemetry-collector-contrib PR #50878,
 "Upgrade traces table with text indices"; the same gating as the released logs table of
 clickhouseexporter v0.165.1, `versionFullTextSearch` = 26.2):
@@ -33,117 +37,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# name -> ClickHouse type, in the contrib exporter's order. Tests compare a live table to this.
-TRACES_COLUMNS: dict[str, str] = {
-    "Timestamp": "DateTime64(9)",
-    "TraceId": "String",
-    "SpanId": "String",
-    "ParentSpanId": "String",
-    "TraceState": "String",
-    "SpanName": "LowCardinality(String)",
-    "SpanKind": "LowCardinality(String)",
-    "ServiceName": "LowCardinality(String)",
-    "ResourceAttributes": "Map(LowCardinality(String), String)",
-    "ScopeName": "String",
-    "ScopeVersion": "String",
-    "SpanAttributes": "Map(LowCardinality(String), String)",
-    "Duration": "UInt64",
-    "StatusCode": "LowCardinality(String)",
-    "StatusMessage": "String",
-    "Events.Timestamp": "Array(DateTime64(9))",
-    "Events.Name": "Array(LowCardinality(String))",
-    "Events.Attributes": "Array(Map(LowCardinality(String), String))",
-    "Links.TraceId": "Array(String)",
-    "Links.SpanId": "Array(String)",
-    "Links.TraceState": "Array(String)",
-    "Links.Attributes": "Array(Map(LowCardinality(String), String))",
-}
+from collector.storage import ddl
 
-_TRACES_TABLE = """
-CREATE TABLE IF NOT EXISTS {db}.{table} {cluster} (
-    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
-    TraceId String CODEC(ZSTD(1)),
-    SpanId String CODEC(ZSTD(1)),
-    ParentSpanId String CODEC(ZSTD(1)),
-    TraceState String CODEC(ZSTD(1)),
-    SpanName LowCardinality(String) CODEC(ZSTD(1)),
-    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
-    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
-    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    ScopeName String CODEC(ZSTD(1)),
-    ScopeVersion String CODEC(ZSTD(1)),
-    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    Duration UInt64 CODEC(T64, ZSTD(1)),
-    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
-    StatusMessage String CODEC(ZSTD(1)),
-    Events Nested (
-        Timestamp DateTime64(9),
-        Name LowCardinality(String),
-        Attributes Map(LowCardinality(String), String)
-    ) CODEC(ZSTD(1)),
-    Links Nested (
-        TraceId String,
-        SpanId String,
-        TraceState String,
-        Attributes Map(LowCardinality(String), String)
-    ) CODEC(ZSTD(1)),
-    ResourceAttributeItems Array(String) ALIAS {resource_items},
-    SpanAttributeItems Array(String) ALIAS {span_items},
-{indexes}
-) ENGINE = {engine}
-PARTITION BY toDate(Timestamp)
-PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
-ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
-{ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}
-"""
-
-_TRACE_ID_TS_TABLE = """
-CREATE TABLE IF NOT EXISTS {db}.{lookup} {cluster} (
-    TraceId String CODEC(ZSTD(1)),
-    Start SimpleAggregateFunction(min, DateTime) CODEC(ZSTD(1)),
-    End SimpleAggregateFunction(max, DateTime) CODEC(ZSTD(1))
-) ENGINE = {engine}
-PARTITION BY toStartOfWeek(Start)
-ORDER BY (TraceId)
-{ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
-"""
-
-_TRACE_ID_TS_MV = """
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv} {cluster}
-TO {db}.{lookup}
-AS SELECT
-    TraceId,
-    min(toDateTime(Timestamp)) as Start,
-    max(toDateTime(Timestamp)) as End
-FROM {db}.{table}
-WHERE TraceId != ''
-GROUP BY TraceId
-"""
+# name -> ClickHouse type of each stored column, in table order, read from sql/traces_table.sql
+# (the one definition; collector/storage/ddl.py). columns.py builds its Arrow schema from it.
+TRACES_COLUMNS: dict[str, str] = ddl.table_columns(ddl.TRACES_TABLE)
 
 # `key=value` for every attribute of a map: what the items ALIAS columns hold.
 ITEMS_SQL = "arrayMap((k, v) -> concat(k, '=', v), mapKeys({column}), mapValues({column}))"
-
-# Below 26.2: the contrib exporter's bloom filters.
-BLOOM_INDEXES = """    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
-    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
-    INDEX idx_lower_span_name lower(SpanName) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8"""
-
-# 26.2 and later: text indexes (tokenizer 'array': every element is one token).
-TEXT_INDEXES = """    INDEX idx_trace_id TraceId TYPE text(tokenizer = 'array'),
-    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_res_attr_item {resource_items} TYPE text(tokenizer = 'array'),
-    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_span_attr_item {span_items} TYPE text(tokenizer = 'array'),
-    INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
-    INDEX idx_lower_span_name lower(SpanName) TYPE text(tokenizer = 'splitByNonAlpha')"""
 
 # The first ClickHouse release with `TYPE text` indexes (the contrib exporter's versionFullTextSearch).
 TEXT_INDEX_VERSION = (26, 2)
@@ -219,14 +120,14 @@ def schema_statements(options: SchemaOptions) -> list[str]:
     dedup = "" if options.table_engine.startswith("Replicated") else f", non_replicated_deduplication_window = {DEDUP_WINDOW}"
     items = {"resource_items": ITEMS_SQL.format(column="ResourceAttributes"),
              "span_items": ITEMS_SQL.format(column="SpanAttributes")}
-    indexes = (TEXT_INDEXES if options.text_indexes else BLOOM_INDEXES).format(**items)
+    indexes = ddl.template("traces_indexes_text.sql" if options.text_indexes else "traces_indexes_bloom.sql").format(**items)
     out = [
         f"CREATE DATABASE IF NOT EXISTS {names['db']} {names['cluster']}"
         + (f" ENGINE = {options.database_engine}" if options.database_engine else ""),
-        _TRACES_TABLE.format(**names, **items, indexes=indexes, engine=_engine(options, "MergeTree"),
+        ddl.template("traces_table.sql").format(**names, **items, indexes=indexes, engine=_engine(options, "MergeTree"),
                              ttl=_ttl("Timestamp", options), dedup=dedup),
-        _TRACE_ID_TS_TABLE.format(**names, engine=_engine(options, "AggregatingMergeTree"), ttl=_ttl("Start", options)),
-        _TRACE_ID_TS_MV.format(**names),
+        ddl.template("traces_id_ts_lookup_table.sql").format(**names, engine=_engine(options, "AggregatingMergeTree"), ttl=_ttl("Start", options)),
+        ddl.template("traces_id_ts_lookup_mv.sql").format(**names),
     ]
     if options.cluster_name:
         dist = distributed_names(options)
@@ -247,78 +148,13 @@ def schema_statements(options: SchemaOptions) -> list[str]:
 # plain MergeTree, so a batch replayed from the durable queue is dropped by its insert token.
 # tests/interop/test_contrib_logs_schema.py compares it with the pinned module's file.
 
-LOGS_COLUMNS: dict[str, str] = {
-    "Timestamp": "DateTime64(9)",
-    "TraceId": "String",
-    "SpanId": "String",
-    "TraceFlags": "UInt8",
-    "SeverityText": "LowCardinality(String)",
-    "SeverityNumber": "UInt8",
-    "ServiceName": "LowCardinality(String)",
-    "Body": "String",
-    "ResourceSchemaUrl": "LowCardinality(String)",
-    "ResourceAttributes": "Map(LowCardinality(String), String)",
-    "ScopeSchemaUrl": "LowCardinality(String)",
-    "ScopeName": "String",
-    "ScopeVersion": "LowCardinality(String)",
-    "ScopeAttributes": "Map(LowCardinality(String), String)",
-    "LogAttributes": "Map(LowCardinality(String), String)",
-    "EventName": "String",
-}
+LOGS_COLUMNS: dict[str, str] = ddl.table_columns(ddl.LOGS_TABLE)
 
 # Resource attributes the contrib table materializes into columns of their own.
 LOGS_MATERIALIZED_RESOURCE_ATTRIBUTES = (
     "k8s.cluster.name", "k8s.container.name", "k8s.deployment.name", "k8s.namespace.name",
     "k8s.node.name", "k8s.pod.name", "k8s.pod.uid", "deployment.environment.name",
 )
-
-_LOGS_TABLE = """
-CREATE TABLE IF NOT EXISTS {db}.{logs} {cluster} (
-    `Timestamp` DateTime64(9) COMMENT 'Event timestamp with nanosecond precision' CODEC(Delta(8), ZSTD(3)),
-    `TraceId` String COMMENT 'W3C trace identifier' CODEC(ZSTD(3)),
-    `SpanId` String COMMENT 'W3C span identifier' CODEC(ZSTD(3)),
-    `TraceFlags` UInt8 COMMENT 'W3C trace flags',
-    `SeverityText` LowCardinality(String) COMMENT 'Log severity as text' CODEC(ZSTD(3)),
-    `SeverityNumber` UInt8 COMMENT 'Log severity as number (1-24)',
-    `ServiceName` LowCardinality(String) COMMENT 'Service that emitted the log' CODEC(ZSTD(3)),
-    `Body` String COMMENT 'Log message body' CODEC(ZSTD(3)),
-    `ResourceSchemaUrl` LowCardinality(String) COMMENT 'Schema URL for the resource' CODEC(ZSTD(3)),
-    `ResourceAttributes` Map(LowCardinality(String), String) COMMENT 'Resource attributes as key-value pairs' CODEC(ZSTD(3)),
-    `ScopeSchemaUrl` LowCardinality(String) COMMENT 'Schema URL for the instrumentation scope' CODEC(ZSTD(3)),
-    `ScopeName` String COMMENT 'Instrumentation scope name' CODEC(ZSTD(3)),
-    `ScopeVersion` LowCardinality(String) COMMENT 'Instrumentation scope version' CODEC(ZSTD(3)),
-    `ScopeAttributes` Map(LowCardinality(String), String) COMMENT 'Instrumentation scope attributes' CODEC(ZSTD(3)),
-    `LogAttributes` Map(LowCardinality(String), String) COMMENT 'Log record attributes' CODEC(ZSTD(3)),
-    `EventName` String COMMENT 'Event name for log records representing events' CODEC(ZSTD(3)),
-{materialized}
-{indexes}
-) ENGINE = {engine}
-PARTITION BY toDate(Timestamp)
-ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)
-{ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}
-"""
-
-LOGS_BLOOM_INDEXES = """    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
-    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_lower_body lower(Body) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8,
-    INDEX idx_event_name EventName TYPE bloom_filter(0.01) GRANULARITY 1"""
-
-# As upstream: the text-index set has no EventName index.
-LOGS_TEXT_INDEXES = """    INDEX idx_trace_id TraceId TYPE text(tokenizer = 'array'),
-    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_lower_body lower(Body) TYPE text(tokenizer = 'splitByNonAlpha')"""
-
 
 def logs_distributed_name(options: SchemaOptions) -> str:
     return f"{options.logs_table_name}_dist"
@@ -333,8 +169,9 @@ def logs_statements(options: SchemaOptions) -> list[str]:
     materialized = "\n".join(
         f"    `__otel_materialized_{key}` LowCardinality(String) MATERIALIZED ResourceAttributes['{key}'] CODEC(ZSTD(3)),"
         for key in LOGS_MATERIALIZED_RESOURCE_ATTRIBUTES)
-    out = [_LOGS_TABLE.format(db=names["db"], logs=logs, cluster=names["cluster"], materialized=materialized,
-                              indexes=LOGS_TEXT_INDEXES if options.text_indexes else LOGS_BLOOM_INDEXES,
+    indexes = ddl.template("logs_indexes_text.sql" if options.text_indexes else "logs_indexes_bloom.sql")
+    out = [ddl.template("logs_table.sql").format(db=names["db"], logs=logs, cluster=names["cluster"], materialized=materialized,
+                              indexes=indexes,
                               engine=_engine(options, "MergeTree"), ttl=_ttl("Timestamp", options), dedup=dedup)]
     if options.cluster_name:
         where = f"{_lit(options.cluster_name)}, {_lit(options.database)}"
