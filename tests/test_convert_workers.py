@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 from support.harness import REPO, CollectorProcess
 from support.otlp_load import http_send
-from test_columns import varied_request
+from support.reference_columns import varied_request
 
 from support.workload import make_request as workload_request
 from collector.exporters.clickhouse import _split

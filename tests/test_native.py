@@ -27,7 +27,7 @@ from semconv.genai_mapping import GENAI_KEY_PREFIXES  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 from opentelemetry.proto.trace.v1.trace_pb2 import Span  # noqa: E402
-from tests.test_columns import every_value_kind, reference_table, varied_request  # noqa: E402
+from support.reference_columns import every_value_kind, reference_table, varied_request  # noqa: E402
 
 
 def assert_same_table(payloads: list[bytes]):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_contrib_schema import compare, contrib_sqltemplates, parse_create_table
 
 from collector.storage.schema import LOGS_COLUMNS, SchemaOptions, logs_statements
+from support.contrib_ddl import compare, contrib_sqltemplates, parse_create_table
 
 INTENDED = {
     ("otel_logs", "settings", "non_replicated_deduplication_window"): "replays from the durable queue "

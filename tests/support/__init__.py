@@ -13,4 +13,6 @@ sys.path through tests/conftest.py), e.g. `from support.harness import Collector
 - sinks: in-process consumers and OTLP/HTTP destinations that record what reaches them
 - instrumentation_fixtures: app-side fixtures (fake LLM, OTLP capture, child processes)
 - grafana: the ClickHouse data source's macro expansion, as the dashboards use it
+- reference_columns: the plain OTLP -> otel_traces reference conversion, and spans hitting every edge
+- contrib_ddl: the contrib clickhouseexporter's DDL (Go module cache) and a CREATE TABLE parser
 """
