@@ -195,7 +195,9 @@ class Ours:
         else:
             chain, self.missing = [p.strip() for p in processors.split(",") if p.strip()], []
         self.processors = chain
-        extra = "".join(f"  {p}: {{}}\n" for p in chain if p not in ("batch", "memory_limiter"))
+        # the harness's config template already configures these
+        templated = ("batch", "memory_limiter", "genai_normalizer", "genai_cost")
+        extra = "".join(f"  {p}: {{}}\n" for p in chain if p not in templated)
         self.proc = CollectorProcess(workdir, processors=", ".join(chain), extra_processors_yaml=extra,
                                      max_body_mib=64, exporters_yaml=_our_exporter(),
                                      ingest_workers=self.ingest_workers or INGEST_WORKERS)
@@ -212,6 +214,23 @@ class Ours:
 
     def stored(self) -> int:
         return int(self.proc.query("SELECT count() AS n FROM otel.otel_traces")[0]["n"])
+
+    def batches(self) -> dict:
+        """Where requests waited, from the collector's own metrics: batches the batch processor sent
+        full (send_batch_size reached) or on its timer, and the spans they carried."""
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        wanted = {"otelcol_processor_batch_batch_size_trigger_send": "full",
+                  "otelcol_processor_batch_timeout_trigger_send": "on_timer",
+                  "otelcol_receiver_accepted_spans": "spans"}
+        counts = dict.fromkeys(wanted.values(), 0)
+        for family in text_string_to_metric_families(httpx.get(self.proc.metrics_url, timeout=10).text):
+            if family.name in wanted:
+                counts[wanted[family.name]] += int(sum(s.value for s in family.samples if s.name.endswith("_total")))
+        sent = counts["full"] + counts["on_timer"]
+        counts["spans_per_batch"] = round(counts["spans"] / sent) if sent else 0
+        return counts
 
     def stop(self) -> None:
         self.proc.stop(timeout=120)
@@ -446,6 +465,11 @@ def run_scenario(target_cls, protocol: str, payload_file: Path, spans_per_payloa
         result["cpu_s"] = round(cpu, 2)
         result["cpu_s_per_10k_spans"] = round(cpu / max(counted, 1) * 10_000, 3)
         result["cpu_util_cores"] = round(cpu / elapsed, 2) if elapsed > 0 else 0.0
+        if hasattr(target, "batches"):
+            try:
+                result["batches"] = target.batches()
+            except Exception as exc:  # noqa: BLE001 - a missing figure is not a failed scenario
+                result["batches"] = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         sampler.stop()
         result["peak_rss_mb"] = round(sampler.peak_rss() / 1e6, 1)
@@ -538,6 +562,11 @@ def markdown(results: list[dict], meta: dict) -> str:
     notes = [r for r in results if r.get("note")]
     for r in notes:
         lines.append(f"\nNote ({r['target']}/{r['protocol']}): {r['note']}")
+    waits = [r for r in results if "full" in r.get("batches", {})]
+    if waits:
+        lines.append("\nBatches (collector metrics): " + "; ".join(
+            f"{r['target']}/{r['protocol']} {r['batches']['full']} full, {r['batches']['on_timer']} on the timer, "
+            f"{r['batches']['spans_per_batch']:,} spans each" for r in waits))
     return "\n".join(lines) + "\n"
 
 

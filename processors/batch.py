@@ -9,6 +9,16 @@ Unlike the Go collector's batch processor, a request is not acknowledged when it
 batch but when the batch it joined has been taken by the next consumer (the exporters' durable
 queues). Callers wait at most `timeout` longer; in exchange an acknowledged span is never sitting
 only in memory, and the disk queue pays one fsync per batch instead of one per request.
+
+A batch is sent when the spans of every request waiting in it reach `send_batch_size`, whichever
+thread each came from. A caller that runs the pipeline inside `collector.acks.deferring()` (the
+OTLP receiver) does not wait here: it gets the batch's future to wait on (on its event loop), so
+the number of requests a batch can gather is not bounded by anyone's thread count. Any other
+caller blocks until the batch is taken, as before.
+
+Counted in the collector's metrics (as otelcol's batch processor): batches sent because they were
+full, `otelcol_processor_batch_batch_size_trigger_send`, and because the oldest request waited
+`timeout`, `otelcol_processor_batch_timeout_trigger_send`.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from concurrent.futures import Future
 
 from pydantic import Field
 
+from collector import acks
 from collector.component import ComponentId, Consumer, Factory, Kind, Processor, StrictConfig
 from collector.confighelpers import Duration
 from collector.pdata import Traces
@@ -40,10 +51,12 @@ class BatchProcessor(Processor):
         self._wake = threading.Condition(self._lock)
         self._stopped = False
         self._timer: threading.Thread | None = None
+        self._telemetry = None
 
     def start(self, host) -> None:
         """The flush timer starts here, not in the constructor: building a component (as `validate`
         does) has no side effects."""
+        self._telemetry = host.telemetry
         self._timer = threading.Thread(target=self._flush_on_timeout, name=f"batch-{self.id}", daemon=True)
         self._timer.start()
 
@@ -58,8 +71,10 @@ class BatchProcessor(Processor):
             full = self._spans >= self.config.send_batch_size
             batch = self._take() if full else None
         if batch is not None:
+            self._count("processor_batch_batch_size_trigger_send")
             self._send(*batch)
-        done.result()  # re-raises the downstream error to this request's receiver
+        if not acks.defer(done):  # the caller waits on its own loop; else here, for the answer
+            done.result()  # re-raises the downstream error to this request's receiver
 
     def _take(self) -> tuple[list[Traces], Future]:
         pending, done = self._pending, self._done
@@ -68,7 +83,8 @@ class BatchProcessor(Processor):
 
     def _send(self, pending: list[Traces], done: Future) -> None:
         try:
-            self.next.consume(pending[0] if len(pending) == 1 else type(pending[0]).merge(pending))  # Traces or Logs
+            with acks.waiting():  # taken means taken downstream too, not owed to the request that filled it
+                self.next.consume(pending[0] if len(pending) == 1 else type(pending[0]).merge(pending))  # Traces or Logs
         except BaseException as exc:  # noqa: BLE001 - every waiting caller must hear about it
             done.set_exception(exc)
         else:
@@ -84,9 +100,14 @@ class BatchProcessor(Processor):
                 wait = self._oldest + self.config.timeout - time.monotonic()
                 batch = self._take() if wait <= 0 or self._stopped else None
             if batch is not None:
+                self._count("processor_batch_timeout_trigger_send")
                 self._send(*batch)
             else:
                 time.sleep(min(wait, self.config.timeout))
+
+    def _count(self, name: str) -> None:
+        if self._telemetry is not None:
+            self._telemetry.count(name, 1, processor=str(self.id))
 
     def shutdown(self) -> None:
         with self._lock:

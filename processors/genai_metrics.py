@@ -63,6 +63,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import Field
 
 import semconv
+from collector import acks
 from collector.component import ComponentId, Consumer, Factory, Host, Kind, Processor, StrictConfig
 from collector.pdata import Traces
 
@@ -230,7 +231,10 @@ class GenAIMetricsProcessor(Processor):
         self.metrics = metrics_for(registry)
 
     def consume(self, traces: Traces) -> None:
-        self.next.consume(traces)  # count only what the pipeline accepted
+        self.next.consume(traces)
+        acks.on_accepted(lambda: self._record_accepted(traces))  # count only what the pipeline accepted
+
+    def _record_accepted(self, traces: Traces) -> None:
         if self.metrics is None:
             self.metrics = metrics_for(CollectorRegistry())
         try:

@@ -50,6 +50,13 @@ stops another: decoding runs off the servers' event loops, bodies over 1 MiB on 
 so large requests queue behind each other and not in front of small ones. The limits are
 per process: with `ingest_workers: N`, each worker has them.
 
+A request is answered once the pipeline has taken it: with `batch`, once the batch it joined is in
+the exporters' durable queues. That wait is on the server's event loop (collector/acks.py), not on
+a receiver thread: the threads only decode, validate and hand over, so every request in flight
+(up to the in-flight bytes limit) can wait in the same batch, over HTTP as over gRPC, and a batch
+fills by size instead of waiting for its timer. The request's in-flight bytes and its memory
+admission stay held until it is answered.
+
 Logs (a `service.pipelines.logs` names this receiver): gRPC LogsService/Export and `POST /v1/logs`
 (`logs_url_path`), protobuf and JSON, through the same limits, decoding, memory admission and
 authentication as traces; a tenant-bound token stamps `tenant.id` on every record. Records with
@@ -78,7 +85,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from collector import memory
+from collector import acks, memory
 from collector.component import (
     Component, ComponentId, ConsumeError, Consumer, Factory, Host, Kind, PermanentError, ResourceExhaustedError,
     RetryableError, StrictConfig, UnauthenticatedError,
@@ -100,6 +107,8 @@ MIB = 1024 * 1024
 # huge requests wait for each other, not small requests for them. One: their decoding holds the GIL
 # (json.loads, protobuf's JSON mapping, upb's parse and serialize), so a second thread would add no
 # throughput, only longer pauses for every other thread, the servers' event loops included.
+# The threads only do that CPU work (and the exporter's put for a request that fills a batch): no
+# thread waits for a request's answer, so their number does not bound the requests in flight.
 LARGE_REQUEST_BYTES = 1 * MIB
 _LARGE_THREADS = 1
 _SMALL_THREADS = 16
@@ -270,8 +279,8 @@ SCORES_URL_PATH = "/v1/scores"
 class _Outcome:
     """How one request ended, in protocol-neutral terms."""
 
-    def __init__(self, rejected: int = 0, message: str = "", accepted: int = 0):
-        self.rejected, self.message, self.accepted = rejected, message, accepted
+    def __init__(self, rejected: int = 0, message: str = "", accepted: int = 0, item: str = "spans"):
+        self.rejected, self.message, self.accepted, self.item = rejected, message, accepted, item
 
 
 class _Busy(Exception):
@@ -303,6 +312,24 @@ class OTLPReceiver(Component):
     def _threads_for(self, size: int) -> futures.ThreadPoolExecutor:
         return self._large if size > LARGE_REQUEST_BYTES else self._small
 
+    async def _run(self, transport: str, size: int, handle, *args) -> _Outcome:
+        """`handle(pending, *args)` on a receiver thread (decode, validate, hand to the pipeline),
+        then the pipeline's answer awaited here, on the event loop: a request waiting for its batch
+        to be taken holds no thread. Raises the ConsumeError the client is to be told."""
+        loop = asyncio.get_running_loop()
+        outcome, settled = await loop.run_in_executor(self._threads_for(size), _hand_to_pipeline, handle, args)
+        try:
+            await asyncio.wrap_future(settled)
+        except Exception as exc:  # noqa: BLE001 - classified for the client below
+            refusal = self._refusal(exc, outcome.accepted, transport, outcome.item)
+            if refusal is exc:
+                raise
+            raise refusal from exc
+        self._count(f"receiver_accepted_{outcome.item}", outcome.accepted, transport)
+        if outcome.rejected:
+            self._count(f"receiver_refused_{outcome.item}", outcome.rejected, transport, "invalid")
+        return outcome
+
     def _accept(self, traces: Traces, transport: str, headers: dict[str, str], raw: bytes | None = None) -> _Outcome:
         """Authenticate, sanitize and hand to the pipeline; raises ConsumeError when refused.
         `raw`: the protobuf payload `traces` was parsed from, for the native scan (None for JSON)."""
@@ -325,20 +352,26 @@ class OTLPReceiver(Component):
 
     def _hand_over(self, consumer: Consumer, data, count: int, rejected: int, message: str, transport: str,
                    item: str) -> _Outcome:
+        """Give `data` to the pipeline; it is counted as accepted once its answer came (`_run`)."""
         try:
             if count:
                 consumer.consume(data)
-        except ConsumeError as exc:
+        except Exception as exc:  # noqa: BLE001 - classified for the client
+            refusal = self._refusal(exc, count, transport, item)
+            if refusal is exc:
+                raise
+            raise refusal from exc
+        return _Outcome(rejected, message, count, item)
+
+    def _refusal(self, exc: Exception, count: int, transport: str, item: str) -> ConsumeError:
+        """Count a refused request and return what its client is told: a ConsumeError as it is;
+        anything else (a failing store) logged and retryable, so it does not become a 500 loop."""
+        if isinstance(exc, ConsumeError):
             self._count(f"receiver_refused_{item}", count, transport, "retryable" if exc.retryable else "invalid")
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failing store must not become a 500 loop for clients
-            self._log.log(logging.ERROR, "pipeline-error", "receiver %s: pipeline failed: %r", self.id, exc)
-            self._count(f"receiver_refused_{item}", count, transport, "error")
-            raise RetryableError("pipeline error; retry later") from exc
-        self._count(f"receiver_accepted_{item}", count, transport)
-        if rejected:
-            self._count(f"receiver_refused_{item}", rejected, transport, "invalid")
-        return _Outcome(rejected, message, count)
+            return exc
+        self._log.log(logging.ERROR, "pipeline-error", "receiver %s: pipeline failed: %r", self.id, exc)
+        self._count(f"receiver_refused_{item}", count, transport, "error")
+        return RetryableError("pipeline error; retry later")
 
     def _internal_error(self, transport: str, exc: BaseException) -> str:
         """Log an unexpected failure (rate-limited, with its traceback) and return what the client is told."""
@@ -509,8 +542,7 @@ class OTLPReceiver(Component):
             body, held = await _read_body(request, int(cfg.max_request_body_size_mib * MIB), budget,
                                           lambda size: self._busy("http", size))
             headers = {k.lower(): v for k, v in request.headers.items()}
-            outcome = await asyncio.get_running_loop().run_in_executor(
-                self._threads_for(len(body)), handle, body, encoding, as_json, headers, cfg)
+            outcome = await self._run("http", len(body), handle, body, encoding, as_json, headers, cfg)
         except _Busy as exc:
             return _http_error(429, str(exc), as_json, retry_after=1, close=True)
         except RetryableError as exc:
@@ -531,23 +563,34 @@ class OTLPReceiver(Component):
             return Response(encode_otlp_json(response), media_type="application/json")
         return Response(response.SerializeToString(), media_type="application/x-protobuf")
 
-    def _http_request(self, body: bytes, encoding: str, as_json: bool, headers: dict[str, str], cfg: HttpConfig) -> _Outcome:
-        """Decode and accept one OTLP/HTTP body, on a receiver thread, if the memory limiter admits it."""
+    def _http_request(self, pending: acks.Deferred, body: bytes, encoding: str, as_json: bool,
+                      headers: dict[str, str], cfg: HttpConfig) -> _Outcome:
+        """Decode and accept one OTLP/HTTP body, on a receiver thread, if the memory limiter admits it
+        (its admission held until the request is answered)."""
         body = decompress(body, encoding, int(cfg.max_request_body_size_mib * MIB))
-        with memory.admission(len(body)):
-            traces = Traces.from_json(body, max_depth=cfg.max_json_depth) if as_json else Traces.from_protobuf(body)
-            return self._accept(traces, "http", headers, traces.to_protobuf())
+        pending.hold(memory.admission(len(body)))
+        traces = Traces.from_json(body, max_depth=cfg.max_json_depth) if as_json else Traces.from_protobuf(body)
+        return self._accept(traces, "http", headers, traces.to_protobuf())
 
-    def _http_logs_request(self, body: bytes, encoding: str, as_json: bool, headers: dict[str, str], cfg: HttpConfig) -> _Outcome:
+    def _http_logs_request(self, pending: acks.Deferred, body: bytes, encoding: str, as_json: bool,
+                           headers: dict[str, str], cfg: HttpConfig) -> _Outcome:
         body = decompress(body, encoding, int(cfg.max_request_body_size_mib * MIB))
-        with memory.admission(len(body)):
-            logs = plogs.Logs.from_json(body, max_depth=cfg.max_json_depth) if as_json else plogs.Logs.from_protobuf(body)
-            return self._accept_logs(logs, "http", headers)
+        pending.hold(memory.admission(len(body)))
+        logs = plogs.Logs.from_json(body, max_depth=cfg.max_json_depth) if as_json else plogs.Logs.from_protobuf(body)
+        return self._accept_logs(logs, "http", headers)
 
-    def _http_scores_request(self, body: bytes, encoding: str, _as_json: bool, headers: dict[str, str], cfg: HttpConfig) -> _Outcome:
+    def _http_scores_request(self, pending: acks.Deferred, body: bytes, encoding: str, _as_json: bool,
+                             headers: dict[str, str], cfg: HttpConfig) -> _Outcome:
         body = decompress(body, encoding, int(cfg.max_request_body_size_mib * MIB))
-        with memory.admission(len(body)):
-            return self._accept_logs(scores.to_logs(scores.parse(body)), "http", headers)
+        pending.hold(memory.admission(len(body)))
+        return self._accept_logs(scores.to_logs(scores.parse(body)), "http", headers)
+
+
+def _hand_to_pipeline(handle, args: tuple) -> tuple[_Outcome, futures.Future]:
+    """Run `handle` with deferred acknowledgement: its outcome so far, and the future of its answer."""
+    with acks.deferring() as pending:
+        outcome = handle(pending, *args)
+    return outcome, pending.settled()
 
 
 async def _read_body(request: Request, limit: int, budget: InFlightBytes, busy) -> tuple[bytes, int]:
@@ -631,7 +674,7 @@ class _GrpcTraceService:
     Registered as client-streaming (the same frames on the wire as a unary call) so the request is
     read with a deadline: a stream that sends headers and stalls costs a coroutine, not a thread,
     and ends with DEADLINE_EXCEEDED after `read_timeout`. Decoding and the pipeline run on the
-    receiver's threads."""
+    receiver's threads; the wait for the pipeline's answer is on this loop (`OTLPReceiver._run`)."""
 
     def __init__(self, receiver: OTLPReceiver, cfg: GrpcConfig):
         self.receiver, self.cfg = receiver, cfg
@@ -662,8 +705,7 @@ class _GrpcTraceService:
                                 _retry_trailers(grpc.StatusCode.RESOURCE_EXHAUSTED, message, 1))
         headers = {k.lower(): v for k, v in (context.invocation_metadata() or ())}
         try:
-            outcome = await asyncio.get_running_loop().run_in_executor(
-                receiver._threads_for(len(payload)), self._export, payload, headers)
+            outcome = await receiver._run("grpc", len(payload), self._export, payload, headers)
         except RetryableError as exc:
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(exc, ResourceExhaustedError) else grpc.StatusCode.UNAVAILABLE
             failure = (code, str(exc), _retry_trailers(code, str(exc), exc.retry_after_s))
@@ -693,9 +735,9 @@ class _GrpcTraceService:
             raise PermanentError("more than one request message on a unary call")
         return payload
 
-    def _export(self, payload: bytes, headers: dict[str, str]) -> _Outcome:
-        with memory.admission(len(payload)):  # the memory limiter's answer, before decoding
-            return self.receiver._accept(Traces.from_protobuf(payload), "grpc", headers, payload)
+    def _export(self, pending: acks.Deferred, payload: bytes, headers: dict[str, str]) -> _Outcome:
+        pending.hold(memory.admission(len(payload)))  # the memory limiter's answer, before decoding
+        return self.receiver._accept(Traces.from_protobuf(payload), "grpc", headers, payload)
 
 
 class _GrpcLogsService(_GrpcTraceService):
@@ -703,9 +745,9 @@ class _GrpcLogsService(_GrpcTraceService):
 
     SERVICE, RESPONSE = _LOGS_SERVICE, ExportLogsServiceResponse
 
-    def _export(self, payload: bytes, headers: dict[str, str]) -> _Outcome:
-        with memory.admission(len(payload)):
-            return self.receiver._accept_logs(plogs.Logs.from_protobuf(payload), "grpc", headers)
+    def _export(self, pending: acks.Deferred, payload: bytes, headers: dict[str, str]) -> _Outcome:
+        pending.hold(memory.admission(len(payload)))
+        return self.receiver._accept_logs(plogs.Logs.from_protobuf(payload), "grpc", headers)
 
 
 def _export_response(response_type, outcome: _Outcome):
