@@ -214,3 +214,26 @@ def test_tempo_itself_accepts_the_configs(file, tmp_path):
                                 env=env, cwd=tmp_path)
         assert result.returncode == 0, (target, result.stdout[-2000:], result.stderr[-2000:])
         assert "CONFIGURATION WARNINGS" not in result.stdout + result.stderr, (target, result.stderr[-2000:])
+
+
+PROMTOOL = os.environ.get("GENAITRACE_PROMTOOL") or __import__("shutil").which("promtool")
+
+
+@pytest.mark.skipif(not PROMTOOL, reason="promtool missing (apt-get install prometheus, or GENAITRACE_PROMTOOL)")
+@pytest.mark.parametrize("config", [DEPLOY / "prometheus" / "prometheus.yml", DEPLOY / "scale-out" / "prometheus.yml"],
+                         ids=["single", "scale-out"])
+def test_prometheus_configs_pass_promtool(config, tmp_path):
+    """The scrape configs and the rule files they load, as the compose files mount them."""
+    import shutil
+    import subprocess
+
+    rules = tmp_path / "rules"
+    shutil.copytree(DEPLOY / "prometheus" / "rules", rules)
+    doc = yaml.safe_load(config.read_text())
+    assert doc["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    doc["rule_files"] = [str(rules / "*.yml")]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(doc))
+    result = subprocess.run([PROMTOOL, "check", "config", str(tmp_path / "prometheus.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(list(rules.glob('*.yml')))} rule files found" in result.stdout + result.stderr
