@@ -186,6 +186,30 @@ def setup_tracing(service_name: str | None = None, exporter=None, *, span_proces
 
 
 # --------------------------------------------------------------------------- instrumentors
+_deferred: list[Callable[[], Any]] = []
+
+
+def after_current_instrumenting(fn: Callable[[], Any]) -> None:
+    """Run ``fn`` when the instrumenting now under way is over (an instrumentor module that imports a
+    library other hooks wait for is not loadable until its own import has finished)."""
+    with _lock:
+        _deferred.append(fn)
+
+
+def run_deferred() -> None:
+    while True:
+        with _lock:
+            if not _deferred:
+                return
+            fn = _deferred.pop(0)
+        try:
+            fn()
+        except Exception as exc:
+            from instrumentation.safety import report
+
+            report("deferred instrumenting", exc)
+
+
 def _once(key: str, fn: Callable[[], Any]) -> None:
     with _lock:
         if key in _state["done"]:
@@ -195,6 +219,7 @@ def _once(key: str, fn: Callable[[], Any]) -> None:
         fn()
     except Exception:
         _log.warning("instrumenting %s failed; the app continues uninstrumented for it", key, exc_info=True)
+    run_deferred()
 
 
 def _instrument_litellm() -> None:
@@ -235,14 +260,28 @@ def _block_traceloop_litellm() -> None:
 
 
 def _instrument_crewai() -> None:
+    """The project's CrewAI spans (instrumentation/crewai.py). traceloop's CrewAIInstrumentor is not
+    loaded: every wrapper it installs is one that patch_crewai() replaces. If anything imports it
+    later (Traceloop.init(), another distro), it is marked as done, so it adds no second set."""
+    import wrapt
+
+    from instrumentation.crewai import patch_crewai
+
+    patch_crewai()
+    wrapt.register_post_import_hook(lambda _mod: _once("crewai.traceloop", _block_traceloop_crewai),
+                                    "opentelemetry.instrumentation.crewai")
+
+
+def _block_traceloop_crewai() -> None:
     from opentelemetry.instrumentation.crewai import CrewAIInstrumentor
 
     from instrumentation.crewai import patch_crewai
 
     inst = CrewAIInstrumentor()
-    if not inst.is_instrumented_by_opentelemetry:
-        inst.instrument()
-    patch_crewai()
+    if inst.is_instrumented_by_opentelemetry:
+        patch_crewai()  # it ran first: its wrappers are peeled, ours stay
+    inst._is_instrumented_by_opentelemetry = True  # instrument() is now a no-op
+    inst._uninstrument = lambda **kw: None  # its unwrap() would remove our wrappers
 
 
 def _instrument_openai() -> None:
@@ -334,6 +373,11 @@ INSTRUMENT_FUNCS: dict[str, Callable[[], None]] = {
 }
 
 
+def _if(precondition: Callable[[], bool], fn: Callable[[], None]) -> None:
+    if precondition():
+        fn()
+
+
 def _module_available(name: str) -> bool:
     import importlib.util
 
@@ -343,11 +387,13 @@ def _module_available(name: str) -> bool:
         return False
 
 
-def instrument(names: Iterable[str] | None = None, lazy: bool = True) -> list[str]:
+def instrument(names: Iterable[str] | None = None, lazy: bool = True,
+               precondition: Callable[[], bool] | None = None) -> list[str]:
     """Instrument ``names`` (default: all managed ones not disabled). Returns the names scheduled.
 
     With ``lazy`` each library is instrumented when the app first imports it
     (immediately if it is already imported), so unused libraries cost nothing.
+    ``precondition`` is asked at that moment; False leaves the library uninstrumented.
     """
     import wrapt
 
@@ -359,6 +405,8 @@ def instrument(names: Iterable[str] | None = None, lazy: bool = True) -> list[st
             continue
         module = MANAGED.get(name)
         fn = INSTRUMENT_FUNCS[name]
+        if precondition is not None:
+            fn = functools.partial(_if, precondition, fn)
         if module is None:
             _once(name, fn)
         elif not _module_available(module):

@@ -85,19 +85,87 @@ def _importable(module: str) -> bool:
         return False
 
 
-def instrumented_modules(entry_point) -> list[str]:
-    """Top-level modules whose import should load this instrumentor (its ``instruments`` extra)."""
+def _requirements(dist) -> list[str]:
+    """``dist.requires``, read without the email parser (a millisecond per distribution, ~40 of them)."""
+    if dist is None:
+        return []
+    try:
+        text = dist.read_text("METADATA")
+    except Exception:
+        text = None
+    if not text:  # egg-info and other layouts: the library's own reader
+        return list(getattr(dist, "requires", None) or [])
+    found = []
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the headers end at the first blank line; the description follows
+        if line.startswith("Requires-Dist:"):
+            found.append(line[len("Requires-Dist:"):].strip())
+    return found
+
+
+def instrumented_modules(entry_point) -> list[str] | None:
+    """Top-level modules whose import should load this instrumentor (its ``instruments`` extra);
+    None when it names libraries and none of them is installed."""
     dist = getattr(entry_point, "dist", None)
     wanted = []
-    for requirement in (getattr(dist, "requires", None) or []):
+    for requirement in _requirements(dist):
         if "instruments" in requirement.partition(";")[2]:
             match = _REQUIREMENT_NAME.match(requirement)
             if match:
                 wanted.append(match.group(1))
     modules = [m for m in map(_top_level_module, wanted) if m]
-    if not modules and not wanted and _importable(entry_point.name):
+    if wanted and not modules:
+        return None
+    if not modules and _importable(entry_point.name):
         modules = [entry_point.name]  # stdlib instrumentors (asyncio, logging) name their module
     return sorted(set(modules))
+
+
+# --------------------------------------------------------------------------- dependency checks, deferred
+# opentelemetry-instrument checks every installed instrumentor's ``instruments`` requirements
+# against the installed versions before handing it to the distro: ~40 METADATA files parsed and
+# versions looked up (~0.1 s) for libraries most apps never import. While the distro loads the
+# instrumentors, that check is deferred to the moment one is really loaded (its library imported);
+# the verdict and its log line are the same, only later. post_instrument() puts the original back.
+_DEFERRED_CHECK = "get_dist_dependency_conflicts"
+
+
+def _defer_dependency_checks() -> None:
+    import sys
+
+    loader = sys.modules.get("opentelemetry.instrumentation.auto_instrumentation._load")
+    if loader is not None and callable(getattr(loader, _DEFERRED_CHECK, None)):
+        setattr(loader, _DEFERRED_CHECK, _no_conflict_yet)
+
+
+def _restore_dependency_checks() -> None:
+    import sys
+
+    loader = sys.modules.get("opentelemetry.instrumentation.auto_instrumentation._load")
+    if loader is not None and getattr(loader, _DEFERRED_CHECK, None) is _no_conflict_yet:
+        from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+
+        setattr(loader, _DEFERRED_CHECK, get_dist_dependency_conflicts)
+
+
+def _no_conflict_yet(_dist):
+    return None
+
+
+def dependencies_satisfied(entry_point) -> bool:
+    """The check opentelemetry-instrument would have made first: the instrumented library is installed
+    in a supported version. A conflict is logged as opentelemetry-instrument logs it."""
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return True
+    from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+
+    conflict = get_dist_dependency_conflicts(dist)
+    if conflict is None:
+        return True
+    _log.debug("genaitrace: instrumentor %s not loaded: %s", entry_point.name, conflict)
+    return False
 
 
 class GenAIDistro(BaseDistro):
@@ -110,6 +178,7 @@ class GenAIDistro(BaseDistro):
         os.environ.setdefault("OTEL_METRICS_EXPORTER", "none")
         os.environ.setdefault("OTEL_LOGS_EXPORTER", "none")
         apply_safe_env_defaults()
+        _defer_dependency_checks()  # this distro runs them itself, when it loads an instrumentor
 
     def load_instrumentor(self, entry_point, **kwargs):
         from instrumentation.bootstrap import DUPLICATE_INSTRUMENTORS, instrument
@@ -120,15 +189,23 @@ class GenAIDistro(BaseDistro):
             return
         name = _LAZY_ENTRY_POINTS.get(value)
         if name is not None:
-            instrument([name], lazy=True)
+            instrument([name], lazy=True, precondition=lambda: dependencies_satisfied(entry_point))
             return
         modules = instrumented_modules(entry_point)
+        if modules is None:  # its library is not installed: what the dependency check would have said
+            _log.debug("genaitrace: instrumentor %s not loaded: its library is not installed", entry_point.name)
+            return
         if not modules:  # nothing to wait for: as opentelemetry-instrument would
-            super().load_instrumentor(entry_point, **kwargs)
+            if dependencies_satisfied(entry_point):
+                super().load_instrumentor(entry_point, **kwargs)
             return
         import wrapt
 
-        once = _Once(lambda: BaseDistro.load_instrumentor(self, entry_point, **kwargs), entry_point.name)
+        def load():
+            if dependencies_satisfied(entry_point):
+                BaseDistro.load_instrumentor(self, entry_point, **kwargs)
+
+        once = _Once(load, entry_point.name, getattr(entry_point, "module", None))
         for module in modules:
             wrapt.register_post_import_hook(lambda _mod, _once=once: _once(), module)
 
@@ -136,12 +213,14 @@ class GenAIDistro(BaseDistro):
 class _Once:
     """Load an instrumentor the first time one of its modules is imported; never raise into the import."""
 
-    def __init__(self, load, name: str):
-        self._load, self._name = load, name
+    def __init__(self, load, name: str, instrumentor_module: str | None = None):
+        self._load, self._name, self._instrumentor_module = load, name, instrumentor_module
         self._lock = threading.Lock()
         self._done = False
 
     def __call__(self) -> None:
+        if self._wait_for_instrumentor_module():
+            return
         with self._lock:
             if self._done:
                 return
@@ -152,6 +231,23 @@ class _Once:
             from instrumentation.safety import report
 
             report(f"load instrumentor {self._name}", exc)
+        from instrumentation.bootstrap import run_deferred
+
+        run_deferred()
+
+    def _wait_for_instrumentor_module(self) -> bool:
+        """The library can be imported by the instrumentor's own module, half-way through its import
+        (opentelemetry-instrumentation-httpx imports httpx2 to define HTTPX2ClientInstrumentor): then
+        the entry point cannot be loaded yet; it is, once the instrumenting that imported it is over."""
+        import sys
+
+        module = sys.modules.get(self._instrumentor_module or "")
+        if not getattr(getattr(module, "__spec__", None), "_initializing", False):
+            return False
+        from instrumentation.bootstrap import after_current_instrumenting
+
+        after_current_instrumenting(self)
+        return True
 
 
 class GenAIConfigurator:
@@ -197,6 +293,7 @@ def post_instrument() -> None:
     try:
         import sys
 
+        _restore_dependency_checks()
         from instrumentation import bootstrap
 
         bootstrap.install_processor()

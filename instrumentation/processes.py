@@ -41,6 +41,10 @@ def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
     def run():
         with guarded("processes.flush"):
             provider.force_flush(int(timeout_s * 1000))
+        with guarded("processes.flush_events"):  # the log records (provider errors) made here, if any
+            from instrumentation import events
+
+            events.flush(int(timeout_s * 1000))
 
     worker = threading.Thread(target=run, name="genaitrace-flush", daemon=True)
     worker.start()
@@ -86,9 +90,23 @@ def _carrier() -> dict:
 
 
 def _patch_multiprocessing() -> None:
-    import multiprocessing.process as mp_process
-    from concurrent.futures import process as futures_process
+    """When the app imports them (~40 ms of imports an app that starts no process should not pay)."""
+    import wrapt
 
+    wrapt.register_post_import_hook(_guarded_hook("processes.multiprocessing", _patch_process),
+                                    "multiprocessing.process")
+    wrapt.register_post_import_hook(_guarded_hook("processes.pool", _patch_process_pool),
+                                    "concurrent.futures.process")
+
+
+def _guarded_hook(place: str, patch):
+    def hook(module):
+        with guarded(place):
+            patch(module)
+    return hook
+
+
+def _patch_process(mp_process) -> None:
     import wrapt
 
     def start(wrapped, instance, args, kwargs):
@@ -105,6 +123,13 @@ def _patch_multiprocessing() -> None:
         with attach_carrier(carrier):
             return wrapped(*args, **kwargs)
 
+    wrapt.wrap_function_wrapper(mp_process, "BaseProcess.start", start)
+    wrapt.wrap_function_wrapper(mp_process, "BaseProcess._bootstrap", bootstrap)
+
+
+def _patch_process_pool(futures_process) -> None:
+    import wrapt
+
     def submit(wrapped, instance, args, kwargs):
         if not args:
             return wrapped(*args, **kwargs)
@@ -115,8 +140,6 @@ def _patch_multiprocessing() -> None:
             return wrapped(*args, **kwargs)
         return wrapped(_ContextCall(args[0], carrier), *args[1:], **kwargs)
 
-    wrapt.wrap_function_wrapper(mp_process, "BaseProcess.start", start)
-    wrapt.wrap_function_wrapper(mp_process, "BaseProcess._bootstrap", bootstrap)
     wrapt.wrap_function_wrapper(futures_process, "ProcessPoolExecutor.submit", submit)
 
 

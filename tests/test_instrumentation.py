@@ -460,11 +460,40 @@ def test_empty_program_under_opentelemetry_instrument_imports_no_library(tmp_pat
     from pathlib import Path
 
     prog = tmp_path / "empty.py"
+    # nor what the instrumentation itself would only need later: the OTLP exporter and its transports
+    # (first export), the logs and metrics SDKs, multiprocessing (first process started)
     prog.write_text("import sys, json\nprint(json.dumps(sorted(m for m in ('crewai', 'litellm', 'lancedb', 'chromadb', "
-                    "'pandas', 'openai', 'mcp', 'requests', 'boto3') if m in sys.modules)))\n")
+                    "'pandas', 'openai', 'mcp', 'requests', 'boto3', 'grpc', 'google.protobuf', 'urllib3', "
+                    "'opentelemetry.exporter.otlp.proto.http', 'opentelemetry.exporter.otlp.proto.grpc', "
+                    "'opentelemetry.sdk._logs', 'opentelemetry.sdk.metrics', 'opentelemetry.sdk._configuration', "
+                    "'multiprocessing', 'concurrent.futures.process', 'pydantic') if m in sys.modules)))\n")
     env = child_env(OTEL_SERVICE_NAME="empty", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
                     OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace")
     r = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(prog)],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1]) == []
+
+
+def test_crewai_under_opentelemetry_instrument_does_not_load_traceloops_crewai_instrumentor(tmp_path):
+    """Every wrapper traceloop's CrewAIInstrumentor installs is replaced by the project's: it is not
+    imported at all (start-up), and when something imports it later (Traceloop.init()), it stays off."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    prog = tmp_path / "crew.py"
+    prog.write_text(
+        "import sys, json\nimport crewai.crew\n"
+        "loaded = 'opentelemetry.instrumentation.crewai' in sys.modules\n"
+        "kickoff = crewai.crew.Crew.__dict__['kickoff']\n"
+        "from opentelemetry.instrumentation.crewai import CrewAIInstrumentor\n"
+        "CrewAIInstrumentor().instrument()\n"
+        "after = crewai.crew.Crew.__dict__['kickoff']\n"
+        "print(json.dumps([loaded, kickoff._self_wrapper.__name__, after is kickoff]))\n")
+    env = child_env(OTEL_SERVICE_NAME="crew", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+                    OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace")
+    r = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(prog)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [False, "_wrap_kickoff", True]
