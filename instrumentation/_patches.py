@@ -9,7 +9,9 @@ complete span, and the application sees exactly what it would see uninstrumented
   that request adds is taken out again, so the application receives exactly the chunks it would
   receive uninstrumented. The stream keeps its whole protocol (sync and async iteration, context
   managers, every attribute) through a ``wrapt.ObjectProxy``. Token counts LiteLLM estimated
-  (the provider reported none) are marked ``genaitrace.usage.estimated=true``.
+  (the provider reported none) are marked ``genaitrace.usage.estimated=true``; so are the counts
+  of a non-streamed call whose provider reported none (LiteLLM says 0 and 0 there: they are
+  counted with LiteLLM's tokenizer instead).
 * Finish reasons, response id/model, ``gen_ai.request.stream``, time to first chunk, and
   ``error.type`` plus a status description on failures.
 * CrewAI: see ``instrumentation.crewai``.
@@ -102,6 +104,66 @@ def _record_result(span, result) -> None:
     if model:
         span.set_attribute("gen_ai.response.model", str(model))
     _record_usage(span, getattr(result, "usage", None))
+
+
+def _reported_usage(usage) -> bool:
+    """Whether the provider reported counts. LiteLLM answers a response without ``usage`` with
+    ``Usage(0, 0, 0)``: no real chat or embedding call has zero input tokens and zero output tokens."""
+    if usage is None:
+        return False
+    counts = (_get(usage, "prompt_tokens"), _get(usage, "completion_tokens"))
+    return any(isinstance(c, int) and c > 0 for c in counts)
+
+
+def _call_inputs(args: tuple, kwargs: dict) -> tuple[str, object, object]:
+    """(model, messages, input) of a litellm call, by keyword or position (``completion(model, messages)``)."""
+    model = kwargs.get("model", args[0] if args else None)
+    messages = kwargs.get("messages", args[1] if len(args) > 1 else None)
+    return str(model or ""), messages, kwargs.get("input", args[1] if len(args) > 1 else None)
+
+
+def _response_text(result) -> str:
+    """What the model wrote: text and tool-call arguments of every choice (what LiteLLM's stream
+    estimate counts too)."""
+    parts = []
+    for choice in getattr(result, "choices", None) or []:
+        message = _get(choice, "message")
+        if message is None:
+            continue
+        content = _get(message, "content")
+        if isinstance(content, str):
+            parts.append(content)
+        for call in _get(message, "tool_calls") or []:
+            function = _get(call, "function")
+            for key in ("name", "arguments"):
+                value = _get(function, key) if function is not None else None
+                if isinstance(value, str):
+                    parts.append(value)
+    return "".join(parts)
+
+
+@guard("litellm.estimate_usage")
+def _estimate_missing_usage(span, args: tuple, kwargs: dict, result) -> None:
+    """A non-streamed call whose provider reported no usage: LiteLLM's tokenizer counts (as LiteLLM
+    does for such a stream), marked ``genaitrace.usage.estimated`` so they are priced as estimates."""
+    if not span.is_recording() or result is None or _reported_usage(getattr(result, "usage", None)):
+        return
+    import litellm
+
+    model, messages, inputs = _call_inputs(args, kwargs)
+    if getattr(result, "choices", None) is not None:  # chat / text completion
+        prompt = litellm.token_counter(model=model, messages=messages) if messages else 0
+        output = litellm.token_counter(model=model, text=_response_text(result), count_response_tokens=True)
+    elif getattr(result, "data", None) is not None and inputs:  # embeddings
+        texts = [inputs] if isinstance(inputs, str) else [t for t in inputs if isinstance(t, str)]
+        if not texts:
+            return  # token ids: nothing to count with
+        prompt, output = litellm.token_counter(model=model, text=texts), 0
+    else:
+        return
+    span.set_attribute("gen_ai.usage.input_tokens", int(prompt))
+    span.set_attribute("gen_ai.usage.output_tokens", int(output))
+    span.set_attribute(ESTIMATED_ATTRIBUTE, True)
 
 
 def _stream_usage_was_estimated(stream) -> bool | None:
@@ -261,7 +323,7 @@ def _begin_call(kwargs: dict):
     return span, stream, injected, time.perf_counter(), token
 
 
-def _end_call(result, span, stream: bool, injected: bool, t0: float):
+def _end_call(result, span, stream: bool, injected: bool, t0: float, args: tuple = (), kwargs: dict | None = None):
     if stream and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
         try:
             return StreamProxy(result, _StreamRecorder(span, t0, injected))
@@ -271,6 +333,7 @@ def _end_call(result, span, stream: bool, injected: bool, t0: float):
             report("litellm.stream.wrap", exc)
             return result
     _record_result(span, result)
+    _estimate_missing_usage(span, args, kwargs or {}, result)
     return result
 
 
@@ -285,7 +348,7 @@ def _wrap_litellm_sync(original):
             raise
         finally:
             context_api.detach(token)
-        return _end_call(result, span, stream, injected, t0)
+        return _end_call(result, span, stream, injected, t0, args, kwargs)
 
     inner._genai_wrapped = True
     return inner
@@ -302,7 +365,7 @@ def _wrap_litellm_async(original):
             raise
         finally:
             context_api.detach(token)
-        return _end_call(result, span, stream, injected, t0)
+        return _end_call(result, span, stream, injected, t0, args, kwargs)
 
     inner._genai_wrapped = True
     return inner

@@ -35,6 +35,9 @@ Put these anywhere in a user/system message (or use the headers):
 ``[reply:some text]``            the final answer text
 ``[reasoning:64]``               reasoning tokens to report (default: 0, or 32 for
                                  o1/o3/o4/*reason* models)
+``[no_usage]``                   (header ``x-fake-no-usage: 1``) an OpenAI-compatible answer
+                                 without ``usage``, streamed or not (as some self-hosted
+                                 servers and proxies answer)
 
 Prompt caching is simulated: the second time the same first message (system
 prompt) is seen, its tokens are reported as cached.
@@ -55,7 +58,7 @@ from typing import Any
 
 __all__ = ["FakeLLMServer", "main", "count_tokens"]
 
-_DIRECTIVE = re.compile(r"\[(fail|latency|chunk_delay|truncate|reply|reasoning|call)(?::([^\]]*))?\]")
+_DIRECTIVE = re.compile(r"\[(fail|latency|chunk_delay|truncate|reply|reasoning|call|no_usage)(?::([^\]]*))?\]")
 
 
 def count_tokens(text: str) -> int:
@@ -96,6 +99,7 @@ class _Directives:
         self.latency_ms = 0.0
         self.chunk_delay_ms = 0.0
         self.truncate = False
+        self.no_usage = False
         self.reply: str | None = None
         self.reasoning: int | None = None
         self.calls: list[tuple[str, dict]] = []
@@ -111,6 +115,8 @@ class _Directives:
                         self.chunk_delay_ms = float(arg or 0)
                     elif kind == "truncate":
                         self.truncate = True
+                    elif kind == "no_usage":
+                        self.no_usage = True
                     elif kind == "reply":
                         self.reply = arg
                     elif kind == "reasoning":
@@ -128,6 +134,8 @@ class _Directives:
                 self.latency_ms = float(headers.get("x-fake-latency-ms"))
             if headers.get("x-fake-truncate", "").lower() in ("1", "true", "yes"):
                 self.truncate = True
+            if headers.get("x-fake-no-usage", "").lower() in ("1", "true", "yes"):
+                self.no_usage = True
 
 
 class _State:
@@ -338,15 +346,18 @@ class _Handler(BaseHTTPRequestHandler):
             message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
             if tool_call:
                 message["tool_calls"] = [tool_call]
-            self._send_json(200, {
+            answer = {
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "system_fingerprint": "fp_fakellm",
                 "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
                 "usage": usage,
-            })
+            }
+            if d.no_usage:
+                del answer["usage"]
+            self._send_json(200, answer)
             return
 
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not d.no_usage
         base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                 "system_fingerprint": "fp_fakellm"}
 
@@ -382,7 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._sse(p)
                 if d.chunk_delay_ms:
                     time.sleep(d.chunk_delay_ms / 1000.0)
-            if mistral:
+            if mistral and not d.no_usage:
                 last = json.loads(chunk({"content": ""}, finish))
                 last["usage"] = usage
                 self._sse(json.dumps(last))
@@ -411,8 +422,11 @@ class _Handler(BaseHTTPRequestHandler):
             digest = hashlib.sha256(text.encode()).digest()
             data.append({"object": "embedding", "index": i,
                          "embedding": [round(digest[j % len(digest)] / 255.0, 6) for j in range(dims)]})
-        self._send_json(200, {"object": "list", "data": data, "model": str(body.get("model") or "text-embedding-3-small"),
-                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        answer = {"object": "list", "data": data, "model": str(body.get("model") or "text-embedding-3-small"),
+                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        if d.no_usage:
+            del answer["usage"]
+        self._send_json(200, answer)
 
     # --- Anthropic ----------------------------------------------------------
     def _messages(self, body: dict) -> None:
