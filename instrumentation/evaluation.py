@@ -67,37 +67,16 @@ def record(result: Result, *, span: Any = None, span_context: trace.SpanContext 
                 attributes=result_attributes(result, source, response_id))
 
 
-_own_provider: list = []  # the logger provider made here, once, when the app configured none
-
-
 def _default_logger_provider() -> _logs.LoggerProvider | None:
     """The app's logger provider if it set one (or `opentelemetry-instrument` did); otherwise one made
-    here on first use, exporting over OTLP to where the spans go (OTEL_EXPORTER_OTLP_* as for traces;
+    on first use, exporting over OTLP to where the spans go (OTEL_EXPORTER_OTLP_* as for traces;
     OTEL_LOGS_EXPORTER=none turns it off), with the tracer provider's resource, so a result recorded
     in an app bootstrapped by `instrumentation.init()` reaches the collector. Made lazily: an app
     that never evaluates does not import the logs SDK."""
-    import os
+    from instrumentation import events
 
-    from opentelemetry.sdk._logs import LoggerProvider as SDKLoggerProvider
-
-    if isinstance(_logs.get_logger_provider(), SDKLoggerProvider):
-        return None  # the app's own (or opentelemetry-instrument's)
-    if os.environ.get("OTEL_LOGS_EXPORTER", "otlp").strip().lower() in ("none", ""):
-        return None
-    if not _own_provider:
-        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-
-        protocol = os.environ.get("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL") or os.environ.get(
-            "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-        else:
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-        resource = getattr(trace.get_tracer_provider(), "resource", None)
-        provider = SDKLoggerProvider(resource=resource) if resource is not None else SDKLoggerProvider()
-        provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
-        _own_provider.append(provider)
-    return _own_provider[0]
+    provider = events.logger_provider(default_exporter="otlp")
+    return None if provider is _logs.get_logger_provider() else provider
 
 
 def sample_of(span: Any, input: Any = None, output: Any = None) -> Sample:

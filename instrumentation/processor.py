@@ -39,8 +39,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status
 
+import semconv
 from semconv import genai_mapping as gm
-from instrumentation import privacy
+from instrumentation import events, privacy
 from instrumentation.baggage import ATTRIBUTION_KEYS, DERIVED_ATTRIBUTES
 
 _log = logging.getLogger(__name__)
@@ -264,7 +265,19 @@ class GenAISpanProcessor(SpanProcessor):
                     span._kind = SpanKind.CLIENT  # semconv: inference spans are CLIENT spans
         except Exception:  # pragma: no cover
             _log.debug("GenAISpanProcessor.on_end failed", exc_info=True)
+        self._report_exception(span)
         self._gate(span)
+
+    def _report_exception(self, span: ReadableSpan) -> None:
+        """A failed inference call as a gen_ai.client.operation.exception log record (when a logs
+        exporter is configured), which replaces the span's exception event."""
+        try:
+            if events.report_failed_operation(span, self.capture == SPAN_ONLY):
+                span._events = tuple(e for e in span.events if e.name != semconv.EXCEPTION_SPAN_EVENT)
+        except Exception as exc:
+            from instrumentation.safety import report
+
+            report("genai.exception_event", exc)
 
     def _gate(self, span: ReadableSpan) -> None:
         """The privacy gate, last: what every exporting processor after this one receives."""
