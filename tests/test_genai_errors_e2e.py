@@ -109,8 +109,9 @@ def test_failed_calls_are_stored_next_to_their_exceptions_and_plan_is_its_own_op
             (hexids(evented)[1], "TimeoutError", "TimeoutError", ["span_event"], "acme")]
         assert "429" in rows[0]["exception_message"] and "read timed out" in rows[1]["exception_message"]
 
-        calls = collector.query("SELECT operation, cost_status, round(cost_usd, 8) AS cost_usd, error_type "
-                                "FROM otel.genai_calls WHERE ServiceName = 'e2e-errors' ORDER BY operation, error_type")
+        calls = collector.wait_for_rows("SELECT operation, cost_status, round(cost_usd, 8) AS cost_usd, error_type "
+                                        "FROM otel.genai_calls WHERE ServiceName = 'e2e-errors' ORDER BY operation, error_type",
+                                        lambda rows: len(rows) >= 3, timeout=120)
         # the failed calls reported no usage: unpriced for that reason, never priced at 0
         assert [(r["operation"], r["cost_status"], r["error_type"]) for r in calls] == [
             ("chat", "unpriced", "TimeoutError"), ("chat", "unpriced", "openai.RateLimitError"), ("plan", "priced", "")]
