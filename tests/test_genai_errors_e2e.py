@@ -116,8 +116,10 @@ def test_failed_calls_are_stored_next_to_their_exceptions_and_plan_is_its_own_op
         assert [(r["operation"], r["cost_status"], r["error_type"]) for r in calls] == [
             ("chat", "unpriced", "TimeoutError"), ("chat", "unpriced", "openai.RateLimitError"), ("plan", "priced", "")]
         assert calls[2]["cost_usd"] == pytest.approx(1000 * 1.5e-7 + 200 * 6e-7)  # gpt-4o-mini's prices
-        conversations = collector.query("SELECT DISTINCT SpanAttributes['gen_ai.conversation.id'] AS c FROM otel.otel_traces "
-                                        "WHERE ServiceName = 'e2e-errors' AND SpanName = 'invoke_agent support'")
+        # the agent span ends (and is exported) last: wait for it as well
+        conversations = collector.wait_for_rows(
+            "SELECT DISTINCT SpanAttributes['gen_ai.conversation.id'] AS c FROM otel.otel_traces "
+            "WHERE ServiceName = 'e2e-errors' AND SpanName = 'invoke_agent support'", lambda rows: len(rows) >= 1, timeout=120)
         assert conversations == [{"c": "sess-9"}]
     finally:
         collector.stop()
