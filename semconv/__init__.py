@@ -96,8 +96,8 @@ GEN_AI_CLIENT_OPERATION_EXCEPTION_SEVERITY = 13  # SeverityNumber WARN
 # log-based events); the collector still reads it, with the same attributes.
 EXCEPTION_SPAN_EVENT = "exception"
 
-# Operation names (`gen_ai.operation.name` values). `invoke_workflow` and `plan` are in the GenAI
-# repository (model/gen-ai/registry.yaml), newer than the package's enum.
+# Operation names (`gen_ai.operation.name` values). `plan` is in the GenAI repository
+# (model/gen-ai/registry.yaml), newer than the package's enum (NEWER_OPERATIONS).
 OP_CHAT = "chat"
 OP_TEXT_COMPLETION = "text_completion"
 OP_GENERATE_CONTENT = "generate_content"
@@ -125,6 +125,18 @@ OPERATION_SPELLINGS: dict[str, str] = {"planning": OP_PLAN, "planner": OP_PLAN}
 # runs an agent with this fixed role (crewai.utilities.planning_handler.CrewPlanner); under
 # traceloop it is an `invoke_agent` span `Task Execution Planner.agent` carrying the planner's usage.
 PLANNER_AGENT_NAMES = frozenset({"Task Execution Planner"})
+# Operation values the normaliser writes that the pinned package's enum lacks: newer in the GenAI
+# repository, or no convention's at all (a dialect's span kind with no GenAI operation, kept as a
+# value of its own so it is never counted as chat; the product's task spans).
+NEWER_OPERATIONS: dict[str, str] = {
+    OP_PLAN: f"{GENAI_REPO}: model/gen-ai/registry.yaml (gen_ai.operation.name `plan`), spans.yaml gen_ai.plan.internal",
+}
+NON_STANDARD_OPERATIONS: dict[str, str] = {
+    OP_TASK: "genaitrace's CrewAI task spans; traceloop.span.kind `task`",
+    "rerank": "OpenInference span kind RERANKER",
+    "guardrail": "OpenInference span kind GUARDRAIL",
+    "evaluate": "OpenInference span kind EVALUATOR",
+}
 
 # Event names of the GenAI repository (the package has no constants for events) -> their source.
 EVENTS: dict[str, str] = {

@@ -130,3 +130,18 @@ def test_cost_detail_left_the_standard_namespace():
     assert all(name.startswith("genaitrace.cost.") for name in semconv.COST_DETAIL)
     assert set(semconv.STANDARD_COST).isdisjoint(semconv.COST_ATTRIBUTES)  # a provider's amount is never removed
     assert {old for old in semconv.DEPRECATED if old.startswith("gen_ai.usage.cost.")} <= set(semconv.COST_ATTRIBUTES)
+
+
+def test_every_operation_value_we_write_is_current_or_documented():
+    """`gen_ai.operation.name` values the normaliser writes: the installed package's enum, or recorded
+    as newer (with its source) or as no convention's (with the dialect it comes from)."""
+    from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiOperationNameValues
+
+    package = {value.value for value in GenAiOperationNameValues}
+    written = set(gm._OPERATION_VALUES.values()) | set(gm._SPAN_NAME_OPERATIONS.values())
+    assert written, "no operation values found"
+    undocumented = written - package - set(semconv.NEWER_OPERATIONS) - set(semconv.NON_STANDARD_OPERATIONS)
+    assert not undocumented, undocumented
+    assert not set(semconv.NEWER_OPERATIONS) & package, "recorded as newer but the package has it now"
+    assert semconv.OP_PLAN in written and semconv.OP_INVOKE_WORKFLOW in package
+    assert all(source for source in {**semconv.NEWER_OPERATIONS, **semconv.NON_STANDARD_OPERATIONS}.values())
