@@ -428,15 +428,19 @@ class Analyzer:
 
     def _launcher(self, call: ast.Call, name: str, module: Module, function) -> tuple[str, ast.expr | None] | None:
         for pattern, where, restored_by in catalog.LAUNCHERS:
-            if restored_by and restored_by not in self.config.disabled_instrumentations:
+            if not self._unrestored(restored_by):
                 continue
             if name == pattern:
                 return pattern, self._argument(call, where)
         if name.endswith(".run_in_executor") and len(call.args) >= 2:
             executor = self.project.qualify(call.args[0], module, function) or ""
-            if "ProcessPoolExecutor" in executor:
+            if "ProcessPoolExecutor" in executor and self._unrestored(catalog.PROCESS_POOL_RESTORED_BY):
                 return "loop.run_in_executor(ProcessPoolExecutor)", call.args[1]
         return None
+
+    def _unrestored(self, restored_by: str | None) -> bool:
+        """No instrumentation carries the context across this launcher (none exists, or it is disabled)."""
+        return restored_by is None or restored_by in self.config.disabled_instrumentations
 
     @staticmethod
     def _argument(call: ast.Call, where) -> ast.expr | None:

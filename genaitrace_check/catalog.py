@@ -91,7 +91,10 @@ BOOTSTRAP_CALLS = (
 
 # Launchers that run a callable elsewhere: (qualified pattern, index of the callable argument or
 # keyword name, context restored by) — `restored_by` names the instrumentation that carries the
-# context across, or None where nothing does (another process).
+# context across, or None where nothing does. "processes" is genaitrace's own (instrumentation/
+# processes.py): Process.start and ProcessPoolExecutor.submit (map goes through submit) send the
+# caller's traceparent and baggage to the child. A multiprocessing.Pool's workers are started once,
+# so its tasks get no caller context.
 LAUNCHERS = (
     ("threading.Thread", "target", "threading"),
     ("threading.Timer", 1, "threading"),
@@ -99,9 +102,9 @@ LAUNCHERS = (
     ("concurrent.futures.ThreadPoolExecutor().map", 0, "threading"),
     ("_thread.start_new_thread", 0, None),
     ("_thread.start_new", 0, None),
-    ("concurrent.futures.ProcessPoolExecutor().submit", 0, None),
-    ("concurrent.futures.ProcessPoolExecutor().map", 0, None),
-    ("multiprocessing.Process", "target", None),
+    ("concurrent.futures.ProcessPoolExecutor().submit", 0, "processes"),
+    ("concurrent.futures.ProcessPoolExecutor().map", 0, "processes"),
+    ("multiprocessing.Process", "target", "processes"),
     ("multiprocessing.Pool().apply", 0, None),
     ("multiprocessing.Pool().apply_async", 0, None),
     ("multiprocessing.Pool().map", 0, None),
@@ -110,10 +113,12 @@ LAUNCHERS = (
     ("multiprocessing.Pool().imap_unordered", 0, None),
     ("multiprocessing.Pool().starmap", 0, None),
     ("multiprocessing.Pool().starmap_async", 0, None),
-    ("multiprocessing.get_context().Process", "target", None),
+    ("multiprocessing.get_context().Process", "target", "processes"),
     ("multiprocessing.get_context().Pool().map", 0, None),
     ("multiprocessing.get_context().Pool().apply_async", 0, None),
 )
+# The launcher `loop.run_in_executor(executor, fn)` with a process pool: it submits to the pool.
+PROCESS_POOL_RESTORED_BY = "processes"
 # Calls that restore a propagated context (trace and baggage) in the worker.
 CONTEXT_ATTACH_CALLS = ("instrumentation.attach_carrier", "instrumentation.baggage.attach_carrier",
                         "opentelemetry.context.attach")

@@ -52,13 +52,16 @@ LLM libraries.""",
         "GT103", "context-dropping-launcher",
         "work handed to another thread or process loses the trace and tenant context",
         "pass `instrumentation.inject()` along and `with instrumentation.attach_carrier(carrier):` in the worker",
-        """Threads and thread pools get the caller's context from the threading instrumentation. Other
-processes (ProcessPoolExecutor, multiprocessing.Pool, multiprocessing.Process) and `_thread` get
-nothing: the work there starts a new trace with no tenant.
+        """Threads and thread pools get the caller's context from the threading instrumentation;
+`multiprocessing.Process` and `ProcessPoolExecutor` (submit, map, `run_in_executor`) get it from
+genaitrace's process instrumentation (the child continues the caller's trace and baggage).
+`multiprocessing.Pool` tasks and `_thread` get nothing: the work there starts a new trace with no
+tenant.
 
 Flagged: a launcher that does not restore context, whose callable (in the scanned tree) reaches LLM
 or agent work, when no carrier (`instrumentation.inject()`) is passed along and the callable does
-not attach one. Also `threading.Thread`/thread pools when `threading` is in `disabled-instrumentations`.
+not attach one. Also `threading.Thread`/thread pools when `threading` is in `disabled-instrumentations`,
+and processes and process pools when `processes` is.
 
 Not flagged: launchers whose callable cannot be seen or does no LLM work; calls that pass a carrier.""",
     ),

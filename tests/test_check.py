@@ -130,6 +130,23 @@ def test_select_ignore_and_config_errors(tmp_path, capsys):
     assert "unknown rule GT901" in capsys.readouterr().err
 
 
+def test_process_launchers_are_flagged_when_the_process_instrumentation_is_disabled(tmp_path):
+    """Process.start and ProcessPoolExecutor carry the context (instrumentation/processes.py), so they
+    are clean by default; with `processes` disabled nothing does, and they are flagged."""
+    shutil.copy(CORPUS / "workers" / "pools.py", tmp_path / "pools.py")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\nversion='0'\n")
+    lines = lambda found: sorted(f["location"]["row"] for f in found if f["code"] == "GT103")  # noqa: E731
+    default = lines(run_json(str(tmp_path / "pools.py"))[1])
+    (tmp_path / "pyproject.toml").write_text("[tool.genaitrace.check]\ndisabled-instrumentations = ['processes']\n")
+    disabled = lines(run_json(str(tmp_path / "pools.py"))[1])
+    source = (tmp_path / "pools.py").read_text().splitlines()
+    row = lambda text: next(n for n, line in enumerate(source, 1) if text in line)  # noqa: E731
+    carried = {row("pool.submit(summarise, texts[0])"), row("multiprocessing.Process(target=summarise")}
+    assert not carried & set(default)
+    assert carried <= set(disabled)
+    assert set(default) < set(disabled)  # Pool.map and _thread are flagged either way
+
+
 def test_noqa_forms(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\nversion='0'\n")
     (tmp_path / "m.py").write_text(
