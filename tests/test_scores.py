@@ -152,6 +152,27 @@ def test_a_score_stored_before_its_span_joins_when_the_span_lands(store):
     assert after == [{"TraceId": trace_id, "SpanId": span_id}]
 
 
+def test_feedback_by_response_id_lands_on_its_own_tenants_span(store):
+    """Response ids are the provider's, not unique across tenants: the same id in two tenants'
+    traces; each tenant's feedback resolves to its own span, a record with no tenant to one of them."""
+    spans = {}
+    for tenant in ("t-resp-a", "t-resp-b", ""):
+        app = Pipeline(store, tenant=tenant)
+        if tenant:
+            _, span = app.turn("same id?", "yes", response_id="chatcmpl-shared-7")
+            spans[tenant] = hexid(span.get_span_context())
+            app.flush_spans()
+        evaluation.record(evaluation.Result(f"thumbs-{tenant or 'none'}", True), span_context=trace.INVALID_SPAN_CONTEXT,
+                          response_id="chatcmpl-shared-7", source="user-feedback", logger_provider=app.logger_provider)
+        app.flush_logs()
+    got = {r["name"]: (r["TraceId"], r["SpanId"]) for r in rows(
+        store, f"SELECT name, TraceId, SpanId FROM {DB}.genai_scores WHERE response_id = 'chatcmpl-shared-7'")}
+    assert got["thumbs-t-resp-a"] == spans["t-resp-a"]
+    assert got["thumbs-t-resp-b"] == spans["t-resp-b"]
+    assert got["thumbs-none"] in spans.values()
+    assert len(got) == 3  # one row per score: no fan-out over the tenants' spans
+
+
 def test_span_events_named_evaluation_result_are_scores_too(store):
     app = Pipeline(store, tenant="t-events")
     with app.tracer.start_as_current_span("chat") as span:

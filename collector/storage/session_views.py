@@ -67,7 +67,10 @@ _TENANT = genai_views.TENANT
 LOGS_TENANT_EXPR = f"if(LogAttributes['{_TENANT}'] != '', LogAttributes['{_TENANT}'], ResourceAttributes['{_TENANT}'])"
 
 # Log events: TraceId/SpanId of the record, or, when the record names only a response id, the
-# span whose `gen_ai.response.id` it is (looked up among spans with that id only).
+# span whose `gen_ai.response.id` it is (looked up among spans with that id only), of the record's
+# own tenant: response ids are the provider's, not unique across tenants, so a tenant's feedback
+# never lands on another tenant's trace. A record with no tenant (a deployment without
+# tenant-bound tokens) takes the span whatever its tenant.
 _SCORES_VIEW = """
 CREATE OR REPLACE VIEW {db}.genai_scores {cluster} AS
 SELECT
@@ -77,8 +80,8 @@ FROM
 (
     SELECT
         l.Timestamp AS Timestamp,
-        if(l.TraceId != '', l.TraceId, r.TraceId) AS TraceId,
-        if(l.SpanId != '', l.SpanId, r.SpanId) AS SpanId,
+        if(l.TraceId != '', l.TraceId, arrayFirst(o -> l.tenant = '' OR o.1 = l.tenant, r.owners).2) AS TraceId,
+        if(l.SpanId != '', l.SpanId, arrayFirst(o -> l.tenant = '' OR o.1 = l.tenant, r.owners).3) AS SpanId,
         l.name AS name, l.value AS value, l.label AS label, l.value_type AS value_type,
         l.explanation AS explanation, l.source AS source, l.response_id AS response_id,
         l.tenant AS tenant, l.ServiceName AS ServiceName, 'log' AS origin
@@ -91,7 +94,8 @@ FROM
     ) AS l
     LEFT JOIN
     (
-        SELECT SpanAttributes['{response_id}'] AS response_id, any(TraceId) AS TraceId, any(SpanId) AS SpanId
+        SELECT SpanAttributes['{response_id}'] AS response_id,
+            groupArray(({tenant_expr}, TraceId, SpanId)) AS owners
         FROM {db}.{traces}
         WHERE SpanAttributes['{response_id}'] IN (
             SELECT LogAttributes['{response_id}'] FROM {db}.{logs}
