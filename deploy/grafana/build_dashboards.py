@@ -320,8 +320,8 @@ SELECT avgIf(s.value, s.value_type = 'boolean' AND s.source = 'user-feedback') A
     b.panel("Categorical labels", "barchart", f"""
 SELECT s.label AS label, count() AS scores {SCORES} AND s.value_type = 'categorical' GROUP BY label ORDER BY scores DESC""",
             w=6, h=5, columns=["label", "scores"])
-    b.panel("Average score by model over time", "timeseries", f"""
-SELECT $__timeInterval(s.Timestamp) AS time, concat(s.name, ' / ', model) AS series, avg(s.value) AS avg_score
+    b.panel("Average score by agent and model over time", "timeseries", f"""
+SELECT $__timeInterval(s.Timestamp) AS time, concat(s.name, ' / ', if(agent != '', agent, '(no agent)'), ' / ', model) AS series, avg(s.value) AS avg_score
 FROM (SELECT s.Timestamp, s.name, s.value, {SCORED} {SCORES} AND s.value IS NOT NULL) AS s
 WHERE {SCORE_FILTER} GROUP BY time, series ORDER BY time""", fmt="time_series", w=24,
             columns=["time", "series", "avg_score"])
