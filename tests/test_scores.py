@@ -239,6 +239,23 @@ def test_enduser_id_is_read_when_user_id_is_absent(store):
            [{"traces": 1, "total_tokens": 10}]
 
 
+def test_user_and_conversation_from_the_resource_environment(store, monkeypatch):
+    """The env-var way: OTEL_RESOURCE_ATTRIBUTES names the process's user and conversation; a span's
+    own attribute (baggage) wins over it."""
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "user.id=u-env,gen_ai.conversation.id=conv-env")
+    app = Pipeline(store, tenant="t-env")
+    app.turn("from env", "ok", cost=0.01, tokens=(10, 1))
+    with instrumentation.context(conversation_id="conv-env-own", user_id="u-env-own"):
+        app.turn("own", "ok", cost=0.02, tokens=(20, 2))
+    app.flush_spans()
+    conversations = rows(store, f"SELECT conversation_id, user_id, turns FROM {DB}.genai_conversations "
+                                "WHERE tenant = 't-env' ORDER BY conversation_id")
+    assert conversations == [{"conversation_id": "conv-env", "user_id": "u-env", "turns": 1},
+                             {"conversation_id": "conv-env-own", "user_id": "u-env-own", "turns": 1}]
+    assert rows(store, f"SELECT traces, total_tokens FROM {DB}.genai_users WHERE user_id = 'u-env'") == \
+           [{"traces": 1, "total_tokens": 11}]
+
+
 def test_evaluators_respect_content_capture(store, monkeypatch):
     app = Pipeline(store)
     _, span = app.turn("mail me", "write to ada@example.com")

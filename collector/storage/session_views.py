@@ -40,8 +40,15 @@ VIEWS = ("genai_scores", "genai_session_traces", "genai_conversation_traces", "g
 EXCEPTION_EVENT = semconv.GEN_AI_CLIENT_OPERATION_EXCEPTION_EVENT
 
 
-def _first(column: str, keys: tuple[str, ...]) -> str:
-    return "coalesce(" + ", ".join(f"nullIf({column}['{key}'], '')" for key in keys) + ", '')"
+def _first(columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    """The first non-empty of `keys`, looked up in each map of `columns` in turn."""
+    return "coalesce(" + ", ".join(f"nullIf({column}['{key}'], '')" for column in columns for key in keys) + ", '')"
+
+
+# A span's own attribute (baggage, instrumentation.context) first, else its resource's: a process
+# that serves one user or conversation (a batch job, a worker per session) can say so with
+# OTEL_RESOURCE_ATTRIBUTES=user.id=...,gen_ai.conversation.id=... and no code.
+_SPAN_THEN_RESOURCE = ("SpanAttributes", "ResourceAttributes")
 
 
 def _typed_score(attrs: str) -> str:
@@ -295,8 +302,8 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         event=EVENT, event_attr=semconv.EVENT_NAME_ATTRIBUTE, tenant=_TENANT, logs_tenant=LOGS_TENANT_EXPR,
         response_id=semconv.GEN_AI_RESPONSE_ID,
         log_score=_typed_score("LogAttributes"), event_score=_typed_score("event_attrs"),
-        conversation=_first("SpanAttributes", semconv.CONVERSATION_ID_READ_ORDER),
-        user=_first("SpanAttributes", semconv.USER_ID_READ_ORDER),
+        conversation=_first(_SPAN_THEN_RESOURCE, semconv.CONVERSATION_ID_READ_ORDER),
+        user=_first(_SPAN_THEN_RESOURCE, semconv.USER_ID_READ_ORDER),
         tenant_expr=base["tenant"], is_call=base["is_call"], input=base["input"], output=base["output"],
         model=base["model"], error_type=base["error_type"], operation=semconv.GEN_AI_OPERATION_NAME,
         exc_event=EXCEPTION_EVENT, span_event=semconv.EXCEPTION_SPAN_EVENT, exc_type=semconv.EXCEPTION_TYPE,
