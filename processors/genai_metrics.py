@@ -138,34 +138,43 @@ class _Capped:
         return OTHER
 
 
+def prometheus_name(name: str, unit: str = "") -> str:
+    """A semconv name as Prometheus spells it (OpenTelemetry's Prometheus compatibility rules: dots
+    become underscores, a histogram in seconds gets `_seconds`): one spelling for metric and label
+    names, derived from `semconv`, never written twice."""
+    return name.replace(".", "_") + ("_seconds" if unit == "s" else "")
+
+
+_OPERATION, _PROVIDER, _MODEL, _AGENT, _TOOL, _WORKFLOW, _TOKEN_TYPE, _ERROR_TYPE = map(prometheus_name, (
+    semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL,
+    semconv.GEN_AI_AGENT_NAME, semconv.GEN_AI_TOOL_NAME, semconv.GEN_AI_WORKFLOW_NAME, semconv.GEN_AI_TOKEN_TYPE,
+    semconv.ERROR_TYPE))
+
+
+def _histogram(name: str, unit: str, description: str, labels: list[str], buckets, registry) -> Histogram:
+    return Histogram(prometheus_name(name, unit), f"{description} (GenAI semconv {name})", labels,
+                     buckets=buckets, registry=registry)
+
+
 class GenAIMetrics:
     """The metric families, registered once per registry (several processors may share one)."""
 
     def __init__(self, registry: CollectorRegistry):
         common = ["provider", "model", "agent_name", "tenant", "operation"]
-        semconv = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
+        call = [_OPERATION, _PROVIDER, _MODEL]
         self.registry, self._lock, self._legacy = registry, threading.Lock(), None
-        self.input_tokens = Histogram(
-            "gen_ai_client_inference_usage_input_tokens", "Input tokens per inference call (GenAI semconv "
-            "gen_ai.client.inference.usage.input_tokens)", semconv + ["gen_ai_agent_name"], buckets=TOKEN_BUCKETS,
-            registry=registry)
-        self.output_tokens = Histogram(
-            "gen_ai_client_inference_usage_output_tokens", "Output tokens per inference call (GenAI semconv "
-            "gen_ai.client.inference.usage.output_tokens)", semconv + ["gen_ai_agent_name"], buckets=TOKEN_BUCKETS,
-            registry=registry)
-        self.agent_duration = Histogram(
-            "gen_ai_invoke_agent_duration_seconds", "Agent invocation duration (GenAI semconv gen_ai.invoke_agent.duration)",
-            ["gen_ai_agent_name", "error_type"], buckets=DURATION_BUCKETS, registry=registry)
-        self.tool_duration = Histogram(
-            "gen_ai_execute_tool_duration_seconds", "Tool execution duration (GenAI semconv gen_ai.execute_tool.duration)",
-            ["gen_ai_tool_name", "error_type"], buckets=DURATION_BUCKETS, registry=registry)
-        self.workflow_duration = Histogram(
-            "gen_ai_workflow_duration_seconds", "Workflow duration (GenAI semconv gen_ai.workflow.duration)",
-            ["gen_ai_workflow_name", "error_type"], buckets=DURATION_BUCKETS, registry=registry)
-        self.duration = Histogram(
-            "gen_ai_client_operation_duration_seconds",
-            "GenAI operation duration (GenAI semconv gen_ai.client.operation.duration)",
-            semconv + ["error_type", "gen_ai_agent_name"], buckets=DURATION_BUCKETS, registry=registry)
+        self.input_tokens = _histogram(semconv.METRIC_INFERENCE_INPUT_TOKENS, "", "Input tokens per inference call",
+                                       call + [_AGENT], TOKEN_BUCKETS, registry)
+        self.output_tokens = _histogram(semconv.METRIC_INFERENCE_OUTPUT_TOKENS, "", "Output tokens per inference call",
+                                        call + [_AGENT], TOKEN_BUCKETS, registry)
+        self.agent_duration = _histogram(semconv.METRIC_INVOKE_AGENT_DURATION, "s", "Agent invocation duration",
+                                         [_AGENT, _ERROR_TYPE], DURATION_BUCKETS, registry)
+        self.tool_duration = _histogram(semconv.METRIC_EXECUTE_TOOL_DURATION, "s", "Tool execution duration",
+                                        [_TOOL, _ERROR_TYPE], DURATION_BUCKETS, registry)
+        self.workflow_duration = _histogram(semconv.METRIC_WORKFLOW_DURATION, "s", "Workflow duration",
+                                            [_WORKFLOW, _ERROR_TYPE], DURATION_BUCKETS, registry)
+        self.duration = _histogram(semconv.METRIC_CLIENT_OPERATION_DURATION, "s", "GenAI operation duration",
+                                   call + [_ERROR_TYPE, _AGENT], DURATION_BUCKETS, registry)
         self.requests = Counter("llm_requests", "LLM inference calls", common + ["status"], registry=registry)
         self.errors = Counter("llm_errors", "Failed LLM inference calls", common + ["error_type"], registry=registry)
         self.tokens = Counter("llm_tokens", "Tokens used by LLM calls (input includes cache reads/writes, "
@@ -180,11 +189,10 @@ class GenAIMetrics:
         """The previous release's token histogram, registered when a processor asks for it."""
         with self._lock:
             if self._legacy is None:
-                self._legacy = Histogram(
-                    "gen_ai_client_token_usage", "Deprecated (legacy_metric_names): gen_ai.client.token.usage, "
-                    "replaced by gen_ai_client_inference_usage_{input,output}_tokens",
-                    ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type",
-                     "gen_ai_agent_name"], buckets=TOKEN_BUCKETS, registry=self.registry)
+                self._legacy = _histogram(
+                    semconv.METRIC_CLIENT_TOKEN_USAGE, "", "Deprecated (legacy_metric_names), replaced by "
+                    f"{prometheus_name(semconv.METRIC_INFERENCE_INPUT_TOKENS)} and _output_tokens",
+                    [_OPERATION, _PROVIDER, _MODEL, _TOKEN_TYPE, _AGENT], TOKEN_BUCKETS, self.registry)
             return self._legacy
 
 

@@ -145,3 +145,44 @@ def test_every_operation_value_we_write_is_current_or_documented():
     assert not set(semconv.NEWER_OPERATIONS) & package, "recorded as newer but the package has it now"
     assert semconv.OP_PLAN in written and semconv.OP_INVOKE_WORKFLOW in package
     assert all(source for source in {**semconv.NEWER_OPERATIONS, **semconv.NON_STANDARD_OPERATIONS}.values())
+
+
+def _metric_families() -> set[str]:
+    from prometheus_client import CollectorRegistry
+
+    from processors.genai_metrics import GenAIMetrics
+
+    registry = CollectorRegistry()
+    GenAIMetrics(registry).legacy_token_usage()
+    return {family.name for family in registry.collect()}
+
+
+def test_every_gen_ai_metric_emitted_is_a_current_or_newer_semconv_metric():
+    """genai_metrics' gen_ai_* families are semconv metric names in Prometheus spelling: each is in
+    the installed package (the deprecated token histogram only behind legacy_metric_names) or
+    recorded in semconv.NEWER_METRICS with its source."""
+    from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
+
+    from processors.genai_metrics import prometheus_name
+
+    in_package = {v for k, v in vars(gen_ai_metrics).items() if k.startswith("GEN_AI_") and isinstance(v, str)}
+    spelled = {prometheus_name(name, unit): name for name in in_package | set(semconv.NEWER_METRICS)
+               for unit in ("", "s")}
+    emitted = {name for name in _metric_families() if name.startswith("gen_ai_")}
+    assert emitted and emitted <= set(spelled), sorted(emitted - set(spelled))
+    assert {spelled[name] for name in emitted} - in_package <= set(semconv.NEWER_METRICS)
+
+
+def test_dashboards_and_rules_read_only_metrics_the_collector_emits():
+    """A metric renamed in genai_metrics (or semconv) cannot leave a panel or an alert reading a name
+    nothing writes."""
+    families = _metric_families()
+    suffixes = ("_bucket", "_sum", "_count", "_total", "_created")
+    sources = [*(ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"),
+               *(ROOT / "deploy" / "prometheus" / "rules").glob("*.y*ml")]
+    read = {m for path in sources for m in re.findall(r"(?<![:\w])((?:gen_ai|llm|agent)_[a-z_]+)\b", path.read_text())}
+    unknown = {m for m in read if not any(m == f or (m.startswith(f) and m[len(f):] in suffixes) for f in families)}
+    # gen_ai_* / llm_* words that are labels, not metrics (recording rules are genai:..., skipped above).
+    labels = {"gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_agent_name",
+              "gen_ai_tool_name", "gen_ai_workflow_name", "gen_ai_token_type", "agent_name"}
+    assert not unknown - labels, sorted(unknown - labels)
