@@ -10,7 +10,7 @@ records 2: the same field numbers as traces).
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -43,15 +43,23 @@ class Logs:
         logs._serialized = logs._request.SerializeToString()
         return logs
 
-    @property
-    def request(self) -> ExportLogsServiceRequest:
-        """The parsed message, for the caller to read or change; cached bytes are dropped."""
+    def read(self) -> ExportLogsServiceRequest:
+        """The parsed message, to read only: the received bytes stay valid."""
+        return self._request
+
+    def edit(self) -> ExportLogsServiceRequest:
+        """The parsed message, to change: the bytes and record count are given up here
+        (`to_protobuf` serializes the changed message once), as `Traces.edit()`."""
         self._serialized, self._count = None, None
         return self._request
 
-    def read(self) -> ExportLogsServiceRequest:
-        """The parsed message, to read only."""
-        return self._request
+    def edit_if(self, change: Callable[[ExportLogsServiceRequest], bool]) -> bool:
+        """`change(message)`, which says whether it changed anything: only then are the bytes given
+        up. A processor that usually changes nothing (redaction) keeps the batch's bytes."""
+        changed = change(self._request)
+        if changed:
+            self._serialized, self._count = None, None
+        return changed
 
     def to_protobuf(self) -> bytes:
         if self._serialized is None:
@@ -77,26 +85,30 @@ class Logs:
 _ID_SIZES = (("trace_id", 16), ("span_id", 8))
 
 
+def _bad_id(record) -> set[str]:
+    """The names of the record's ids that are set but not of their size, or all zeros."""
+    return {name for name, size in _ID_SIZES
+            if getattr(record, name) and (len(getattr(record, name)) != size or not any(getattr(record, name)))}
+
+
 def sanitize(logs: Logs) -> tuple[int, str]:
     """Drop the records whose trace or span id is neither empty nor of its size (16 / 8 bytes) or is
     all zeros: they could not be joined to a span, and the contrib table stores ids as hex of
     their size. Returns (dropped, reason) for the response's partial_success."""
     bad_ids: set[str] = set()
     dropped = 0
-    for resource_logs in logs.read().resource_logs:
+    if not any(_bad_id(record) for resource_logs in logs.read().resource_logs
+               for scope_logs in resource_logs.scope_logs for record in scope_logs.log_records):
+        return 0, ""  # the usual case: the received bytes stay
+    for resource_logs in logs.edit().resource_logs:
         for scope_logs in resource_logs.scope_logs:
             records = scope_logs.log_records
             for index in reversed(range(len(records))):
-                bad = {name for name, size in _ID_SIZES
-                       if getattr(records[index], name) and (len(getattr(records[index], name)) != size
-                                                             or not any(getattr(records[index], name)))}
+                bad = _bad_id(records[index])
                 if bad:
                     bad_ids |= bad
                     dropped += 1
                     del records[index]
-    if not dropped:
-        return 0, ""
-    logs.request  # noqa: B018 - drops the cached bytes and count, now stale
     return dropped, f"{dropped} log records dropped: invalid {' and '.join(sorted(bad_ids))}"
 
 

@@ -377,12 +377,19 @@ class LogsRedactionProcessor(RedactionProcessor):
     something was masked gets `redaction.masked.count` / `redaction.masked.types` too."""
 
     def process(self, logs):
+        logs.edit_if(self._redact)  # a batch with nothing to mask keeps its bytes
+        return logs
+
+    def _redact(self, message) -> bool:
+        """Masks the message in place; True if anything was masked."""
         cfg, redactor, scan = self.config, self.redactor, self._scan
-        for resource_logs in logs.request.resource_logs:
+        masked = False
+        for resource_logs in message.resource_logs:
+            outer: dict[str, int] = {}
             if cfg.resource:
-                redactor.redact_attributes(resource_logs.resource.attributes, {}, scan)
+                redactor.redact_attributes(resource_logs.resource.attributes, outer, scan)
             for scope_logs in resource_logs.scope_logs:
-                redactor.redact_attributes(scope_logs.scope.attributes, {}, scan)
+                redactor.redact_attributes(scope_logs.scope.attributes, outer, scan)
                 for record in scope_logs.log_records:
                     found: dict[str, int] = {}
                     redactor.redact_attributes(record.attributes, found, scan)
@@ -391,7 +398,9 @@ class LogsRedactionProcessor(RedactionProcessor):
                     if found:
                         record.attributes.add(key="redaction.masked.count").value.int_value = sum(found.values())
                         record.attributes.add(key="redaction.masked.types").value.string_value = ",".join(sorted(found))
-        return logs
+                        masked = True
+            masked = masked or bool(outer)
+        return masked
 
 
 factory = Factory("redaction", Kind.PROCESSOR, RedactionConfig, RedactionProcessor, signals=("traces", "logs"),

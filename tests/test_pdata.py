@@ -158,3 +158,26 @@ def test_edit_if_gives_the_bytes_up_only_when_the_change_says_so():
 
     assert traces.edit_if(rename) is True
     assert traces.to_protobuf() != payload and [row.name for row in traces.genai_rows()] == ["renamed"]
+
+
+def test_logs_keep_their_received_bytes_until_edited():
+    """Logs have the forms of Traces: read() and an edit_if that changes nothing keep the received
+    bytes (no re-serialization); edit() gives them up; sanitize gives them up only to drop records."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from collector.plogs import Logs, sanitize
+
+    message = ExportLogsServiceRequest()
+    records = message.resource_logs.add().scope_logs.add().log_records
+    records.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8).body.string_value = "kept"
+    received = message.SerializeToString()
+    logs = Logs.from_protobuf(received)
+    assert logs.read().resource_logs[0].scope_logs[0].log_records[0].body.string_value == "kept"
+    assert not logs.edit_if(lambda m: False)
+    assert sanitize(logs) == (0, "")
+    assert logs.to_protobuf() is not None and logs.to_protobuf() == received and logs.record_count() == 1
+    logs.edit().resource_logs[0].scope_logs[0].log_records.add(trace_id=b"\x00" * 16)
+    dropped, reason = sanitize(logs)
+    assert (dropped, logs.record_count()) == (1, 1) and "trace_id" in reason
+    assert Logs.from_protobuf(logs.to_protobuf()).record_count() == 1
+    assert not hasattr(Logs, "request")  # no property that silently drops the bytes

@@ -190,7 +190,7 @@ def stamp_tenant(traces: Traces, tenant: str) -> None:
 def stamp_logs_tenant(logs, tenant: str) -> None:
     """The same for log records (`collector.plogs.Logs`): every resource and record, and any
     tenant.id a scope claims overwritten (a score is stored with the tenant of the token)."""
-    for resource_logs in logs.request.resource_logs:
+    for resource_logs in logs.edit().resource_logs:
         _set_string(resource_logs.resource.attributes, TENANT_ATTRIBUTE, tenant)
         for scope_logs in resource_logs.scope_logs:
             _set_string(scope_logs.scope.attributes, TENANT_ATTRIBUTE, tenant, add=False)
