@@ -11,6 +11,13 @@ def main() -> None:
         from genaitrace_check.cli import main as check
 
         sys.exit(check(sys.argv[2:]))
-    from collector.cli import main as collector_main
+    try:
+        from collector.cli import main as collector_main
 
-    collector_main()
+        collector_main()
+    except ImportError as exc:
+        # A missing install step (the native module) is the user's to fix: one line, no traceback.
+        if type(exc).__name__ != "NativeModuleMissing":
+            raise
+        print(f"genaitrace: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -20,11 +20,17 @@ then makes the bytes canonical once (`collector.pdata.canonical_protobuf`) and r
 
 from __future__ import annotations
 
+
+
+class NativeModuleMissing(ImportError):
+    """The install step that builds the native module did not run (the CLI says so, no traceback)."""
+
+
 try:
     from genaitrace_native import apply_patches, arrow_columns, genai_rows, scan
-except ImportError as exc:  # pragma: no cover - an install step that did not run
-    raise ImportError(
+except ImportError as exc:
+    raise NativeModuleMissing(
         "the collector's native module (genaitrace_native) is not installed: run ./run.sh, or "
         "`uv pip install ./collector/native` (needs Rust >= 1.85, e.g. rustup's cargo)") from exc
 
-__all__ = ["apply_patches", "arrow_columns", "genai_rows", "scan"]
+__all__ = ["NativeModuleMissing", "apply_patches", "arrow_columns", "genai_rows", "scan"]
