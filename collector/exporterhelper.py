@@ -5,7 +5,11 @@ As in the contrib collector's exporterhelper, an exporter only writes `push(requ
 dedup token); this module gives every exporter the same `timeout`, `retry_on_failure` and
 `sending_queue` settings, as a chain of small senders:
 
-    consume -> QueueSender -> (split to sending_queue.batch.max_size) -> RetrySender -> TimeoutSender -> push
+    consume -> sending queue -> (split to sending_queue.batch.max_size) -> RetrySender -> TimeoutSender -> push
+
+The sending queue is not a sender of the chain: `QueuedRetryExporter` owns it (the queue, its
+consumer thread and the merge into pushes are one lifecycle, started and drained with the
+component), and its consumer hands each merged request to the chain.
 
     exporters:
       clickhouse:
