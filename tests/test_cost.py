@@ -13,6 +13,8 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+
+import semconv
 from pydantic import ValidationError
 
 from collector.component import ComponentId
@@ -206,6 +208,39 @@ def test_cost_table(case, attrs, total, parts, entry):
     assert out[gm.GEN_AI_USAGE_COST_PRICE_ENTRY] == entry
     assert out[gm.GEN_AI_USAGE_COST_PRICE_SOURCE] == "litellm"
     assert out[gm.GEN_AI_USAGE_COST_PRICE_EFFECTIVE_DATE]  # the snapshot date of the bundled map
+
+
+OLD_WRITE, NEW_WRITE = "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens"
+WRITE_CASES = [c for c in CASES if OLD_WRITE in c[1]]
+
+
+@pytest.mark.parametrize("case,attrs,total,parts,entry", WRITE_CASES, ids=[c[0] for c in WRITE_CASES])
+def test_cache_writes_in_the_current_spelling_cost_the_same_and_are_never_summed(case, attrs, total, parts, entry):
+    """Issue 14: a current SDK sends gen_ai.usage.cache_write.input_tokens; an SDK in transition may
+    send both spellings of the same count, which must not be counted twice."""
+    current = {(NEW_WRITE if k == OLD_WRITE else k): v for k, v in attrs.items()}
+    both = {**attrs, NEW_WRITE: attrs[OLD_WRITE]}
+    for variant in (current, both):
+        out = price(variant)
+        assert out[gm.GEN_AI_USAGE_COST_USD] == pytest.approx(total, rel=1e-9, abs=1e-15)
+        assert out["genaitrace.cost.cache_write_usd"] == pytest.approx(price(attrs)["genaitrace.cost.cache_write_usd"])
+
+
+def test_standard_cost_attributes_of_pr_443():
+    """`standard_cost_attributes: true`: gen_ai.usage.cost.{amount,currency,source} on a priced span,
+    equal to gen_ai.usage.cost_usd; nothing on an unpriced one; a received amount (a gateway's) is
+    passed through, not overwritten."""
+    from processors.span_cost import standard_cost
+
+    attrs = gm.normalize_attributes(CASES[0][1])
+    out = price(CASES[0][1])
+    assert standard_cost(out, attrs) == {semconv.STANDARD_COST_AMOUNT: out[gm.GEN_AI_USAGE_COST_USD],
+                                         semconv.STANDARD_COST_CURRENCY: "USD", semconv.STANDARD_COST_SOURCE: "local"}
+    assert semconv.STANDARD_COST_AMOUNT == "gen_ai.usage.cost.amount"
+    unpriced_out = price(chat("openai", "no-such-model-xyz", 10, 10))
+    assert unpriced_out[gm.GEN_AI_USAGE_COST_STATUS] == "unpriced" and standard_cost(unpriced_out, attrs) == {}
+    from_gateway = {**attrs, semconv.STANDARD_COST_AMOUNT: 0.5, semconv.STANDARD_COST_SOURCE: "provider"}
+    assert standard_cost(out, from_gateway) == {}
 
 
 def test_tier_and_service_are_recorded():
