@@ -31,6 +31,7 @@ try:
 except ImportError as exc:
     raise NativeModuleMissing(
         "the collector's native module (genaitrace_native) is not installed: run ./run.sh, or "
-        "`uv pip install ./collector/native` (needs Rust >= 1.85, e.g. rustup's cargo)") from exc
+        "`uv pip install ./collector/native` (needs Rust >= 1.85, e.g. rustup's cargo)",
+        name="genaitrace_native") from exc
 
 __all__ = ["NativeModuleMissing", "apply_patches", "arrow_columns", "genai_rows", "scan"]
