@@ -390,9 +390,8 @@ class Analyzer:
         """Files that can call `function`: its own module, and files that name the function and import
         its module (or a name from it). A text filter, so most of the tree is never parsed."""
         module_last = function.module.name.rsplit(".", 1)[-1]
-        imports = re.compile(rf"^[ \t]*(?:from|import)[ \t][^\n]*\b{re.escape(module_last)}\b", re.MULTILINE)
         return [path for path in self.project.texts_containing(function.node.name)
-                if path == function.module.path or imports.search(self.project.text(path))]
+                if path == function.module.path or self.project.imports_word(path, module_last)]
 
     def _hands_over(self, call: ast.Call, name: str | None, module: Module, caller, wanted: set[str]) -> bool:
         """A thread, thread pool or asyncio launcher given `function`: context goes along with it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+from operator import attrgetter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,6 +58,9 @@ class Module:
     calls: list[tuple[ast.Call, "Function | None"]] = field(default_factory=list)
     assigns: list[tuple[ast.Assign, "Function | None"]] = field(default_factory=list)
 
+    def summary(self) -> "Summary":
+        return Summary(frozenset(self.functions), dict(self.imports))
+
     @cached_property
     def lines(self) -> list[str]:
         return self.source.splitlines()
@@ -71,6 +75,15 @@ class Module:
         return {name.split(".")[0] for name in self.imported_modules}
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What naming a call needs from another module without its tree: the functions it defines and the
+    names it imports (a re-export is followed through these). Worker processes trade summaries of the
+    modules they parsed, so a package's `__init__` is parsed by one worker, not by all."""
+    functions: frozenset[str]     # as Module.functions' keys
+    imports: dict[str, str]
+
+
 def python_files(top: Path, config: CheckConfig) -> list[Path]:
     """The .py files below `top` that the config does not exclude."""
     found = []
@@ -83,12 +96,12 @@ def python_files(top: Path, config: CheckConfig) -> list[Path]:
 
 def walk_own(node: ast.AST):
     """ast.walk that does not enter nested functions, classes or lambdas (their own scopes)."""
-    stack = list(ast.iter_child_nodes(node))
+    stack = _child_nodes(node)
     while stack:
         child = stack.pop()
         yield child
         if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            stack.extend(ast.iter_child_nodes(child))
+            stack.extend(_child_nodes(child))
 
 
 def dotted(expr: ast.expr) -> str | None:
@@ -110,6 +123,10 @@ class Project:
         self._returns: dict[str, str | None] = {}
         self._reexports: dict[str, str] = {}
         self._words: dict[str, list[Path]] | None = None
+        self._word_searches = 0
+        self._import_words: dict[Path, frozenset[str]] = {}
+        self._resolved: dict[Path, Path] = {}
+        self.summaries: dict[str, Summary | None] = {}  # resolved path -> modules parsed elsewhere (None: unparseable)
 
     # -- the tree ------------------------------------------------------------------------------------
 
@@ -134,7 +151,7 @@ class Project:
 
     def module_names(self, path: Path) -> list[str]:
         try:
-            rel = path.resolve().relative_to(self.root.resolve())
+            rel = self._resolve(path).relative_to(self._resolve(self.root))
         except ValueError:
             return [path.stem]
         parts = list(rel.with_suffix("").parts)
@@ -147,9 +164,25 @@ class Project:
 
     def relpath(self, path: Path) -> str:
         try:
-            return path.resolve().relative_to(self.root.resolve()).as_posix()
+            return self._resolve(path).relative_to(self._resolve(self.root)).as_posix()
         except ValueError:
             return path.as_posix()
+
+    def _resolve(self, path: Path) -> Path:
+        """path.resolve(), with each folder resolved once: resolve() stats every folder on the way, and
+        did so for each of thousands of files."""
+        resolved = self._resolved.get(path)
+        if resolved is None:
+            if path.name in ("", ".", "..") or path.is_symlink():
+                resolved = path.resolve()
+            else:
+                resolved = self._resolve(path.parent) / path.name
+            self._resolved[path] = resolved
+        return resolved
+
+    def resolved_name(self, path: Path) -> str:
+        """The path as the processes of one check agree on it."""
+        return str(self._resolve(path))
 
     def text(self, path: Path) -> str:
         if self._texts is not None and path in self._texts:
@@ -161,17 +194,36 @@ class Project:
 
     def texts_containing(self, needle: str) -> list[Path]:
         """Files of the tree whose text contains `needle` (a cheap filter before parsing). An
-        identifier is looked up in an index of the tree's words, built once."""
+        identifier is a word of _IDENTIFIER's: the first few are searched for, and from then on
+        looked up in an index of the tree's words, built once (it costs as much as a few dozen
+        searches, and a check of one file makes only a few)."""
         if self._texts is None:
             self._texts = {path: self.text(path) for path in self.files}
         if not _IDENTIFIER.fullmatch(needle):
             return [path for path, text in self._texts.items() if needle in text]
+        if self._words is None and self._word_searches < WORD_SEARCHES_BEFORE_INDEX:
+            self._word_searches += 1
+            word = re.compile(rf"(?<![A-Za-z0-9_])[0-9]*{needle}(?![A-Za-z0-9_])")  # as findall splits words
+            return [path for path, text in self._texts.items() if needle in text and word.search(text)]
         if self._words is None:
             self._words = {}
             for path, text in self._texts.items():
                 for word in set(_IDENTIFIER.findall(text)):
                     self._words.setdefault(word, []).append(path)
         return self._words.get(needle, [])
+
+    def imports_word(self, path: Path, word: str) -> bool:
+        """Whether a `from`/`import` line of the file names `word` (as a whole word): a text test, so
+        files that cannot import a module are never parsed. The words of each file's import lines are
+        collected once: one regex search per file and function made this a fifth of a large check."""
+        if not _WORD.fullmatch(word):
+            pattern = rf"^[ \t]*(?:from|import)[ \t][^\n]*\b{re.escape(word)}\b"
+            return re.search(pattern, self.text(path), re.MULTILINE) is not None
+        words = self._import_words.get(path)
+        if words is None:
+            lines = _IMPORT_LINE.findall(self.text(path))
+            words = self._import_words[path] = frozenset(w for line in lines for w in _WORD.findall(line))
+        return word in words
 
     # -- parsing -------------------------------------------------------------------------------------
 
@@ -183,6 +235,17 @@ class Project:
     def module_named(self, name: str) -> Module | None:
         path = self.module_paths.get(name)
         return self.module(path) if path else None
+
+    def names_of(self, name: str) -> Module | Summary | None:
+        """The module called `name`, or only its summary where another worker parsed it."""
+        path = self.module_paths.get(name)
+        if path is None:
+            return None
+        if path not in self._modules:
+            resolved = self.resolved_name(path)
+            if resolved in self.summaries:
+                return self.summaries[resolved]
+        return self.module(path)
 
     def _parse(self, path: Path) -> Module | None:
         source = self.text(path)
@@ -204,35 +267,42 @@ class Project:
         parents = module.parents
         while stack:
             node, function = stack.pop()
-            for child in ast.iter_child_nodes(node):
+            for child in _child_nodes(node):
+                kind = type(child)
+                if kind is ast.Name or kind is ast.Constant:
+                    continue  # the commonest nodes: leaves, and parents are only looked up from calls upwards
                 parents[child] = node
                 scope = function
-                kind = type(child)
-                if kind is ast.Call:
-                    module.calls.append((child, function))
-                elif kind is ast.Assign:
-                    module.assigns.append((child, function))
-                    if function is not None and len(child.targets) == 1 and type(child.targets[0]) is ast.Name:
-                        function.bind(child.targets[0].id, child, child.value)
-                elif kind is ast.AnnAssign:
-                    if function is not None and type(child.target) is ast.Name and child.value is not None:
-                        function.bind(child.target.id, child, child.value)
-                elif kind is ast.With or kind is ast.AsyncWith:
-                    if function is not None:
-                        for item in child.items:
-                            if type(item.optional_vars) is ast.Name:
-                                function.bind(item.optional_vars.id, child, item.context_expr)
-                elif kind is ast.Import or kind is ast.ImportFrom:
-                    imports.append(child)
-                elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
-                    owner = node if isinstance(node, ast.ClassDef) else None
-                    prefix = f"{module.name}.{owner.name}." if owner else f"{module.name}."
-                    scope = module.functions.get(prefix + child.name) or Function(
-                        prefix + child.name, child, module, owner.name if owner else None)
-                    module.scopes[id(child)] = scope
-                if kind is not ast.Constant and kind is not ast.Name:
-                    stack.append((child, scope))
+                if kind in _INDEXED:
+                    if kind is ast.Call:
+                        module.calls.append((child, function))
+                    elif kind is ast.Assign:
+                        module.assigns.append((child, function))
+                        if function is not None and len(child.targets) == 1 and type(child.targets[0]) is ast.Name:
+                            function.bind(child.targets[0].id, child, child.value)
+                    elif kind is ast.AnnAssign:
+                        if function is not None and type(child.target) is ast.Name and child.value is not None:
+                            function.bind(child.target.id, child, child.value)
+                    elif kind is ast.With or kind is ast.AsyncWith:
+                        if function is not None:
+                            for item in child.items:
+                                if type(item.optional_vars) is ast.Name:
+                                    function.bind(item.optional_vars.id, child, item.context_expr)
+                    elif kind is ast.Import or kind is ast.ImportFrom:
+                        imports.append(child)
+                    else:
+                        scope = self._scope(module, node, child)
+                stack.append((child, scope))
         self._collect_imports(module, is_package, imports)
+
+    @staticmethod
+    def _scope(module: Module, parent: ast.AST, definition: ast.FunctionDef | ast.AsyncFunctionDef) -> Function:
+        owner = parent if isinstance(parent, ast.ClassDef) else None
+        prefix = f"{module.name}.{owner.name}." if owner else f"{module.name}."
+        scope = module.functions.get(prefix + definition.name) or Function(
+            prefix + definition.name, definition, module, owner.name if owner else None)
+        module.scopes[id(definition)] = scope
+        return scope
 
     @staticmethod
     def _collect_imports(module: Module, is_package: bool, statements) -> None:
@@ -340,7 +410,7 @@ class Project:
         if qualified not in self._reexports:
             self._reexports[qualified] = qualified  # cycle guard
             head, _, last = qualified.rpartition(".")
-            package = self.module_named(head) if head and depth <= 8 else None
+            package = self.names_of(head) if head and depth <= 8 else None
             result = qualified
             if package is not None and f"{head}.{last}" not in package.functions \
                     and last in package.imports and package.imports[last] != qualified:
@@ -385,11 +455,49 @@ class Project:
         module_name = qualname
         while "." in module_name:
             module_name = module_name.rpartition(".")[0]
-            module = self.module_named(module_name)
-            if module is not None:
-                return module.functions.get(qualname)
+            names = self.names_of(module_name)
+            if names is not None:
+                # A summary answers "no such function" without parsing the module.
+                return self.module_named(module_name).functions.get(qualname) if qualname in names.functions else None
         return None
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+WORD_SEARCHES_BEFORE_INDEX = 8
+_WORD = re.compile(r"\w+")  # a word as the regex `\b` sees it (Unicode)
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:from|import)[ \t]([^\n]*)", re.MULTILINE)  # what follows the keyword
+# Fields that never hold a node worth visiting: names, flags, and the shared singletons of contexts and
+# operators (ast.Load(), ast.Add(), ...). Skipping them is most of what makes the index pass cheap.
+_LEAF_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "name", "asname", "module", "level", "arg",
+                          "kind", "conversion", "is_async", "type_comment", "tag", "rest",
+                          "names", "kwd_attrs"})  # import aliases or strings
+_FIELD_READERS: dict[type, object] = {}
+# The node types the index records something for.
+_INDEXED = frozenset({ast.Call, ast.Assign, ast.AnnAssign, ast.With, ast.AsyncWith, ast.Import, ast.ImportFrom,
+                      ast.FunctionDef, ast.AsyncFunctionDef})
+
+
+def _child_nodes(node: ast.AST) -> list[ast.AST]:
+    """ast.iter_child_nodes, in the same order, as a list, without the leaves of _LEAF_FIELDS."""
+    read = _FIELD_READERS.get(type(node))
+    if read is None:
+        read = _FIELD_READERS[type(node)] = _field_reader(type(node))
+    children: list[ast.AST] = []
+    for value in read(node):
+        if type(value) is list:
+            children += [item for item in value if item is not None]  # dict keys, kw_defaults: None
+        elif isinstance(value, ast.AST):
+            children.append(value)
+    return children
+
+
+def _field_reader(kind: type):
+    """The fields of a node type that can hold nodes, all read in one call."""
+    names = [name for name in kind._fields if name not in _LEAF_FIELDS]
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        read_one = attrgetter(names[0])
+        return lambda node: (read_one(node),)
+    return lambda node: ()
 _BUILTIN_NAMES = frozenset({"open", "exec", "eval", "print"})

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import gc
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 from genaitrace_check.analyzer import Analyzer, Finding, suppressed
 from genaitrace_check.config import CheckConfig
 from genaitrace_check.project import Project, python_files
 
-PARALLEL_FROM = 150  # files; below this, starting workers costs more than it saves
+# From this many files the check runs in worker processes (one per job, so one with -j 1 too): a
+# worker's exit drops its millions of tree nodes at no cost, where this process's collector took
+# seconds to free them. Below it, starting a worker costs more than it saves.
+IN_WORKERS_FROM = 150
 
 
 def collect_files(paths: list[Path], config: CheckConfig) -> list[Path]:
@@ -38,9 +42,32 @@ def changed_files(root: Path, base: str) -> list[Path]:
     return sorted(root / name for name in names if (root / name).is_file())
 
 
-def _check_chunk(args) -> tuple[list[Finding], dict[tuple[str, int], str], list[str]]:
-    config, tree_paths, files = args
-    project = Project(config, tree_paths)
+def check_files(config: CheckConfig, tree_paths: list[Path], files: list[Path], jobs: int):
+    """Findings (sorted), the text of each finding's line, and files that could not be parsed."""
+    # The trees of a large check stay alive to the end (millions of nodes), and every automatic
+    # collection walks them all: with the collector on, three quarters of ast.parse's time was spent
+    # in it. Nothing here makes cyclic garbage that needs collecting before the check ends.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        if len(files) >= IN_WORKERS_FROM:
+            parts = _check_in_workers(config, tree_paths, _chunks(files, jobs))
+        else:
+            project = Project(config, tree_paths)
+            parts = [_check_modules(project, files)]
+    finally:
+        if collecting:
+            gc.enable()
+    findings, lines, unreadable = [], {}, []
+    for part_findings, part_lines, part_unreadable in parts:
+        findings += part_findings
+        lines.update(part_lines)
+        unreadable += part_unreadable
+    findings.sort(key=lambda f: (f.path, f.line, f.col, f.rule))
+    return findings, lines, sorted(unreadable)
+
+
+def _check_modules(project: Project, files: list[Path]):
     analyzer = Analyzer(project)
     findings, lines, unreadable = [], {}, []
     for path in files:
@@ -55,22 +82,66 @@ def _check_chunk(args) -> tuple[list[Finding], dict[tuple[str, int], str], list[
     return findings, lines, unreadable
 
 
-def check_files(config: CheckConfig, tree_paths: list[Path], files: list[Path], jobs: int):
-    """Findings (sorted), the text of each finding's line, and files that could not be parsed."""
-    if jobs > 1 and len(files) >= PARALLEL_FROM:
-        # Contiguous runs of the sorted paths: a package's modules stay in one worker, which parses
-        # the modules they import once (round-robin chunks made every worker parse most of the tree).
-        size = -(-len(files) // jobs)
-        chunks = [files[i:i + size] for i in range(0, len(files), size)]
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-        with context.Pool(jobs) as pool:
-            parts = pool.map(_check_chunk, [(config, tree_paths, chunk) for chunk in chunks])
-    else:
-        parts = [_check_chunk((config, tree_paths, files))]
-    findings, lines, unreadable = [], {}, []
-    for part_findings, part_lines, part_unreadable in parts:
-        findings += part_findings
-        lines.update(part_lines)
-        unreadable += part_unreadable
-    findings.sort(key=lambda f: (f.path, f.line, f.col, f.rule))
-    return findings, lines, sorted(unreadable)
+def _chunks(files: list[Path], jobs: int) -> list[list[Path]]:
+    """Contiguous runs of the sorted paths, of about equal size in bytes: a package's modules stay in one
+    worker, which parses the modules they import once (round-robin chunks made every worker parse most
+    of the tree), and one worker does not get all the large files."""
+    sizes = [_size(path) for path in files]
+    total = sum(sizes) or 1
+    chunks: list[list[Path]] = [[] for _ in range(jobs)]
+    done = 0
+    for path, size in zip(files, sizes):
+        chunks[min(jobs - 1, done * jobs // total)].append(path)
+        done += size
+    return [chunk for chunk in chunks if chunk]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _check_in_workers(config: CheckConfig, tree_paths: list[Path], chunks: list[list[Path]]):
+    """One process per chunk, in two steps: each parses its chunk and sends the summaries of its modules;
+    each then gets the others' summaries and checks its chunk. What crosses between processes is
+    names and findings, never trees (pickling a tree costs about what parsing it does)."""
+    import multiprocessing  # here: a check of one file does not pay for importing it
+
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    links = []
+    for chunk in chunks:
+        here, there = context.Pipe()
+        context.Process(target=_worker, args=(there, config, tree_paths, chunk), daemon=True).start()
+        there.close()
+        links.append(here)
+    summaries = [_receive(link) for link in links]
+    for index, link in enumerate(links):
+        link.send({path: summary for other, part in enumerate(summaries) if other != index
+                   for path, summary in part.items()})
+    return [_receive(link) for link in links]
+
+
+def _worker(link, config: CheckConfig, tree_paths: list[Path], files: list[Path]) -> None:
+    gc.disable()  # as in check_files (a spawned worker does not inherit it)
+    try:
+        project = Project(config, tree_paths)
+        link.send(("ok", {project.resolved_name(path): module.summary() if module else None
+                          for path in files for module in (project.module(path),)}))
+        project.summaries = link.recv()
+        link.send(("ok", _check_modules(project, files)))
+    except BaseException:
+        link.send(("error", traceback.format_exc()))
+    finally:
+        link.close()
+
+
+def _receive(link):
+    try:
+        status, payload = link.recv()
+    except EOFError:
+        raise RuntimeError("a worker process ended without its results") from None
+    if status != "ok":
+        raise RuntimeError(f"a worker process failed:\n{payload}")
+    return payload
