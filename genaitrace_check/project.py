@@ -187,6 +187,9 @@ class Project:
     def text(self, path: Path) -> str:
         if self._texts is not None and path in self._texts:
             return self._texts[path]
+        module = self._modules.get(path)
+        if module is not None:
+            return module.source  # read once: parsed first, searched later
         try:
             return path.read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -195,7 +198,7 @@ class Project:
     def texts_containing(self, needle: str) -> list[Path]:
         """Files of the tree whose text contains `needle` (a cheap filter before parsing). An
         identifier is a word of _IDENTIFIER's: the first few are searched for, and from then on
-        looked up in an index of the tree's words, built once (it costs as much as a few dozen
+        looked up in an index of the tree's words, built once (it costs as much as some twenty
         searches, and a check of one file makes only a few)."""
         if self._texts is None:
             self._texts = {path: self.text(path) for path in self.files}
@@ -463,7 +466,7 @@ class Project:
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-WORD_SEARCHES_BEFORE_INDEX = 8
+WORD_SEARCHES_BEFORE_INDEX = 4
 _WORD = re.compile(r"\w+")  # a word as the regex `\b` sees it (Unicode)
 _IMPORT_LINE = re.compile(r"^[ \t]*(?:from|import)[ \t]([^\n]*)", re.MULTILINE)  # what follows the keyword
 # Fields that never hold a node worth visiting: names, flags, and the shared singletons of contexts and
