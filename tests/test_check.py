@@ -249,3 +249,23 @@ def test_the_projects_own_instrumentation_and_demo_are_clean():
     result = subprocess.run([str(BIN / "genaitrace-check"), "instrumentation", "collector/demo.py"],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_worker_processes_find_exactly_what_one_process_finds(tmp_path, monkeypatch):
+    """A large tree is checked in worker processes that trade summaries of the modules they parsed
+    (re-exports, helpers); the corpus split across them must give the corpus's exact findings."""
+    from genaitrace_check import runner
+
+    project = tmp_path / "proj"
+    shutil.copytree(CORPUS, project)
+    filler = project / "b_filler"  # sorts between app/ and scripts/: the corpus is split across workers
+    filler.mkdir()
+    for number in range(runner.IN_WORKERS_FROM):
+        (filler / f"m{number:03}.py").write_text("".join(f"def f{i}():\n    return {i}\n" for i in range(40)))
+    expected = {(p, n, r) for p, n, r in marks(CORPUS)["expect"]}
+    for jobs in ("1", "2", "3"):
+        _, findings = run_json(str(project), "-j", jobs)
+        assert {(f["filename"], f["location"]["row"], f["code"]) for f in findings} == expected, jobs
+    in_workers = run_json(str(project), "-j", "2")[1]
+    monkeypatch.setattr(runner, "IN_WORKERS_FROM", 10**9)
+    assert run_json(str(project), "-j", "2")[1] == in_workers
