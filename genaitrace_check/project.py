@@ -50,7 +50,6 @@ class Module:
     imports: dict[str, str] = field(default_factory=dict)       # local name -> qualified name
     constants: dict[str, ast.expr] = field(default_factory=dict)  # module-level NAME = expr
     functions: dict[str, Function] = field(default_factory=dict)  # qualname -> Function
-    parents: dict[ast.AST, ast.AST] = field(default_factory=dict)
     call_index: dict[str, list] | None = None
     scopes: dict[int, "Function"] = field(default_factory=dict)  # id(def node) -> its Function
     callees: dict[int, str | None] = field(default_factory=dict)  # id(call) -> qualified callee
@@ -60,6 +59,20 @@ class Module:
 
     def summary(self) -> "Summary":
         return Summary(frozenset(self.functions), dict(self.imports))
+
+    @cached_property
+    def parents(self) -> dict[ast.AST, ast.AST]:
+        """Each node's parent (leaves aside: lookups go from calls upwards). Built on first use: only
+        the few modules whose calls' surroundings are looked at need it."""
+        parents = {}
+        stack: list[ast.AST] = [self.tree]
+        while stack:
+            node = stack.pop()
+            for child in _child_nodes(node):
+                if type(child) is not ast.Name and type(child) is not ast.Constant:
+                    parents[child] = node
+                    stack.append(child)
+        return parents
 
     @cached_property
     def lines(self) -> list[str]:
@@ -263,18 +276,16 @@ class Project:
         return module
 
     def _index(self, module: Module, is_package: bool) -> None:
-        """One pass over the module: parents, imports, every call and assignment with the function it
-        runs in, and each function's simple local bindings."""
+        """One pass over the module: imports, every call and assignment with the function it runs in,
+        and each function's simple local bindings."""
         imports: list[ast.Import | ast.ImportFrom] = []
         stack: list[tuple[ast.AST, Function | None]] = [(module.tree, None)]
-        parents = module.parents
         while stack:
             node, function = stack.pop()
             for child in _child_nodes(node):
                 kind = type(child)
                 if kind is ast.Name or kind is ast.Constant:
-                    continue  # the commonest nodes: leaves, and parents are only looked up from calls upwards
-                parents[child] = node
+                    continue  # the commonest nodes, and leaves
                 scope = function
                 if kind in _INDEXED:
                     if kind is ast.Call:
