@@ -107,7 +107,14 @@ case "${1:-}" in
     shift
     # The README's test command proves the interop: a missing peer fails (CI=true), never skips.
     export CI="${CI:-true}"
-    exec "$VENV/bin/python" -m pytest "$@"
+    if [ $# -gt 0 ]; then exec "$VENV/bin/python" -m pytest "$@"; fi
+    # The whole suite: most tests wait on the processes they start, so they run on one worker per
+    # core (one module per worker: its collector fixtures are shared); the tests marked `alone`
+    # measure how fast other clients are served, so they run afterwards, one at a time.
+    status=0
+    "$VENV/bin/python" -m pytest -n auto --dist loadfile -m "not alone" || status=$?
+    "$VENV/bin/python" -m pytest -m alone || status=$((status > 0 ? status : $?))
+    exit "$status"
     ;;
   *)
     echo "usage: $0 demo | test [pytest args]" >&2

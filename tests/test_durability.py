@@ -26,7 +26,8 @@ from support.harness import REPO, CollectorProcess
 from support.seed_data import shared_path
 from support.otlp_load import Tally, grpc_send, http_send, make_request, record, stored_counts, wait_stored
 
-pytestmark = pytest.mark.timeout(180)
+# `alone`: the assertions measure how fast others are served (pyproject.toml's markers)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.alone]
 
 FAST_RETRY = """
     retry_on_failure:

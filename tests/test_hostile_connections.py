@@ -25,7 +25,8 @@ from support.harness import CONFIG_TEMPLATE, CollectorProcess
 from support.hostile_clients import EXPORT, PB, NormalClient, latency_budget
 from support.otlp_load import make_request
 
-pytestmark = pytest.mark.timeout(180)
+# `alone`: the assertions measure how fast others are served (pyproject.toml's markers)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.alone]
 READ_HEADER_TIMEOUT, READ_TIMEOUT, GRPC_READ_TIMEOUT = 3.0, 5.0, 2.0
 HTTP_MAX_CONNECTIONS, GRPC_MAX_CONNECTIONS = 600, 100
 FIGURES = Path(__file__).resolve().parent.parent / ".pytest_cache" / "hostile_connections.json"

@@ -19,7 +19,8 @@ from collector.memory import process_tree, proportional_bytes, resident_bytes
 from support.harness import REPO, CollectorProcess
 from support.otlp_load import make_request
 
-pytestmark = pytest.mark.timeout(300)
+# `alone`: the assertions measure how fast others are served (pyproject.toml's markers)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.alone]
 
 MIB = 1024 * 1024
 FIGURES = REPO / ".pytest_cache" / "memory_limiter.json"

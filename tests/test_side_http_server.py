@@ -16,7 +16,8 @@ import pytest
 from collector.httpserver import RateLimitedLog, ServerLimits, start_http_server, stop_http_server
 from support.harness import CollectorProcess, free_port
 
-pytestmark = pytest.mark.timeout(120)
+# `alone`: the assertions measure how fast others are served (pyproject.toml's markers)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]
 
 
 def _ok(method, path, headers, body):

@@ -22,7 +22,8 @@ import pytest
 from support.harness import CONFIG_TEMPLATE, SQL_RESULT_LIMITS, CollectorProcess
 from support.otlp_load import make_request
 
-pytestmark = pytest.mark.timeout(300)
+# `alone`: the assertions measure how fast others are served (pyproject.toml's markers)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.alone]
 
 ADMIN, ACME, GLOBEX = "admin-" + uuid.uuid4().hex, "acme-" + uuid.uuid4().hex, "globex-" + uuid.uuid4().hex
 CANARY_FILE_TEXT = "CANARYFILE" + uuid.uuid4().hex

@@ -1,21 +1,16 @@
-"""One fake LLM server, one collector process and one OTLP tee for the whole app matrix."""
+"""One collector process for the whole app matrix (each run brings its own fake LLM and tee)."""
 
 from __future__ import annotations
 
 import pytest
 
-from apps.harness import AppEnvironment, TeeReceiver
+from apps.harness import AppEnvironment
 
 
 @pytest.fixture(scope="session")
 def app_environment(tmp_path_factory):
     from support.harness import CollectorProcess  # tests/support/harness.py
-    from instrumentation.fakellm import FakeLLMServer
 
     tmp = tmp_path_factory.mktemp("apps")
-    with FakeLLMServer() as fake, CollectorProcess(tmp / "collector") as collector:
-        tee = TeeReceiver(collector.http_url).start()
-        try:
-            yield AppEnvironment(fake=fake, collector=collector, tee=tee, tmp=tmp)
-        finally:
-            tee.stop()
+    with CollectorProcess(tmp / "collector") as collector:
+        yield AppEnvironment(collector=collector, tmp=tmp)

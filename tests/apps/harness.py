@@ -3,7 +3,8 @@
     run = run_app(env, "litellm_sync.py")      # env: the session's AppEnvironment (conftest.py)
     run.check(requests=3, llm_calls=3)         # every assertion below, or call them one by one
 
-Each app runs as a subprocess twice against the same fake LLM server (reset before each run):
+Each app runs as a subprocess twice, side by side, each run against its own fake LLM server and in
+its own working directory:
 
 1. uninstrumented: ``python app.py``;
 2. instrumented, with environment variables only, exactly the README's:
@@ -121,11 +122,9 @@ def exported_spans(bodies: list[bytes]) -> int:
 # ----------------------------------------------------------------------------- environment + runs
 @dataclass
 class AppEnvironment:
-    """What every app run shares: the fake LLM server, the collector and the tee in front of it."""
+    """What every app run shares: the collector process (each run has its own fake LLM and tee)."""
 
-    fake: object          # instrumentation.fakellm.FakeLLMServer
     collector: object     # tests/support/harness.py CollectorProcess
-    tee: TeeReceiver
     tmp: Path
 
 
@@ -248,39 +247,69 @@ def _around(data: bytes, marker: bytes, width: int = 120) -> str:
     return data[max(0, at - width): at + width].decode("utf-8", "replace")
 
 
-def _run(cmd: list[str], env: dict, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def _start(cmd: list[str], env: dict, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen, timeout: float) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def run_app(environment: AppEnvironment, app: str, *args: str, timeout: float = 240,
             env: dict | None = None, settle_s: float = 1.0) -> AppRun:
-    """Run ``tests/apps/programs/<app>`` bare then under opentelemetry-instrument; collect what it exported."""
+    """Run ``tests/apps/programs/<app>`` bare and under opentelemetry-instrument; collect what it exported.
+
+    The two runs go side by side, each against its own fake LLM server, so that what the provider
+    received is the instrumented run's alone; the OTLP tee is the run's own too.
+    """
+    from instrumentation.fakellm import FakeLLMServer
+
     path = str(APPS_DIR / "programs" / app)
-    fake, collector, tee = environment.fake, environment.collector, environment.tee
     service = f"app-{Path(app).stem}-{uuid.uuid4().hex[:8]}"
-    cwd = environment.tmp
-    fake.reset()
-    bare = _run([sys.executable, path, *args], app_env(fake, **(env or {})), cwd, timeout)
-    fake.reset()
-    tee.take()
-    instrumented_env = app_env(fake, **(env or {}), OTEL_SERVICE_NAME=service,
-                               OTEL_EXPORTER_OTLP_ENDPOINT=tee.endpoint,
-                               OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace")
-    instrumented = _run([OTEL_INSTRUMENT, sys.executable, path, *args], instrumented_env, cwd, timeout)
-    provider_requests = fake.requests
-    # Children (fork, spawn) may still be exporting for a moment after the parent exits.
-    time.sleep(settle_s)
-    raw = tee.take()
+    bare_cwd, cwd = environment.tmp / f"{service}-bare", environment.tmp / service
+    bare_cwd.mkdir()
+    cwd.mkdir()
+    with FakeLLMServer() as bare_fake, FakeLLMServer() as fake:
+        tee = TeeReceiver(environment.collector.http_url).start()
+        try:
+            bare_process = _start([sys.executable, path, *args], app_env(bare_fake, **(env or {})), bare_cwd)
+            instrumented_env = app_env(fake, **(env or {}), OTEL_SERVICE_NAME=service,
+                                       OTEL_EXPORTER_OTLP_ENDPOINT=tee.endpoint,
+                                       OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace")
+            try:
+                instrumented = _finish(_start([OTEL_INSTRUMENT, sys.executable, path, *args],
+                                              instrumented_env, cwd), timeout)
+            finally:
+                bare = _finish(bare_process, timeout)
+            provider_requests = fake.requests
+            # Children (fork, spawn) may still be exporting for a moment after the parent exits.
+            time.sleep(settle_s)
+            raw = tee.take()
+        finally:
+            tee.stop()
+    return AppRun(app, service, bare, instrumented, raw, _stored_spans(environment.collector, service, raw),
+                  provider_requests)
+
+
+def _stored_spans(collector, service: str, raw: list[bytes]) -> list[dict]:
+    """The run's rows in the collector's store, once every span the app exported has arrived."""
     expected = exported_spans(raw)
+    if not expected:
+        return []
     where = f"WHERE ServiceName = '{service}'"  # our own name: letters, digits, dashes
-    if expected:
-        collector.wait_for_rows(f"SELECT count() AS n FROM otel.otel_traces {where}",
-                                lambda r: r[0]["n"] >= expected, timeout=60)
-    spans = collector.query(f"SELECT {SPAN_COLUMNS} FROM otel.otel_traces {where}") if expected else []
+    collector.wait_for_rows(f"SELECT count() AS n FROM otel.otel_traces {where}",
+                            lambda r: r[0]["n"] >= expected, timeout=60)
+    spans = collector.query(f"SELECT {SPAN_COLUMNS} FROM otel.otel_traces {where}")
     for s in spans:
         s["SpanAttributes"] = _as_dict(s["SpanAttributes"])
         s["ResourceAttributes"] = _as_dict(s["ResourceAttributes"])
-    return AppRun(app, service, bare, instrumented, raw, spans, provider_requests)
+    return spans
 
 
 def _as_dict(value) -> dict:
