@@ -1,5 +1,6 @@
 """A Starlette/ASGI service under uvicorn, wrapped as the README says, calling LiteLLM per request;
-a client sends three requests, then stops the service with SIGTERM (as an orchestrator does)."""
+a client sends three requests, then stops the service with SIGTERM (as an orchestrator does) or,
+with the argument ``INT``, with SIGINT (Ctrl-C in a terminal)."""
 import os
 import signal
 import socket
@@ -35,7 +36,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def main() -> None:
+def main(stop: signal.Signals) -> None:
     import httpx
 
     port = free_port()
@@ -50,7 +51,7 @@ def main() -> None:
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
         for q in ("one", "two", "three"):
             print(q, "->", client.post("/ask", json={"q": q}).json()["answer"])
-    server.send_signal(signal.SIGTERM)
+    server.send_signal(stop)
     print("server exit:", server.wait(120))
 
 
@@ -58,4 +59,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         serve(int(sys.argv[2]))
     else:
-        main()
+        main(signal.Signals["SIG" + (sys.argv[1] if len(sys.argv) > 1 else "TERM")])
