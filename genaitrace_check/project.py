@@ -10,9 +10,9 @@ from __future__ import annotations
 import ast
 import os
 import re
-from operator import attrgetter
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 
 from genaitrace_check.config import CheckConfig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from genaitrace_check.analyzer import Analyzer, Finding, suppressed
 from genaitrace_check.config import CheckConfig
-from genaitrace_check.project import Project, python_files
+from genaitrace_check.project import Project, Summary, python_files
 
 # From this many files the check runs in worker processes (one per job, so one with -j 1 too): a
 # worker's exit drops its millions of tree nodes at no cost, where this process's collector took
@@ -110,31 +111,50 @@ def _check_in_workers(config: CheckConfig, tree_paths: list[Path], chunks: list[
     import multiprocessing  # here: a check of one file does not pay for importing it
 
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    links = []
-    for chunk in chunks:
-        here, there = context.Pipe()
-        context.Process(target=_worker, args=(there, config, tree_paths, chunk), daemon=True).start()
-        there.close()
-        links.append(here)
-    summaries = [_receive(link) for link in links]
-    for index, link in enumerate(links):
-        link.send({path: summary for other, part in enumerate(summaries) if other != index
-                   for path, summary in part.items()})
-    return [_receive(link) for link in links]
+    processes, links = [], []
+    try:
+        for chunk in chunks:
+            here, there = context.Pipe()
+            process = context.Process(target=_worker, args=(there, config, tree_paths, chunk), daemon=True)
+            process.start()
+            there.close()
+            processes.append(process)
+            links.append(here)
+        summaries = [_receive(link) for link in links]
+        for index, link in enumerate(links):
+            link.send({path: summary for other, part in enumerate(summaries) if other != index
+                       for path, summary in part.items()})
+        return [_receive(link) for link in links]
+    finally:
+        for link in links:
+            link.close()
+        for process in processes:
+            process.join(timeout=5)  # done already after a success; after a failure, the others stop
+            if process.is_alive():
+                process.terminate()
 
 
 def _worker(link, config: CheckConfig, tree_paths: list[Path], files: list[Path]) -> None:
     gc.disable()  # as in check_files (a spawned worker does not inherit it)
     try:
         project = Project(config, tree_paths)
-        link.send(("ok", {project.resolved_name(path): module.summary() if module else None
-                          for path in files for module in (project.module(path),)}))
+        link.send(("ok", _summaries(project, files)))
         project.summaries = link.recv()
         link.send(("ok", _check_modules(project, files)))
-    except BaseException:
-        link.send(("error", traceback.format_exc()))
+    except Exception:
+        with contextlib.suppress(OSError):  # the parent may be gone already
+            link.send(("error", traceback.format_exc()))
     finally:
         link.close()
+
+
+def _summaries(project: Project, files: list[Path]) -> dict[str, Summary | None]:
+    """Parses the chunk (its modules stay for the check) and sums each module up for the other workers."""
+    summaries = {}
+    for path in files:
+        module = project.module(path)
+        summaries[project.resolved_name(path)] = module.summary() if module is not None else None
+    return summaries
 
 
 def _receive(link):
