@@ -104,9 +104,21 @@ def _requirements(dist) -> list[str]:
     return found
 
 
+# Libraries whose instrumentor imports more of the library than the app's own import does: the hook
+# waits for a module the app imports only when it starts using the library. chromadb's instrumentor
+# imports chromadb.api.segment (the local server's API, ~0.1 s) although `import chromadb` does not
+# (crewai imports chromadb at start-up and most crews never make a client); every chromadb client is
+# made through one of these implementations, and a Collection, what the instrumentor wraps, only
+# comes from a client.
+_FIRST_USE_MODULES = {
+    "chromadb": ["chromadb.api.async_fastapi", "chromadb.api.fastapi", "chromadb.api.rust", "chromadb.api.segment"],
+}
+
+
 def instrumented_modules(entry_point) -> list[str] | None:
-    """Top-level modules whose import should load this instrumentor (its ``instruments`` extra);
-    None when it names libraries and none of them is installed."""
+    """Modules whose import should load this instrumentor: the top-level modules of its
+    ``instruments`` extra (or those in ``_FIRST_USE_MODULES``); None when it names libraries and
+    none of them is installed."""
     dist = getattr(entry_point, "dist", None)
     wanted = []
     for requirement in _requirements(dist):
@@ -119,7 +131,7 @@ def instrumented_modules(entry_point) -> list[str] | None:
         return None
     if not modules and _importable(entry_point.name):
         modules = [entry_point.name]  # stdlib instrumentors (asyncio, logging) name their module
-    return sorted(set(modules))
+    return sorted({first_use for m in modules for first_use in _FIRST_USE_MODULES.get(m, [m])})
 
 
 # --------------------------------------------------------------------------- dependency checks, deferred

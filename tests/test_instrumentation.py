@@ -451,7 +451,29 @@ def test_distro_defers_instrumentors_to_their_library_import():
               "chromadb" in sys.modules, "lancedb" in sys.modules)
     """)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["['chromadb']", "['asyncio']", "False", "False"]
+    chromadb_clients = "['chromadb.api.async_fastapi', 'chromadb.api.fastapi', 'chromadb.api.rust', 'chromadb.api.segment']"
+    assert r.stdout.strip().split("] ") == [chromadb_clients[:-1], "['asyncio'", "False False"]
+
+
+def test_chromadb_instrumentor_waits_for_the_first_client(tmp_path):
+    """`import chromadb` (crewai does it at start-up) imports nothing more under opentelemetry-instrument;
+    the instrumentor is loaded when the app makes its first client, before any collection exists."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    prog = tmp_path / "chroma.py"
+    prog.write_text(
+        "import sys, json\nimport chromadb\n"
+        "at_import = sorted(m for m in ('chromadb.api.segment', 'opentelemetry.instrumentation.chromadb') if m in sys.modules)\n"
+        "client = chromadb.EphemeralClient()\n"
+        "print(json.dumps([at_import, hasattr(chromadb.Collection.add, '__wrapped__')]))\n")
+    env = child_env(OTEL_SERVICE_NAME="chroma", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+                    OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace", ANONYMIZED_TELEMETRY="False")
+    r = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(prog)],
+                       env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [[], True]
 
 
 def test_empty_program_under_opentelemetry_instrument_imports_no_library(tmp_path):
