@@ -3,8 +3,9 @@
 #   ./run.sh demo   set up everything, start the collector on the embedded store, run the sample
 #                   multi-agent workload through it, print what it stored and one trace tree
 #   ./run.sh test   set up everything (including Debian's prometheus for promtool), run the tests
-# Set-up is idempotent: a venv in .venv, installed from the committed lock with uv, and the native
-# module (collector/native, Rust) built with maturin into the venv when its sources changed.
+# Set-up is idempotent: a venv in .venv, installed from the committed lock with uv, then the project
+# in editable mode, whose maturin build compiles the native module (collector/native, Rust) when its
+# sources changed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,7 +21,28 @@ setup_python() {
   fi
   # The lock pins every package; `sync` makes the venv match it exactly (fast when nothing changed).
   "$VENV/bin/uv" pip sync --quiet --python "$VENV/bin/python" requirements/all.lock
-  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
+  # The project, editable: its build (maturin) also compiles the collector's native module into
+  # collector/native/ (gitignored; the build cache is collector/native/target/). uv reuses its
+  # cached build until pyproject.toml or the crate's sources change (pyproject's cache-keys).
+  require_rust
+  local rebuild=()
+  if ! compgen -G "collector/native/genaitrace_native.*.so" >/dev/null; then
+    rebuild=(--refresh-package genaitrace)  # a cached build would not put the module back
+  fi
+  nice -n 10 "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps "${rebuild[@]}" -e .
+}
+
+# The native module needs Rust >= 1.85 and cargo (rustup's here); without them, say so and stop.
+require_rust() {
+  if [ -d "$HOME/.cargo/bin" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+  local rust
+  rust=$(rustc --version 2>/dev/null | awk '{print $2}') || true
+  if [ -z "$rust" ] || [ "$(printf '%s\n' 1.85.0 "$rust" | sort -V | head -1)" != 1.85.0 ]; then
+    echo "run.sh: collector/native needs Rust >= 1.85 and cargo (found: ${rust:-none}). Install a" \
+         "toolchain with rustup (https://rustup.rs) or a distribution's rustc and cargo >= 1.85, then" \
+         "run ./run.sh again." >&2
+    exit 1
+  fi
 }
 
 apt_install() {
@@ -33,30 +55,6 @@ apt_install() {
 setup_promtool() {
   if command -v promtool >/dev/null 2>&1; then return; fi
   apt_install prometheus
-}
-
-# The collector's native module in Rust (collector/native): a wheel built with maturin (the crate's
-# pyproject.toml; pyo3 and prost from crates.io, compiled in the crate's target/, gitignored) when its
-# sources changed, then installed into the venv like any other wheel (after `uv pip sync`, which
-# removes what the lock does not list). Building needs Rust >= 1.85 (rustup's cargo here).
-setup_native() {
-  local dir=collector/native wheels=collector/native/target/dist wheel
-  wheel=$(ls -t "$wheels"/genaitrace_native-*.whl 2>/dev/null | head -1) || true
-  if [ -z "$wheel" ] || [ -n "$(find "$dir/src" "$dir/Cargo.toml" "$dir/Cargo.lock" "$dir/pyproject.toml" -newer "$wheel")" ]; then
-    if [ -d "$HOME/.cargo/bin" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
-    local rust
-    rust=$(rustc --version 2>/dev/null | awk '{print $2}') || true
-    if [ -z "$rust" ] || [ "$(printf '%s\n' 1.85.0 "$rust" | sort -V | head -1)" != 1.85.0 ]; then
-      echo "run.sh: collector/native needs Rust >= 1.85 and cargo (found: ${rust:-none}). Install a" \
-           "toolchain with rustup (https://rustup.rs) or a distribution's rustc and cargo >= 1.85, then" \
-           "run ./run.sh again." >&2
-      exit 1
-    fi
-    rm -f "$wheels"/genaitrace_native-*.whl
-    nice -n 10 "$VENV/bin/uv" build --quiet --wheel --out-dir "$wheels" "$dir"
-    wheel=$(ls -t "$wheels"/genaitrace_native-*.whl | head -1)
-  fi
-  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --reinstall-package genaitrace-native "$wheel"
 }
 
 # Interop peers for tests/interop, built once per machine into .cache/interop (gitignored) and
@@ -95,13 +93,11 @@ export CREWAI_DISABLE_TELEMETRY=true CREWAI_DISABLE_TRACKING=true \
 case "${1:-}" in
   demo)
     setup_python
-    setup_native
     shift
     exec "$VENV/bin/genaitrace" demo "$@"
     ;;
   test)
     setup_python
-    setup_native
     setup_promtool
     setup_interop
     shift

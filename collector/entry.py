@@ -17,7 +17,7 @@ def main() -> None:
         collector_main()
     except ImportError as exc:
         # A missing install step (the native module) is the user's to fix: one line, no traceback.
-        if exc.name != "genaitrace_native":  # ImportError's own attribute: no import of collector.native here
+        if exc.name != "collector.native.genaitrace_native":  # ImportError's own attribute: no import of collector.native here
             raise
         print(f"genaitrace: error: {exc}", file=sys.stderr)
         sys.exit(2)

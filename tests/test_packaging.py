@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# Where rustup, cargo and uv keep their toolchains and caches, read at import (test collection),
+# before tests/conftest.py points HOME at a temp dir.
+BUILD_HOMES = {"RUSTUP_HOME": os.environ.get("RUSTUP_HOME") or str(Path.home() / ".rustup"),
+               "CARGO_HOME": os.environ.get("CARGO_HOME") or str(Path.home() / ".cargo"),
+               "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR") or str(Path.home() / ".cache" / "uv")}
 APP_ONLY = ("crewai", "litellm", "traceloop", "openinference", "opentelemetry.instrumentation")
 
 IMPORT_EVERYTHING = r"""
@@ -55,15 +62,24 @@ def test_locks_pin_what_pyproject_declares_and_collector_lock_is_lean():
     assert not any(n in collector_lock for n in ("crewai", "litellm", "traceloop-sdk"))
 
 
-def test_package_data_globs_ship_files_that_exist():
-    """Each `[tool.setuptools.package-data]` pattern matches files (a pattern matching nothing ships
-    nothing, silently), and the DDL templates the schema reads are all among them."""
-    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    shipped = set()
-    for package, patterns in package_data.items():
-        for pattern in patterns:
-            matched = sorted((REPO / package.replace(".", "/")).glob(pattern))
-            assert matched, f"package-data {package}: {pattern} matches no file"
-            shipped |= {path.relative_to(REPO).as_posix() for path in matched}
-    ddl_files = {path.relative_to(REPO).as_posix() for path in (REPO / "collector" / "storage" / "sql").glob("*.sql")}
-    assert {"collector/storage/sql/traces_table.sql", "collector/storage/sql/logs_table.sql"} <= ddl_files <= shipped
+def test_pip_install_builds_one_wheel_with_the_native_module_and_the_data_files(tmp_path):
+    """`pip install .` builds the package like any extension: one wheel (maturin) holding the native
+    module, every Python package, the DDL templates the schema reads and the price table; not the
+    crate's sources or its build cache. (The crate is compiled already by the editable install, so
+    this packs the same build.)"""
+    uv = Path(sys.executable).parent / "uv"
+    built = subprocess.run([str(uv), "build", "--wheel", "--out-dir", str(tmp_path), str(REPO)],
+                           env={**os.environ, **BUILD_HOMES}, capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = tmp_path.glob("genaitrace-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert any(re.fullmatch(r"collector/native/genaitrace_native\.cpython-\d+-.*\.so", n) for n in names), names
+    needed = [p.relative_to(REPO).as_posix() for pattern in ("collector/storage/sql/*.sql", "processors/data/*.json")
+              for p in REPO.glob(pattern)]
+    assert "collector/storage/sql/traces_table.sql" in needed and "processors/data/model_prices.json" in needed
+    assert set(needed) <= names, set(needed) - names
+    for package in ("collector", "processors", "instrumentation", "semconv", "genaitrace_check"):
+        assert f"{package}/__init__.py" in names, package
+    assert not [n for n in names if n.endswith(".rs") or "/target/" in n or "__pycache__" in n]
+    entry_points = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info/entry_points.txt")
+    assert b"genaitrace=collector.entry:main" in entry_points and b"genaitrace=instrumentation.distro:GenAIDistro" in entry_points

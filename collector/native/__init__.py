@@ -1,8 +1,8 @@
 """The collector's native module (Rust: `collector/native/src`, pyo3 + prost), the one
 implementation of the wire-level stages: the Python side only wraps what they return.
 
-Built and installed into the venv like any extension by `./run.sh` (`uv pip install
-./collector/native`, maturin); it is the module `genaitrace_native`, used only through here.
+Built by the package's own build (maturin, `pip install .` or `./run.sh`'s editable install) into
+`collector/native/genaitrace_native.*.so`, like any extension; it is used only through here.
 This package imports nothing of the project: what the Rust side needs from Python (the JSON
 rendering of nested values, base64 of bytes values, the column order) is passed in by the caller.
 
@@ -27,11 +27,11 @@ class NativeModuleMissing(ImportError):
 
 
 try:
-    from genaitrace_native import apply_patches, arrow_columns, genai_rows, scan
+    from collector.native.genaitrace_native import apply_patches, arrow_columns, genai_rows, scan
 except ImportError as exc:
     raise NativeModuleMissing(
-        "the collector's native module (genaitrace_native) is not installed: run ./run.sh, or "
-        "`uv pip install ./collector/native` (needs Rust >= 1.85, e.g. rustup's cargo)",
-        name="genaitrace_native") from exc
+        "the collector's native module (collector.native.genaitrace_native) is not built: run ./run.sh, "
+        "or `pip install .` (needs Rust >= 1.85 and cargo, e.g. rustup's)",
+        name="collector.native.genaitrace_native") from exc
 
 __all__ = ["NativeModuleMissing", "apply_patches", "arrow_columns", "genai_rows", "scan"]

@@ -1,5 +1,6 @@
-//! Native paths for the collector's OTLP trace handling: the module `genaitrace_native`, used
-//! through `collector.native`.
+//! Native paths for the collector's OTLP trace handling: the extension module
+//! `collector.native.genaitrace_native` (built by the package's maturin build), used through
+//! `collector.native`.
 //!
 //! * `arrow_columns`: an ExportTraceServiceRequest -> the raw Arrow buffers of the `otel_traces`
 //!   table (`collector.storage.columns.ARROW_SCHEMA`). The Python glue wraps the buffers zero-copy.
