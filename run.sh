@@ -19,17 +19,18 @@ setup_python() {
   if [ ! -x "$VENV/bin/uv" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
   fi
-  # The lock pins every package; `sync` makes the venv match it exactly (fast when nothing changed).
-  "$VENV/bin/uv" pip sync --quiet --python "$VENV/bin/python" requirements/all.lock
-  # The project, editable: its build (maturin) also compiles the collector's native module into
-  # collector/native/ (gitignored; the build cache is collector/native/target/). uv reuses its
-  # cached build until pyproject.toml or the crate's sources change (pyproject's cache-keys).
+  # The lock pins every package, and the project itself goes in editable: `sync` makes the venv
+  # match that exactly (fast when nothing changed). The project's build (maturin) also compiles the
+  # collector's native module into collector/native/ (gitignored; cargo's cache is
+  # collector/native/target/); uv builds it again only when pyproject.toml or the crate's sources
+  # changed (pyproject's cache-keys), or when the module is missing.
   require_rust
   local rebuild=()
   if ! compgen -G "collector/native/genaitrace_native.*.so" >/dev/null; then
-    rebuild=(--refresh-package genaitrace)  # a cached build would not put the module back
+    rebuild=(--reinstall-package genaitrace)
   fi
-  nice -n 10 "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps "${rebuild[@]}" -e .
+  nice -n 10 "$VENV/bin/uv" pip sync --quiet --python "$VENV/bin/python" "${rebuild[@]}" requirements/all.lock \
+    <(echo "-e .")
 }
 
 # The native module needs Rust >= 1.85 and cargo (rustup's here); without them, say so and stop.
