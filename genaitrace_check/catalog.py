@@ -50,8 +50,42 @@ SDK_CLIENTS = {
 # boto3 clients are only LLM clients for these services.
 BOTO3_LLM_SERVICES = ("bedrock-runtime", "bedrock-agent-runtime", "sagemaker-runtime")
 
-# Libraries the project's distro instruments by default (instrumentation/bootstrap.py).
+# Libraries the project's distro instruments by default (instrumentation/bootstrap.py): what the
+# check assumes of a project that declares no instrumentor of its own.
 DEFAULT_INSTRUMENTED = ("litellm", "openai", "anthropic", "crewai", "threading", "requests", "httpx")
+
+# Instrumentor distributions -> the libraries (SDK_CLIENTS' keys, litellm, crewai) whose calls they
+# trace, read from each one's `instruments` requirement. A project that declares any of them is
+# checked against what it declares. traceloop-sdk installs its whole set; genaitrace[app] installs
+# traceloop-sdk and openinference's LiteLLM instrumentor, and its distro loads them all.
+_TRACELOOP_SDK = ("openai", "anthropic", "cohere", "mistralai", "groq", "google.genai", "together", "boto3",
+                  "ollama", "crewai", "litellm")
+INSTRUMENTOR_DISTRIBUTIONS = {
+    "opentelemetry-instrumentation-openai": ("openai",),
+    "opentelemetry-instrumentation-openai-v2": ("openai",),
+    "openinference-instrumentation-openai": ("openai",),
+    "opentelemetry-instrumentation-anthropic": ("anthropic",),
+    "openinference-instrumentation-anthropic": ("anthropic",),
+    "opentelemetry-instrumentation-cohere": ("cohere",),
+    "opentelemetry-instrumentation-mistralai": ("mistralai",),
+    "openinference-instrumentation-mistralai": ("mistralai",),
+    "opentelemetry-instrumentation-groq": ("groq",),
+    "openinference-instrumentation-groq": ("groq",),
+    "opentelemetry-instrumentation-google-generativeai": ("google.genai",),  # it instruments google-genai
+    "opentelemetry-instrumentation-google-genai": ("google.genai",),
+    "openinference-instrumentation-google-genai": ("google.genai",),
+    "opentelemetry-instrumentation-together": ("together",),
+    "opentelemetry-instrumentation-bedrock": ("boto3",),
+    "openinference-instrumentation-bedrock": ("boto3",),
+    "opentelemetry-instrumentation-botocore": ("boto3",),  # its bedrock-runtime extension
+    "opentelemetry-instrumentation-ollama": ("ollama",),
+    "opentelemetry-instrumentation-litellm": ("litellm",),
+    "openinference-instrumentation-litellm": ("litellm",),
+    "opentelemetry-instrumentation-crewai": ("crewai",),
+    "openinference-instrumentation-crewai": ("crewai",),
+    "traceloop-sdk": _TRACELOOP_SDK,
+    "genaitrace[app]": _TRACELOOP_SDK,
+}
 
 # LLM calls and agent runs: the work whose cost must be attributed to a tenant.
 LLM_CALLS = (

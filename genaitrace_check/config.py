@@ -6,6 +6,7 @@
     per-file-ignores = {"scripts/*" = ["GT102"]}
     exclude = ["migrations"]               # added to the defaults (.venv, build, ...)
     instrumented = ["litellm", "openai", "anthropic", "crewai", "cohere"]   # SDKs with an instrumentor
+                                           # (default: what the project's dependencies instrument)
     disabled-instrumentations = []         # as OTEL_PYTHON_DISABLED_INSTRUMENTATIONS in deployment
     capture-allowed = ["examples/debug_*.py"]
     allow-tracing-overrides = ["tests/*", "conftest.py"]
@@ -16,11 +17,12 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genaitrace_check.catalog import DEFAULT_INSTRUMENTED
+from genaitrace_check.catalog import DEFAULT_INSTRUMENTED, INSTRUMENTOR_DISTRIBUTIONS
 from genaitrace_check.rules import RULES
 
 DEFAULT_EXCLUDE = (".git", ".venv", "venv", ".tox", ".nox", "build", "dist", "node_modules", "__pycache__",
@@ -101,12 +103,53 @@ def load_config(root: Path, select: list[str] | None = None, ignore: list[str] |
             raise ConfigError(f"{pyproject}: {exc}") from exc
         table = data.get("tool", {}).get("genaitrace", {}).get("check", {})
         config.scripts = {k: v for k, v in data.get("project", {}).get("scripts", {}).items() if isinstance(v, str)}
+    else:
+        data = {}
+    declared = instrumented_by(declared_requirements(root, data))
+    if declared:
+        config.instrumented = declared
     _apply(config, table)
     if select:
         config.select = _rule_ids(select, "--select")
     if ignore:
         config.select -= _rule_ids(ignore, "--ignore")
     return config
+
+
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?")
+REQUIREMENT_FILES = ("requirements*.txt", "requirements*.in", "requirements/*.txt", "requirements/*.in")
+
+
+def declared_requirements(root: Path, pyproject: dict) -> list[str]:
+    """The project's dependency specifiers: pyproject's dependencies, optional dependencies and
+    dependency groups, and its requirements files (only their requirement lines)."""
+    project = pyproject.get("project", {})
+    found = list(project.get("dependencies", []))
+    for group in (*project.get("optional-dependencies", {}).values(), *pyproject.get("dependency-groups", {}).values()):
+        found += [item for item in group if isinstance(item, str)]
+    for pattern in REQUIREMENT_FILES:
+        for path in sorted(root.glob(pattern)):
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            found += [line for line in lines if line.strip() and not line.lstrip().startswith(("#", "-"))]
+    return found
+
+
+def instrumented_by(requirements: list[str]) -> set[str]:
+    """The libraries the declared instrumentors trace (empty when the project declares none)."""
+    covered: set[str] = set()
+    for requirement in requirements:
+        match = _REQUIREMENT.match(requirement) if isinstance(requirement, str) else None
+        if not match:
+            continue
+        name = re.sub(r"[-_.]+", "-", match.group(1)).lower()  # PEP 503 normalisation
+        extras = {e.strip().lower() for e in (match.group(2) or "[]")[1:-1].split(",") if e.strip()}
+        keys = [name] + [f"{name}[{extra}]" for extra in extras]
+        for key in keys:
+            covered |= set(INSTRUMENTOR_DISTRIBUTIONS.get(key, ()))
+    return covered
 
 
 def _apply(config: CheckConfig, table: dict) -> None:

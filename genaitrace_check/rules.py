@@ -25,7 +25,12 @@ model, no tokens, no cost, no error in the trace. At best the HTTP instrumentati
 
 Flagged: an HTTP call whose URL (a literal, an f-string, a concatenation or a module constant) names
 a provider host (api.openai.com, api.anthropic.com, ...); a client constructor of an SDK that is not
-in `instrumented` (default: litellm, openai, anthropic, crewai, plus threading, requests, httpx).
+in `instrumented`. By default that list follows the instrumentors the project declares (pyproject's
+dependencies, optional dependencies and dependency groups, requirements*.txt): e.g.
+opentelemetry-instrumentation-bedrock covers boto3's bedrock-runtime clients, traceloop-sdk and
+genaitrace[app] cover openai, anthropic, cohere, mistralai, groq, google.genai, together, boto3,
+ollama; a project that declares none is checked against the genaitrace distro's defaults (litellm,
+openai, anthropic, crewai, plus threading, requests, httpx).
 boto3 clients count only for bedrock-runtime and sagemaker-runtime.
 
 Not flagged: the same hosts through litellm or an instrumented SDK; URLs of other hosts; a client

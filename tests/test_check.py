@@ -147,6 +147,49 @@ def test_process_launchers_are_flagged_when_the_process_instrumentation_is_disab
     assert set(default) < set(disabled)  # Pool.map and _thread are flagged either way
 
 
+SDK_CLIENTS_APP = """import anthropic
+import boto3
+import cohere
+import openai
+
+bedrock = boto3.client("bedrock-runtime")
+claude = anthropic.Anthropic()
+command = cohere.ClientV2()
+gpt = openai.OpenAI()
+"""
+
+
+@pytest.mark.parametrize("declared, flagged", [
+    # nothing declared: the genaitrace distro's defaults (openai and anthropic instrumented)
+    ("[project]\nname = 'x'\nversion = '0'\n", ["boto3", "cohere"]),
+    # exactly the instrumentors the project declares, from its dependencies...
+    ("[project]\nname = 'x'\nversion = '0'\ndependencies = ['openai>=1', 'opentelemetry-instrumentation-bedrock==0.62.4']\n",
+     ["anthropic", "cohere", "openai"]),
+    # ...its optional dependencies and dependency groups (PEP 503 names, extras)
+    ("[project]\nname = 'x'\nversion = '0'\n[project.optional-dependencies]\nobs = ['OpenInference_Instrumentation.Anthropic']\n"
+     "[dependency-groups]\nobs = ['genaitrace[app]']\n", []),
+    # an explicit list wins
+    ("[project]\nname = 'x'\nversion = '0'\ndependencies = ['traceloop-sdk']\n[tool.genaitrace.check]\ninstrumented = ['openai']\n",
+     ["anthropic", "boto3", "cohere"]),
+])
+def test_uninstrumented_sdk_clients_follow_the_instrumentors_the_project_declares(tmp_path, declared, flagged):
+    (tmp_path / "pyproject.toml").write_text(declared)
+    (tmp_path / "app.py").write_text(SDK_CLIENTS_APP)
+    _, findings = run_json(str(tmp_path / "app.py"))
+    libraries = {"bedrock": "boto3", "claude": "anthropic", "command": "cohere", "gpt": "openai"}
+    lines = SDK_CLIENTS_APP.splitlines()
+    got = sorted(libraries[lines[f["location"]["row"] - 1].split(" =")[0]] for f in findings if f["code"] == "GT101")
+    assert got == flagged, findings
+
+
+def test_a_requirements_file_declares_instrumentors_too(tmp_path):
+    (tmp_path / "requirements.txt").write_text("# pinned\n-r base.txt\ntraceloop-sdk==0.62.4 ; python_version >= '3.10'\n")
+    (tmp_path / "app.py").write_text(SDK_CLIENTS_APP)
+    (tmp_path / ".git").mkdir()  # the project root, without a pyproject.toml
+    _, findings = run_json(str(tmp_path / "app.py"))
+    assert [f for f in findings if f["code"] == "GT101"] == []
+
+
 def test_noqa_forms(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\nversion='0'\n")
     (tmp_path / "m.py").write_text(
