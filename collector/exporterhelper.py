@@ -5,11 +5,10 @@ As in the contrib collector's exporterhelper, an exporter only writes `push(requ
 dedup token); this module gives every exporter the same `timeout`, `retry_on_failure` and
 `sending_queue` settings, as a chain of small senders:
 
-    consume -> sending queue -> (split to sending_queue.batch.max_size) -> RetrySender -> TimeoutSender -> push
+    consume -> QueueSender -> SplitSender -> RetrySender -> TimeoutSender -> PushSender(push)
 
-The sending queue is not a sender of the chain: `QueuedRetryExporter` owns it (the queue, its
-consumer thread and the merge into pushes are one lifecycle, started and drained with the
-component), and its consumer hands each merged request to the chain.
+Each sender does one thing and hands the request on; `QueuedRetryExporter` builds the chain and
+runs its lifecycle (the queue sender's consumer thread starts and drains with the component).
 
     exporters:
       clickhouse:
@@ -39,7 +38,7 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Literal, Protocol
 
 from pydantic import Field
@@ -163,6 +162,7 @@ class TimeoutSender:
         self._running: threading.Thread | None = None
 
     def send(self, request: ExportRequest) -> None:
+        request = replace(request, timeout_s=self.timeout_s)  # the push's own deadline (gRPC, HTTP) is this one
         if self._running is not None and self._running.is_alive():
             raise ExportTimeout(f"the previous push (timed out after {self.timeout_s:g}s) has not returned yet")
         failure: list[BaseException] = []
@@ -262,41 +262,174 @@ def _is_unreachable(exc: BaseException) -> bool:
     return False
 
 
-class QueuedRetryExporter(Component):
-    """An exporter: a push function inside the sender chain, as a pipeline consumer.
+class ExporterTelemetry:
+    """The counters every sender of one exporter reports to (otelcol's exporter metrics), and the
+    rate-limited log of what it drops. Counting starts once the host's telemetry is there."""
 
+    def __init__(self, exporter_id: ComponentId):
+        self.id = exporter_id
+        self.telemetry = None
+        self._drops = RateLimitedLog(log, interval_s=10)
+
+    def count(self, name: str, value: int) -> None:
+        if self.telemetry is not None:
+            self.telemetry.count(name, value, exporter=str(self.id))
+
+    def drop(self, spans: int, why: str, reason: str = "permanent") -> None:
+        self.count("exporter_send_failed_spans", spans)
+        self._drops.error(reason, "exporter %s: dropping %d spans: %s", self.id, spans, why)
+
+    def queue_size(self, queue: MemoryQueue | DiskQueue) -> None:
+        if self.telemetry is not None:
+            items, size = queue.stats()
+            self.telemetry.queue_size(str(self.id), items, size, queue.max_bytes)
+
+
+class SplitSender:
+    """Sends a request larger than `sending_queue.batch.max_size` as parts (spans are never cut;
+    a span larger than the limit on its own is dropped). A part the destination refuses for good is
+    dropped (counted, logged); the other parts go on."""
+
+    def __init__(self, next_sender: Sender, max_size: int, telemetry: ExporterTelemetry):
+        self.next, self.max_size, self.telemetry = next_sender, max_size, telemetry
+
+    def send(self, request: ExportRequest) -> None:
+        parts = [request] if sum(map(len, request.payloads)) <= self.max_size else self._split(request)
+        for part in parts:
+            try:
+                self.next.send(part)
+                self.telemetry.count("exporter_sent_spans", part.spans)
+            except PermanentError as exc:
+                self.telemetry.drop(part.spans, str(exc))
+
+    def _split(self, request: ExportRequest) -> list[ExportRequest]:
+        try:
+            result = split_request(request.data(), self.max_size)
+        except WireFormatError as exc:
+            self.telemetry.drop(request.spans, f"unreadable batch: {exc}")
+            return []
+        if result.oversize_spans:
+            self.telemetry.drop(result.oversize_spans, f"{result.oversize_spans} spans are larger than "
+                                f"sending_queue.batch.max_size ({self.max_size} bytes) on their own "
+                                f"(largest: {result.largest_oversize} bytes)", reason="too_large")
+        self.telemetry.count("exporter_split_requests", len(result.parts))
+        # Part tokens are stable across replays: the split of the same batch is the same.
+        return [ExportRequest((data,), spans, request.timeout_s, f"{request.dedup_token}:{index}" if request.dedup_token else "")
+                for index, (data, spans) in enumerate(result.parts)]
+
+
+class QueueSender:
+    """The sending queue, the chain's first sender: `send` puts the request in the queue (in memory,
+    or on disk with a `file_storage` extension, fsync'd) and returns, and the receiver acknowledges
+    then. Its consumer thread merges queued requests into pushes (`max_batch_spans`, `batch.max_size`,
+    `flush_interval`) and hands each to the next sender, with a dedup token stable across replays;
+    a request the next sender gave up on (an in-memory queue's `max_elapsed_time`) is dropped,
+    one interrupted by shutdown stays queued.
+
+    `ready()`: blocks until the destination can take pushes (False when stopping)."""
+
+    def __init__(self, exporter_id: ComponentId, cfg: QueueConfig, next_sender: Sender, stop: threading.Event,
+                 ready: Callable[[], bool], telemetry: ExporterTelemetry):
+        self.id, self.cfg, self.next, self.stop = exporter_id, cfg, next_sender, stop
+        self.ready, self.telemetry = ready, telemetry
+        self.queue: MemoryQueue | DiskQueue | None = None
+        self._consumer: threading.Thread | None = None
+
+    def start(self, host: Host) -> None:
+        self.queue = open_queue(self.id, self.cfg, host)
+        self._consumer = threading.Thread(target=self._consume_loop, name=f"exporter-{self.id}", daemon=True)
+        self._consumer.start()
+
+    def check_room(self, size: int) -> None:
+        if self.queue is not None:
+            self.queue.check_room(size)
+
+    def send(self, request: ExportRequest) -> None:
+        self.queue.put(request.data(), request.spans)
+        self.telemetry.queue_size(self.queue)
+
+    def pending(self) -> int:
+        """Requests still queued (the ingest processes' puts included)."""
+        return self.queue.stats()[0] if self.queue is not None else 0
+
+    def shutdown(self, drain_timeout_s: float) -> None:
+        """Deliver for up to `drain_timeout_s`; a disk queue keeps the rest for the next start."""
+        if self.queue is None:
+            return
+        deadline = time.monotonic() + drain_timeout_s
+        while time.monotonic() < deadline and self.pending() > 0:
+            time.sleep(0.05)
+        self.stop.set()
+        if self._consumer:
+            self._consumer.join(timeout=max(0.5, deadline - time.monotonic() + 5))
+        left = self.pending()
+        if left and not self.queue.durable:
+            log.error("exporter %s: %d queued requests lost at shutdown (in-memory queue)", self.id, left)
+        elif left:
+            log.warning("exporter %s: %d requests stay in the disk queue for the next start", self.id, left)
+        self.queue.close()
+
+    def _consume_loop(self) -> None:
+        if not self.ready():
+            return
+        while not self.stop.is_set():
+            batch = self.queue.next_batch(self.cfg.max_batch_spans, self.cfg.batch.max_size, self.cfg.flush_interval)
+            if batch is not None:
+                self._deliver(batch)
+            self.telemetry.queue_size(self.queue)  # ingest processes may have changed it meanwhile
+
+    def _deliver(self, batch: QueuedBatch) -> None:
+        # The queue's instance id makes the token unique across queue files and process lifetimes;
+        # the batch id makes it stable across replays of this batch.
+        request = ExportRequest(tuple(batch.payloads), batch.spans, timeout_s=0.0,  # TimeoutSender sets it
+                                dedup_token=f"{self.id}:{self.queue.instance}:{batch.id}")
+        try:
+            self.next.send(request)
+        except _Stopping:
+            self.queue.requeue(batch)
+            return
+        except ConsumeError as exc:  # an in-memory queue's retries gave up on it
+            self.telemetry.drop(batch.spans, str(exc))
+        self.queue.ack(batch)
+
+
+class QueuedRetryExporter(Component):
+    """An exporter: its one push function at the end of the sender chain, as a pipeline consumer.
+
+        consume -> QueueSender -> SplitSender -> RetrySender -> TimeoutSender -> PushSender(push)
+
+    (without `sending_queue`, `consume` starts at SplitSender and returns once pushed).
     `start`/`shutdown`: the exporter's own (connect, create schema / close), called by this
     component's lifecycle; constructing it starts nothing."""
 
     def __init__(self, component_id: ComponentId, settings: ExporterSettings, push: PushFunc,
                  start: Callable[[Host], None] | None = None, shutdown: Callable[[], None] | None = None):
-        self.id, self.settings = component_id, settings
+        self.id, self.settings, self.push = component_id, settings, push
         self._start_hook, self._shutdown_hook = start, shutdown
         self._stop = threading.Event()
         self._started = threading.Event()
-        self._telemetry = None
         self._host: Host | None = None
-        self._queue: MemoryQueue | DiskQueue | None = None
-        self._consumer: threading.Thread | None = None
-        self._drops = RateLimitedLog(log, interval_s=10)
-        queued = settings.sending_queue.enabled
-        self._timeout = TimeoutSender(component_id, PushSender(push), settings.timeout)
+        self._telemetry = ExporterTelemetry(component_id)
+        queue_cfg = settings.sending_queue
+        timeout = TimeoutSender(component_id, PushSender(push), settings.timeout)
         # Without a queue (or with one in memory) a batch is given up after max_elapsed_time; a disk
         # queue keeps it until it is delivered or refused.
-        self._retry = RetrySender(component_id, self._timeout, settings.retry_on_failure, self._stop,
-                                  give_up=not (queued and settings.sending_queue.storage),
-                                  on_failure=lambda: self._count("exporter_send_failed_requests", 1))
+        retry = RetrySender(component_id, timeout, settings.retry_on_failure, self._stop,
+                            give_up=not (queue_cfg.enabled and queue_cfg.storage),
+                            on_failure=lambda: self._telemetry.count("exporter_send_failed_requests", 1))
+        self._split = SplitSender(retry, queue_cfg.batch.max_size, self._telemetry)
+        self._queue = (QueueSender(component_id, queue_cfg, self._split, self._stop, self._start_until_reachable,
+                                   self._telemetry) if queue_cfg.enabled else None)
 
     @property
     def blocks_caller(self) -> bool:
         """Without a sending queue, `consume` pushes (with retries) before it returns."""
-        return not self.settings.sending_queue.enabled
+        return self._queue is None
 
     # --- lifecycle ---
 
     def start(self, host: Host) -> None:
-        self._telemetry, self._host = host.telemetry, host
-        queue_cfg = self.settings.sending_queue
+        self._telemetry.telemetry, self._host = host.telemetry, host
         if self._start_hook:
             try:
                 self._start_hook(host)
@@ -304,15 +437,13 @@ class QueuedRetryExporter(Component):
             except Exception as exc:
                 # A destination that is down when the collector starts must not stop it from
                 # accepting data: with a queue, data waits there and the consumer connects later.
-                if not (queue_cfg.enabled and _is_unreachable(exc)):
+                if not (self._queue is not None and _is_unreachable(exc)):
                     raise
                 log.warning("exporter %s: destination unreachable at start, queueing until it is back: %s", self.id, exc)
         else:
             self._started.set()
-        if queue_cfg.enabled:
-            self._queue = open_queue(self.id, queue_cfg, host)
-            self._consumer = threading.Thread(target=self._consume_loop, name=f"exporter-{self.id}", daemon=True)
-            self._consumer.start()
+        if self._queue is not None:
+            self._queue.start(host)
 
     def _start_until_reachable(self) -> bool:
         """Retry the exporter's start (connect, create schema) with backoff; False when stopping."""
@@ -324,7 +455,7 @@ class QueuedRetryExporter(Component):
                 self._started.set()
                 log.info("exporter %s: destination reachable, delivering the queue", self.id)
             except Exception as exc:  # noqa: BLE001 - keep trying; the queue bounds what waits
-                self._count("exporter_send_failed_requests", 1)
+                self._telemetry.count("exporter_send_failed_requests", 1)
                 log.warning("exporter %s: destination still unreachable, retrying in %.1fs: %s", self.id, interval, exc)
                 if self._stop.wait(interval):
                     return False
@@ -332,20 +463,9 @@ class QueuedRetryExporter(Component):
         return True
 
     def shutdown(self, drain_timeout_s: float = 10.0) -> None:
-        """Flush what can be flushed; a disk queue keeps the rest for the next start."""
+        """Flush what can be flushed (only to a destination that was reached); a disk queue keeps the rest."""
         if self._queue is not None:
-            deadline = time.monotonic() + (drain_timeout_s if self._started.is_set() else 0)
-            while time.monotonic() < deadline and self._queue.stats()[0] > 0:
-                time.sleep(0.05)
-            self._stop.set()
-            if self._consumer:
-                self._consumer.join(timeout=max(0.5, deadline - time.monotonic() + 5))
-            left = self._queue.stats()[0]
-            if left and not self._queue.durable:
-                log.error("exporter %s: %d queued requests lost at shutdown (in-memory queue)", self.id, left)
-            elif left:
-                log.warning("exporter %s: %d requests stay in the disk queue for the next start", self.id, left)
-            self._queue.close()
+            self._queue.shutdown(drain_timeout_s if self._started.is_set() else 0)
         self._stop.set()
         if self._shutdown_hook:
             self._shutdown_hook()
@@ -360,82 +480,15 @@ class QueuedRetryExporter(Component):
             self._queue.check_room(size)
 
     def consume(self, traces: Traces) -> None:
-        if self._queue is None:
-            request = ExportRequest((traces.to_protobuf(),), traces.span_count(), self.settings.timeout)
-            try:
-                self._send_parts(request)
-            except _Stopping:
-                raise RetryableError(f"exporter {self.id} is shutting down") from None
+        request = ExportRequest((traces.to_protobuf(),), traces.span_count(), self.settings.timeout)
+        if self._queue is not None:
+            self._queue.send(request)
             return
-        self._queue.put(traces.to_protobuf(), traces.span_count())
-        self._report_queue()
-
-    def _consume_loop(self) -> None:
-        cfg = self.settings.sending_queue
-        if not self._start_until_reachable():
-            return
-        while not self._stop.is_set():
-            batch = self._queue.next_batch(cfg.max_batch_spans, cfg.batch.max_size, cfg.flush_interval)
-            if batch is None:
-                self._report_queue()  # ingest processes may have changed it meanwhile
-                continue
-            self._deliver(batch)
-            self._report_queue()
-
-    def _deliver(self, batch: QueuedBatch) -> None:
-        # The queue's instance id makes the token unique across queue files and process lifetimes;
-        # the batch id makes it stable across replays of this batch.
-        request = ExportRequest(tuple(batch.payloads), batch.spans, self.settings.timeout,
-                                f"{self.id}:{self._queue.instance}:{batch.id}")
         try:
-            self._send_parts(request)
+            self._split.send(request)
         except _Stopping:
-            self._queue.requeue(batch)
-            return
-        except ConsumeError as exc:  # an in-memory queue gave up on it
-            self._drop(batch.spans, str(exc))
-        self._queue.ack(batch)
+            raise RetryableError(f"exporter {self.id} is shutting down") from None
 
-    def _send_parts(self, request: ExportRequest) -> None:
-        """Push the request, split to `sending_queue.batch.max_size` first if it is larger. A part
-        the destination refuses for good is dropped (counted, logged); the other parts go on."""
-        max_size = self.settings.sending_queue.batch.max_size
-        if sum(map(len, request.payloads)) <= max_size:
-            parts = [request]
-        else:
-            parts = self._split(request, max_size)
-        for part in parts:
-            try:
-                self._retry.send(part)
-                self._count("exporter_sent_spans", part.spans)
-            except PermanentError as exc:
-                self._drop(part.spans, str(exc))
-
-    def _split(self, request: ExportRequest, max_size: int) -> list[ExportRequest]:
-        try:
-            result = split_request(request.data(), max_size)
-        except WireFormatError as exc:
-            self._drop(request.spans, f"unreadable batch: {exc}")
-            return []
-        if result.oversize_spans:
-            self._drop(result.oversize_spans, f"{result.oversize_spans} spans are larger than sending_queue.batch.max_size "
-                       f"({max_size} bytes) on their own (largest: {result.largest_oversize} bytes)", reason="too_large")
-        self._count("exporter_split_requests", len(result.parts))
-        # Part tokens are stable across replays: the split of the same batch is the same.
-        return [ExportRequest((data,), spans, request.timeout_s, f"{request.dedup_token}:{index}" if request.dedup_token else "")
-                for index, (data, spans) in enumerate(result.parts)]
-
-    def _drop(self, spans: int, why: str, reason: str = "permanent") -> None:
-        self._count("exporter_send_failed_spans", spans)
-        self._drops.error(reason, "exporter %s: dropping %d spans: %s", self.id, spans, why)
-
-    # --- telemetry ---
-
-    def _count(self, name: str, value: int) -> None:
-        if self._telemetry is not None:
-            self._telemetry.count(name, value, exporter=str(self.id))
-
-    def _report_queue(self) -> None:
-        if self._telemetry is not None and self._queue is not None:
-            items, size = self._queue.stats()
-            self._telemetry.queue_size(str(self.id), items, size, self._queue.max_bytes)
+    def pending(self) -> int:
+        """Requests in the sending queue, not yet delivered (0 without a queue)."""
+        return self._queue.pending() if self._queue is not None else 0

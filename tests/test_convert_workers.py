@@ -55,7 +55,7 @@ from support.otlp_load import make_request
 exporter = ClickHouseExporter(ComponentId("clickhouse"), ClickHouseConfig(endpoint="chdb://" + sys.argv[1],
                                                                         convert_workers=int(sys.argv[2])))
 exporter._start(None)
-assert exporter.helper._timeout.next.push == exporter.push   # the one push, on the queued payloads
+assert exporter.helper.push == exporter.push   # the one push, at the end of the sender chain
 batch = (make_request(60)[0].SerializeToString(), make_request(40)[0].SerializeToString())
 other = (make_request(100)[0].SerializeToString(),)
 exporter.push(ExportRequest(batch, 100, 5, "clickhouse:q1:1"))

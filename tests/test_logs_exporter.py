@@ -51,9 +51,9 @@ if phase == "produce":
         print(f"acked {batch}", flush=True)
 else:
     deadline = time.monotonic() + 120
-    while exporter._queue.stats()[0] and time.monotonic() < deadline:
+    while exporter.pending() and time.monotonic() < deadline:
         time.sleep(0.1)
-    store = exporter._retry.next.next.push.__self__.store
+    store = exporter.push.__self__.store
     rows = store.query("SELECT LogAttributes['gen_ai.evaluation.score.value'] AS v, count() AS n "
                        "FROM otel.otel_logs GROUP BY v").result_rows
     print(json.dumps({"distinct": len(rows), "dupes": sum(n - 1 for _, n in rows),
