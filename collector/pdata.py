@@ -126,9 +126,11 @@ class Traces:
 
     @classmethod
     def from_protobuf(cls, data: bytes) -> "Traces":
-        """Received bytes; parsed once by upb here, so a malformed payload is a PermanentError
-        at the receiver, and the message is there for validation's few repairs."""
-        traces = cls(_parse(data))
+        """Received bytes, not parsed: the native readers take them as they are, and the message is
+        parsed on the first `read()`/`edit()` (a malformed payload is a PermanentError there, or where
+        a native reader and then upb refuse it: the receiver's validation scan)."""
+        traces = cls()
+        traces._request = None
         traces._serialized = data if type(data) is bytes else bytes(data)  # the native module reads bytes
         return traces
 
@@ -219,6 +221,11 @@ class Traces:
         if self._span_count is None:
             self._span_count = sum(len(ss.spans) for rs in self._message().resource_spans for ss in rs.scope_spans)
         return self._span_count
+
+    def record_scan(self, span_count: int, genai_spans: list[int]) -> None:
+        """What the receiver's native scan found in these bytes: how many spans, and which have
+        GenAI keys; no parse is needed to learn either."""
+        self._span_count, self.genai_spans = span_count, genai_spans
 
     def invalidate(self) -> None:
         """Call after adding or removing spans (or attribute keys): cached facts are recomputed."""

@@ -40,8 +40,12 @@ CFG = ValidationConfig(max_attribute_value_bytes=2048, max_attribute_depth=4, ma
 
 
 def _pipeline(traces: Traces) -> None:
-    """What a receiver does with a decoded request, then what the ClickHouse exporter does."""
-    sanitize(traces, CFG)
+    """What a receiver does with a decoded request, then what the ClickHouse exporter does. The
+    receiver's validation scan is where a payload neither the native reader nor upb reads is refused."""
+    try:
+        sanitize(traces, CFG)
+    except PermanentError:
+        return
     max_ns = time.time_ns() + int(CFG.max_future_skew * 1e9)
     for _rs, _ss, span in traces.spans():
         assert len(span.trace_id) == 16 and any(span.trace_id)

@@ -155,6 +155,7 @@ def _pss_mib(pid: int) -> int:
     return proportional_bytes(pid) // (1024 * 1024)
 
 
+@pytest.mark.alone  # compares processes' memory measured at different moments: not beside other tests' load
 def test_a_workers_memory_limiter_limits_the_whole_collector(tmp_path):
     """The soft limit sits above what any one process uses but below the collector's total (PSS,
     what the limiter measures): the workers refuse (retryably), because the limit is the

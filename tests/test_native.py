@@ -155,7 +155,7 @@ def test_format_double_parity():
 @pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x0a\x05\x12", _field(1, _field(2, _field(2, _field(5, b"\xff\xfe"))))])
 def test_malformed_payload_is_a_permanent_error(payload):
     with pytest.raises(PermanentError):
-        Traces.from_protobuf(payload)  # the Python decoder agrees it is malformed
+        Traces.from_protobuf(payload).read()  # the Python decoder agrees it is malformed (parsed on first read)
     with pytest.raises(PermanentError):
         columns.payloads_to_arrow([payload])
     with pytest.raises(ValueError):
@@ -368,7 +368,7 @@ def run_scan(request: ExportTraceServiceRequest, cfg):
 def test_scan_flags_every_span_validation_touches(config, seed):
     cfg = CONFIGS[config]
     request, mutated = validation_request(seed, time.time_ns())
-    attention, genai, resources = run_scan(request, cfg)
+    attention, genai, resources, _count = run_scan(request, cfg)
     changed, resources_changed = python_changes(request, cfg)
     assert attention == sorted(set(attention)), "ascending, no duplicates"
     assert changed <= set(attention), sorted(changed - set(attention))
@@ -396,7 +396,7 @@ def test_scan_on_varied_and_realistic_spans(seed):
 
     for request in (varied_request(seed), make_request(300, seed=seed)):
         for cfg in CONFIGS.values():
-            attention, genai, resources = run_scan(request, cfg)
+            attention, genai, resources, _count = run_scan(request, cfg)
             changed, resources_changed = python_changes(request, cfg)
             assert changed <= set(attention)
             assert resources or not resources_changed

@@ -215,7 +215,8 @@ def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT, raw: bytes | None 
     The native scan (collector/native) names the few spans that need a look, and only those are
     visited here. It is conservative: it flags every span `_repair` or `_invalid_reason` could act
     on, and maybe more; what to repair and how is decided here. It also names the spans with GenAI
-    keys (`traces.genai_spans`) for the GenAI processors, from the same pass.
+    keys (`traces.genai_spans`) for the GenAI processors, and counts the spans, from the same pass:
+    a batch nothing needs to look at is never parsed in Python.
 
     `raw`: the protobuf bytes `traces` was parsed from, scanned instead of the batch's own bytes.
     The one change made to `traces` since, the authenticator's tenant stamp, sets short values
@@ -224,14 +225,14 @@ def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT, raw: bytes | None 
     max_ns = now_ns + int(cfg.max_future_skew * 1e9)
     limit = cfg.max_attribute_value_bytes
 
-    def scan(data: bytes) -> tuple[list[int], list[int], bool]:
+    def scan(data: bytes) -> tuple[list[int], list[int], bool, int]:
         return native.scan(data, limit, cfg.max_attribute_depth, cfg.max_span_name_bytes, MIN_TIME_NS, max_ns,
                            GENAI_KEY_PREFIXES)
 
     try:
-        attention, genai, resources = scan(raw) if raw is not None else traces.read_natively(scan)
+        attention, genai, resources, span_count = scan(raw) if raw is not None else traces.read_natively(scan)
     except ValueError:  # prost refused `raw` (see `Traces.read_natively`): the batch's canonical bytes
-        attention, genai, resources = traces.read_natively(scan)
+        attention, genai, resources, span_count = traces.read_natively(scan)
     if resources:
         for rs in traces.edit().resource_spans:
             _limit_resource_and_scopes(rs, cfg, True)
@@ -249,7 +250,8 @@ def sanitize(traces: Traces, cfg: ValidationConfig = DEFAULT, raw: bytes | None 
         dropped = [position for _, _, position in bad]
         gone = set(dropped)
         genai = [i - bisect.bisect_left(dropped, i) for i in genai if i not in gone]
-    traces.genai_spans = genai
+        span_count -= len(bad)
+    traces.record_scan(span_count, genai)
     return len(bad), "; ".join(sorted(reasons))
 
 

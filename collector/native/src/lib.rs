@@ -753,7 +753,7 @@ fn has_prefixed_key(span: &Span, prefixes: &[String]) -> bool {
 }
 
 /// (spans needing validation, GenAI candidate spans, resource/scope attributes needing a check).
-fn scan_request(request: &ExportTraceServiceRequest, limits: &Limits, prefixes: &[String]) -> (Vec<usize>, Vec<usize>, bool) {
+fn scan_request(request: &ExportTraceServiceRequest, limits: &Limits, prefixes: &[String]) -> (Vec<usize>, Vec<usize>, bool, usize) {
     let (mut attention, mut genai, mut resources) = (Vec::new(), Vec::new(), false);
     let mut index = 0;
     for rs in &request.resource_spans {
@@ -775,7 +775,7 @@ fn scan_request(request: &ExportTraceServiceRequest, limits: &Limits, prefixes: 
             }
         }
     }
-    (attention, genai, resources)
+    (attention, genai, resources, index)
 }
 
 /// Clamps a Python int time into u64 (a limit past either end of u64 is exact when clamped).
@@ -785,9 +785,10 @@ fn clamp_time(ns: i128) -> u64 {
 
 /// Conservative pre-filter for validation and the GenAI normaliser, without the GIL.
 ///
-/// Returns `(attention, genai, resources_need_check)`: global span indices (message order) that
-/// validation may drop or repair (a superset), indices of spans with an attribute key starting
-/// with one of `prefixes` (exact), and whether any resource/scope attribute may need cutting.
+/// Returns `(attention, genai, resources_need_check, span_count)`: global span indices (message
+/// order) that validation may drop or repair (a superset), indices of spans with an attribute key
+/// starting with one of `prefixes` (exact), whether any resource/scope attribute may need cutting,
+/// and the number of spans (so the receiver never parses the payload only to count them).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)] // the validation settings, as Python passes them
 fn scan(
@@ -799,7 +800,7 @@ fn scan(
     min_time_ns: i128,
     max_time_ns: i128,
     prefixes: Vec<String>,
-) -> PyResult<(Vec<usize>, Vec<usize>, bool)> {
+) -> PyResult<(Vec<usize>, Vec<usize>, bool, usize)> {
     let limits = Limits {
         value_bytes: max_value_bytes,
         depth: max_depth,
