@@ -111,11 +111,14 @@ class Traces:
 
     __slots__ = ("_request", "_serialized", "_span_count", "genai_spans", "_rows", "_patches")
 
-    def __init__(self, request: ExportTraceServiceRequest | None = None):
-        """A batch in message form (an empty one without `request`)."""
-        self._request = request if request is not None else ExportTraceServiceRequest()
+    def __init__(self, request: ExportTraceServiceRequest | None = None, *, serialized: bytes | None = None):
+        """A batch in message form (`request`; an empty one without either), or in bytes form
+        (`serialized`, parsed on first use)."""
+        if request is None and serialized is None:
+            request = ExportTraceServiceRequest()
+        self._request = request
         # The serialization, when known to equal `_request` (or `_request` is None).
-        self._serialized: bytes | None = None
+        self._serialized = serialized
         self._span_count: int | None = None
         self.genai_spans: list[int] | None = None
         self._rows: list[GenAISpan] | None = None
@@ -129,10 +132,7 @@ class Traces:
         """Received bytes, not parsed: the native readers take them as they are, and the message is
         parsed on the first `read()`/`edit()` (a malformed payload is a PermanentError there, or where
         a native reader and then upb refuse it: the receiver's validation scan)."""
-        traces = cls()
-        traces._request = None
-        traces._serialized = data if type(data) is bytes else bytes(data)  # the native module reads bytes
-        return traces
+        return cls(serialized=data if type(data) is bytes else bytes(data))  # the native module reads bytes
 
     @classmethod
     def from_json(cls, data: bytes, max_depth: int | None = None) -> "Traces":
@@ -295,8 +295,7 @@ class Traces:
             else:
                 hints = None
             count += batch.span_count()
-        traces = cls()
-        traces._request, traces._serialized = None, b"".join(payloads)
+        traces = cls(serialized=b"".join(payloads))
         traces._span_count, traces.genai_spans = count, hints
         return traces
 
