@@ -128,10 +128,19 @@ def generate(days: int = 35, traces_per_day: int = 20, seed: int = 20260101, now
     weights = [TENANTS[t][1] for t in tenants]
     model_weights = [m[-1] for m in MODELS] + [UNPRICED_MODEL[-1]]
 
+    # Day N's traces fall in the calendar day N days before today (the views' today(), toMonday(),
+    # toDate(), in the local time zone as chdb's), whatever the time of day: today's in the part of
+    # today that has passed, at least 2 minutes ago (or half of it, just after midnight).
+    since_midnight_s = int(now_ns // 10**9 - time.mktime(time.localtime(now_ns // 10**9)[:3] + (0, 0, 0, 0, 0, -1)))
+    midnight_ns = now_ns - since_midnight_s * 10**9
     for day in range(days):
         for _ in range(traces_per_day):
-            # Spread over the day; today's traces only in the past (at least 2 minutes ago).
-            start = now_ns - day * DAY_NS - rng.randint(120, 86_000) * 10**9
+            within_s = rng.randint(120, 86_000) - 120  # where in its day: 0 .. 85,880 s
+            if day == 0:
+                earliest = min(120, since_midnight_s // 2)
+                start = now_ns - (earliest + within_s % max(1, since_midnight_s - earliest)) * 10**9
+            else:
+                start = midnight_ns - day * DAY_NS + within_s * 10**9
             tenant = rng.choices(tenants, weights)[0]
             engagement = rng.choice(TENANTS[tenant][0])
             flow = rng.choice(list(CREWS))
