@@ -13,7 +13,7 @@ A late request gets 408 and the connection is closed: a half-sent request never 
 
 Per endpoint, `max_connections`: when a new connection would exceed it, the connection that has not
 started a request for the longest time and is not working on one (still waiting for request
-headers, or idle between requests) is closed to make room: a slow or idle client cannot lock others
+headers, or idle between requests, with no bytes of a request waiting unread) is closed to make room: a slow or idle client cannot lock others
 out by holding sockets, and a client that keeps sending requests is the last to be chosen. When every
 connection is busy with a request, the new one gets 429 with Retry-After and is closed.
 Every such refusal is logged, at most one line per reason per interval.
@@ -21,7 +21,10 @@ Every such refusal is logged, at most one line per reason per interval.
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
+import termios
 import time
 from dataclasses import dataclass
 
@@ -68,7 +71,7 @@ class ConnectionTable:
 
     def admit(self, connection: "GuardedHttpProtocol") -> bool:
         if len(self.open) >= self.limits.max_connections:
-            victim = next((c for c in self.open if c.phase in _EVICTABLE), None)
+            victim = next((c for c in self.open if c.phase in _EVICTABLE and not c.has_unread_input()), None)
             if victim is None:
                 self.refused += 1
                 self.log.warning("http-conn-refused", "receiver %s: %d HTTP connections open, all busy with requests "
@@ -157,6 +160,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # a refusal already answered; the parser error is its echo
             super().send_400_response(msg)
+
+    def has_unread_input(self) -> bool:
+        """Whether the client has sent bytes the loop has not handed to this protocol yet. Under a
+        flood of connections a client's request can wait in the kernel while the connection still
+        looks NEW or IDLE here: it is sending, not silent, and closing it would reset it."""
+        try:
+            pending = array.array("i", [0])
+            fcntl.ioctl(self.transport.get_extra_info("socket").fileno(), termios.FIONREAD, pending)
+            return pending[0] > 0
+        except (AttributeError, OSError):  # closed meanwhile, or no socket: nothing to protect
+            return False
 
     def close(self) -> None:
         self.table.remove(self)
