@@ -383,6 +383,9 @@ class QueueSender:
         # the batch id makes it stable across replays of this batch.
         request = ExportRequest(tuple(batch.payloads), batch.spans, timeout_s=0.0,  # TimeoutSender sets it
                                 dedup_token=f"{self.id}:{self.queue.instance}:{batch.id}")
+        if batch.replayed:
+            log.info("exporter %s: replaying batch %d (%d spans), which was being delivered when the collector "
+                     "last stopped", self.id, batch.id, batch.spans)
         try:
             self.next.send(request)
         except _Stopping:

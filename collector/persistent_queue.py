@@ -30,6 +30,8 @@ class QueuedBatch:
     payloads: list[bytes]
     spans: int
     item_spans: list[int] = field(default_factory=list)
+    # Recorded as being delivered by a process that stopped before the store confirmed it.
+    replayed: bool = False
 
 
 def _fits(counts: list[int], size: int, item: tuple[int, bytes, int], max_spans: int, max_bytes: int) -> bool:
@@ -198,7 +200,7 @@ class DiskQueue:
                 self._db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
                 continue
             counts = [r[2] for r in rows]
-            return QueuedBatch(batch_id, [r[0] for r in rows], [r[1] for r in rows], sum(counts), counts)
+            return QueuedBatch(batch_id, [r[0] for r in rows], [r[1] for r in rows], sum(counts), counts, replayed=True)
         return None
 
     def _new_batch(self, max_spans: int, max_bytes: int) -> QueuedBatch | None:

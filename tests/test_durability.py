@@ -36,6 +36,11 @@ FAST_RETRY = """
 """
 
 
+def _log_tail(collector, chars: int = 6000) -> str:
+    """What a collector logged (across its restarts), for the failure message of a loss."""
+    return f"\n--- {collector.log_path} (last {chars} characters) ---\n{collector.log()[-chars:]}"
+
+
 def _sender(endpoint: str, tally: Tally, requests: int, spans: int, stop: threading.Event) -> None:
     for _ in range(requests):
         if stop.is_set():
@@ -67,7 +72,7 @@ def test_kill9_while_streaming_loses_nothing_acknowledged(tmp_path):
         figures = record("kill -9 while streaming", tally, collector)
     finally:
         collector.stop()
-    assert figures["lost"] == 0
+    assert figures["lost"] == 0, _log_tail(collector)
     assert dups == 0
 
 
@@ -95,7 +100,7 @@ def test_kill9_between_insert_and_ack_is_deduplicated(tmp_path):
     finally:
         collector.stop()
     assert replayed
-    assert figures["lost"] == 0
+    assert figures["lost"] == 0, _log_tail(collector)
     assert dups == 0, "the replayed batch was stored twice: insert deduplication token not honoured"
 
 
@@ -192,7 +197,7 @@ def test_destination_down_queue_full_then_back(tmp_path):
     finally:
         forwarder.stop()
         dest.stop()
-    assert figures["lost"] == 0
+    assert figures["lost"] == 0, _log_tail(forwarder) + _log_tail(dest)
     assert dups == 0
     assert sum(figures["refused"].values()) > 0
 
@@ -424,5 +429,5 @@ def test_overload_is_refused_not_buffered(tmp_path):
                          acked_spans_per_s=round(len(tally.acked) / elapsed))
     finally:
         collector.stop()
-    assert figures["lost"] == 0 and dups == 0
+    assert figures["lost"] == 0 and dups == 0, _log_tail(collector)
     assert peak_mib < limit, f"peak PSS {peak_mib} MiB over the {limit} MiB limit"
