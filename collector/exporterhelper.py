@@ -113,6 +113,9 @@ class ExportRequest:
     # Stable across replays of the same queued batch (and part of it): lets a store drop a batch
     # it already has. Empty when the request was never queued.
     dedup_token: str = ""
+    # The batch was being delivered when a previous process stopped: the store may hold all, part
+    # or none of it, and its dedup token alone does not say which (see the clickhouse exporter).
+    replayed: bool = False
 
     def data(self) -> bytes:
         """The whole batch as one serialized ExportTraceServiceRequest."""
@@ -314,7 +317,8 @@ class SplitSender:
                                 f"(largest: {result.largest_oversize} bytes)", reason="too_large")
         self.telemetry.count("exporter_split_requests", len(result.parts))
         # Part tokens are stable across replays: the split of the same batch is the same.
-        return [ExportRequest((data,), spans, request.timeout_s, f"{request.dedup_token}:{index}" if request.dedup_token else "")
+        return [ExportRequest((data,), spans, request.timeout_s, f"{request.dedup_token}:{index}" if request.dedup_token else "",
+                              request.replayed)
                 for index, (data, spans) in enumerate(result.parts)]
 
 
@@ -382,7 +386,7 @@ class QueueSender:
         # The queue's instance id makes the token unique across queue files and process lifetimes;
         # the batch id makes it stable across replays of this batch.
         request = ExportRequest(tuple(batch.payloads), batch.spans, timeout_s=0.0,  # TimeoutSender sets it
-                                dedup_token=f"{self.id}:{self.queue.instance}:{batch.id}")
+                                dedup_token=f"{self.id}:{self.queue.instance}:{batch.id}", replayed=batch.replayed)
         if batch.replayed:
             log.info("exporter %s: replaying batch %d (%d spans), which was being delivered when the collector "
                      "last stopped", self.id, batch.id, batch.spans)

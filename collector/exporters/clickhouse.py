@@ -22,8 +22,11 @@
         sending_queue: {enabled: true, storage: file_storage, batch: {max_size: 25165824}}
 
 The keys are the contrib exporter's (v0.165), with the same meaning. Batches are inserted as Arrow
-with an insert deduplication token per queued batch, so a replay after a crash does not store a
-batch twice. Where a key cannot apply the config is refused with the reason, not ignored:
+with an insert deduplication token per queued batch, so a retry does not store a batch twice. A
+batch replayed after a crash is checked against the table row by row instead: a plain MergeTree
+records a token before it commits the part, so a kill between the two spends the token on nothing.
+
+Where a key cannot apply the config is refused with the reason, not ignored:
 
 * with the embedded engine (chdb://): `cluster_name`, a Replicated table or database engine,
   `async_insert: true`, `compress` and `tls` (there is no server and no connection);
@@ -47,13 +50,16 @@ stay here, so rows and replay semantics are the same.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import multiprocessing
 import os
 import threading
+import uuid
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from collector.child_process import detach_from_parent_signals
@@ -90,6 +96,12 @@ class TLSConfig(StrictConfig):
     def configured(self) -> bool:
         return self != TLSConfig()
 
+
+log = logging.getLogger(__name__)
+
+# Trace ids per lookup query when a replayed batch is checked against the table (a batch holds
+# up to ~8k spans; a query's text stays far below max_query_size).
+_LOOKUP_CHUNK = 1000
 
 _COMPRESS = {"": "lz4", "true": "lz4", "lz4": "lz4", "zstd": "zstd", "gzip": "gzip", "deflate": "deflate", "br": "br",
              "none": False, "false": False}
@@ -217,6 +229,7 @@ class ClickHouseExporter:
         self.id, self.config = component_id, config
         self.store: ClickHouseStore | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lifetime = uuid.uuid4().hex[:12]  # one per process: a replay's token after a crash
         self.helper = QueuedRetryExporter(component_id, config, self.push, start=self._start, shutdown=self._shutdown)
 
     def _start(self, host: Host) -> None:
@@ -245,8 +258,35 @@ class ClickHouseExporter:
         same insert_deduplication_token, so ClickHouse keeps the block once either way."""
         payloads = list(request.payloads)
         table = payloads_to_arrow(payloads) if self._pool is None else self._convert_in_pool(payloads)
+        if request.replayed and table.num_rows:
+            table = self._not_yet_stored(table)
         if table.num_rows:
             self._insert(table, request)
+
+    def _not_yet_stored(self, table: pa.Table) -> pa.Table:
+        """The rows of a replayed batch that the table does not hold yet.
+
+        A plain MergeTree (the embedded engine's) records an insert's deduplication token on disk
+        before it commits the part: a process killed between the two leaves a token whose rows are
+        gone, and a replay carrying that token would be dropped as a duplicate. So a batch replayed
+        after a crash is checked against the table row by row, and what is missing is inserted
+        with a token of its own (`_insert`). Only replays pay this: a few queries per batch."""
+        stored: set[str] = set()
+        low, high = pc.min_max(table["Timestamp"]).values()
+        trace_ids = pc.unique(table["TraceId"]).to_pylist()
+        for start in range(0, len(trace_ids), _LOOKUP_CHUNK):
+            rows = self.store.query(
+                f"SELECT TraceId, SpanId FROM {self.config.database}.{self.config.traces_table_name} WHERE Timestamp BETWEEN "
+                "{low:DateTime64(9)} AND {high:DateTime64(9)} AND TraceId IN {ids:Array(String)}",
+                parameters={"low": low.as_py(), "high": high.as_py(), "ids": trace_ids[start:start + _LOOKUP_CHUNK]},
+            ).result_rows
+            stored.update(trace_id + span_id for trace_id, span_id in rows)
+        if not stored:
+            return table
+        keys = pc.binary_join_element_wise(table["TraceId"], table["SpanId"], "")
+        log.info("exporter %s: %d of the replayed batch's %d spans were already stored; inserting the other %d",
+                 self.id, len(stored), table.num_rows, table.num_rows - len(stored))
+        return table.filter(pc.invert(pc.is_in(keys, value_set=pa.array(sorted(stored)))))
 
     def _convert_in_pool(self, payloads: list[bytes]) -> pa.Table:
         """With several workers, consecutive runs of the payloads in parallel, concatenated in order."""
@@ -264,7 +304,11 @@ class ClickHouseExporter:
     def _insert(self, table, request: ExportRequest) -> None:
         settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}
         if request.dedup_token:
-            settings["insert_deduplication_token"] = request.dedup_token
+            # A replay's rows were checked against the table (`_not_yet_stored`); the original token
+            # may be spent on rows that were never committed, so the rest gets a token of this
+            # process's own (the same on each retry here, new after another crash).
+            settings["insert_deduplication_token"] = (f"{request.dedup_token}:replay:{self._lifetime}"
+                                                      if request.replayed else request.dedup_token)
         self.store.insert_arrow(self.config.traces_table_name, table, settings=settings)
 
     def _shutdown(self) -> None:
