@@ -514,3 +514,98 @@ def patch_openai_streams() -> bool:
     wrapt.wrap_function_wrapper(completions, "AsyncCompletions.create", _openai_acreate)
     _openai_patched = True
     return True
+
+
+# --- OpenAI Responses: the call's span id reserved before the call (instrumentation.posthoc) -----
+
+# traceloop's OpenAI instrumentor (its tracer's name): its Responses span is started after the call.
+_OPENAI_SCOPE = "opentelemetry.instrumentation.openai.v1"
+
+
+def _responses_reservation(kwargs: dict):
+    """A reservation for this call's span, or None where traceloop's wrapper starts no span
+    (instrumentation suppressed; a raw-response stream, which it leaves untraced)."""
+    try:
+        if context_api.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return None
+        raw = any(str(k).lower() == "x-stainless-raw-response" for k in (kwargs.get("extra_headers") or {}))
+        if kwargs.get("stream") and raw:
+            return None
+        from instrumentation.posthoc import reserved_span
+
+        return reserved_span(_OPENAI_SCOPE)
+    except Exception as exc:
+        from instrumentation.safety import report
+
+        report("openai.responses.reserve", exc)
+        return None
+
+
+def _responses_call(wrapped, instance, args, kwargs):
+    reservation = _responses_reservation(kwargs)
+    if reservation is None:
+        return wrapped(*args, **kwargs)
+    with reservation:
+        return wrapped(*args, **kwargs)
+
+
+async def _responses_acall(wrapped, instance, args, kwargs):
+    reservation = _responses_reservation(kwargs)
+    if reservation is None:
+        return await wrapped(*args, **kwargs)
+    with reservation:
+        return await wrapped(*args, **kwargs)
+
+
+class _RecentResponses(dict):
+    """traceloop keeps every Responses call's data (its input and output text included) in a
+    module-level dict keyed by response id, to join a later `retrieve` or stream to it, and only a
+    `cancel` removes an entry: a service's memory grows with every call. This keeps the most recent
+    `limit` entries (insertion order), which is what a continuation looks up."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key, value) -> None:
+        self.pop(key, None)
+        super().__setitem__(key, value)
+        while len(self) > self.limit:
+            del self[next(iter(self))]
+
+
+RECENT_RESPONSES_KEPT = 256
+
+_responses_patched = False
+
+
+def _bound_traceloop_responses() -> None:
+    try:
+        from opentelemetry.instrumentation.openai.v1 import responses_wrappers
+    except ImportError:
+        return
+    if not isinstance(responses_wrappers.responses, _RecentResponses):
+        bounded = _RecentResponses(RECENT_RESPONSES_KEPT)
+        bounded.update(responses_wrappers.responses)
+        responses_wrappers.responses = bounded  # its functions look the name up at each call
+
+
+def patch_openai_responses() -> bool:
+    """Around traceloop's Responses wrappers (so after its instrumentor): each call's span parents
+    the call's HTTP span, and what traceloop keeps per call is bounded. Idempotent."""
+    global _responses_patched
+    if _responses_patched:
+        return True
+    try:
+        from openai.resources import responses
+    except ImportError:
+        return False
+    _bound_traceloop_responses()
+    for name in ("create", "parse", "retrieve"):
+        if hasattr(responses.Responses, name):
+            wrapt.wrap_function_wrapper(responses, f"Responses.{name}", _responses_call)
+        if hasattr(responses.AsyncResponses, name):
+            wrapt.wrap_function_wrapper(responses, f"AsyncResponses.{name}", _responses_acall)
+    _responses_patched = True
+    return True
+

@@ -287,12 +287,13 @@ def _block_traceloop_crewai() -> None:
 def _instrument_openai() -> None:
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
-    from instrumentation._patches import patch_openai_streams
+    from instrumentation._patches import patch_openai_responses, patch_openai_streams
 
     inst = OpenAIInstrumentor()
     if not inst.is_instrumented_by_opentelemetry:
         inst.instrument()
     patch_openai_streams()
+    patch_openai_responses()
 
 
 def anthropic_sdk_traces_itself() -> bool:

@@ -11,6 +11,8 @@ Endpoints
     streaming (``stream_options.include_usage`` honoured), tool calls, realistic
     ``usage`` (``prompt_tokens_details.cached_tokens``,
     ``completion_tokens_details.reasoning_tokens``).
+``POST /v1/responses``         OpenAI Responses (``input`` string or items, ``instructions``), with
+    and without streaming (typed events; ``response.completed`` carries ``usage``).
 ``POST /v1/embeddings``        OpenAI embeddings (deterministic vectors, ``usage.prompt_tokens``).
 Mistral models (``mistral-*``, ``codestral-*``...) answer in Mistral's shape: plain token counts,
     and a stream's last chunk carries ``usage`` whether or not it was asked for.
@@ -269,6 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._embeddings(body)
         elif path in ("/v1/messages", "/messages"):
             self._messages(body)
+        elif path in ("/v1/responses", "/responses"):
+            self._responses(body)
         else:
             self._send_json(404, {"error": {"message": f"unknown path {path}", "type": "invalid_request_error"}})
 
@@ -403,6 +407,67 @@ class _Handler(BaseHTTPRequestHandler):
             if include_usage:
                 self._sse(json.dumps({**base, "choices": [], "usage": usage}))
             self._sse("[DONE]")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    # --- OpenAI Responses -----------------------------------------------------
+    def _responses(self, body: dict) -> None:
+        """The Responses API: `input` (a string or message items), `instructions`, streamed as typed
+        events (`response.created` ... `response.completed`, which carries the usage)."""
+        model = str(body.get("model") or "gpt-4o-mini")
+        raw_input = body.get("input")
+        items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input or [])
+        instructions = str(body.get("instructions") or "")
+        user_texts = [_content_text(i.get("content")) for i in items if isinstance(i, dict) and i.get("role") in ("user", "system", "developer")]
+        d = _Directives([instructions, *user_texts], self.headers)
+        if self._maybe_fail(d, anthropic=False):
+            return
+        last_user = next((_content_text(i.get("content")) for i in reversed(items) if isinstance(i, dict) and i.get("role") == "user"), "")
+        text = self._answer_text(d, last_user)
+        prompt_text = instructions + "\n" + "\n".join(user_texts)
+        input_tokens = count_tokens(prompt_text) + 3 * len(items)
+        first = instructions or (user_texts[0] if user_texts else "")
+        cached = min(input_tokens, count_tokens(first)) if first and self.state.cached(model + "\x00" + first) else 0
+        reasoning = d.reasoning if d.reasoning is not None else (32 if _is_reasoning_model(model) else 0)
+        output_tokens = count_tokens(text) + reasoning
+        usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached},
+                 "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": reasoning},
+                 "total_tokens": input_tokens + output_tokens}
+        rid, mid, created = "resp_" + uuid.uuid4().hex[:24], "msg_" + uuid.uuid4().hex[:24], int(time.time())
+        message = {"type": "message", "id": mid, "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": text, "annotations": []}]}
+        response = {"id": rid, "object": "response", "created_at": created, "status": "completed", "model": model,
+                    "output": [message], "instructions": body.get("instructions"), "parallel_tool_calls": True,
+                    "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
+                    "temperature": body.get("temperature"), "top_p": body.get("top_p"), "error": None,
+                    "incomplete_details": None, "metadata": body.get("metadata") or {},
+                    "text": {"format": {"type": "text"}}, "usage": None if d.no_usage else usage}
+        if not body.get("stream"):
+            self._send_json(200, response)
+            return
+        in_progress = {**response, "status": "in_progress", "output": [], "usage": None}
+        item = {**message, "status": "in_progress", "content": []}
+        part = {"type": "output_text", "text": "", "annotations": []}
+        words = re.findall(r"\S+\s*", text)
+        step = max(1, len(words) // 8)
+        events = [("response.created", {"response": in_progress}),
+                  ("response.in_progress", {"response": in_progress}),
+                  ("response.output_item.added", {"output_index": 0, "item": item}),
+                  ("response.content_part.added", {"item_id": mid, "output_index": 0, "content_index": 0, "part": part})]
+        events += [("response.output_text.delta", {"item_id": mid, "output_index": 0, "content_index": 0,
+                                                   "delta": "".join(words[i:i + step]), "logprobs": []})
+                   for i in range(0, len(words), step)]
+        events += [("response.output_text.done", {"item_id": mid, "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+                   ("response.content_part.done", {"item_id": mid, "output_index": 0, "content_index": 0,
+                                                   "part": {**part, "text": text}}),
+                   ("response.output_item.done", {"output_index": 0, "item": message}),
+                   ("response.completed", {"response": response})]
+        try:
+            self._start_sse()
+            for number, (kind, payload) in enumerate(events):
+                self._sse(json.dumps({"type": kind, "sequence_number": number, **payload}), event=kind)
+                if d.chunk_delay_ms:
+                    time.sleep(d.chunk_delay_ms / 1000.0)
         except (BrokenPipeError, ConnectionResetError):
             pass
 

@@ -41,7 +41,7 @@ from opentelemetry.trace import Link, SpanKind, Status
 
 import semconv
 from semconv import genai_mapping as gm
-from instrumentation import events, privacy
+from instrumentation import events, posthoc, privacy
 from instrumentation.baggage import ATTRIBUTION_KEYS, DERIVED_ATTRIBUTES
 
 _log = logging.getLogger(__name__)
@@ -226,6 +226,7 @@ class GenAISpanProcessor(SpanProcessor):
     # --- start -----------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context=None) -> None:
         try:
+            posthoc.adopt(span)  # first: what follows reads the span's final ids
             items = _baggage.get_all(parent_context)
             if items:
                 for key in ATTRIBUTION_KEYS:

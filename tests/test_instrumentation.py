@@ -519,3 +519,34 @@ def test_crewai_under_opentelemetry_instrument_does_not_load_traceloops_crewai_i
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout.strip().splitlines()[-1]) == [False, "_wrap_kickoff", True]
+
+
+RESPONSES_MEMORY_APP = """
+import os, openai
+from opentelemetry.instrumentation.openai.v1 import responses_wrappers
+client = openai.OpenAI(base_url=os.environ["FAKE_LLM_URL"], api_key="sk-fake", max_retries=0)
+for i in range(400):
+    client.responses.create(model="gpt-4o-mini", input=f"call {i}")
+print("KEPT", len(responses_wrappers.responses))
+"""
+
+
+def test_responses_api_calls_do_not_grow_memory(tmp_path, fake_llm, otlp_capture):
+    """traceloop's Responses wrapper keeps every call's data in a module-level dict; under the
+    distro it keeps only the most recent ones (400 calls here)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from instrumentation._patches import RECENT_RESPONSES_KEPT
+
+    app = tmp_path / "responses_app.py"
+    app.write_text(RESPONSES_MEMORY_APP)
+    env = child_env(OTEL_SERVICE_NAME="responses", OTEL_EXPORTER_OTLP_ENDPOINT=otlp_capture.endpoint,
+                    OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_PYTHON_DISTRO="genaitrace",
+                    OTEL_PYTHON_CONFIGURATOR="genaitrace", FAKE_LLM_URL=fake_llm.base_url)
+    out = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(app)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    kept = int(out.stdout.split("KEPT")[1])
+    assert 0 < kept <= RECENT_RESPONSES_KEPT, out.stdout
