@@ -49,3 +49,9 @@ def test_litellm_provider_without_usage_is_estimated(app_environment):
     calls = app_environment.collector.query(
         f"SELECT usage_estimated, cost_usd FROM otel.genai_calls WHERE ServiceName = '{run.service}'")
     assert len(calls) == 4 and all(c["usage_estimated"] in (1, True) and c["cost_usd"] > 0 for c in calls), calls
+
+
+def test_litellm_responses_api(app_environment):
+    """`litellm.responses` / `aresponses`, plain and streamed: one priced LLM span per call."""
+    run = run_app(app_environment, "litellm_responses.py")
+    run.check(requests=3, llm_calls=3)
