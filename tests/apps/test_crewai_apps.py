@@ -89,3 +89,10 @@ def test_crewai_flows(app_environment):
             while parent["SpanId"] != root["SpanId"]:
                 assert not parent["SpanName"].startswith("invoke_workflow"), run.describe()
                 parent = by_id[parent["ParentSpanId"]]
+
+
+def test_crewai_memory(app_environment):
+    """A crew with memory (embeddings through the fake, storage on disk), kicked off twice: the
+    memory's embedding inputs are content too, so none of them is exported with capture off."""
+    run = run_app(app_environment, "crewai_memory.py")
+    run.check(requests=2)
