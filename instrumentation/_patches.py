@@ -465,8 +465,14 @@ def _is_usage_only(chunk) -> bool:
         return False
 
 
+def _not_given(value) -> bool:
+    """None, or the OpenAI SDK's sentinels for an argument the caller left out (its own helpers,
+    such as `chat.completions.stream`, pass NOT_GIVEN / omit rather than nothing)."""
+    return value is None or type(value).__name__ in ("NotGiven", "Omit")
+
+
 def _wants_injection(kwargs: dict) -> bool:
-    return bool(kwargs.get("stream")) and kwargs.get("stream_options") is None
+    return kwargs.get("stream") is True and _not_given(kwargs.get("stream_options"))
 
 
 def _openai_create(wrapped, instance, args, kwargs):

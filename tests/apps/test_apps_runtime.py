@@ -76,19 +76,14 @@ def test_anthropic_sdk_direct(app_environment):
     assert len(set(outputs)) == 1, outputs  # same answer, same count, streamed or not
 
 
-def test_openai_sdk_helpers(app_environment):
+
+def test_openai_sdk_helpers_and_responses_api(app_environment):
     """The OpenAI SDK's other call shapes (the streaming helper, raw and streaming responses,
-    structured-output parsing, tools, embeddings; sync and async) work unchanged and are traced
-    once each."""
+    structured-output parsing, tools, embeddings) and the Responses API (plain, typed-event stream,
+    its helper, async, a failure) work unchanged: one LLM span per call, priced, each the parent of
+    its HTTP span, no content exported."""
     run = run_app(app_environment, "openai_sdk_helpers.py")
-    run.check(requests=9, llm_calls=9)
-
-
-def test_openai_responses_api(app_environment):
-    """The Responses API, plain, streamed (typed events), through the streaming helper, async, and
-    failing: one priced LLM span per call, the app's events unchanged, no content exported."""
-    run = run_app(app_environment, "openai_responses.py")
-    run.check(requests=6, llm_calls=6)
+    run.check(requests=15, llm_calls=15)
     for span in run.llm_spans():
         if span["StatusCode"] != "Error":
-            assert int(span["SpanAttributes"].get("gen_ai.usage.output_tokens", 0)) > 0, (span["SpanName"], span["SpanAttributes"])
+            assert int(span["SpanAttributes"].get("gen_ai.usage.input_tokens", 0)) > 0, (span["SpanName"], span["SpanAttributes"])

@@ -1,4 +1,5 @@
-"""LiteLLM, asyncio: acompletion, acompletion(stream=True) with `async for`, asyncio.gather."""
+"""LiteLLM, asyncio: acompletion, acompletion(stream=True) with `async for`, asyncio.gather,
+`aresponses` (the Responses API)."""
 import asyncio
 import os
 
@@ -26,6 +27,8 @@ async def main():
         for i in range(2, 5)])
     for a in answers:
         print("gather:", a.choices[0].message.content)
+    r = await litellm.aresponses(model="openai/gpt-4o-mini", api_base=BASE, api_key="x", input="Hi zqcanary-prompt async")
+    print("aresponses:", r.output[0].content[0].text)
 
 
 asyncio.run(main())

@@ -1,4 +1,5 @@
-"""LiteLLM, synchronous: completion, completion(stream=True), a failing call, embedding."""
+"""LiteLLM, synchronous: completion, completion(stream=True), a failing call, embedding, and the
+Responses API (`litellm.responses`, plain and streamed)."""
 import os
 
 import litellm
@@ -25,3 +26,11 @@ except Exception as exc:
 e = litellm.embedding(model="openai/text-embedding-3-small", api_base=BASE, api_key="x",
                       input=["zqcanary-embedding one", "zqcanary-embedding two"])
 print("embedding:", len(e.data), len(e.data[0]["embedding"]))
+
+r = litellm.responses(model="openai/gpt-4o-mini", api_base=BASE, api_key="x", input="Hi zqcanary-prompt",
+                      instructions="Be brief. zqcanary-system")
+print("responses:", r.output[0].content[0].text)
+
+events = [e.type for e in litellm.responses(model="openai/gpt-4o-mini", api_base=BASE, api_key="x",
+                                            input="Hi zqcanary-prompt", stream=True)]
+print("responses stream:", events[0], events[-1])
