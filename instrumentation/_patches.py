@@ -580,7 +580,7 @@ class _RecentResponses(dict):
             del self[next(iter(self))]
 
 
-RECENT_RESPONSES_KEPT = 256
+RECENT_RESPONSES_KEPT = 128
 
 _responses_patched = False
 

@@ -526,7 +526,7 @@ RESPONSES_MEMORY_APP = """
 import os, openai
 from opentelemetry.instrumentation.openai.v1 import responses_wrappers
 client = openai.OpenAI(base_url=os.environ["FAKE_LLM_URL"], api_key="sk-fake", max_retries=0)
-for i in range(400):
+for i in range(160):
     client.responses.create(model="gpt-4o-mini", input=f"call {i}")
 print("KEPT", len(responses_wrappers.responses))
 """
@@ -534,7 +534,7 @@ print("KEPT", len(responses_wrappers.responses))
 
 def test_responses_api_calls_do_not_grow_memory(tmp_path, fake_llm, otlp_capture):
     """traceloop's Responses wrapper keeps every call's data in a module-level dict; under the
-    distro it keeps only the most recent ones (400 calls here)."""
+    distro it keeps only the most recent ones (160 calls here)."""
     import subprocess
     import sys
     from pathlib import Path
