@@ -4,6 +4,7 @@ and `genaitrace trace ID`, timed on the embedded store holding N realistic spans
     .venv/bin/python -m bench.queries                   # 10M spans, 5 runs per query (~15 min)
     .venv/bin/python -m bench.queries --spans 1000000   # quicker
     .venv/bin/python -m bench.queries --keep /tmp/q10m  # keep (or reuse) the loaded store
+    .venv/bin/python -m bench.queries --skip-indexes text   # the text indexes instead of the bloom filters
 
 The data: the test suite's seed generator (tests/support seed data: 35 days of multi-agent traces
 over 5 tenants, 7 models, agents, tools, errors, scores) inserted once, then copied inside the
@@ -188,7 +189,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", help="a directory for the store: reused when it holds one already")
     parser.add_argument("--load-only", action="store_true", help="load the store (with --keep) and stop")
+    parser.add_argument("--skip-indexes", choices=["bloom_filter", "text"], default="bloom_filter",
+                        help="the otel_traces skipping indexes of a new store (the exporter's skip_indexes)")
     args = parser.parse_args(argv)
+    os.environ["GENAITRACE_SEED_SKIP_INDEXES"] = args.skip_indexes
     seed_data, expand = _support()
     from collector.storage.client import parse_endpoint, release_store, acquire_store
 
@@ -205,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.load_only:
         print(meta)
         return
-    meta.update(when=time.strftime("%Y-%m-%d %H:%M"), runs=args.runs)
+    meta.update(when=time.strftime("%Y-%m-%d %H:%M"), runs=args.runs, skip_indexes=args.skip_indexes)
     results, trace_ids = measure(store, expand, args.runs)
     release_store(store)
     store.close()

@@ -71,3 +71,17 @@ def test_json_columns_and_unknown_values_are_refused_with_the_reason():
         ClickHouseConfig(endpoint=SERVER, compress="snappy")
     with pytest.raises(ValidationError, match="extra"):
         ClickHouseConfig.model_validate({"endpoint": SERVER, "tls": {"ca_pem_typo": "x"}})
+
+
+def test_skip_indexes_choose_the_index_variant_of_the_created_tables():
+    """`auto` leaves it to the server's version (the contrib exporter's rule); `bloom_filter` gives
+    the bloom-filter DDL on any server; `text` insists on text indexes; anything else is refused."""
+    assert ClickHouseConfig(endpoint=SERVER).schema_options().text_indexes is None
+    bloom = ClickHouseConfig(endpoint=SERVER, skip_indexes="bloom_filter").schema_options()
+    assert bloom.text_indexes is False
+    ddl = "\n".join(schema_statements(bloom))
+    assert "TYPE bloom_filter(0.001)" in ddl and "TYPE text(" not in ddl
+    text = ClickHouseConfig(endpoint=SERVER, skip_indexes="text").schema_options()
+    assert "TYPE text(tokenizer = 'array')" in "\n".join(schema_statements(text))
+    with pytest.raises(ValidationError, match="skip_indexes"):
+        ClickHouseConfig.model_validate({"endpoint": SERVER, "skip_indexes": "minmax"})

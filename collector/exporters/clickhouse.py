@@ -40,6 +40,14 @@ Where a key cannot apply the config is refused with the reason, not ignored:
   `profiles_table_name`, `metrics_table_name`, `metrics_tables` are accepted (configs written for
   the contrib exporter load unchanged) and have no effect: there are no metrics or profiles pipelines.
 
+`skip_indexes: auto | text | bloom_filter` (ours; applies when the tables are created): `auto` is the
+contrib exporter's choice, text indexes on ClickHouse >= 26.2 (chdb 26.9 is) and its bloom filters
+below; `bloom_filter` keeps the bloom filters on any server. Both are the contrib DDL of one
+server version or the other. Measured on the embedded engine (bench/README.md): the text indexes
+cost ~17 us of CPU per stored span, the bloom filters ~8 (35 against 27 in all); at 1M spans the
+dashboards' and views' queries showed no difference beyond run-to-run noise. The text indexes
+serve token searches in attribute values (`hasToken`, `LIKE`), which no panel makes.
+
 `convert_workers: N` (ours, default 0 = in this process) converts queued batches protobuf -> Arrow
 in N worker processes (spawned at start, imports paid then): the conversion is pure Python and
 otherwise competes for this process's GIL with the receivers and processors. The worker gets the
@@ -56,7 +64,7 @@ import os
 import threading
 import uuid
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -121,6 +129,8 @@ class ClickHouseConfig(ExporterSettings):
     connection_params: dict[str, Any] = {}
     # Worker processes for protobuf -> Arrow of queued batches; 0 = convert in this process.
     convert_workers: int = Field(0, ge=0, le=16)
+    # Ours: which skipping indexes a new otel_traces / otel_logs table gets (see the docstring).
+    skip_indexes: Literal["auto", "text", "bloom_filter"] = "auto"
     database_engine: DatabaseEngine = DatabaseEngine()
     async_insert: bool = False
     compress: str = ""
@@ -212,6 +222,7 @@ class ClickHouseConfig(ExporterSettings):
             ttl_seconds=int(self.ttl),
             database_engine=(f"{self.database_engine.name}({self.database_engine.params})"
                              if self.database_engine.name else ""),
+            text_indexes={"auto": None, "text": True, "bloom_filter": False}[self.skip_indexes],
         )
 
     def open_store(self, endpoint=None) -> ClickHouseStore:
@@ -242,6 +253,9 @@ class ClickHouseExporter:
         for future in ready:
             future.result(timeout=120)
         self.store = self.config.open_store()
+        if self.config.skip_indexes == "text" and not schema.server_has_text_indexes(self.store):
+            raise ValueError(f"exporter {self.id}: skip_indexes: text needs ClickHouse 26.2 or later; this server "
+                             "has no text indexes (use auto or bloom_filter)")
         if self.config.create_schema:
             schema.create(self.store, self.config.schema_options())  # text indexes if the server has them
             from collector.storage import genai_views
