@@ -88,7 +88,7 @@ setup_interop() {
 }
 
 # Nothing phones home, and CrewAI keeps its files out of the user's home during tests and the demo.
-export CREWAI_DISABLE_TELEMETRY=true CREWAI_DISABLE_TRACKING=true \
+export CREWAI_DISABLE_TELEMETRY=true CREWAI_DISABLE_TRACKING=true CREWAI_DISABLE_VERSION_CHECK=true \
        TRACELOOP_TELEMETRY=false LITELLM_LOCAL_MODEL_COST_MAP=True DO_NOT_TRACK=1
 
 case "${1:-}" in

@@ -32,6 +32,7 @@ SAFE_ENV_DEFAULTS = {
     "CREWAI_DISABLE_TELEMETRY": "true",
     "CREWAI_DISABLE_TRACKING": "true",
     "CREWAI_TRACING_ENABLED": "false",
+    "CREWAI_DISABLE_VERSION_CHECK": "true",  # a verbose Flow's start asks PyPI for a newer CrewAI
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "TRACELOOP_TELEMETRY": "false",
     "TRACELOOP_SUPPRESS_WARNINGS": "true",

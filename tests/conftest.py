@@ -32,6 +32,7 @@ def pytest_configure(config) -> None:
     os.environ.update(
         CREWAI_DISABLE_TELEMETRY="true",
         CREWAI_DISABLE_TRACKING="true",
+        CREWAI_DISABLE_VERSION_CHECK="true",  # a Flow's start asks PyPI for a newer CrewAI (unless CI=true)
         TRACELOOP_TELEMETRY="false",
         LITELLM_LOCAL_MODEL_COST_MAP="True",
         DO_NOT_TRACK="1",
