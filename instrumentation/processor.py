@@ -43,6 +43,7 @@ import semconv
 from semconv import genai_mapping as gm
 from instrumentation import events, posthoc, privacy
 from instrumentation.baggage import ATTRIBUTION_KEYS, DERIVED_ATTRIBUTES
+from instrumentation.nested import NestedInferenceSpans
 
 _log = logging.getLogger(__name__)
 
@@ -217,6 +218,7 @@ class GenAISpanProcessor(SpanProcessor):
         self._capture = capture
         self._drop_dialect = drop_dialect
         self._agents = _AgentRegistry()
+        self._nested = NestedInferenceSpans()
         self._resources: dict[int, tuple[Any, Any]] = {}
 
     @property
@@ -227,6 +229,7 @@ class GenAISpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context=None) -> None:
         try:
             posthoc.adopt(span)  # first: what follows reads the span's final ids
+            self._nested.on_start(span)
             items = _baggage.get_all(parent_context)
             if items:
                 for key in ATTRIBUTION_KEYS:
@@ -253,6 +256,7 @@ class GenAISpanProcessor(SpanProcessor):
 
     # --- end -------------------------------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
+        duplicate = False
         try:
             inherited = self._agents.pop(span.context.span_id) if span.context else None
             attrs = dict(span.attributes or {})
@@ -264,10 +268,16 @@ class GenAISpanProcessor(SpanProcessor):
                 span._attributes = new_attrs
                 if new_attrs.get(gm.GEN_AI_OPERATION_NAME) in INFERENCE_OPS and span.kind == SpanKind.INTERNAL:
                     span._kind = SpanKind.CLIENT  # semconv: inference spans are CLIENT spans
+            outer = self._nested.take_duplicate(span)
+            if outer is not None:  # the same call as its parent's inference span: one span is exported
+                self._nested.complete_outer(outer, new_attrs)
+                self._nested.unexported(span)
+                duplicate = True
         except Exception:  # pragma: no cover
             _log.debug("GenAISpanProcessor.on_end failed", exc_info=True)
-        self._report_exception(span)
-        self._gate(span)
+        if not duplicate:  # the outer span reports the call's failure once
+            self._report_exception(span)
+        self._gate(span)  # even unexported: a processor of the app's own may not look at the flag
 
     def _report_exception(self, span: ReadableSpan) -> None:
         """A failed inference call as a gen_ai.client.operation.exception log record (when a logs
