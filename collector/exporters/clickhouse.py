@@ -298,9 +298,10 @@ class ClickHouseExporter:
         if not stored:
             return table
         keys = pc.binary_join_element_wise(table["TraceId"], table["SpanId"], "")
+        missing = table.filter(pc.invert(pc.is_in(keys, value_set=pa.array(sorted(stored)))))
         log.info("exporter %s: %d of the replayed batch's %d spans were already stored; inserting the other %d",
-                 self.id, len(stored), table.num_rows, table.num_rows - len(stored))
-        return table.filter(pc.invert(pc.is_in(keys, value_set=pa.array(sorted(stored)))))
+                 self.id, table.num_rows - missing.num_rows, table.num_rows, missing.num_rows)
+        return missing
 
     def _convert_in_pool(self, payloads: list[bytes]) -> pa.Table:
         """With several workers, consecutive runs of the payloads in parallel, concatenated in order."""
