@@ -43,27 +43,26 @@ class NestedInferenceSpans:
         self._limit = limit
         self._lock = threading.Lock()
         self._live: OrderedDict[int, Any] = OrderedDict()  # span id -> the live SDK span
-        self._duplicates: dict[int, Any] = {}  # duplicate's span id -> the outer (kept) SDK span
+        self._duplicates: OrderedDict[int, Any] = OrderedDict()  # duplicate's span id -> the outer (kept) SDK span
 
     def on_start(self, span) -> None:
+        inference = is_inference(span.attributes, span.name)  # once per span: this is the app's hot path
         parent = span.parent
         if parent is None or parent.is_remote:
-            if is_inference(span.attributes, span.name):
-                self._remember(span)
+            if inference:
+                self._remember(self._live, span, span)
             return
         with self._lock:
-            outer = self._live.get(parent.span_id) or self._duplicates.get(parent.span_id)
-            duplicate_parent = self._duplicates.get(parent.span_id)
-        if duplicate_parent is not None and not is_inference(span.attributes, span.name):
-            span._parent = duplicate_parent.get_span_context()  # the duplicate's child: the outer's
-            return
-        if not is_inference(span.attributes, span.name):
+            duplicated = self._duplicates.get(parent.span_id)  # the parent is a duplicate: its outer span
+            outer = duplicated or self._live.get(parent.span_id)
+        if not inference:
+            if duplicated is not None:
+                span._parent = duplicated.get_span_context()  # the duplicate's child: the outer's
             return
         if outer is None:
-            self._remember(span)
-            return
-        with self._lock:
-            self._duplicates[span.get_span_context().span_id] = outer
+            self._remember(self._live, span, span)
+        else:
+            self._remember(self._duplicates, span, outer)
 
     def take_duplicate(self, span) -> Any:
         """At `span`'s end: the outer span it duplicates (and forget it), or None."""
@@ -89,8 +88,8 @@ class NestedInferenceSpans:
         span._context = trace_api.SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote,
                                               trace_api.TraceFlags(0), ctx.trace_state)
 
-    def _remember(self, span) -> None:
+    def _remember(self, table: OrderedDict, span, value) -> None:
         with self._lock:
-            self._live[span.get_span_context().span_id] = span
-            while len(self._live) > self._limit:
-                self._live.popitem(last=False)
+            table[span.get_span_context().span_id] = value
+            while len(table) > self._limit:
+                table.popitem(last=False)

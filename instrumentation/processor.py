@@ -258,6 +258,7 @@ class GenAISpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         duplicate = False
         try:
+            outer = self._nested.take_duplicate(span)  # first: forgotten even if the rewrite fails
             inherited = self._agents.pop(span.context.span_id) if span.context else None
             attrs = dict(span.attributes or {})
             name = span.name
@@ -268,7 +269,6 @@ class GenAISpanProcessor(SpanProcessor):
                 span._attributes = new_attrs
                 if new_attrs.get(gm.GEN_AI_OPERATION_NAME) in INFERENCE_OPS and span.kind == SpanKind.INTERNAL:
                     span._kind = SpanKind.CLIENT  # semconv: inference spans are CLIENT spans
-            outer = self._nested.take_duplicate(span)
             if outer is not None:  # the same call as its parent's inference span: one span is exported
                 self._nested.complete_outer(outer, new_attrs)
                 self._nested.unexported(span)
