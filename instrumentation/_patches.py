@@ -11,7 +11,10 @@ complete span, and the application sees exactly what it would see uninstrumented
   managers, every attribute) through a ``wrapt.ObjectProxy``. Token counts LiteLLM estimated
   (the provider reported none) are marked ``genaitrace.usage.estimated=true``; so are the counts
   of a non-streamed call whose provider reported none (LiteLLM says 0 and 0 there: they are
-  counted with LiteLLM's tokenizer instead).
+  counted with LiteLLM's tokenizer instead). A stream the application stops reading early (a
+  ``break``, a dropped stream) ends without the provider's usage: its prompt and the output the
+  app received are counted the same way, marked estimated and ``genaitrace.stream.abandoned``
+  (see ``instrumentation.unfinished``).
 * Finish reasons, response id/model, ``gen_ai.request.stream``, time to first chunk, and
   ``error.type`` plus a status description on failures.
 * CrewAI: see ``instrumentation.crewai``.
@@ -29,10 +32,12 @@ from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
+import semconv
+from instrumentation import unfinished
 from instrumentation.safety import guard, guarded
 
 TTFC_ATTRIBUTE = "gen_ai.response.time_to_first_chunk"  # seconds, float
-ESTIMATED_ATTRIBUTE = "genaitrace.usage.estimated"       # bool: tokens counted locally, not reported
+ESTIMATED_ATTRIBUTE = semconv.USAGE_ESTIMATED             # bool: tokens counted locally, not reported
 ERROR_TYPE = "error.type"
 
 
@@ -122,23 +127,27 @@ def _call_inputs(args: tuple, kwargs: dict) -> tuple[str, object, object]:
     return str(model or ""), messages, kwargs.get("input", args[1] if len(args) > 1 else None)
 
 
+def _written(message, parts: list[str]) -> None:
+    """Append what the model wrote in a message or a stream delta: its text, and the name and
+    arguments of each tool call (what LiteLLM's own estimates count)."""
+    content = _get(message, "content")
+    if isinstance(content, str):
+        parts.append(content)
+    for call in _get(message, "tool_calls") or []:
+        function = _get(call, "function")
+        for key in ("name", "arguments"):
+            value = _get(function, key) if function is not None else None
+            if isinstance(value, str):
+                parts.append(value)
+
+
 def _response_text(result) -> str:
-    """What the model wrote: text and tool-call arguments of every choice (what LiteLLM's stream
-    estimate counts too)."""
-    parts = []
+    """What the model wrote in a response, every choice."""
+    parts: list[str] = []
     for choice in getattr(result, "choices", None) or []:
         message = _get(choice, "message")
-        if message is None:
-            continue
-        content = _get(message, "content")
-        if isinstance(content, str):
-            parts.append(content)
-        for call in _get(message, "tool_calls") or []:
-            function = _get(call, "function")
-            for key in ("name", "arguments"):
-                value = _get(function, key) if function is not None else None
-                if isinstance(value, str):
-                    parts.append(value)
+        if message is not None:
+            _written(message, parts)
     return "".join(parts)
 
 
@@ -176,6 +185,30 @@ def _stream_usage_was_estimated(stream) -> bool | None:
     processor = ChunkProcessor(chunks=list(chunks))
     reported = processor._calculate_usage_per_chunk(chunks=processor.chunks)
     return reported.get("prompt_tokens") is None or reported.get("completion_tokens") is None
+
+
+def _chunks_text(chunks) -> str:
+    """What the model wrote in these stream chunks."""
+    parts: list[str] = []
+    for chunk in chunks:
+        for choice in _get(chunk, "choices") or []:
+            delta = _get(choice, "delta")
+            if delta is not None:
+                _written(delta, parts)
+    return "".join(parts)
+
+
+def _abandoned_stream_usage(stream, args: tuple, kwargs: dict) -> dict:
+    """Attributes for a stream whose span ended before the stream did (see instrumentation.unfinished):
+    the prompt and what the app received, counted with LiteLLM's tokenizer, marked estimated."""
+    import litellm
+
+    model, messages, _ = _call_inputs(args, kwargs)
+    received = list(getattr(stream, "chunks", None) or [])
+    prompt = litellm.token_counter(model=model, messages=messages) if messages else 0
+    output = litellm.token_counter(model=model, text=_chunks_text(received), count_response_tokens=True) if received else 0
+    return {"gen_ai.usage.input_tokens": int(prompt), "gen_ai.usage.output_tokens": int(output),
+            ESTIMATED_ATTRIBUTE: True, semconv.STREAM_ABANDONED: True}
 
 
 # ============================================================================ streams
@@ -237,6 +270,7 @@ class _StreamRecorder:
         if self.done:
             return
         self.done = True
+        unfinished.forget(self.span.get_span_context().span_id)
         with guarded("litellm.stream.finish"):
             if not self.span.is_recording():
                 return
@@ -326,7 +360,11 @@ def _begin_call(kwargs: dict):
 def _end_call(result, span, stream: bool, injected: bool, t0: float, args: tuple = (), kwargs: dict | None = None):
     if stream and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
         try:
-            return StreamProxy(result, _StreamRecorder(span, t0, injected))
+            proxy = StreamProxy(result, _StreamRecorder(span, t0, injected))
+            if span.is_recording():
+                unfinished.register(span.get_span_context().span_id,
+                                    functools.partial(_abandoned_stream_usage, result, args, kwargs or {}))
+            return proxy
         except Exception as exc:
             from instrumentation.safety import report
 

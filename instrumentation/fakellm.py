@@ -248,6 +248,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
     def do_POST(self) -> None:  # noqa: N802
+        try:
+            self._post()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (a cancelled call): a real provider just stops, so do we
+
+    def _post(self) -> None:
         path = self.path.split("?")[0].rstrip("/")
         try:
             body = self._read_json()

@@ -41,7 +41,7 @@ from opentelemetry.trace import Link, SpanKind, Status
 
 import semconv
 from semconv import genai_mapping as gm
-from instrumentation import events, posthoc, privacy
+from instrumentation import events, posthoc, privacy, unfinished
 from instrumentation.baggage import ATTRIBUTION_KEYS, DERIVED_ATTRIBUTES
 from instrumentation.nested import NestedInferenceSpans
 
@@ -213,6 +213,16 @@ def _strip_routing_prefix(out: dict) -> None:
                 out[key] = rest
 
 
+def _completion(complete: unfinished.Completion) -> dict:
+    try:
+        return complete()
+    except Exception as exc:  # never hurt the app; a span without its estimate is still exported
+        from instrumentation.safety import report
+
+        report("genai.unfinished_call", exc)
+        return {}
+
+
 class GenAISpanProcessor(SpanProcessor):
     def __init__(self, capture: str | None = None, drop_dialect: bool = True):
         self._capture = capture
@@ -261,10 +271,13 @@ class GenAISpanProcessor(SpanProcessor):
             outer = self._nested.take_duplicate(span)  # first: forgotten even if the rewrite fails
             inherited = self._agents.pop(span.context.span_id) if span.context else None
             attrs = dict(span.attributes or {})
+            complete = unfinished.take(span.context.span_id) if span.context else None
+            if complete is not None:  # a call that ended unfinished (a stream left early)
+                attrs.update(_completion(complete))
             name = span.name
             new_name, new_attrs = self.rewrite(name, attrs, inherited,
                                                span.instrumentation_scope.name if span.instrumentation_scope else "")
-            if new_attrs is not attrs or new_name != name:
+            if new_attrs is not attrs or new_name != name or complete is not None:
                 span._name = new_name  # the ReadableSpan is a per-end() copy: safe to rewrite
                 span._attributes = new_attrs
                 if new_attrs.get(gm.GEN_AI_OPERATION_NAME) in INFERENCE_OPS and span.kind == SpanKind.INTERNAL:

@@ -165,6 +165,9 @@ REQUEST_SERVICE_TIER = "genaitrace.request.service_tier"
 RESPONSE_SERVICE_TIER = "genaitrace.response.service_tier"
 # Set by the instrumentation when LiteLLM estimated the token counts (the provider reported none).
 USAGE_ESTIMATED = "genaitrace.usage.estimated"
+# Set (true) on a streamed call the application stopped reading before its end: the provider's
+# usage never arrived, so its counts are estimates (the prompt, and the output the app received).
+STREAM_ABANDONED = "genaitrace.stream.abandoned"
 
 # The product's cost contract: the total, on inference spans only. In `gen_ai.*` because users'
 # queries and dashboards depend on it (issue 14: keep it); it is not a semconv name.

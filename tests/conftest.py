@@ -68,3 +68,21 @@ def collector(tmp_path):
     process = CollectorProcess(tmp_path).start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def genai_provider():
+    """A real SDK tracer provider with the GenAI span processor in front of an in-memory exporter:
+    (provider, exporter)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from instrumentation.processor import GenAISpanProcessor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider, exporter
+    provider.shutdown()

@@ -4,26 +4,16 @@ OpenTelemetry SDK tracers, the GenAI span processor in front of an exporting pro
 from __future__ import annotations
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-
-from instrumentation.processor import GenAISpanProcessor
 
 TRACELOOP_CHAT = {"llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini"}
 SEMCONV_CHAT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini"}
 
 
 @pytest.fixture
-def traced():
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(GenAISpanProcessor())
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    library, instrumentor = provider.get_tracer("some.sdk"), provider.get_tracer("some.instrumentor")
-    yield library, instrumentor, exporter
-    provider.shutdown()
+def traced(genai_provider):
+    provider, exporter = genai_provider
+    return provider.get_tracer("some.sdk"), provider.get_tracer("some.instrumentor"), exporter
 
 
 def _by_name(exporter):

@@ -50,3 +50,40 @@ def test_litellm_provider_without_usage_is_estimated(app_environment):
         f"SELECT usage_estimated, cost_usd FROM otel.genai_calls WHERE ServiceName = '{run.service}'")
     assert len(calls) == 4 and all(c["usage_estimated"] in (1, True) and c["cost_usd"] > 0 for c in calls), calls
 
+
+
+def test_litellm_stream_shapes(app_environment):
+    """Streams left early (break, next() then dropped, async break then aclose), a call cancelled by
+    asyncio.wait_for, a streamed tool call, n=2 and text_completion: the app's output is unchanged and
+    every call is one span in a trace of its own. A stream left early still cost its prompt and what
+    was generated: its span carries those counts, estimated, and is priced as an estimate (it was
+    unpriced, "missing_token_counts"); the cancelled call is an error with its error.type."""
+    run = run_app(app_environment, "litellm_stream_shapes.py")
+    run.check(requests=7, llm_calls=7)
+    spans = run.llm_spans()
+    left = [s for s in spans if s["SpanAttributes"].get(semconv.STREAM_ABANDONED) == "true"]
+    assert len(left) == 3, run.describe()
+    for s in left:
+        a = s["SpanAttributes"]
+        assert a[semconv.USAGE_ESTIMATED] == "true" and int(a["gen_ai.usage.input_tokens"]) > 0, a
+        assert float(a[semconv.COST_USD]) > 0, a
+    # what the app received is counted: the loop that broke after four chunks read some text
+    assert max(int(s["SpanAttributes"]["gen_ai.usage.output_tokens"]) for s in left) > 0, run.describe()
+    finished = [s for s in spans if s not in left and s["StatusCode"] != "Error"]
+    assert len(finished) == 3 and all(float(s["SpanAttributes"][semconv.COST_USD]) > 0 for s in finished), run.describe()
+    assert all(s["SpanAttributes"].get(semconv.USAGE_ESTIMATED) != "true" for s in finished), run.describe()
+    cancelled = [s for s in spans if s["StatusCode"] == "Error"]
+    assert len(cancelled) == 1, run.describe()
+    assert cancelled[0]["SpanAttributes"]["error.type"].endswith("CancelledError"), cancelled[0]["SpanAttributes"]
+
+
+def test_litellm_concurrency_inside_request_spans(app_environment):
+    """batch_completion (LiteLLM's thread pool), Router fallbacks (a failed deployment, then the
+    backup), asyncio.to_thread: each request is one trace under the app's span, with one LLM span per
+    provider call; the failed deployment's call is an error with its error.type, and is not priced."""
+    run = run_app(app_environment, "litellm_concurrency.py")
+    run.check(requests=4)
+    roots = sorted(next(s for s in spans if not s["ParentSpanId"])["SpanName"] for spans in run.traces().values())
+    assert roots == ["request async fallback", "request batch", "request fallback", "request to_thread"], roots
+    failed = [s for s in run.llm_spans() if s["StatusCode"] == "Error"]
+    assert len(failed) == 2 and all(s["SpanAttributes"].get("error.type") for s in failed), run.describe()
