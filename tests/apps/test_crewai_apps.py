@@ -96,3 +96,12 @@ def test_crewai_memory(app_environment):
     memory's embedding inputs are content too, so none of them is exported with capture off."""
     run = run_app(app_environment, "crewai_memory.py")
     run.check(requests=2)
+
+
+def test_crewai_streaming(app_environment):
+    """`Crew(stream=True)`, kicked off and read as a stream (sync and akickoff): each request is one
+    trace under its crew's invoke_workflow span, whatever threads CrewAI streams from."""
+    run = run_app(app_environment, "crewai_streaming.py", timeout=300)
+    run.check(requests=2)
+    for spans in run.traces().values():
+        assert _root(spans)["SpanName"] == "invoke_workflow streaming_crew", run.describe()
