@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--connections", type=int, default=8, help="gRPC connections the requests in flight share")
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--start-at", type=float, default=0.0, help="time.time() to start at (aligns several loadgens)")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="spans/s to offer (requests paced to it, at most --concurrency in flight); 0: as fast as acked")
     args = ap.parse_args(argv)
 
     host, _, port = args.target.rpartition(":")
@@ -76,12 +78,21 @@ def main(argv: list[str] | None = None) -> None:
     state = {"requests": 0, "spans": 0, "errors": {}, "latencies": []}
     budget = [args.max_requests]
 
+    # --rate: request n may start at began + n * (spans per request / rate); a target slower than
+    # the rate falls behind the schedule and is offered only what `concurrency` allows.
+    interval = (sum(spans for _, spans in payloads) / len(payloads)) / args.rate if args.rate > 0 else 0.0
+    issued = [0]
+
     def take() -> bool:
         with lock:
             if budget[0] <= 0:
                 return False
             budget[0] -= 1
-            return True
+            slot = began + issued[0] * interval
+            issued[0] += 1
+        if interval:
+            time.sleep(max(0.0, slot - time.monotonic()))
+        return True
 
     def record(latency: float, spans: int, error: str | None) -> None:
         with lock:

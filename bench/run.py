@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.run                 # everything (peers installed on first use), ~15 min
     .venv/bin/python -m bench.run --only ours --duration 10
-    .venv/bin/python -m bench.run --soak 600      # + a 10-minute memory run of our collector
+    .venv/bin/python -m bench.run --soak 1800     # + a 30-minute memory run at 20k spans/s offered
 
 What it does, per target x protocol (gRPC, HTTP), each on a fresh process and data directory:
   1. starts the target on free loopback ports;
@@ -481,49 +481,76 @@ def run_scenario(target_cls, protocol: str, payload_file: Path, spans_per_payloa
     return result
 
 
-def _chdb_tracked_bytes(target) -> float:
-    """The embedded engine's own count of the memory it holds (`MemoryTracking`), or -1."""
+def _memory_parts(target) -> dict[str, float]:
+    """The collector's own memory breakdown (`genaitrace_process_memory_bytes{part}`) and its
+    sending queue's bytes, in MB, from its metrics endpoint; {} if the scrape fails."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    parts: dict[str, float] = {}
     try:
-        rows = target.proc.query("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'")
-        return float(rows[0]["value"])
+        text = httpx.get(target.proc.metrics_url, timeout=10).text
     except Exception:  # noqa: BLE001 - a figure missing from a soak is not worth ending it
-        return -1e6
+        return parts
+    for family in text_string_to_metric_families(text):
+        if family.name == "genaitrace_process_memory_bytes":
+            for sample in family.samples:
+                parts[sample.labels["part"]] = round(sample.value / 1e6, 1)
+        elif family.name == "otelcol_exporter_queue_bytes":
+            parts["sending_queue"] = round(sum(sample.value for sample in family.samples) / 1e6, 1)
+    return parts
+
+
+def _minute_means(series: list[tuple[int, float]]) -> list[float]:
+    by_minute: dict[int, list[float]] = {}
+    for t, value in series:
+        by_minute.setdefault(t // 60, []).append(value)
+    return [round(sum(v) / len(v), 1) for _, v in sorted(by_minute.items())]
 
 
 def soak(payload_file: Path, args) -> dict:
-    """Our collector under load for `args.soak` seconds: RSS every 10 s, throughput per minute."""
+    """Our collector under a steady offered load (`--soak-rate` spans/s, half gRPC, half HTTP) for
+    `args.soak` seconds: RSS of the process tree and the collector's memory breakdown every
+    10 s, the stored rate, and the drift of memory after the warm-up."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     target = Ours(workdir)
-    # Let the SQL endpoint read the engine's own memory figure, to split RSS between chdb and Python.
-    config = target.proc.config_path.read_text()
-    target.proc.config_path.write_text(config.replace(
-        "    exporter: clickhouse\n", "    exporter: clickhouse\n    allowed_system_tables: [metrics, parts]\n", 1))
     target.start()
     sampler = Sampler(target.pids, interval=1.0).start()
     try:
         half = max(1, args.concurrency // 2)
+        rate = ["--rate", str(args.soak_rate / 2)] if args.soak_rate else []
         gens = [subprocess.Popen([PYTHON, "-m", "bench.loadgen", "--protocol", proto, "--target", ep,
                                   "--payloads", str(payload_file), "--duration", str(args.soak),
-                                  "--concurrency", str(half), "--max-requests", str(10_000_000)],
+                                  "--concurrency", str(half), "--max-requests", str(10_000_000), *rate],
                                  cwd=REPO, stdout=subprocess.PIPE, text=True)
                 for proto, ep in (("grpc", target.grpc), ("http", target.http))]
         t0 = time.monotonic()
-        rss_series, chdb_series = [], []
+        rss_series, parts_series = [], []
         while any(g.poll() is None for g in gens) and time.monotonic() < t0 + args.soak + 120:
             time.sleep(10)
-            rss_series.append((round(time.monotonic() - t0), round(sampler.snapshot()[1] / 1e6, 1)))
-            chdb_series.append(round(_chdb_tracked_bytes(target) / 1e6, 1))
+            at = round(time.monotonic() - t0)
+            rss_series.append((at, round(sampler.snapshot()[1] / 1e6, 1)))
+            parts_series.append((at, _memory_parts(target)))
         loads = [json.loads(g.communicate(timeout=120)[0].strip().splitlines()[-1]) for g in gens]
         acked = sum(l["spans_acked"] for l in loads)
+        loaded_for = time.monotonic() - t0
         deadline = time.monotonic() + args.drain_timeout
         stored = target.stored()
         while stored < acked and time.monotonic() < deadline:
             time.sleep(1)
             stored = target.stored()
-        elapsed = time.monotonic() - t0
-        return {"duration_s": args.soak, "spans_acked": acked, "spans_stored": stored,
-                "spans_per_s": round(min(acked, stored) / elapsed, 1), "rss_mb_every_10s": rss_series,
-                "chdb_tracked_mb_every_10s": chdb_series,
+        minutes = _minute_means(rss_series)
+        warm = args.soak_warmup // 60
+        settled, last = minutes[warm:warm + 5], minutes[-5:]
+        drift = (sum(last) / len(last)) / (sum(settled) / len(settled)) - 1 if settled and last else 0.0
+        part_names = sorted({name for _, parts in parts_series for name in parts})
+        return {"duration_s": args.soak, "offered_spans_per_s": args.soak_rate, "spans_acked": acked,
+                "spans_stored": stored, "spans_per_s": round(min(acked, stored) / loaded_for, 1),
+                "ack_p99_ms": [round(l["ack_p99_ms"]) for l in loads],
+                "rss_mb_every_10s": rss_series, "rss_mb_per_minute": minutes,
+                "drift_after_warmup": round(drift, 4), "warmup_s": args.soak_warmup,
+                "parts_mb_per_minute": {name: _minute_means([(t, p[name]) for t, p in parts_series if name in p])
+                                        for name in part_names},
                 "peak_rss_mb": round(sampler.peak_rss() / 1e6, 1),
                 "rss_first_minute_mb": max((r for t, r in rss_series if t <= 60), default=0),
                 "rss_last_minute_mb": max((r for t, r in rss_series if t >= args.soak - 60), default=0)}
@@ -581,6 +608,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--payloads", type=int, default=16, help="distinct pre-encoded requests")
     ap.add_argument("--drain-timeout", type=float, default=120.0)
     ap.add_argument("--soak", type=float, default=0.0, help="seconds of soak for our collector (memory flatness)")
+    ap.add_argument("--soak-rate", type=float, default=20_000.0, help="spans/s offered during the soak (0: closed loop)")
+    ap.add_argument("--soak-warmup", type=int, default=300, help="seconds of the soak before memory should be flat")
     ap.add_argument("--no-extras", action="store_true",
                     help="skip bench.micro (each stage alone) and bench.app_overhead (instrumentation cost)")
     ap.add_argument("--keep", action="store_true", help="keep the targets' work directories")
@@ -631,10 +660,13 @@ def main(argv: list[str] | None = None) -> None:
         s = out["soak"]
         table += (f"\nSoak ({s['duration_s']:.0f} s, gRPC+HTTP): {s['spans_per_s']:,.0f} spans/s, RSS first minute "
                   f"{s['rss_first_minute_mb']} MB, last minute {s['rss_last_minute_mb']} MB, peak {s['peak_rss_mb']} MB")
-        chdb = s.get("chdb_tracked_mb_every_10s") or []
-        if chdb:
-            table += f"; chdb's own tracked memory first {chdb[0]} MB, last {chdb[-1]} MB, max {max(chdb)} MB"
-        table += "\n"
+        table += (f"; offered {s['offered_spans_per_s']:,.0f} spans/s; RSS drift after the {s['warmup_s']} s warm-up "
+                  f"{s['drift_after_warmup']:+.1%} (target <= 5 %)\n\nPer-minute means, MB (parts overlap: "
+                  f"collector.memory.breakdown):\n\n| minute | RSS | "
+                  + " | ".join(s["parts_mb_per_minute"]) + " |\n|---:|---:|" + "---:|" * len(s["parts_mb_per_minute"]) + "\n")
+        for minute, rss in enumerate(s["rss_mb_per_minute"]):
+            cells = [str(values[minute]) if minute < len(values) else "" for values in s["parts_mb_per_minute"].values()]
+            table += f"| {minute + 1} | {rss} | " + " | ".join(cells) + " |\n"
     if "micro" in out:
         table += "\nEach stage alone (one core, CPU time, best of 7):\n\n| stage | spans/s | us/span |\n|---|---:|---:|\n"
         for stage, seconds in out["micro"]["seconds"].items():

@@ -16,14 +16,31 @@ import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app, values
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from collector import memory
 from collector.confighelpers import split_host_port
 
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, *args) -> None:  # scrapes every few seconds would flood the log
         pass
+
+
+class _ProcessMemory:
+    """The serving process's memory, part by part (`collector.memory.breakdown`), read at scrape time:
+    `genaitrace_process_memory_bytes{part=...}`. otelcol reports its RSS and Go heap
+    (`otelcol_process_memory_rss`, `otelcol_process_runtime_heap_alloc_bytes`); a Python process
+    with an embedded engine needs more parts to say where its memory is."""
+
+    def collect(self):
+        family = GaugeMetricFamily("genaitrace_process_memory_bytes",
+                                   "This process's memory by part (parts overlap: see collector.memory.breakdown)",
+                                   labels=["part"])
+        for part, value in sorted(memory.breakdown().items()):
+            family.add_metric([part], value)
+        yield family
 
 
 class SelfTelemetry:
@@ -129,6 +146,7 @@ class SelfTelemetry:
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, self.multiprocess_dir)
+        registry.register(_ProcessMemory())
         host, port = split_host_port(address)
         self._server = make_server(host, port, make_wsgi_app(registry), handler_class=_QuietHandler)
         threading.Thread(target=self._server.serve_forever, name="telemetry", daemon=True).start()

@@ -4,6 +4,7 @@ evaluates the alert and recording rules on it, and sees the values the spans imp
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 import time
@@ -71,6 +72,11 @@ def _wait_ready(url: str, prom: subprocess.Popen, timeout: float = 60) -> None:
     raise AssertionError(f"prometheus not ready after {timeout}s (exit code {prom.poll()})")
 
 
+def collector_rss(collector: CollectorProcess) -> float:
+    with open(f"/proc/{collector.proc.pid}/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def promql(url: str, query: str) -> list[dict]:
     body = httpx.get(f"{url}/api/v1/query", params={"query": query}, timeout=5).json()
     assert body["status"] == "success", body
@@ -114,6 +120,13 @@ def test_prometheus_scrapes_genai_metrics_from_a_running_collector(stack):
     # the collector's own health metrics, through the same scrape
     accepted = float(promql(prom, "sum(otelcol_receiver_accepted_spans_total)")[0]["value"][1])
     assert accepted == len(truth.spans)
+    # where the collector's memory is: resident anonymous + file-backed is its RSS, and the embedded
+    # engine's allocator reports what it holds (collector.memory.breakdown)
+    parts = {r["metric"]["part"]: float(r["value"][1]) for r in promql(prom, "genaitrace_process_memory_bytes")}
+    assert {"resident_anonymous", "resident_file", "malloc_in_use", "engine_allocated", "engine_resident"} <= set(parts), parts
+    assert 0 < parts["engine_allocated"] <= parts["engine_resident"], parts
+    rss = collector_rss(collector)
+    assert abs(parts["resident_anonymous"] + parts["resident_file"] + parts.get("resident_shmem", 0) - rss) < 0.2 * rss, (parts, rss)
     # the rule files load and evaluate against the real metrics
     rules = httpx.get(f"{prom}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert {g["name"] for g in rules} >= {"genai-alerts", "genai-budgets", "genai-collector-health"}

@@ -9,6 +9,7 @@ reach it through the collector's read-only `sqlquery` endpoint.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -16,6 +17,9 @@ from urllib.parse import urlparse
 import clickhouse_connect
 
 from collector import memory
+
+# The summary line of `system.jemalloc_stats`: "Allocated: N, active: N, metadata: N (...), resident: N, ..."
+_JEMALLOC_SUMMARY = re.compile(r"Allocated: (?P<allocated>\d+), .*?resident: (?P<resident>\d+)")
 
 
 class StoreError(Exception):
@@ -77,8 +81,26 @@ class ClickHouseStore:
             where = endpoint.url if endpoint.embedded else f"{endpoint.host}:{endpoint.port}"
             hint = " (is another process, e.g. a running collector, holding this chdb path?)" if endpoint.embedded else ""
             raise StoreError(f"cannot open ClickHouse at {where}: {exc}{hint}") from exc
+        self._engine_memory: dict[str, int] = {}
         if endpoint.embedded:
             memory.register_releaser(self._purge_engine_allocator)
+            for part in ("engine_allocated", "engine_resident"):
+                memory.register_part(part, lambda part=part: self._engine_memory_bytes().get(part, 0))
+
+    def _engine_memory_bytes(self) -> dict[str, int]:
+        # The embedded engine's allocator (its own jemalloc): bytes allocated, and bytes resident
+        # (allocated plus freed pages it keeps for reuse, and its metadata). Asked between inserts
+        # only: a scrape must not wait for one, so it may repeat the last figures.
+        if self._lock.acquire(blocking=False):
+            try:
+                text = self.client.command("SELECT * FROM system.jemalloc_stats")
+                summary = _JEMALLOC_SUMMARY.search(str(text))
+                if summary:
+                    self._engine_memory = {"engine_allocated": int(summary["allocated"]),
+                                           "engine_resident": int(summary["resident"])}
+            finally:
+                self._lock.release()
+        return self._engine_memory
 
     def _purge_engine_allocator(self) -> None:
         # The embedded engine's jemalloc keeps freed pages for seconds after inserts and merges;
@@ -126,6 +148,9 @@ class ClickHouseStore:
 
     def close(self) -> None:
         memory.unregister_releaser(self._purge_engine_allocator)
+        if self.endpoint.embedded:
+            memory.unregister_part("engine_allocated")
+            memory.unregister_part("engine_resident")
         with self._lock:
             self.client.close()
 
