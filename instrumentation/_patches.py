@@ -198,7 +198,7 @@ def _chunks_text(chunks) -> str:
     return "".join(parts)
 
 
-def _abandoned_stream_usage(stream, args: tuple, kwargs: dict) -> dict:
+def _abandoned_stream_usage(stream, args: tuple, kwargs: dict, ended_with=None) -> dict:
     """Attributes for a stream whose span ended before the stream did (see instrumentation.unfinished):
     the prompt and what the app received, counted with LiteLLM's tokenizer, marked estimated."""
     import litellm
@@ -362,8 +362,7 @@ def _end_call(result, span, stream: bool, injected: bool, t0: float, args: tuple
         try:
             proxy = StreamProxy(result, _StreamRecorder(span, t0, injected))
             if span.is_recording():
-                unfinished.register(span.get_span_context().span_id,
-                                    functools.partial(_abandoned_stream_usage, result, args, kwargs or {}))
+                unfinished.register(span, functools.partial(_abandoned_stream_usage, result, args, kwargs or {}))
             return proxy
         except Exception as exc:
             from instrumentation.safety import report
@@ -460,16 +459,27 @@ def patch_litellm_dispatch_loop(module) -> None:
 
 
 # ============================================================================ OpenAI SDK used directly
-class _UsageChunkFilter(wrapt.ObjectProxy):
-    """An OpenAI SDK stream without the usage-only chunk we asked for; everything else as it was."""
+class _OpenAIStream(wrapt.ObjectProxy):
+    """An OpenAI SDK stream as the app would see it: without the usage-only chunk we asked for (when
+    we asked), and with the call's span ended when the app closes the stream before its end
+    (traceloop's wrapper ends it only when the stream is collected, so a stream closed and kept
+    in a variable until exit lost its span)."""
+
+    def __init__(self, wrapped, injected: bool, span):
+        super().__init__(wrapped)
+        self._self_injected, self._self_span = injected, span
 
     def __iter__(self):
         return self
 
     def __next__(self):
         while True:
-            chunk = self.__wrapped__.__next__()
-            if not _is_usage_only(chunk):
+            try:
+                chunk = self.__wrapped__.__next__()
+            except StopIteration:
+                self._self_finished()
+                raise
+            if not (self._self_injected and _is_usage_only(chunk)):
                 return chunk
 
     def __aiter__(self):
@@ -477,9 +487,17 @@ class _UsageChunkFilter(wrapt.ObjectProxy):
 
     async def __anext__(self):
         while True:
-            chunk = await self.__wrapped__.__anext__()
-            if not _is_usage_only(chunk):
+            try:
+                chunk = await self.__wrapped__.__anext__()
+            except StopAsyncIteration:
+                self._self_finished()
+                raise
+            if not (self._self_injected and _is_usage_only(chunk)):
                 return chunk
+
+    def close(self):  # the SDK's sync close, or its async one (returns the coroutine)
+        self._self_left()
+        return self.__wrapped__.close()
 
     def __enter__(self):
         self.__wrapped__.__enter__()
@@ -493,7 +511,56 @@ class _UsageChunkFilter(wrapt.ObjectProxy):
         return self
 
     async def __aexit__(self, *exc):
+        self._self_left()
         return await self.__wrapped__.__aexit__(*exc)
+
+    def _self_finished(self) -> None:
+        if self._self_span is not None:
+            unfinished.forget(self._self_span.get_span_context().span_id)
+
+    def _self_left(self) -> None:
+        """The app closes the stream: end the span now if the call has not ended (traceloop's own
+        cleanup, which records what it has; the GenAI span processor marks the stream as left)."""
+        with guarded("openai.stream.close"):
+            if self._self_span is not None and self._self_span.is_recording():
+                cleanup = getattr(self.__wrapped__, "_ensure_cleanup", None)
+                if cleanup is not None:
+                    cleanup()
+
+
+# What only a stream read to its end leaves on traceloop's span (its names, before the rewrite).
+_STREAM_END_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "gen_ai.response.finish_reasons",
+                    "gen_ai.response.finish_reason", "llm.usage.total_tokens")
+
+
+def _openai_stream_left(ended_with) -> dict:
+    """traceloop ends the span of a stream read to its end before our wrapper sees the end, so the
+    end is told by what the span holds: the provider's usage (asked for) or a finish reason.
+    Without either the app left the stream early. No tokenizer is loaded for the OpenAI SDK alone
+    (LiteLLM's import costs seconds), so such a call stays unpriced, and says why."""
+    if any(key in ended_with for key in _STREAM_END_KEYS):
+        return {}
+    return {semconv.STREAM_ABANDONED: True}
+
+
+def _wrap_openai_stream(result, injected: bool):
+    """The stream traceloop returned (its span in `_span`), or the SDK's own (no span: traced by
+    nobody here, e.g. inside LiteLLM's call)."""
+    try:
+        span = getattr(result, "_span", None)
+        if not hasattr(span, "is_recording") or not span.is_recording():
+            span = None
+        if span is None and not injected:
+            return result
+        wrapped = _OpenAIStream(result, injected, span)
+        if span is not None:
+            unfinished.register(span, _openai_stream_left)
+        return wrapped
+    except Exception as exc:
+        from instrumentation.safety import report
+
+        report("openai.stream.wrap", exc)
+        return result
 
 
 def _is_usage_only(chunk) -> bool:
@@ -514,31 +581,21 @@ def _wants_injection(kwargs: dict) -> bool:
 
 
 def _openai_create(wrapped, instance, args, kwargs):
-    if not _wants_injection(kwargs):
+    if kwargs.get("stream") is not True:
         return wrapped(*args, **kwargs)
-    kwargs["stream_options"] = {"include_usage": True}  # the stream's exact usage, for its span
-    result = wrapped(*args, **kwargs)
-    try:
-        return _UsageChunkFilter(result)
-    except Exception as exc:
-        from instrumentation.safety import report
-
-        report("openai.stream.wrap", exc)
-        return result
+    injected = _wants_injection(kwargs)
+    if injected:
+        kwargs["stream_options"] = {"include_usage": True}  # the stream's exact usage, for its span
+    return _wrap_openai_stream(wrapped(*args, **kwargs), injected)
 
 
 async def _openai_acreate(wrapped, instance, args, kwargs):
-    if not _wants_injection(kwargs):
+    if kwargs.get("stream") is not True:
         return await wrapped(*args, **kwargs)
-    kwargs["stream_options"] = {"include_usage": True}
-    result = await wrapped(*args, **kwargs)
-    try:
-        return _UsageChunkFilter(result)
-    except Exception as exc:
-        from instrumentation.safety import report
-
-        report("openai.stream.wrap", exc)
-        return result
+    injected = _wants_injection(kwargs)
+    if injected:
+        kwargs["stream_options"] = {"include_usage": True}
+    return _wrap_openai_stream(await wrapped(*args, **kwargs), injected)
 
 
 _openai_patched = False

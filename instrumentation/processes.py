@@ -20,10 +20,12 @@ that is stopped with a signal.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import threading
 
+from instrumentation import unfinished
 from instrumentation.safety import guarded
 
 FLUSH_TIMEOUT_S = 5.0
@@ -37,6 +39,8 @@ def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
     provider = _state["provider"]
     if provider is None:
         return
+    with guarded("processes.end_unfinished"):
+        unfinished.end_open()
 
     def run():
         with guarded("processes.flush"):
@@ -49,6 +53,11 @@ def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
     worker = threading.Thread(target=run, name="genaitrace-flush", daemon=True)
     worker.start()
     worker.join(timeout_s)
+
+
+def _end_unfinished_at_exit() -> None:
+    with guarded("processes.end_unfinished"):
+        unfinished.end_open()
 
 
 # --------------------------------------------------------------------------- fork: os._exit
@@ -164,6 +173,9 @@ def install(provider) -> None:
         _state["provider"] = provider
         return
     _state.update(installed=True, provider=provider)
+    # Registered after the provider's own exit hook, so it runs first (atexit is last in, first out):
+    # the spans of streams still open are ended while the exporters still run.
+    atexit.register(_end_unfinished_at_exit)
     with guarded("processes.os_exit"):
         _wrap_os_exit()
     with guarded("processes.multiprocessing"):

@@ -213,9 +213,9 @@ def _strip_routing_prefix(out: dict) -> None:
                 out[key] = rest
 
 
-def _completion(complete: unfinished.Completion) -> dict:
+def _completion(complete: unfinished.Completion, attrs: dict) -> dict:
     try:
-        return complete()
+        return complete(attrs)
     except Exception as exc:  # never hurt the app; a span without its estimate is still exported
         from instrumentation.safety import report
 
@@ -272,8 +272,8 @@ class GenAISpanProcessor(SpanProcessor):
             inherited = self._agents.pop(span.context.span_id) if span.context else None
             attrs = dict(span.attributes or {})
             complete = unfinished.take(span.context.span_id) if span.context else None
-            if complete is not None:  # a call that ended unfinished (a stream left early)
-                attrs.update(_completion(complete))
+            if complete is not None:  # a call that may have ended unfinished (a stream left early)
+                attrs.update(_completion(complete, attrs))
             name = span.name
             new_name, new_attrs = self.rewrite(name, attrs, inherited,
                                                span.instrumentation_scope.name if span.instrumentation_scope else "")

@@ -37,7 +37,7 @@ priced at its own rate. Attributes written (names from the `semconv` package):
     gen_ai.usage.cost_usd                       double, the total (the product's contract)
     genaitrace.cost.{input,cache_read,cache_write,output,reasoning}_usd
     genaitrace.cost.status                      priced | unpriced | delegated
-    genaitrace.cost.unpriced_reason             unknown_model | unknown_provider | missing_model | missing_token_counts | no_token_price | failed_call_no_usage | invalid_attributes
+    genaitrace.cost.unpriced_reason             unknown_model | unknown_provider | missing_model | missing_token_counts | stream_abandoned | no_token_price | failed_call_no_usage | invalid_attributes
     genaitrace.cost.unpriced_detail             the same in words, naming the model and provider
     genaitrace.cost.priced_span_id              on a `delegated` span: the inner span that carries the cost
     genaitrace.cost.price_source / price_entry / price_effective_date / model / service_tier / context_tier

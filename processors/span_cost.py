@@ -31,6 +31,8 @@ def price_attributes(book: PriceBook, attrs: dict[str, Any], start_ns: int | Non
     inp = attrs.get(gm.GEN_AI_USAGE_INPUT_TOKENS)
     out = attrs.get(gm.GEN_AI_USAGE_OUTPUT_TOKENS)
     if inp is None and out is None:
+        if str(attrs.get(semconv.STREAM_ABANDONED)).lower() == "true":
+            return unpriced("stream_abandoned", "the app stopped reading the stream before the provider reported usage")
         return unpriced("missing_token_counts", "no gen_ai.usage.input_tokens / output_tokens")
     tier = attrs.get(gm.GEN_AI_RESPONSE_SERVICE_TIER) or attrs.get(gm.GEN_AI_REQUEST_SERVICE_TIER)
     one_hour = attrs.get(gm.GEN_AI_USAGE_CACHE_CREATION_1H_INPUT_TOKENS) or 0

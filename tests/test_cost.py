@@ -296,6 +296,8 @@ def test_self_hosted_model_azure_deployment_and_discount():
         (chat("openai", "gpt-99-ultra", 1_000, 100), "unknown_model"),
         (chat(None, "meta-llama/Llama-3.3-70B-Instruct", 1_000, 100), "unknown_provider"),
         ({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"}, "missing_token_counts"),
+        ({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+          "genaitrace.stream.abandoned": True}, "stream_abandoned"),
         ({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.usage.input_tokens": 5}, "missing_model"),
     ],
 )

@@ -75,7 +75,7 @@ def test_a_stream_read_to_its_end_is_not_marked(tracer):
 def test_an_estimate_that_fails_never_reaches_the_app_and_the_span_is_exported(tracer, monkeypatch):
     tracer_, exporter = tracer
 
-    def broken(*args, **kwargs):
+    def broken(*args, **kwargs):  # the completion is called with the attributes the span ended with
         raise RuntimeError("tokenizer unavailable")
 
     monkeypatch.setattr(_patches, "_abandoned_stream_usage", broken)
@@ -85,8 +85,15 @@ def test_an_estimate_that_fails_never_reaches_the_app_and_the_span_is_exported(t
 
 
 def test_the_registry_is_bounded():
+    class _Span:
+        def __init__(self, span_id):
+            self.span_id = span_id
+
+        def get_span_context(self):
+            return self
+
     for span_id in range(unfinished._LIMIT + 100):
-        unfinished.register(span_id, dict)
+        unfinished.register(_Span(span_id), dict)
     assert len(unfinished._pending) == unfinished._LIMIT
     assert unfinished.take(0) is None and unfinished.take(unfinished._LIMIT + 99) is dict
     for span_id in range(unfinished._LIMIT + 100):

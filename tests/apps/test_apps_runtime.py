@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import semconv
 from apps.harness import run_app
 
 
@@ -87,3 +88,21 @@ def test_openai_sdk_helpers_and_responses_api(app_environment):
     for span in run.llm_spans():
         if span["StatusCode"] != "Error":
             assert int(span["SpanAttributes"].get("gen_ai.usage.input_tokens", 0)) > 0, (span["SpanName"], span["SpanAttributes"])
+
+
+def test_provider_sdk_streams_left_early(app_environment):
+    """Anthropic's stream helper and raw event stream, and an OpenAI SDK stream, each left early and
+    the OpenAI one closed but kept until the script ends. The OpenAI call's span was lost (traceloop
+    ends it only when the stream is collected, after the exporters shut down): it is exported now,
+    marked `genaitrace.stream.abandoned`, unpriced with reason `stream_abandoned`. The Anthropic
+    streams keep the input tokens the provider reported first (message_start)."""
+    run = run_app(app_environment, "sdk_streams_left_early.py")
+    run.check(requests=3, llm_calls=3)
+    by_provider = {}
+    for s in run.llm_spans():
+        by_provider.setdefault(s["SpanAttributes"]["gen_ai.provider.name"], []).append(s["SpanAttributes"])
+    (openai_call,) = by_provider["openai"]
+    assert openai_call[semconv.STREAM_ABANDONED] == "true", openai_call
+    assert openai_call[semconv.COST_UNPRICED_REASON] == "stream_abandoned", openai_call
+    assert len(by_provider["anthropic"]) == 2
+    assert all(int(a["gen_ai.usage.input_tokens"]) > 0 for a in by_provider["anthropic"]), by_provider
