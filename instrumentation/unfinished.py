@@ -16,6 +16,7 @@ SIGTERM and before ``os._exit``).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Mapping
@@ -26,6 +27,15 @@ Completion = Callable[[Mapping[str, Any]], dict]
 _LIMIT = 4096  # a span that never ends is forgotten after this many newer calls
 _lock = threading.Lock()
 _pending: OrderedDict[int, tuple[Any, Completion]] = OrderedDict()
+
+
+def _forget_all_in_child() -> None:
+    # A forked child inherits the parent's table: those calls are the parent's to end (ending a copy
+    # in the child would export the parent's span a second time).
+    _pending.clear()
+
+
+os.register_at_fork(after_in_child=_forget_all_in_child)
 
 
 def register(span, complete: Completion) -> None:

@@ -99,3 +99,16 @@ def test_the_registry_is_bounded():
     for span_id in range(unfinished._LIMIT + 100):
         unfinished.forget(span_id)
     assert not unfinished._pending
+
+
+def test_a_forked_child_does_not_end_the_parents_calls():
+    import os
+
+    unfinished.register(type("S", (), {"get_span_context": lambda self: type("C", (), {"span_id": 7})()})(), dict)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: nothing of the parent's is left to end
+        os.write(write, str(len(unfinished._pending)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"0" and unfinished.take(7) is dict
