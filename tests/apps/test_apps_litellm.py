@@ -87,3 +87,16 @@ def test_litellm_concurrency_inside_request_spans(app_environment):
     assert roots == ["request async fallback", "request batch", "request fallback", "request to_thread"], roots
     failed = [s for s in run.llm_spans() if s["StatusCode"] == "Error"]
     assert len(failed) == 2 and all(s["SpanAttributes"].get("error.type") for s in failed), run.describe()
+
+
+def test_litellm_stream_kept_open_until_exit(app_environment):
+    """A stream still open when the script ends: its span is ended before the exporters flush
+    (instrumentation.unfinished.end_open at exit), estimated and marked as left, and nothing is
+    printed about it (no second end of the span)."""
+    run = run_app(app_environment, "litellm_stream_kept_open.py")
+    run.check(requests=1, llm_calls=1)
+    (span,) = run.llm_spans()
+    a = span["SpanAttributes"]
+    assert a[semconv.STREAM_ABANDONED] == "true" and a[semconv.USAGE_ESTIMATED] == "true", a
+    assert float(a[semconv.COST_USD]) > 0, a
+    assert "ended span" not in run.instrumented.stderr, run.instrumented.stderr[-2000:]
