@@ -199,7 +199,7 @@ def _resident_split() -> dict[str, int]:
 def breakdown() -> dict[str, int]:
     """This process's memory, part by part, in bytes: resident anonymous / file-backed, glibc
     malloc in use and kept free, pyarrow's pool, and the parts components registered (e.g. the
-    embedded engine's tracked bytes). The parts overlap by design (malloc and the engine are both
+    embedded engine's allocator). The parts overlap by design (malloc and the engine are both
     in `resident_anonymous`); the residue of anonymous memory no part explains is mostly Python's
     own object arenas."""
     figures = {**_resident_split(), **_malloc_figures()}

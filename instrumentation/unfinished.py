@@ -25,13 +25,17 @@ from typing import Any, Callable, Mapping
 Completion = Callable[[Mapping[str, Any]], dict]
 
 _LIMIT = 4096  # a span that never ends is forgotten after this many newer calls
-_lock = threading.Lock()
+# Reentrant: end_open() runs in the SIGTERM handler, which may interrupt this thread inside register().
+_lock = threading.RLock()
 _pending: OrderedDict[int, tuple[Any, Completion]] = OrderedDict()
 
 
 def _forget_all_in_child() -> None:
     # A forked child inherits the parent's table: those calls are the parent's to end (ending a copy
-    # in the child would export the parent's span a second time).
+    # in the child would export the parent's span a second time). And a fresh lock: another thread
+    # of the parent may have held it at the fork, and that thread does not exist in the child.
+    global _lock
+    _lock = threading.RLock()
     _pending.clear()
 
 

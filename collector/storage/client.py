@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -82,6 +83,7 @@ class ClickHouseStore:
             hint = " (is another process, e.g. a running collector, holding this chdb path?)" if endpoint.embedded else ""
             raise StoreError(f"cannot open ClickHouse at {where}: {exc}{hint}") from exc
         self._engine_memory: dict[str, int] = {}
+        self._engine_memory_at = float("-inf")
         if endpoint.embedded:
             memory.register_releaser(self._purge_engine_allocator)
             for part in ("engine_allocated", "engine_resident"):
@@ -90,7 +92,10 @@ class ClickHouseStore:
     def _engine_memory_bytes(self) -> dict[str, int]:
         # The embedded engine's allocator (its own jemalloc): bytes allocated, and bytes resident
         # (allocated plus freed pages it keeps for reuse, and its metadata). Asked between inserts
-        # only: a scrape must not wait for one, so it may repeat the last figures.
+        # only: a scrape must not wait for one, so it may repeat the last figures; asked once per
+        # scrape (both parts come from one answer).
+        if time.monotonic() - self._engine_memory_at < 1.0:
+            return self._engine_memory
         if self._lock.acquire(blocking=False):
             try:
                 text = self.client.command("SELECT * FROM system.jemalloc_stats")
@@ -98,6 +103,7 @@ class ClickHouseStore:
                 if summary:
                     self._engine_memory = {"engine_allocated": int(summary["allocated"]),
                                            "engine_resident": int(summary["resident"])}
+                    self._engine_memory_at = time.monotonic()
             finally:
                 self._lock.release()
         return self._engine_memory
