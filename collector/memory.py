@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import os
@@ -227,10 +228,16 @@ def unregister_releaser(release: Callable[[], None]) -> None:
             _releasers.remove(release)
 
 
+@functools.lru_cache(maxsize=1)
+def _libc():
+    # find_library runs `ldconfig -p` in a subprocess: once per process is enough
+    library = ctypes.util.find_library("c")
+    return ctypes.CDLL(library) if library else None
+
+
 def _glibc_function(name: str) -> Callable | None:
     """A glibc-only function (malloc_trim, mallopt), or None on another libc (musl)."""
-    library = ctypes.util.find_library("c")
-    return getattr(ctypes.CDLL(library), name, None) if library else None
+    return getattr(_libc(), name, None)
 
 
 class _MallInfo2(ctypes.Structure):
