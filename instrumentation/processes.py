@@ -39,8 +39,7 @@ def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
     provider = _state["provider"]
     if provider is None:
         return
-    with guarded("processes.end_unfinished"):
-        unfinished.end_open()
+    _end_unfinished()
 
     def run():
         with guarded("processes.flush"):
@@ -55,7 +54,7 @@ def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
     worker.join(timeout_s)
 
 
-def _end_unfinished_at_exit() -> None:
+def _end_unfinished() -> None:
     with guarded("processes.end_unfinished"):
         unfinished.end_open()
 
@@ -175,7 +174,7 @@ def install(provider) -> None:
     _state.update(installed=True, provider=provider)
     # Registered after the provider's own exit hook, so it runs first (atexit is last in, first out):
     # the spans of streams still open are ended while the exporters still run.
-    atexit.register(_end_unfinished_at_exit)
+    atexit.register(_end_unfinished)
     with guarded("processes.os_exit"):
         _wrap_os_exit()
     with guarded("processes.multiprocessing"):
