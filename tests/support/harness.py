@@ -26,20 +26,37 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
+_handed_out: set[int] = set()
+
+
+def _worker_stripe() -> tuple[int, int]:
+    """(index, count) of this pytest-xdist worker, so parallel workers draw from disjoint ports."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return int(worker.removeprefix("gw") or 0) % max(count, 1), max(count, 1)
+
+
 def free_port() -> int:
     """A free port below the kernel's ephemeral range. A port the kernel hands out (bind to 0) can be
     handed out again, to any outgoing connection (a health poll, a load generator), between here and
     the collector binding it: its start then fails with EADDRINUSE. Ports below the range are never
-    picked for outgoing connections."""
+    picked for outgoing connections. A port is handed out once per test process (a collector asks
+    for five before it binds any: a random draw could repeat one), and each xdist worker draws from
+    its own residue class."""
     low_ephemeral = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    index, count = _worker_stripe()
     for _ in range(200):
         port = random.randrange(10_000, max(10_001, low_ephemeral))
+        port -= (port - index) % count
+        if port < 10_000 or port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     raise RuntimeError("no free port below the ephemeral range")
 
 
