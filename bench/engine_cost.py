@@ -1,7 +1,7 @@
 """Where the embedded engine's time per span goes: the Arrow conversion, the insert into
 `otel_traces` alone, the materialized views' work per insert, and the background merges after.
 
-    .venv/bin/python -m bench.engine_cost [--batches 40] [--spans 8192]
+    .venv/bin/python -m bench.engine_cost [--batches 40] [--spans 8192] [--variants 0,5,6]
 
 The clickhouse exporter's own push (protobuf -> Arrow natively, one insert with a dedup token) into
 a fresh chdb store per variant: the schema the exporter creates, then with parts of it taken away
@@ -41,12 +41,16 @@ def _views(store) -> list[str]:
 
 
 # What is taken away from the exporter's schema, step by step: its materialized views (ours:
-# genai_daily, the trace-id lookup), then the skip indexes (the contrib schema's: text indexes on
+# genai_calls, genai_trace_totals, genai_daily, the trace-id lookup), then the skip indexes (the contrib schema's: text indexes on
 # attribute keys, values and items, trace id and span name, minmax on duration), then the
 # contrib schema's ZSTD(1) codecs (replaced by LZ4).
 VARIANTS = ("schema as created", "without materialized views", "and without skip indexes", "and LZ4 instead of ZSTD",
-            "schema as created, bloom filters instead of text indexes")
+            "schema as created, bloom filters instead of text indexes",
+            "schema as created, without the calls table's view",
+            "schema as created, without the per-trace totals' view")
 BLOOM = 4  # the contrib schema's indexes below ClickHouse 26.2 (collector/storage/sql/traces_indexes_bloom.sql)
+NO_CALLS_VIEW = 5  # genai_calls_mv alone: what the typed calls table costs at ingest
+NO_TOTALS_VIEW = 6  # genai_trace_totals_mv alone: what the per-trace totals cost at ingest
 
 
 def _bloom_instead_of_text(store) -> None:
@@ -68,6 +72,9 @@ def _drop_indexes(store) -> None:
 def _strip(store, variant: int) -> None:
     if variant == BLOOM:
         _bloom_instead_of_text(store)
+        return
+    if variant in (NO_CALLS_VIEW, NO_TOTALS_VIEW):
+        store.command(f"DROP VIEW otel.{'genai_calls_mv' if variant == NO_CALLS_VIEW else 'genai_trace_totals_mv'}")
         return
     if variant >= 1:
         for name in _views(store):
@@ -118,9 +125,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--spans", type=int, default=8192, help="spans per push (the batch processor's size)")
     parser.add_argument("--settle", type=float, default=15.0)
+    parser.add_argument("--variants", default="", help="comma-separated indexes of VARIANTS to run (default: all)")
     args = parser.parse_args()
     payloads = _payloads(args.batches, args.spans)
-    for variant in range(len(VARIANTS)):
+    chosen = [int(v) for v in args.variants.split(",") if v.strip()] or range(len(VARIANTS))
+    for variant in chosen:
         print(json.dumps(measure(payloads, variant, args.settle)), flush=True)
 
 

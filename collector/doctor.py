@@ -8,7 +8,7 @@ Totals of calls, unpriced calls, reported cost and cost from estimated tokens pe
 model and provider are computed from `otel_traces` and compared with `genai_daily` (the rollup
 the budget report, forecasts and dashboards read) and `genai_calls`; the range totals with
 `genai_traces`. Each difference is printed with what to run. `--fix` re-creates the views and
-rebuilds the differing days of the rollup from the spans (`collector/storage/rollups.py`). Exit
+rebuilds the differing days of the rollup and the calls table from the spans (`collector/storage/rollups.py`). Exit
 status: 0 when everything agrees (or was fixed), 1 when something differs.
 
 Like `reprice`, it opens the store itself: with chdb://, stop the collector first.
@@ -82,7 +82,7 @@ def costs(
         }, indent=2))
     else:
         if fixed:
-            typer.echo(f"rebuilt genai_daily for {len(fixed)} days: {fixed[0]} .. {fixed[-1]}")
+            typer.echo(f"rebuilt genai_daily and genai_calls for {len(fixed)} days: {fixed[0]} .. {fixed[-1]}")
         for line in check.lines():
             typer.echo(line)
     raise typer.Exit(0 if check.ok else 1)

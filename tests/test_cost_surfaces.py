@@ -181,8 +181,10 @@ def test_every_surface_agrees_after_a_price_change_and_a_reprice(tmp_path, tenan
         "SELECT sum(cost_usd) AS reported, sum(estimated_cost_usd) AS estimated, sum(unpriced_calls) AS unpriced"
         " FROM otel.genai_daily",
         "SELECT toString(day) AS day, sum(cost_usd) + sum(estimated_cost_usd) AS cost FROM otel.genai_daily GROUP BY day",
+        "SELECT sum(cost_usd) AS total FROM otel.genai_session_traces",
     ])
-    calls, traces, subtree, daily, days = views
+    calls, traces, subtree, daily, days, sessions = views
+    surfaces["genai_session_traces (per-trace totals)"] = sessions[0]["total"]
     surfaces["genai_calls"] = calls[0]["total"]
     assert _close(calls[0]["estimated"], estimated) and calls[0]["unpriced"] == 0
     surfaces["genai_traces"] = traces[0]["total"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from support import seed_data
 from collector.storage import genai_views
-from collector.storage.schema import SchemaOptions, schema_statements
+from collector.storage.schema import SchemaOptions, logs_statements, schema_statements
 
 DB = "rollup_upgrade_t"
 
@@ -30,3 +30,65 @@ def test_an_earlier_rollup_view_is_moved_to_count_plan_calls():
     assert "'plan'" in view()
     genai_views.create(store, options)  # and again: nothing left to move
     assert "'plan'" in view()
+
+
+def test_an_earlier_calls_view_becomes_a_table_filled_from_the_stored_spans():
+    """Before 2026-12-07 `genai_calls` was a view over `otel_traces`. A collector of this release
+    replaces it by the calls table, fills it from the spans already stored, and from then on the
+    materialized view fills it as spans arrive; starting again neither refills nor duplicates."""
+    store, truth = seed_data.shared_store()  # `otel` holds the seeded spans
+    db = "calls_upgrade_t"
+    options = SchemaOptions(database=db)
+    for statement in schema_statements(options):
+        store.command(statement)
+    earlier_view = genai_views.calls_select(options).replace(f"`{db}`.", f"{db}.")
+    store.command(f"CREATE VIEW {db}.genai_calls AS {earlier_view}")
+    half = "cityHash64(TraceId) % 2 = 0"
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE {half}")
+
+    def calls(where: str = "1") -> tuple:
+        return store.query(f"SELECT count(), round(sum(cost_usd), 9) FROM {db}.genai_calls WHERE {where}").result_rows[0]
+
+    def engine() -> str:
+        return store.query(f"SELECT engine FROM system.tables WHERE database = '{db}' AND name = 'genai_calls'").result_rows[0][0]
+
+    before = calls()
+    assert engine() == "View" and before[0] > 0
+    genai_views.create(store, options)  # what a collector of this release runs at start
+    assert engine() == "MergeTree" and calls() == before
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE NOT {half}")
+    everything = store.query("SELECT count(), round(sum(cost_usd), 9) FROM otel.genai_calls").result_rows[0]
+    assert everything[0] == len(truth.calls) and calls() == everything  # the rest arrived through the view
+    genai_views.create(store, options)
+    assert calls() == everything  # a restart neither refills nor duplicates
+
+
+def test_the_per_trace_totals_are_filled_from_a_store_made_before_them():
+    """A store made before `genai_trace_totals` gets them from its stored spans when a collector of
+    this release starts; spans inserted afterwards (more spans of the same traces too) reach them
+    through the view; `genai_session_traces` answers what the spans say."""
+    from collector.storage import session_views
+
+    store, _ = seed_data.shared_store()
+    db = "totals_upgrade_t"
+    options = SchemaOptions(database=db)
+    for statement in schema_statements(options) + logs_statements(options):
+        store.command(statement)
+    # half of every trace's spans now, the other half after the upgrade
+    half = "cityHash64(SpanId) % 2 = 0"
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE {half}")
+    genai_views.create(store, options)
+    session_views.create(store, options)  # what a collector of this release runs at start
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE NOT {half}")
+    session_views.create(store, options)  # a restart neither refills nor duplicates
+
+    truth = store.query(f"""
+        SELECT TraceId, count(), countIf(StatusCode = 'Error'), argMin(SpanName, Timestamp),
+               round(sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']),
+                           TraceId IN (SELECT TraceId FROM {db}.genai_calls) AND SpanId IN (SELECT SpanId FROM {db}.genai_calls)), 9)
+        FROM {db}.otel_traces GROUP BY TraceId ORDER BY TraceId""").result_rows
+    seen = store.query(f"SELECT TraceId, spans, errors, root_span, round(cost_usd, 9) FROM {db}.genai_session_traces "
+                       "ORDER BY TraceId").result_rows
+    assert len(seen) == len(truth) > 100 and seen == truth
+    conversations = store.query(f"SELECT count() FROM {db}.genai_conversations").result_rows[0][0]
+    assert conversations == store.query("SELECT count() FROM otel.genai_conversations").result_rows[0][0] > 0

@@ -182,6 +182,11 @@ def test_cluster_statements_use_on_cluster_replicated_and_distributed():
     assert "FROM `otel`.`otel_traces_dist`" in joined  # views read the whole cluster
     # the Distributed table over genai_daily_local is created after it
     assert joined.index("genai_daily_local` ON CLUSTER") < joined.index("`genai_daily` ON CLUSTER")
+    # the calls likewise: a replicated local table, filled from the local spans, Distributed by trace
+    assert "`genai_calls_local` ON CLUSTER `genai`" in joined and "ENGINE = ReplicatedMergeTree()" in joined
+    assert "TO `otel`.`genai_calls_local`" in joined
+    assert "ENGINE = Distributed('genai', 'otel', 'genai_calls_local', cityHash64(TraceId))" in joined
+    assert joined.index("genai_calls_local` ON CLUSTER") < joined.index("`genai_calls` ON CLUSTER")
     single = "\n".join(genai_views.statements(SchemaOptions(database="otel")))
     assert "ON CLUSTER" not in single and "Distributed" not in single and "AggregatingMergeTree()" in single
 
@@ -189,8 +194,9 @@ def test_cluster_statements_use_on_cluster_replicated_and_distributed():
 def test_templated_replica_path_is_reused_for_the_rollup():
     options = SchemaOptions(cluster_name="c", table_engine="ReplicatedMergeTree",
                             table_engine_params="'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'")
-    assert "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in \
-        "\n".join(genai_views.statements(options))
+    joined = "\n".join(genai_views.statements(options))
+    assert "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in joined
+    assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in joined  # calls
 
 
 # --- the README cookbook, every query, against known answers ---------------------------------

@@ -245,6 +245,7 @@ def test_doctor_costs_finds_a_stale_rollup_and_fixes_it(client, chdb_path, tmp_p
     found = CliRunner().invoke(doctor_app, ["costs", "-c", str(config)])
     assert found.exit_code == 1, found.output
     assert "DIFFERS genai_daily 2026-11-10" in found.output and "doctor costs --fix" in found.output
+    assert "DIFFERS genai_calls 2026-11-10" in found.output  # the calls table is filled at insert too
     assert "unpriced: 1 calls on 2026-11-16" in found.output  # gpt-99 has no price: says what to run after adding one
     fixed = CliRunner().invoke(doctor_app, ["costs", "-c", str(config), "--fix", "--json"])
     assert fixed.exit_code == 0, fixed.output
@@ -253,6 +254,7 @@ def test_doctor_costs_finds_a_stale_rollup_and_fixes_it(client, chdb_path, tmp_p
     usd = 40 * 0.00031 + MINI_USD
     assert report["totals"]["genai_daily"]["cost_usd"] == pytest.approx(usd)
     assert report["totals"]["genai_traces"]["cost_usd"] == pytest.approx(usd)
+    assert report["totals"]["genai_calls"]["cost_usd"] == pytest.approx(usd)
 
 
 def test_estimated_token_cost_is_its_own_rollup_column(client):

@@ -27,14 +27,16 @@ DEPLOY = REPO / "deploy" / "clickhouse"
 
 SCRIPT = textwrap.dedent(r"""
     import json, sys, chdb
-    from collector.storage.schema import SchemaOptions, schema_statements
-    from collector.storage import genai_views
+    from collector.storage.schema import SchemaOptions, logs_statements, schema_statements
+    from collector.storage import genai_views, session_views
     work = sys.argv[1]
     conn = chdb.connect(f"file:{work}/db?config-file={work}/config.xml")
     q = lambda sql: conn.query(sql, "JSONCompact")
+    out = {}
     rows = lambda sql: json.loads(q(sql).bytes() or b'{"data": []}')["data"]
     options = SchemaOptions(database="otel", traces_table_name="otel_traces")
-    for statement in schema_statements(options) + genai_views.statements(options):
+    for statement in (schema_statements(options) + logs_statements(options) + genai_views.statements(options)
+                      + session_views.statements(options)):
         q(statement)
     def span(name, span_tenant, resource_tenant):
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": "10"}
@@ -51,7 +53,10 @@ SCRIPT = textwrap.dedent(r"""
     q(span("globex-1", "globex", "globex"))
     q(span("globex-claims-in-resource", "globex", "acme"))  # span attribute wins, as in the views
     q(span("no-tenant", "", ""))
-    out = {}
+    for body, record_tenant, resource_tenant in (("acme-log", "acme", ""), ("globex-log", "", "globex"), ("no-tenant-log", "", "")):
+        q("INSERT INTO otel.otel_logs (Timestamp, Body, LogAttributes, ResourceAttributes) VALUES "
+          f"(now64(9), '{body}', map('tenant.id', '{record_tenant}'), map('tenant.id', '{resource_tenant}'))")
+    out["tables"] = [r[0] for r in rows("SELECT name FROM system.tables WHERE database = 'otel' AND engine LIKE '%MergeTree'")]
     out["users"] = rows("SELECT name, storage FROM system.users ORDER BY name")
     out["policies"] = rows("SELECT short_name, database, table, select_filter, apply_to_list FROM system.row_policies ORDER BY short_name, table")
     out["profiles"] = rows("SELECT profile_name, setting_name, value FROM system.settings_profile_elements WHERE profile_name LIKE 'genaitrace%' ORDER BY profile_name, setting_name")
@@ -61,8 +66,10 @@ SCRIPT = textwrap.dedent(r"""
         name, db, table, flt = policy[0], policy[1], policy[2], policy[3]
         if table == "otel_traces":
             visible[name] = [r[0] for r in rows(f"SELECT SpanName FROM otel.otel_traces WHERE {flt} ORDER BY SpanName")]
-        if table == "genai_daily":
-            visible[name + ":daily"] = [r[0] for r in rows(f"SELECT DISTINCT tenant FROM otel.genai_daily WHERE {flt} ORDER BY tenant")]
+        if table in ("genai_daily", "genai_calls", "genai_trace_totals"):
+            visible[f"{name}:{table}"] = [r[0] for r in rows(f"SELECT DISTINCT tenant FROM otel.{table} WHERE {flt} ORDER BY tenant")]
+        if table == "otel_logs":
+            visible[name + ":logs"] = [r[0] for r in rows(f"SELECT Body FROM otel.otel_logs WHERE {flt} ORDER BY Body")]
     out["visible"] = visible
     parsed = []
     text = "\n".join(l for l in sys.stdin.read().splitlines() if not l.strip().startswith("--"))
@@ -120,12 +127,25 @@ def test_tenant_sees_only_its_rows(loaded):
     assert len(visible["grafana"]) == 5 and len(visible["genaitrace_writer"]) == 5
 
 
-def test_tenant_rollup_and_lookup_are_filtered(loaded):
+def test_tenant_rollup_calls_logs_and_lookup_are_filtered(loaded):
     visible = loaded["visible"]
-    assert visible["tenant_acme:daily"] == ["acme"]
-    assert visible["tenant_globex:daily"] == ["globex"]
+    for table in ("genai_daily", "genai_calls", "genai_trace_totals"):
+        assert visible[f"tenant_acme:{table}"] == ["acme"] and visible[f"tenant_globex:{table}"] == ["globex"]
+        assert visible[f"grafana:{table}"] == ["", "acme", "globex"]
+    assert visible["tenant_acme:logs"] == ["acme-log"] and visible["tenant_globex:logs"] == ["globex-log"]
+    assert len(visible["grafana:logs"]) == 3
     lookup = {(p[0], p[2]): p[3] for p in loaded["policies"]}
     assert lookup[("tenant_acme", "otel_traces_trace_id_ts")] == "0"
+
+
+def test_every_table_the_schema_creates_has_a_policy_for_every_user(loaded):
+    """A table no policy names is readable in full by every tenant: each stored table of the
+    schema (spans, logs, lookup, rollup, calls, per-trace totals) has a policy for each user of the file."""
+    users = {"tenant_acme", "tenant_globex", "grafana", "genaitrace_writer", "genaitrace_reader"}
+    covered = {(p[2], p[0]) for p in loaded["policies"]}
+    assert {"otel_traces", "otel_logs", "genai_daily", "genai_calls", "genai_trace_totals"} <= set(loaded["tables"])
+    missing = sorted((table, user) for table in loaded["tables"] for user in users if (table, user) not in covered)
+    assert not missing, missing
 
 
 def test_every_policy_applies_to_its_user_only(loaded):
@@ -135,5 +155,5 @@ def test_every_policy_applies_to_its_user_only(loaded):
 
 def test_sql_policies_parse(loaded):
     parsed = loaded["sql_parsed"]
-    assert sum("CREATE ROW POLICY" in p for p in parsed) == 9
+    assert sum("CREATE ROW POLICY" in p for p in parsed) == 27
     assert any("tenant_acme" in p and "'acme'" in p for p in parsed)

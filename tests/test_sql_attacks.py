@@ -228,6 +228,9 @@ def test_no_token_or_a_wrong_token_is_refused(collector):
     "SELECT DISTINCT tenant AS SpanName FROM genai_subtree_costs(from_ts = now() - INTERVAL 1 DAY, to_ts = now() + INTERVAL 1 DAY)",
     "SELECT DISTINCT SpanName FROM otel.otel_traces_trace_id_ts AS l JOIN otel.otel_traces AS t ON l.TraceId = t.TraceId",
     "SELECT DISTINCT tenant AS SpanName FROM otel.genai_daily_mv",
+    "SELECT DISTINCT tenant AS SpanName FROM otel.genai_calls_mv",
+    "SELECT DISTINCT tenant AS SpanName FROM otel.genai_trace_totals",
+    "SELECT DISTINCT tenant AS SpanName FROM otel.genai_session_traces",
     "SELECT DISTINCT SpanName FROM otel.otel_traces WHERE SpanName IN (SELECT SpanName FROM otel.otel_traces)",
     "SELECT DISTINCT arrayJoin([SpanName, ResourceAttributes['tenant.id']]) AS SpanName FROM otel.otel_traces",
 ])

@@ -1,13 +1,16 @@
 """GenAI views on top of `otel_traces` (never a fork of it), created with the schema.
 
-Everything here reads the contrib `otel_traces` table; nothing is written twice except the daily
-rollup, which a materialized view fills as spans are inserted.
+Everything here reads the contrib `otel_traces` table; two tables are derived from it as spans are
+inserted, each by a materialized view: the calls, and the daily rollup.
 
-    genai_calls                     VIEW   one row per call: inference (chat, text_completion,
+    genai_calls                     TABLE  one row per call: inference (chat, text_completion,
                                            generate_content, embeddings) and `plan` spans that
                                            report token usage themselves, each under its own
                                            `operation`, typed: tenant, agent, model, every token
                                            count, cost and its breakdown, `error_type`, ...
+                                           (sql/genai_calls_table.sql; a VIEW before 2026-12-07:
+                                           `create()` replaces it and fills the table)
+    genai_calls_mv                  MV     otel_traces -> genai_calls
     genai_agent_tasks               VIEW   one row per task span: what `agent_task_history` held
     genai_traces(from_ts, to_ts)    VIEW   cost, tokens, calls, errors per trace (parameterized)
     genai_subtree_costs(from_ts, to_ts)
@@ -27,8 +30,15 @@ No double counting:
   `deduplicate_blocks_in_dependent_materialized_views=1`; the rollup table keeps a deduplication
   window like `otel_traces`, so a replayed batch is dropped for the rollup as for the raw table.
 
+Why the calls are a table: the contrib key `(ServiceName, SpanName, time)` cannot narrow a panel
+that filters on a map value over every service, so a view over `otel_traces` read every span of the
+panel's range; on 10M spans a 7-day panel took 1.2-1.5 s, on the table 20-40 ms (bench/README.md).
+Stored spans changed afterwards (`genaitrace reprice`) reach it through the same rebuild as the
+rollup's (collector/storage/rollups.py), and `genaitrace doctor costs` compares it with the spans.
+
 With `cluster_name`, every statement runs `ON CLUSTER`; the rollup becomes `genai_daily_local`
-(Replicated* when the traces table is) with a `Distributed` table named `genai_daily` over it, and
+(Replicated* when the traces table is) with a `Distributed` table named `genai_daily` over it (the
+calls likewise: `genai_calls_local` and `genai_calls`), and
 `{traces}_dist` (Distributed over `otel_traces`, created by schema.py) is what the views read, so
 the same SQL works on one node and on a cluster.
 """
@@ -36,7 +46,8 @@ the same SQL works on one node and on a cluster.
 from __future__ import annotations
 
 import semconv
-from collector.storage.schema import DEDUP_WINDOW, SchemaOptions, distributed_names, quote_ident
+from collector.storage import ddl
+from collector.storage.schema import DEDUP_WINDOW, SchemaOptions, distributed_names, quote_ident, ttl_clause
 
 INFERENCE_OPERATIONS = tuple(sorted(semconv.INFERENCE_OPERATIONS))
 CONTAINER_OPERATIONS = semconv.CONTAINER_OPERATIONS
@@ -85,8 +96,10 @@ _MODEL_EXPR = (
     "SpanAttributes['gen_ai.request.model'])"
 )
 
-_CALLS_VIEW = """
-CREATE OR REPLACE VIEW {db}.genai_calls {cluster} AS
+# The calls table's rows for a set of spans: the materialized view runs it on every insert, a
+# rebuild (collector/storage/rollups.py) over the stored spans of the days it replaces. Its columns
+# are sql/genai_calls_table.sql's, in the same order.
+_CALLS_SELECT = """
 SELECT
     Timestamp,
     TraceId,
@@ -128,8 +141,8 @@ SELECT
     Duration / 1e6 AS duration_ms,
     SpanAttributes['gen_ai.request.stream'] = 'true' AS streaming,
     toFloat64OrNull(SpanAttributes['{ttfc}']) * 1000 AS time_to_first_chunk_ms
-FROM {db}.{source}
-WHERE {is_call}
+FROM {db}.{calls_source}
+WHERE {is_call}{calls_filter}
 """
 
 _TASKS_VIEW = """
@@ -348,22 +361,26 @@ def _lit(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _rollup_engine(options: SchemaOptions) -> str:
+def derived_engine(options: SchemaOptions, kind: str) -> str:
+    """The engine of a table derived from the spans (`kind`: MergeTree, AggregatingMergeTree),
+    Replicated when the traces table is."""
     if options.table_engine.startswith("Replicated"):
         # A params string that names a fixed path would collide with the traces table's; only
         # reuse it when it is templated on {table}, otherwise take the server's defaults.
         params = options.table_engine_params if "{table}" in options.table_engine_params else ""
-        return f"ReplicatedAggregatingMergeTree({params})"
-    return "AggregatingMergeTree()"
+        return f"Replicated{kind}({params})"
+    return f"{kind}()"
 
 
 def names(options: SchemaOptions) -> dict[str, str]:
-    """Object names, unquoted: what the views read and what the rollup is called."""
+    """Object names, unquoted: what the views read and what the rollup and the calls table are called."""
     clustered = bool(options.cluster_name)
     return {
         "source": distributed_names(options)["traces"] if clustered else options.traces_table_name,
         "daily": "genai_daily",
         "daily_local": "genai_daily_local" if clustered else "genai_daily",
+        "calls": "genai_calls",
+        "calls_local": "genai_calls_local" if clustered else "genai_calls",
     }
 
 
@@ -377,6 +394,7 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         cluster=cluster,
         source=quote_ident(n["source"]),
         daily_local=quote_ident(n["daily_local"]),
+        calls_local=quote_ident(n["calls_local"]),
         tenant=_TENANT_EXPR,
         engagement=ENGAGEMENT,
         flow=FLOW,
@@ -394,7 +412,9 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         reasoning=_u(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
         **{f"cost_{old.rsplit('.', 1)[1]}": attr_sql(new) for old, (new, _) in semconv.DEPRECATED.items()
            if old.startswith("gen_ai.usage.cost.")},
-        engine=_rollup_engine(options),
+        engine=derived_engine(options, "AggregatingMergeTree"),
+        calls_engine=derived_engine(options, "MergeTree"),
+        ttl=ttl_clause("Timestamp", options),
         dedup="" if options.table_engine.startswith("Replicated") else f", non_replicated_deduplication_window = {DEDUP_WINDOW}",
         added_columns="".join(f",\n    {name} {type_}" for name, type_ in DAILY_ADDED_COLUMNS.items()),
     )
@@ -409,19 +429,51 @@ def daily_select(options: SchemaOptions, source: str | None = None, where: str =
     return _DAILY_SELECT.format(**fields).strip()
 
 
+def calls_select(options: SchemaOptions, source: str | None = None, where: str = "") -> str:
+    """The calls table's SELECT over `source` (default: the local traces table, what the
+    materialized view reads), with an extra `AND ...` filter (`where`, SQL)."""
+    fields = _fields(options)
+    fields["calls_source"] = quote_ident(source or options.traces_table_name)
+    fields["calls_filter"] = f" AND ({where})" if where else ""
+    return _CALLS_SELECT.format(**fields).strip()
+
+
+def calls_table_statement(options: SchemaOptions) -> str:
+    fields = _fields(options)
+    return ddl.template("genai_calls_table.sql").format(
+        db=fields["db"], calls_local=fields["calls_local"], cluster=fields["cluster"], engine=fields["calls_engine"],
+        ttl=fields["ttl"], dedup=fields["dedup"]).strip()
+
+
+def calls_view_statement(options: SchemaOptions) -> str:
+    fields = _fields(options)
+    return ddl.template("genai_calls_mv.sql").format(
+        db=fields["db"], cluster=fields["cluster"], calls_local=fields["calls_local"],
+        calls_select=calls_select(options)).strip()
+
+
+def distributed_statement(options: SchemaOptions, name: str, local: str, sharding: str = "") -> str:
+    """A Distributed table `name` over the local table `local` on every node of the cluster."""
+    dist = dict(db=quote_ident(options.database), cluster=_fields(options)["cluster"],
+                cluster_lit=_lit(options.cluster_name), db_lit=_lit(options.database))
+    return _DISTRIBUTED.format(**dist, name=quote_ident(name), local=quote_ident(local), local_lit=_lit(local),
+                               sharding=sharding).strip()
+
+
 def statements(options: SchemaOptions) -> list[str]:
+    """Every CREATE, in order. The calls table comes before the view that fills it (`create()`
+    backfills it from the stored spans in between), each local table before its Distributed one."""
     fields = _fields(options)
     fields["daily_select"] = daily_select(options)
-    db, table, cluster = fields["db"], fields["table"], fields["cluster"]
     n = names(options)
     # The Distributed table over the traces (`source` on a cluster) is schema.py's, created before these.
-    out: list[str] = []
-    out += [_CALLS_VIEW.format(**fields), _TASKS_VIEW.format(**fields), _TRACES_VIEW.format(**fields),
+    out = [calls_table_statement(options), calls_view_statement(options)]
+    if options.cluster_name:  # sharded as the traces are, so a backfill through it lands by trace
+        out.append(distributed_statement(options, n["calls"], n["calls_local"], sharding=", cityHash64(TraceId)"))
+    out += [_TASKS_VIEW.format(**fields), _TRACES_VIEW.format(**fields),
             _SUBTREE_VIEW.format(**fields), _DAILY_TABLE.format(**fields), _DAILY_MV.format(**fields)]
     if options.cluster_name:
-        dist = dict(db=db, cluster=cluster, cluster_lit=_lit(options.cluster_name), db_lit=_lit(options.database))
-        out.append(_DISTRIBUTED.format(**dist, name=quote_ident(n["daily"]), local=fields["daily_local"],
-                                       local_lit=_lit(n["daily_local"]), sharding=""))
+        out.append(distributed_statement(options, n["daily"], n["daily_local"]))
     return [s.strip() for s in out]
 
 
@@ -442,10 +494,20 @@ def modify_view_statement(options: SchemaOptions) -> str:
 
 def create(store, options: SchemaOptions) -> None:
     """Create what is missing; bring a rollup of an earlier release to the current shape (rows
-    rolled up before keep zeros in the new columns: `genaitrace doctor costs --fix` rebuilds them)."""
+    rolled up before keep zeros in the new columns: `genaitrace doctor costs --fix` rebuilds them),
+    and replace an earlier release's `genai_calls` view by the calls table, filled from the spans
+    already stored."""
     existing_view = _view_query(store, options)
+    calls_engine = engine_of(store, options, names(options)["calls"])
+    fill_calls = engine_of(store, options, names(options)["calls_local"]) in (None, "View")
+    if calls_engine == "View":  # an earlier release's view; the table takes its name
+        fields = _fields(options)
+        store.command(f"DROP VIEW IF EXISTS {fields['db']}.{quote_ident(names(options)['calls'])} {fields['cluster']}")
+    calls_view = calls_view_statement(options)
     for statement in statements(options):
-        is_view = statement.startswith("CREATE MATERIALIZED VIEW")
+        if statement == calls_view and fill_calls:
+            backfill_calls(store, options)  # before the view: a span inserted meanwhile is not counted twice
+        is_view = statement.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS") and "genai_daily_mv" in statement
         if is_view:
             for upgrade in add_column_statements(options):
                 store.command(upgrade)
@@ -457,6 +519,23 @@ def create(store, options: SchemaOptions) -> None:
     current = [*DAILY_ADDED_COLUMNS, *(f"'{op}'" for op in semconv.USAGE_OPERATIONS)]
     if existing_view is not None and not all(text in existing_view for text in current):
         store.command(modify_view_statement(options))
+
+
+def backfill_calls(store, options: SchemaOptions) -> None:
+    """Insert the calls of every stored span into the calls table (on a cluster: from every shard's
+    spans, through the Distributed tables, each call to its trace's shard)."""
+    n = names(options)
+    client = getattr(store, "client", store)
+    client.command(f"INSERT INTO {quote_ident(options.database)}.{quote_ident(n['calls'])} "
+                   f"{calls_select(options, source=n['source'])}", settings={"insert_deduplicate": 0})
+
+
+def engine_of(store, options: SchemaOptions, name: str) -> str | None:
+    """The engine of table `name` of the database (`View`, `MergeTree`, ...), None when absent."""
+    query = "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}"
+    client = getattr(store, "client", store)
+    rows = client.query(query, parameters={"db": options.database, "name": name}).result_rows
+    return rows[0][0] if rows else None
 
 
 def _view_query(store, options: SchemaOptions) -> str | None:

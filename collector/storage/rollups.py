@@ -1,4 +1,5 @@
-"""Keeping the GenAI rollup (`genai_daily`) in step with `otel_traces`, and checking that it is.
+"""Keeping the GenAI rollup (`genai_daily`) and calls table (`genai_calls`) in step with
+`otel_traces`, and checking that they are.
 
 The rollup is filled by a materialized view at insert time, so a mutation of stored spans (a
 `genaitrace reprice`) never reaches it. Whoever changes stored spans rebuilds the rollup rows of
@@ -11,8 +12,9 @@ the days it touched:
 
 Every step can be interrupted and run again: a day stays pending until its rebuild finished, and a
 rebuild deletes the day before inserting it (with insert deduplication off, so an identical
-rebuild is not dropped as a replay). The views (`genai_calls`, `genai_traces`, ...) read the spans
-and cannot go stale.
+rebuild is not dropped as a replay). The calls table (`genai_calls`) and the per-trace totals
+(`genai_trace_totals`, every trace with a span on a rebuilt day) are filled the same way and rebuilt
+with the rollup. The views (`genai_traces`, ...) read the spans and cannot go stale.
 
 On a cluster every step is shard-local: the spans of a trace live on one shard, so `reprice`
 runs once per shard (`--endpoint` of each) and rebuilds that shard's `genai_daily_local` from its
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Iterable
 
-from collector.storage import genai_views
+from collector.storage import genai_views, session_views
 from collector.storage.schema import SchemaOptions, quote_ident
 
 PENDING_TABLE = "genai_rollup_pending"
@@ -65,6 +67,8 @@ def _tables(options: SchemaOptions) -> dict[str, str]:
     db = quote_ident(options.database)
     return {
         "rollup_local": f"{db}.{quote_ident(names['daily_local'])}",
+        "calls_local": f"{db}.{quote_ident(names['calls_local'])}",
+        "totals_local": f"{db}.{quote_ident(session_views.totals_names(options)['totals_local'])}",
         "traces_local": f"{db}.{quote_ident(options.traces_table_name)}",
         "pending": f"{db}.{quote_ident(PENDING_TABLE)}",
     }
@@ -96,17 +100,30 @@ def pending_days(store, options: SchemaOptions) -> list[date]:
 
 
 def rebuild_days(store, options: SchemaOptions, days: Iterable[date]) -> int:
-    """Replace the rollup rows of `days` by the rollup of those days' stored spans. Returns the
-    number of days rebuilt."""
+    """Replace the rollup rows and the calls of `days` by those of the days' stored spans. Returns
+    the number of days rebuilt."""
     client, t = _client(store), _tables(options)
     days = sorted(set(days))
     columns = ", ".join(DAILY_COLUMNS)
+    # A store an earlier release made has a view there until a collector starts on it (nothing to rebuild).
+    calls_table = "MergeTree" in (genai_views.engine_of(client, options, genai_views.names(options)["calls_local"]) or "")
+    totals_table = genai_views.engine_of(client, options, session_views.totals_names(options)["totals_local"]) is not None
     for start in range(0, len(days), _CHUNK_DAYS):
         chunk = _days_sql(days[start:start + _CHUNK_DAYS])
         client.command(f"ALTER TABLE {t['rollup_local']} DELETE WHERE day IN ({chunk})",
                        settings={"mutations_sync": 2})
         select = genai_views.daily_select(options, options.traces_table_name, f"toDate(Timestamp) IN ({chunk})")
         client.command(f"INSERT INTO {t['rollup_local']} ({columns}) {select}", settings={"insert_deduplicate": 0})
+        if calls_table:
+            client.command(f"ALTER TABLE {t['calls_local']} DELETE WHERE toDate(Timestamp) IN ({chunk})",
+                           settings={"mutations_sync": 2})
+            select = genai_views.calls_select(options, options.traces_table_name, f"toDate(Timestamp) IN ({chunk})")
+            client.command(f"INSERT INTO {t['calls_local']} {select}", settings={"insert_deduplicate": 0})
+        if totals_table:  # per trace: every trace with a span on these days, all of its spans
+            traces = f"TraceId IN (SELECT TraceId FROM {t['traces_local']} WHERE toDate(Timestamp) IN ({chunk}))"
+            client.command(f"ALTER TABLE {t['totals_local']} DELETE WHERE {traces}", settings={"mutations_sync": 2})
+            select = session_views.totals_select(options, options.traces_table_name, traces)
+            client.command(f"INSERT INTO {t['totals_local']} {select}", settings={"insert_deduplicate": 0})
     return len(days)
 
 
@@ -133,6 +150,7 @@ def rebuild_pending(store, options: SchemaOptions) -> list[date]:
 # --- checking: `genaitrace doctor costs` -------------------------------------------------------
 
 KEY = ("day", "tenant", "model", "provider")
+DERIVED_TABLES = ("genai_daily", "genai_calls")  # filled at insert; a rebuild of the day mends them
 MEASURES = ("calls", "unpriced_calls", "cost_usd", "estimated_cost_usd")
 
 
@@ -162,7 +180,8 @@ class CostCheck:
         return not self.differences
 
     def stale_days(self) -> list[date]:
-        return sorted({d.day for d in self.differences if d.surface == "genai_daily"})
+        """Days on which a table derived from the spans (the rollup, the calls) differs from them."""
+        return sorted({d.day for d in self.differences if d.surface in DERIVED_TABLES})
 
     def lines(self) -> list[str]:
         out = [f"checked {self.days} days: " + "; ".join(
@@ -178,8 +197,8 @@ class CostCheck:
         stale = self.stale_days()
         if stale:
             out.append(f"to fix: genaitrace doctor costs --fix --since {stale[0]} --until {stale[-1] + timedelta(days=1)}"
-                       f"   (rebuilds the {len(stale)} differing days of genai_daily from otel_traces)")
-        if any(d.surface != "genai_daily" for d in self.differences):
+                       f"   (rebuilds the {len(stale)} differing days of genai_daily and genai_calls from otel_traces)")
+        if any(d.surface not in DERIVED_TABLES for d in self.differences):
             out.append("a view differs from the spans: `genaitrace doctor costs --fix` re-creates the views")
         for day, tenant, model, provider, calls in self.unpriced[:20]:
             out.append(f"unpriced: {calls} calls on {day} tenant={tenant or '(none)'} model={model or '(none)'}"

@@ -80,7 +80,7 @@ def _engine(options: SchemaOptions, default: str) -> str:
     return f"{name}({options.table_engine_params})"
 
 
-def _ttl(column: str, options: SchemaOptions) -> str:
+def ttl_clause(column: str, options: SchemaOptions) -> str:
     """The TTL clause, in the largest unit that divides the TTL exactly (as the contrib exporter
     writes it): 720h -> toIntervalDay(30), 90m -> toIntervalMinute(90), 45s -> toIntervalSecond(45)."""
     seconds = options.ttl_seconds or options.ttl_hours * 3600
@@ -125,8 +125,8 @@ def schema_statements(options: SchemaOptions) -> list[str]:
         f"CREATE DATABASE IF NOT EXISTS {names['db']} {names['cluster']}"
         + (f" ENGINE = {options.database_engine}" if options.database_engine else ""),
         ddl.template("traces_table.sql").format(**names, **items, indexes=indexes, engine=_engine(options, "MergeTree"),
-                             ttl=_ttl("Timestamp", options), dedup=dedup),
-        ddl.template("traces_id_ts_lookup_table.sql").format(**names, engine=_engine(options, "AggregatingMergeTree"), ttl=_ttl("Start", options)),
+                             ttl=ttl_clause("Timestamp", options), dedup=dedup),
+        ddl.template("traces_id_ts_lookup_table.sql").format(**names, engine=_engine(options, "AggregatingMergeTree"), ttl=ttl_clause("Start", options)),
         ddl.template("traces_id_ts_lookup_mv.sql").format(**names),
     ]
     if options.cluster_name:
@@ -172,7 +172,7 @@ def logs_statements(options: SchemaOptions) -> list[str]:
     indexes = ddl.template("logs_indexes_text.sql" if options.text_indexes else "logs_indexes_bloom.sql")
     out = [ddl.template("logs_table.sql").format(db=names["db"], logs=logs, cluster=names["cluster"], materialized=materialized,
                               indexes=indexes,
-                              engine=_engine(options, "MergeTree"), ttl=_ttl("Timestamp", options), dedup=dedup)]
+                              engine=_engine(options, "MergeTree"), ttl=ttl_clause("Timestamp", options), dedup=dedup)]
     if options.cluster_name:
         where = f"{_lit(options.cluster_name)}, {_lit(options.database)}"
         out.append(f"CREATE TABLE IF NOT EXISTS {names['db']}.{quote_ident(logs_distributed_name(options))} {names['cluster']}"

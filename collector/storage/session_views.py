@@ -20,19 +20,26 @@
                                        message, and the number, latest type and message of the
                                        exceptions reported for it (joined by TraceId and SpanId)
 
-Everything is resolved when read, never when written: a score stored before the span it evaluates
+    genai_trace_totals           TABLE per trace and inserted block: conversation, user, tenant,
+                                       first/last time, root span, counts, tokens, cost, agents,
+                                       models; filled by genai_trace_totals_mv as spans arrive and
+                                       merged when read, so genai_session_traces reads one row per
+                                       trace instead of every span (10M spans: seconds -> ms)
+
+Scores are resolved when read, never when written: a score stored before the span it evaluates
 (feedback on a trace still in a batch, a response id whose span is late) joins as soon as the span
-lands. A trace belongs to a conversation / user when any of its spans carries the id (baggage puts
+lands. The totals of a trace whose spans arrive in several batches are summed when read. A trace belongs to a conversation / user when any of its spans carries the id (baggage puts
 them on every span started inside `instrumentation.context(...)`).
 
-With `cluster_name` the views read the Distributed tables (`{logs}_dist`, `{traces}_dist`).
+With `cluster_name` the views read the Distributed tables (`{logs}_dist`, `{traces}_dist`,
+`genai_trace_totals` over `genai_trace_totals_local`).
 """
 
 from __future__ import annotations
 
 import semconv
-from collector.storage import genai_views
-from collector.storage.schema import SchemaOptions, distributed_names, logs_distributed_name, quote_ident
+from collector.storage import ddl, genai_views
+from collector.storage.schema import SchemaOptions, distributed_names, logs_distributed_name, quote_ident, ttl_clause
 
 EVENT = semconv.GEN_AI_EVALUATION_RESULT_EVENT
 VIEWS = ("genai_scores", "genai_session_traces", "genai_conversation_traces", "genai_conversations", "genai_users",
@@ -122,7 +129,33 @@ FROM
 )
 """
 
-# One row per trace. `scores_*` summarise the trace's scores (numeric and boolean values averaged).
+# The per-trace totals of a set of spans, grouped by trace: the materialized view runs it on each
+# inserted block, a rebuild (rollups.rebuild_days) over the stored spans of the traces it replaces.
+# Its columns are sql/genai_trace_totals_table.sql's.
+_TOTALS_SELECT = """
+SELECT
+    TraceId,
+    max({conversation}) AS trace_conversation,
+    max({user}) AS trace_user,
+    max({tenant_expr}) AS tenant,
+    min(Timestamp) AS first_ts,
+    max(Timestamp + toIntervalNanosecond(Duration)) AS last_ts,
+    argMinState((toString(SpanName), toString(ServiceName)), Timestamp) AS root,
+    toUInt64(count()) AS span_count,
+    toUInt64(countIf({is_call})) AS call_count,
+    toUInt64(countIf(StatusCode = 'Error')) AS error_count,
+    sumIf({input}, {is_call}) AS input,
+    sumIf({output}, {is_call}) AS output,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost,
+    groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agent_names,
+    groupUniqArrayIf({model}, {is_call}) AS model_names
+FROM {db}.{totals_source}{totals_filter}
+GROUP BY TraceId
+"""
+
+# One row per trace, from the per-trace totals (one row per trace and inserted block until merged).
+# `scores_*` summarise the trace's scores (numeric and boolean values averaged). A trace belongs to
+# a conversation / user / tenant when any of its spans says so (the largest id if two differ).
 _SESSION_TRACES_VIEW = """
 CREATE OR REPLACE VIEW {db}.genai_session_traces {cluster} AS
 SELECT t.*, s.scores AS scores, s.avg_score AS avg_score, s.min_score AS min_score, s.score_list AS score_list
@@ -130,24 +163,24 @@ FROM
 (
     SELECT
         TraceId,
-        anyIf({conversation}, {conversation} != '') AS conversation_id,
-        anyIf({user}, {user} != '') AS user_id,
-        anyIf({tenant_expr}, {tenant_expr} != '') AS tenant,
-        min(Timestamp) AS start,
-        max(Timestamp + toIntervalNanosecond(Duration)) AS end,
+        max(trace_conversation) AS conversation_id,
+        max(trace_user) AS user_id,
+        max(tenant) AS tenant,
+        min(first_ts) AS start,
+        max(last_ts) AS end,
         dateDiff('millisecond', start, end) AS duration_ms,
-        argMin(SpanName, Timestamp) AS root_span,
-        argMin(ServiceName, Timestamp) AS service,
-        count() AS spans,
-        countIf({is_call}) AS calls,
-        countIf(StatusCode = 'Error') AS errors,
-        sumIf({input}, {is_call}) AS input_tokens,
-        sumIf({output}, {is_call}) AS output_tokens,
+        tupleElement(argMinMerge(root), 1) AS root_span,
+        tupleElement(argMinMerge(root), 2) AS service,
+        sum(span_count) AS spans,
+        sum(call_count) AS calls,
+        sum(error_count) AS errors,
+        sum(input) AS input_tokens,
+        sum(output) AS output_tokens,
         input_tokens + output_tokens AS total_tokens,
-        sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost_usd,
-        groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agents,
-        groupUniqArrayIf({model}, {is_call}) AS models
-    FROM {db}.{traces}
+        sum(cost) AS cost_usd,
+        groupUniqArrayArray(agent_names) AS agents,
+        groupUniqArrayArray(model_names) AS models
+    FROM {db}.{totals}
     GROUP BY TraceId
 ) AS t
 LEFT JOIN
@@ -302,6 +335,7 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         event=EVENT, event_attr=semconv.EVENT_NAME_ATTRIBUTE, tenant=_TENANT, logs_tenant=LOGS_TENANT_EXPR,
         response_id=semconv.GEN_AI_RESPONSE_ID,
         log_score=_typed_score("LogAttributes"), event_score=_typed_score("event_attrs"),
+        totals=quote_ident(totals_names(options)["totals"]),
         conversation=_first(_SPAN_THEN_RESOURCE, semconv.CONVERSATION_ID_READ_ORDER),
         user=_first(_SPAN_THEN_RESOURCE, semconv.USER_ID_READ_ORDER),
         tenant_expr=base["tenant"], is_call=base["is_call"], input=base["input"], output=base["output"],
@@ -311,14 +345,63 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
     )
 
 
-def statements(options: SchemaOptions) -> list[str]:
-    """CREATE OR REPLACE VIEW statements, in dependency order (after schema.py's tables)."""
+def totals_names(options: SchemaOptions) -> dict[str, str]:
+    """The per-trace totals: the table the views read and the local one the materialized view fills."""
+    clustered = bool(options.cluster_name)
+    return {"totals": "genai_trace_totals", "totals_local": "genai_trace_totals_local" if clustered else "genai_trace_totals"}
+
+
+def totals_select(options: SchemaOptions, source: str | None = None, where: str = "") -> str:
+    """The per-trace totals of the spans of `source` (default: the local traces table, what the
+    materialized view reads) matching `where` (SQL)."""
     fields = _fields(options)
-    return [template.format(**fields).strip() for template in
+    fields["totals_source"] = quote_ident(source or options.traces_table_name)
+    fields["totals_filter"] = f"\nWHERE {where}" if where else ""
+    return _TOTALS_SELECT.format(**fields).strip()
+
+
+def totals_statements(options: SchemaOptions) -> list[str]:
+    """The per-trace totals table, the view that fills it, and on a cluster the Distributed table
+    over it (sharded by trace id, as the spans)."""
+    base = genai_views._fields(options)
+    names = totals_names(options)
+    local = quote_ident(names["totals_local"])
+    out = [ddl.template("genai_trace_totals_table.sql").format(
+               db=base["db"], totals_local=local, cluster=base["cluster"],
+               engine=genai_views.derived_engine(options, "AggregatingMergeTree"),
+               ttl=ttl_clause("first_ts", options), dedup=base["dedup"]),
+           ddl.template("genai_trace_totals_mv.sql").format(
+               db=base["db"], cluster=base["cluster"], totals_local=local, totals_select=totals_select(options))]
+    if options.cluster_name:
+        out.append(genai_views.distributed_statement(options, names["totals"], names["totals_local"],
+                                                     sharding=", cityHash64(TraceId)"))
+    return [statement.strip() for statement in out]
+
+
+def statements(options: SchemaOptions) -> list[str]:
+    """CREATE statements, in dependency order (after schema.py's tables): the per-trace totals,
+    then the views."""
+    fields = _fields(options)
+    return totals_statements(options) + [template.format(**fields).strip() for template in
             (_SCORES_VIEW, _SESSION_TRACES_VIEW, _CONVERSATION_TRACES_VIEW, _CONVERSATIONS_VIEW, _USERS_VIEW,
              _EXCEPTIONS_VIEW, _ERRORS_VIEW)]
 
 
+def backfill_totals(store, options: SchemaOptions) -> None:
+    """The totals of every stored trace (on a cluster from every shard, each to its trace's shard)."""
+    names = totals_names(options)
+    source = distributed_names(options)["traces"] if options.cluster_name else options.traces_table_name
+    client = getattr(store, "client", store)
+    client.command(f"INSERT INTO {quote_ident(options.database)}.{quote_ident(names['totals'])} "
+                   f"{totals_select(options, source=source)}", settings={"insert_deduplicate": 0})
+
+
 def create(store, options: SchemaOptions) -> None:
+    """Create what is missing. A store made before the per-trace totals gets them filled from its
+    stored spans once, before the view that fills them from then on."""
+    missing = genai_views.engine_of(store, options, totals_names(options)["totals_local"]) is None
+    totals_view = totals_statements(options)[1]
     for statement in statements(options):
+        if statement == totals_view and missing:
+            backfill_totals(store, options)
         store.command(statement)

@@ -24,16 +24,35 @@ GRANT genaitrace_reader TO grafana;
 CREATE ROW POLICY IF NOT EXISTS all_rows ON otel.otel_traces FOR SELECT USING 1 TO grafana, genaitrace_writer;
 CREATE ROW POLICY IF NOT EXISTS all_rows ON otel.otel_traces_trace_id_ts FOR SELECT USING 1 TO grafana, genaitrace_writer;
 CREATE ROW POLICY IF NOT EXISTS all_rows ON otel.genai_daily FOR SELECT USING 1 TO grafana, genaitrace_writer;
+CREATE ROW POLICY IF NOT EXISTS all_rows ON otel.genai_daily_local FOR SELECT USING 1 TO grafana, genaitrace_writer;
+CREATE ROW POLICY IF NOT EXISTS all_rows ON otel.genai_calls FOR SELECT USING 1 TO grafana, genaitrace_writer;
+CREATE ROW POLICY IF NOT EXISTS all_rows ON otel.genai_calls_local FOR SELECT USING 1 TO grafana, genaitrace_writer;
+CREATE ROW POLICY IF NOT EXISTS all_rows ON otel.genai_trace_totals FOR SELECT USING 1 TO grafana, genaitrace_writer;
+CREATE ROW POLICY IF NOT EXISTS all_rows ON otel.genai_trace_totals_local FOR SELECT USING 1 TO grafana, genaitrace_writer;
+CREATE ROW POLICY IF NOT EXISTS all_rows ON otel.otel_logs FOR SELECT USING 1 TO grafana, genaitrace_writer;
 
--- One block per tenant (copy, then replace `acme` in the four places).
+-- One block per tenant (copy, then replace `acme` everywhere in it). On a cluster the `_local`
+-- tables are what each shard reads; a single node has none of them, and a policy on them is inert.
 CREATE USER IF NOT EXISTS tenant_acme IDENTIFIED WITH no_password HOST NONE SETTINGS PROFILE 'genaitrace_tenant';
 GRANT genaitrace_reader TO tenant_acme;
 CREATE ROW POLICY IF NOT EXISTS tenant_acme ON otel.otel_traces FOR SELECT USING if(SpanAttributes['tenant.id'] != '', SpanAttributes['tenant.id'], ResourceAttributes['tenant.id']) = 'acme' TO tenant_acme;
 CREATE ROW POLICY IF NOT EXISTS tenant_acme ON otel.genai_daily FOR SELECT USING tenant = 'acme' TO tenant_acme;
+CREATE ROW POLICY IF NOT EXISTS tenant_acme ON otel.genai_daily_local FOR SELECT USING tenant = 'acme' TO tenant_acme;
+CREATE ROW POLICY IF NOT EXISTS tenant_acme ON otel.genai_calls FOR SELECT USING tenant = 'acme' TO tenant_acme;
+CREATE ROW POLICY IF NOT EXISTS tenant_acme ON otel.genai_calls_local FOR SELECT USING tenant = 'acme' TO tenant_acme;
+CREATE ROW POLICY IF NOT EXISTS tenant_acme ON otel.genai_trace_totals FOR SELECT USING tenant = 'acme' TO tenant_acme;
+CREATE ROW POLICY IF NOT EXISTS tenant_acme ON otel.genai_trace_totals_local FOR SELECT USING tenant = 'acme' TO tenant_acme;
+CREATE ROW POLICY IF NOT EXISTS tenant_acme ON otel.otel_logs FOR SELECT USING if(LogAttributes['tenant.id'] != '', LogAttributes['tenant.id'], ResourceAttributes['tenant.id']) = 'acme' TO tenant_acme;
 CREATE ROW POLICY IF NOT EXISTS tenant_acme ON otel.otel_traces_trace_id_ts FOR SELECT USING 0 TO tenant_acme;
 
 CREATE USER IF NOT EXISTS tenant_globex IDENTIFIED WITH no_password HOST NONE SETTINGS PROFILE 'genaitrace_tenant';
 GRANT genaitrace_reader TO tenant_globex;
 CREATE ROW POLICY IF NOT EXISTS tenant_globex ON otel.otel_traces FOR SELECT USING if(SpanAttributes['tenant.id'] != '', SpanAttributes['tenant.id'], ResourceAttributes['tenant.id']) = 'globex' TO tenant_globex;
 CREATE ROW POLICY IF NOT EXISTS tenant_globex ON otel.genai_daily FOR SELECT USING tenant = 'globex' TO tenant_globex;
+CREATE ROW POLICY IF NOT EXISTS tenant_globex ON otel.genai_daily_local FOR SELECT USING tenant = 'globex' TO tenant_globex;
+CREATE ROW POLICY IF NOT EXISTS tenant_globex ON otel.genai_calls FOR SELECT USING tenant = 'globex' TO tenant_globex;
+CREATE ROW POLICY IF NOT EXISTS tenant_globex ON otel.genai_calls_local FOR SELECT USING tenant = 'globex' TO tenant_globex;
+CREATE ROW POLICY IF NOT EXISTS tenant_globex ON otel.genai_trace_totals FOR SELECT USING tenant = 'globex' TO tenant_globex;
+CREATE ROW POLICY IF NOT EXISTS tenant_globex ON otel.genai_trace_totals_local FOR SELECT USING tenant = 'globex' TO tenant_globex;
+CREATE ROW POLICY IF NOT EXISTS tenant_globex ON otel.otel_logs FOR SELECT USING if(LogAttributes['tenant.id'] != '', LogAttributes['tenant.id'], ResourceAttributes['tenant.id']) = 'globex' TO tenant_globex;
 CREATE ROW POLICY IF NOT EXISTS tenant_globex ON otel.otel_traces_trace_id_ts FOR SELECT USING 0 TO tenant_globex;
