@@ -52,6 +52,10 @@ def price_attributes(book: PriceBook, attrs: dict[str, Any], start_ns: int | Non
     )
     if isinstance(cost, Unpriced):
         return unpriced(cost.reason, cost.detail)
+    if out is None and attrs.get(gm.GEN_AI_OPERATION_NAME) in semconv.OUTPUT_OPERATIONS:
+        # Input known, output not (a stream left before the provider's final usage): the input's
+        # cost is real money, but not the call's cost, so it is counted with the estimates.
+        return {**priced(cost), semconv.USAGE_ESTIMATED: True}
     return priced(cost)
 
 

@@ -163,8 +163,13 @@ CACHE_WRITE_1H_INPUT_TOKENS = "genaitrace.usage.cache_write.ephemeral_1h.input_t
 # The service tier the request asked for / the response was served at, whatever the provider.
 REQUEST_SERVICE_TIER = "genaitrace.request.service_tier"
 RESPONSE_SERVICE_TIER = "genaitrace.response.service_tier"
-# Set by the instrumentation when LiteLLM estimated the token counts (the provider reported none).
+# Set by the instrumentation when LiteLLM estimated the token counts (the provider reported none),
+# and by the cost processor on a call that generates output but reported input tokens only (the
+# Anthropic SDK's own span of a stream the app left before `message_delta`): its cost covers the
+# input alone, a lower bound, counted with the estimates rather than as the call's real cost.
 USAGE_ESTIMATED = "genaitrace.usage.estimated"
+# Operations whose calls generate output tokens (an embeddings call has input tokens only).
+OUTPUT_OPERATIONS = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT})
 # Set (true) on a streamed call the application stopped reading before its end: the provider's
 # usage never arrived, so its counts are estimates (the prompt, and the output the app received).
 STREAM_ABANDONED = "genaitrace.stream.abandoned"

@@ -308,6 +308,23 @@ def test_unpriced_is_never_zero(attrs, reason):
     assert gm.GEN_AI_USAGE_COST_USD not in out
 
 
+def test_a_call_with_input_tokens_only_is_priced_as_an_estimate():
+    """The Anthropic SDK's own span of a stream the app left before `message_delta` has the input
+    tokens (from `message_start`) and no output tokens. The input's cost is real money but not the
+    call's cost: priced, and marked estimated so it counts with the estimates, never as reported.
+    An embeddings call has no output tokens by nature: priced as reported."""
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+             "gen_ai.request.model": "claude-haiku-4-5", "gen_ai.usage.input_tokens": 1_000}
+    out = price(attrs)
+    assert out[gm.GEN_AI_USAGE_COST_STATUS] == "priced" and out["genaitrace.usage.estimated"] is True
+    assert out[gm.GEN_AI_USAGE_COST_USD] == pytest.approx(out[gm.GEN_AI_USAGE_COST_INPUT_USD])
+    assert out[gm.GEN_AI_USAGE_COST_USD] > 0
+    assert "genaitrace.usage.estimated" not in price({**attrs, "gen_ai.usage.output_tokens": 20})
+    embedding = price({"gen_ai.operation.name": "embeddings", "gen_ai.provider.name": "openai",
+                       "gen_ai.request.model": "text-embedding-3-small", "gen_ai.usage.input_tokens": 100})
+    assert embedding[gm.GEN_AI_USAGE_COST_STATUS] == "priced" and "genaitrace.usage.estimated" not in embedding
+
+
 # --- configuration errors ---------------------------------------------------------------------
 
 

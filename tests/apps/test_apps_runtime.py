@@ -95,7 +95,8 @@ def test_provider_sdk_streams_left_early(app_environment):
     the OpenAI one closed but kept until the script ends. The OpenAI call's span was lost (traceloop
     ends it only when the stream is collected, after the exporters shut down): it is exported now,
     marked `genaitrace.stream.abandoned`, unpriced with reason `stream_abandoned`. The Anthropic
-    streams keep the input tokens the provider reported first (message_start)."""
+    SDK's own spans keep the input tokens the provider reported first (message_start) and no output
+    tokens: priced on the input, and marked estimated (a lower bound, never the call's reported cost)."""
     run = run_app(app_environment, "sdk_streams_left_early.py")
     run.check(requests=3, llm_calls=3)
     by_provider = {}
@@ -106,3 +107,7 @@ def test_provider_sdk_streams_left_early(app_environment):
     assert openai_call[semconv.COST_UNPRICED_REASON] == "stream_abandoned", openai_call
     assert len(by_provider["anthropic"]) == 2
     assert all(int(a["gen_ai.usage.input_tokens"]) > 0 for a in by_provider["anthropic"]), by_provider
+    for call in by_provider["anthropic"]:
+        assert "gen_ai.usage.output_tokens" not in call, call
+        assert call[semconv.COST_STATUS] == "priced" and call[semconv.USAGE_ESTIMATED] == "true", call
+        assert float(call["gen_ai.usage.cost_usd"]) > 0

@@ -10,14 +10,14 @@ ROOT, BASE = os.environ["FAKE_LLM_ROOT"], os.environ["FAKE_LLM_URL"]
 PROMPT = "Tell me a long story zqcanary-prompt [chunk_delay:5]"
 
 claude = anthropic.Anthropic(base_url=ROOT, api_key="sk-ant-fake", max_retries=0)
-with claude.messages.stream(model="claude-3-5-haiku-latest", max_tokens=300,
+with claude.messages.stream(model="claude-haiku-4-5", max_tokens=300,
                             messages=[{"role": "user", "content": PROMPT}]) as stream:
     for n, text in enumerate(stream.text_stream, 1):
         if n == 3:
             break
 print("anthropic helper: left after 3 texts")
 
-events = claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=300, stream=True,
+events = claude.messages.create(model="claude-haiku-4-5", max_tokens=300, stream=True,
                                 messages=[{"role": "user", "content": PROMPT}])
 for event in events:
     print("anthropic raw: first event", event.type)
