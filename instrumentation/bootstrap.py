@@ -51,6 +51,7 @@ MANAGED = {
     "anthropic": "anthropic",
     "requests": "requests",
     "httpx": "httpx",
+    "httpx2": "httpx2",  # the Anthropic SDK's HTTP client (2.x)
     "threading": None,  # immediate
     "traceloop": "traceloop.sdk.tracing.tracing",  # the @workflow/@agent/@task/@tool decorators
 }
@@ -333,10 +334,52 @@ def _instrument_requests() -> None:
         inst.instrument()
 
 
-def _instrument_httpx() -> None:
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+class _NotForThisThread:
+    """A sys.meta_path finder: `import <name>` fails in the thread that made it, and only there."""
 
-    inst = HTTPXClientInstrumentor()
+    def __init__(self, name: str):
+        self.name, self.thread = name, threading.get_ident()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == self.name and threading.get_ident() == self.thread:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+def _httpx_instrumentation():
+    """opentelemetry-instrumentation-httpx's module. It imports httpx2 when installed, to define its
+    httpx2 instrumentor (~50 ms, for the many apps whose httpx is 0.x and never import httpx2): so
+    unless the app has imported httpx2, the module is imported without it (hidden from this thread
+    only, so another thread's import of httpx2 is never refused), and `_instrument_httpx2` gives the
+    httpx2 instrumentor its module when the app imports httpx2."""
+    import sys
+
+    if "opentelemetry.instrumentation.httpx" in sys.modules or "httpx2" in sys.modules:
+        import opentelemetry.instrumentation.httpx as module
+
+        return module
+    blocker = _NotForThisThread("httpx2")
+    sys.meta_path.insert(0, blocker)
+    try:
+        import opentelemetry.instrumentation.httpx as module
+    finally:
+        sys.meta_path.remove(blocker)
+    return module
+
+
+def _instrument_httpx() -> None:
+    inst = _httpx_instrumentation().HTTPXClientInstrumentor()
+    if not inst.is_instrumented_by_opentelemetry:
+        inst.instrument()
+
+
+def _instrument_httpx2() -> None:
+    import httpx2
+
+    instrumentor = _httpx_instrumentation().HTTPX2ClientInstrumentor
+    if getattr(instrumentor, "_module", httpx2) is None:  # its module was imported without httpx2
+        instrumentor._module = httpx2
+    inst = instrumentor()
     if not inst.is_instrumented_by_opentelemetry:
         inst.instrument()
 
@@ -370,6 +413,7 @@ INSTRUMENT_FUNCS: dict[str, Callable[[], None]] = {
     "anthropic": _instrument_anthropic,
     "requests": _instrument_requests,
     "httpx": _instrument_httpx,
+    "httpx2": _instrument_httpx2,
     "threading": _instrument_threading,
     "traceloop": _shim_traceloop_decorators,
 }

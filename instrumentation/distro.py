@@ -50,6 +50,7 @@ _LAZY_ENTRY_POINTS = {
     "opentelemetry.instrumentation.anthropic:AnthropicInstrumentor": "anthropic",
     "opentelemetry.instrumentation.requests:RequestsInstrumentor": "requests",
     "opentelemetry.instrumentation.httpx:HTTPXClientInstrumentor": "httpx",
+    "opentelemetry.instrumentation.httpx:HTTPX2ClientInstrumentor": "httpx2",
     "opentelemetry.instrumentation.threading:ThreadingInstrumentor": "threading",
 }
 

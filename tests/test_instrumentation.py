@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -457,32 +458,61 @@ def test_distro_defers_instrumentors_to_their_library_import():
     assert r.stdout.strip().split("] ") == [chromadb_clients[:-1], "['asyncio'", "False False"]
 
 
-def test_chromadb_instrumentor_waits_for_the_first_client(tmp_path):
-    """`import chromadb` (crewai does it at start-up) imports nothing more under opentelemetry-instrument;
-    the instrumentor is loaded when the app makes its first client, before any collection exists."""
+def _under_opentelemetry_instrument(prog, service: str, cwd=None, **env):
+    """`opentelemetry-instrument python prog` with the README's variables, exporting nowhere."""
     import subprocess
     import sys
     from pathlib import Path
 
+    env = child_env(OTEL_SERVICE_NAME=service, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+                    OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace", **env)
+    return subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(prog)],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_chromadb_instrumentor_waits_for_the_first_client(tmp_path):
+    """`import chromadb` (crewai does it at start-up) imports nothing more under opentelemetry-instrument;
+    the instrumentor is loaded when the app makes its first client, before any collection exists."""
     prog = tmp_path / "chroma.py"
     prog.write_text(
         "import sys, json\nimport chromadb\n"
         "at_import = sorted(m for m in ('chromadb.api.segment', 'opentelemetry.instrumentation.chromadb') if m in sys.modules)\n"
         "client = chromadb.EphemeralClient()\n"
         "print(json.dumps([at_import, hasattr(chromadb.Collection.add, '__wrapped__')]))\n")
-    env = child_env(OTEL_SERVICE_NAME="chroma", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
-                    OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace", ANONYMIZED_TELEMETRY="False")
-    r = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(prog)],
-                       env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    r = _under_opentelemetry_instrument(prog, "chroma", cwd=tmp_path, ANONYMIZED_TELEMETRY="False")
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout.strip().splitlines()[-1]) == [[], True]
 
 
-def test_empty_program_under_opentelemetry_instrument_imports_no_library(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_httpx_instrumentation_does_not_import_httpx2_until_the_app_does(tmp_path):
+    """The httpx instrumentor's module imports httpx2 when installed (~50 ms at every start of an app
+    on httpx 0.x): it is imported without it. An app that imports httpx2 later (the Anthropic SDK 2.x)
+    gets its httpx2 clients traced all the same, and a thread importing httpx2 meanwhile is never
+    refused."""
+    prog = tmp_path / "clients.py"
+    prog.write_text(
+        "import sys, json\nimport httpx\n"
+        "at_start = ['httpx2' in sys.modules, 'opentelemetry.instrumentation.httpx' in sys.modules]\n"
+        "import httpx2\n"
+        "instrumentor = sys.modules['opentelemetry.instrumentation.httpx'].HTTPX2ClientInstrumentor\n"
+        "print(json.dumps(at_start + [instrumentor._module is httpx2, instrumentor().is_instrumented_by_opentelemetry,\n"
+        "                             hasattr(httpx2.HTTPTransport.handle_request, '__wrapped__'),\n"
+        "                             hasattr(httpx.HTTPTransport.handle_request, '__wrapped__')]))\n")
+    r = _under_opentelemetry_instrument(prog, "clients")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [False, True, True, True, True, True]
+    from instrumentation.bootstrap import _NotForThisThread
 
+    blocker, seen = _NotForThisThread("httpx2"), []
+    thread = threading.Thread(target=lambda: seen.append(blocker.find_spec("httpx2")))
+    thread.start()
+    thread.join()
+    assert seen == [None]  # another thread: not refused
+    with pytest.raises(ModuleNotFoundError):
+        blocker.find_spec("httpx2")
+
+
+def test_empty_program_under_opentelemetry_instrument_imports_no_library(tmp_path):
     prog = tmp_path / "empty.py"
     # nor what the instrumentation itself would only need later: the OTLP exporter and its transports
     # (first export), the logs and metrics SDKs, multiprocessing (first process started)
@@ -491,10 +521,7 @@ def test_empty_program_under_opentelemetry_instrument_imports_no_library(tmp_pat
                     "'opentelemetry.exporter.otlp.proto.http', 'opentelemetry.exporter.otlp.proto.grpc', "
                     "'opentelemetry.sdk._logs', 'opentelemetry.sdk.metrics', 'opentelemetry.sdk._configuration', "
                     "'multiprocessing', 'concurrent.futures.process', 'pydantic') if m in sys.modules)))\n")
-    env = child_env(OTEL_SERVICE_NAME="empty", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
-                    OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace")
-    r = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(prog)],
-                       env=env, capture_output=True, text=True, timeout=300)
+    r = _under_opentelemetry_instrument(prog, "empty")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1]) == []
 
@@ -502,10 +529,6 @@ def test_empty_program_under_opentelemetry_instrument_imports_no_library(tmp_pat
 def test_crewai_under_opentelemetry_instrument_does_not_load_traceloops_crewai_instrumentor(tmp_path):
     """Every wrapper traceloop's CrewAIInstrumentor installs is replaced by the project's: it is not
     imported at all (start-up), and when something imports it later (Traceloop.init()), it stays off."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     prog = tmp_path / "crew.py"
     prog.write_text(
         "import sys, json\nimport crewai.crew\n"
@@ -515,10 +538,7 @@ def test_crewai_under_opentelemetry_instrument_does_not_load_traceloops_crewai_i
         "CrewAIInstrumentor().instrument()\n"
         "after = crewai.crew.Crew.__dict__['kickoff']\n"
         "print(json.dumps([loaded, kickoff._self_wrapper.__name__, after is kickoff]))\n")
-    env = child_env(OTEL_SERVICE_NAME="crew", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
-                    OTEL_PYTHON_DISTRO="genaitrace", OTEL_PYTHON_CONFIGURATOR="genaitrace")
-    r = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(prog)],
-                       env=env, capture_output=True, text=True, timeout=300)
+    r = _under_opentelemetry_instrument(prog, "crew")
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout.strip().splitlines()[-1]) == [False, "_wrap_kickoff", True]
 
