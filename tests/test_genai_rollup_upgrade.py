@@ -77,10 +77,10 @@ def test_the_per_trace_totals_are_filled_from_a_store_made_before_them():
     # half of every trace's spans now, the other half after the upgrade
     half = "cityHash64(SpanId) % 2 = 0"
     store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE {half}")
-    genai_views.create(store, options)
-    session_views.create(store, options)  # what a collector of this release runs at start
+    genai_views.create(store, options)  # what a collector of this release runs at start
+    session_views.create(store, options)
     store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE NOT {half}")
-    session_views.create(store, options)  # a restart neither refills nor duplicates
+    genai_views.create(store, options)  # a restart neither refills nor duplicates
 
     truth = store.query(f"""
         SELECT TraceId, count(), countIf(StatusCode = 'Error'), argMin(SpanName, Timestamp),

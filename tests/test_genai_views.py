@@ -162,6 +162,43 @@ def test_replayed_batch_is_not_counted_twice_in_the_rollup(seeded):
     assert after["calls"] == before["calls"] and math.isclose(after["cost"], before["cost"], rel_tol=1e-12)
 
 
+def test_traces_view_sums_only_the_spans_inside_its_range_whichever_table_it_reads(seeded):
+    """`genai_traces(from_ts, to_ts)` reads a trace that lies wholly inside the range from its
+    per-trace totals, and a trace that straddles an end of the range from its spans inside it. For
+    ranges that cut traces apart (ends at a span in the middle of the largest traces), every trace
+    matches what its spans inside the range say, counted straight from `otel_traces` and
+    `genai_calls`."""
+    store, _ = seeded
+    big = [r[0] for r in store.query("SELECT TraceId FROM otel.otel_traces GROUP BY TraceId "
+                                     "ORDER BY count() DESC, TraceId LIMIT 2").result_rows]
+    cut = [scalar(store, f"SELECT toUnixTimestamp64Nano(Timestamp) FROM otel.otel_traces WHERE TraceId = '{t}' "
+                         "ORDER BY Timestamp LIMIT 1 OFFSET 3") for t in big]
+    week_ago = _since(store, "now() - INTERVAL 7 DAY")
+    ranges = [(min(cut), max(cut) + 1), (week_ago, _since(store, "now()")), (cut[0], cut[0] + 10**9 * 3600 * 24 * 3)]
+    straddled = 0
+    for lo, hi in ranges:
+        window = (f"from_ts = fromUnixTimestamp64Nano({lo}), to_ts = fromUnixTimestamp64Nano({hi})")
+        where = f"Timestamp >= fromUnixTimestamp64Nano({lo}) AND Timestamp < fromUnixTimestamp64Nano({hi})"
+        seen = q(store, f"SELECT TraceId, spans, calls, errors, start, end, round(cost_usd, 9) AS cost, root_span "
+                        f"FROM otel.genai_traces({window}) ORDER BY TraceId")
+        spans = q(store, f"SELECT TraceId, count() AS spans, countIf(StatusCode = 'Error') AS errors, "
+                         f"min(Timestamp) AS start, max(Timestamp + toIntervalNanosecond(Duration)) AS end, "
+                         f"argMin(toString(SpanName), Timestamp) AS root_span "
+                         f"FROM otel.otel_traces WHERE {where} GROUP BY TraceId ORDER BY TraceId")
+        calls = {r["TraceId"]: r for r in q(store, f"SELECT TraceId, count() AS calls, round(sum(ifNull(cost_usd, 0)), 9) "
+                                                    f"AS cost FROM otel.genai_calls WHERE {where} GROUP BY TraceId")}
+        expected = [{**row, "calls": calls.get(row["TraceId"], {}).get("calls", 0),
+                     "cost": calls.get(row["TraceId"], {}).get("cost", 0.0)} for row in spans]
+        assert len(seen) == len(expected) > 0
+        for got, want in zip(seen, expected):
+            assert {k: got[k] for k in want if k != "root_span"} == {k: want[k] for k in want if k != "root_span"}, (lo, hi)
+        whole = set(r[0] for r in store.query(f"SELECT TraceId FROM otel.otel_traces GROUP BY TraceId "
+                                              f"HAVING min(Timestamp) >= fromUnixTimestamp64Nano({lo}) "
+                                              f"AND max(Timestamp) < fromUnixTimestamp64Nano({hi})").result_rows)
+        straddled += len([r for r in seen if r["TraceId"] not in whole])
+    assert straddled >= 2  # the cuts did split traces: both branches of the view answered
+
+
 def test_statements_are_idempotent(seeded):
     store, _ = seeded
     genai_views.create(store, SchemaOptions(database="otel"))  # a collector restart re-runs them
@@ -187,6 +224,10 @@ def test_cluster_statements_use_on_cluster_replicated_and_distributed():
     assert "TO `otel`.`genai_calls_local`" in joined
     assert "ENGINE = Distributed('genai', 'otel', 'genai_calls_local', cityHash64(TraceId))" in joined
     assert joined.index("genai_calls_local` ON CLUSTER") < joined.index("`genai_calls` ON CLUSTER")
+    # the per-trace totals too
+    assert "`genai_trace_totals_local` ON CLUSTER `genai`" in joined and "TO `otel`.`genai_trace_totals_local`" in joined
+    assert "FROM `otel`.`otel_traces`\nGROUP BY TraceId" in joined
+    assert "ENGINE = Distributed('genai', 'otel', 'genai_trace_totals_local', cityHash64(TraceId))" in joined
     single = "\n".join(genai_views.statements(SchemaOptions(database="otel")))
     assert "ON CLUSTER" not in single and "Distributed" not in single and "AggregatingMergeTree()" in single
 

@@ -114,6 +114,23 @@ def test_backfill_unknown_provider_then_rerun_is_a_no_op(client):
     assert again.cost_before == pytest.approx(again.cost_after) == pytest.approx(BACKFILL_USD + MINI_USD)
 
 
+def test_a_reprice_of_another_traces_table_leaves_the_databases_genai_tables_alone(client):
+    """The GenAI tables of a database are fed by its `otel_traces` (their materialized views). A
+    reprice of another traces table in the same database rebuilds none of them: before, it replaced
+    the rollup's (and the calls', and the per-trace totals') rows of its days by its own spans."""
+    from support import seed_data
+
+    seed_data.shared_store()  # `otel` holds the seeded spans, its GenAI tables fed by otel_traces
+    surfaces = ("SELECT count(), round(sum(ifNull(cost_usd, 0)), 9) FROM otel.genai_calls",
+                "SELECT sum(calls), round(sum(cost_usd), 9) FROM otel.genai_daily",
+                "SELECT sum(span_count), round(sum(cost), 9) FROM otel.genai_trace_totals")
+    before = [client.query(sql).result_rows[0] for sql in surfaces]
+    _seed(client, "t_elsewhere", 50)
+    summary = reprice(client, "otel", "t_elsewhere", book=BOOK)
+    assert summary.priced > 0 and summary.rollup_days  # the days were touched (and journaled)
+    assert [client.query(sql).result_rows[0] for sql in surfaces] == before
+
+
 N_SMALL = 300
 SMALL_USD = N_SMALL * (1_000 * 2.3e-7 + 200 * 4e-7)  # 300 * 0.00031 = 0.093
 

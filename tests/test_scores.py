@@ -294,17 +294,11 @@ def test_llm_judge_against_the_fake_server(store, monkeypatch):
 def test_cluster_statements_read_the_distributed_tables():
     options = SchemaOptions(cluster_name="main", table_engine="ReplicatedMergeTree")
     statements = session_views.statements(options)
-    totals = session_views.totals_statements(options)
-    assert statements[:len(totals)] == totals and len(statements) == len(totals) + len(session_views.VIEWS)
+    assert len(statements) == len(session_views.VIEWS)
     assert all("ON CLUSTER `main`" in s for s in statements)
-    # per-trace totals: a replicated local table filled from the local spans, Distributed by trace
-    joined = "\n".join(totals)
-    assert "`genai_trace_totals_local` ON CLUSTER `main`" in joined and "ReplicatedAggregatingMergeTree()" in joined
-    assert "TO `otel`.`genai_trace_totals_local`" in joined and "FROM `otel`.`otel_traces`\nGROUP BY TraceId" in joined
-    assert "Distributed('main', 'otel', 'genai_trace_totals_local', cityHash64(TraceId))" in joined
-    sessions = statements[len(totals) + session_views.VIEWS.index("genai_session_traces")]
-    assert "FROM `otel`.`genai_trace_totals`" in sessions
-    scores = statements[len(totals)]
+    sessions = statements[session_views.VIEWS.index("genai_session_traces")]
+    assert "FROM `otel`.`genai_trace_totals`" in sessions  # the Distributed one on a cluster
+    scores = statements[0]
     assert "`otel_logs_dist`" in scores and "`otel_traces_dist`" in scores and "`otel_logs`" not in scores
     assert any("`otel_logs_dist`" in s and "Distributed" in s for s in logs_statements(options))
 

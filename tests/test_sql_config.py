@@ -149,7 +149,8 @@ def test_reader_profile_is_readonly_and_admits_what_the_endpoint_sets(reader):
 
 def test_reader_sees_every_row_of_the_filtered_tables(reader):
     assert {table: flt for table, flt in reader["policies"]} == {
-        "genai_daily": "1", "otel_traces": "1", "otel_traces_trace_id_ts": "1"}
+        table: "1" for table in ("otel_traces", "otel_traces_trace_id_ts", "otel_logs", "genai_daily", "genai_daily_local",
+                                 "genai_calls", "genai_calls_local", "genai_trace_totals", "genai_trace_totals_local")}
 
 
 def test_server_user_files_path_is_an_empty_directory():

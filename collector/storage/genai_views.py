@@ -1,7 +1,7 @@
 """GenAI views on top of `otel_traces` (never a fork of it), created with the schema.
 
-Everything here reads the contrib `otel_traces` table; two tables are derived from it as spans are
-inserted, each by a materialized view: the calls, and the daily rollup.
+Everything here reads the contrib `otel_traces` table; three tables are derived from it as spans
+are inserted, each by a materialized view: the calls, the per-trace totals, and the daily rollup.
 
     genai_calls                     TABLE  one row per call: inference (chat, text_completion,
                                            generate_content, embeddings) and `plan` spans that
@@ -11,6 +11,12 @@ inserted, each by a materialized view: the calls, and the daily rollup.
                                            (sql/genai_calls_table.sql; a VIEW before 2026-12-07:
                                            `create()` replaces it and fills the table)
     genai_calls_mv                  MV     otel_traces -> genai_calls
+    genai_trace_totals              TABLE  per trace and inserted block: conversation, user, tenant,
+                                           first/last time, root span, counts, tokens, cost,
+                                           agents, models (sql/genai_trace_totals_table.sql),
+                                           merged when read: genai_session_traces reads it, and
+                                           genai_traces for the traces wholly inside its range
+    genai_trace_totals_mv           MV     otel_traces -> genai_trace_totals
     genai_agent_tasks               VIEW   one row per task span: what `agent_task_history` held
     genai_traces(from_ts, to_ts)    VIEW   cost, tokens, calls, errors per trace (parameterized)
     genai_subtree_costs(from_ts, to_ts)
@@ -91,6 +97,19 @@ ERROR_TYPE_EXPR = (f"if(StatusCode = 'Error', if(SpanAttributes['{semconv.ERROR_
                    f"SpanAttributes['{semconv.ERROR_TYPE}'], '{semconv.ERROR_TYPE_OTHER}'), '')")
 
 _TENANT_EXPR = f"if(SpanAttributes['{TENANT}'] != '', SpanAttributes['{TENANT}'], ResourceAttributes['{TENANT}'])"
+
+
+def _first(columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    """The first non-empty of `keys`, looked up in each map of `columns` in turn."""
+    return "coalesce(" + ", ".join(f"nullIf({column}['{key}'], '')" for column in columns for key in keys) + ", '')"
+
+
+# A span's own attribute (baggage, instrumentation.context) first, else its resource's: a process
+# that serves one user or conversation (a batch job, a worker per session) can say so with
+# OTEL_RESOURCE_ATTRIBUTES=user.id=...,gen_ai.conversation.id=... and no code.
+_SPAN_THEN_RESOURCE = ("SpanAttributes", "ResourceAttributes")
+CONVERSATION_EXPR = _first(_SPAN_THEN_RESOURCE, semconv.CONVERSATION_ID_READ_ORDER)
+USER_EXPR = _first(_SPAN_THEN_RESOURCE, semconv.USER_ID_READ_ORDER)
 _MODEL_EXPR = (
     "if(SpanAttributes['gen_ai.response.model'] != '', SpanAttributes['gen_ai.response.model'], "
     "SpanAttributes['gen_ai.request.model'])"
@@ -170,17 +189,58 @@ FROM {db}.{source}
 WHERE SpanAttributes['gen_ai.operation.name'] = 'task'
 """
 
-# Per trace. A parameterized view so the time range reaches the scan (a filter on an aggregate
-# could not be pushed down): SELECT * FROM genai_traces(from_ts = now() - INTERVAL 7 DAY, to_ts = now()).
+# Per trace, over the spans inside a time range. A parameterized view so the range reaches the scan
+# (a filter on an aggregate could not be pushed down):
+#     SELECT * FROM genai_traces(from_ts = now() - INTERVAL 7 DAY, to_ts = now())
+# A trace whose spans all lie inside the range is read from its per-trace totals (one row per trace
+# and block); only a trace that straddles an end of the range (still running at `to_ts`, begun
+# before `from_ts`) is summed from its spans inside the range, as before: the same answer, without
+# reading every span of the range.
 _TRACES_VIEW = """
 CREATE OR REPLACE VIEW {db}.genai_traces {cluster} AS
+WITH touching AS
+(
+    SELECT TraceId, min(first_ts) AS t_first, max(last_start) AS t_last
+    FROM {db}.{totals}
+    WHERE TraceId IN (SELECT TraceId FROM {db}.{totals}
+                      WHERE first_ts < {{to_ts:DateTime64(9)}} AND last_start >= {{from_ts:DateTime64(9)}})
+    GROUP BY TraceId
+)
+SELECT
+    TraceId,
+    min(first_ts) AS start,
+    max(last_ts) AS end,
+    dateDiff('millisecond', start, end) AS duration_ms,
+    tupleElement(argMinMerge(root), 1) AS root_span,
+    tupleElement(argMinMerge(root), 2) AS service,
+    max(tenant) AS tenant,
+    max(trace_engagement) AS engagement,
+    max(trace_flow) AS flow,
+    max(trace_feature) AS feature,
+    max(trace_workflow) AS workflow,
+    sum(span_count) AS spans,
+    sum(call_count) AS calls,
+    sum(error_count) AS errors,
+    sum(input) AS input_tokens,
+    sum(output) AS output_tokens,
+    input_tokens + output_tokens AS total_tokens,
+    sum(cost) AS cost_usd,
+    sum(estimated_cost) AS estimated_cost_usd,
+    sum(unpriced_count) AS unpriced_calls,
+    groupUniqArrayArray(agent_names) AS agents,
+    groupUniqArrayArray(model_names) AS models
+FROM {db}.{totals}
+WHERE TraceId IN (SELECT TraceId FROM touching
+                  WHERE t_first >= {{from_ts:DateTime64(9)}} AND t_last < {{to_ts:DateTime64(9)}})
+GROUP BY TraceId
+UNION ALL
 SELECT
     TraceId,
     min(Timestamp) AS start,
     max(Timestamp + toIntervalNanosecond(Duration)) AS end,
     dateDiff('millisecond', start, end) AS duration_ms,
-    argMin(SpanName, Timestamp) AS root_span,
-    argMin(ServiceName, Timestamp) AS service,
+    argMin(toString(SpanName), Timestamp) AS root_span,
+    argMin(toString(ServiceName), Timestamp) AS service,
     anyIf({tenant}, {tenant} != '') AS tenant,
     anyIf(SpanAttributes['{engagement}'], SpanAttributes['{engagement}'] != '') AS engagement,
     anyIf(SpanAttributes['{flow}'], SpanAttributes['{flow}'] != '') AS flow,
@@ -199,6 +259,40 @@ SELECT
     groupUniqArrayIf({model}, {is_call}) AS models
 FROM {db}.{source}
 WHERE Timestamp >= {{from_ts:DateTime64(9)}} AND Timestamp < {{to_ts:DateTime64(9)}}
+  AND TraceId IN (SELECT TraceId FROM touching
+                  WHERE NOT (t_first >= {{from_ts:DateTime64(9)}} AND t_last < {{to_ts:DateTime64(9)}}))
+GROUP BY TraceId
+"""
+
+# The per-trace totals of a set of spans, grouped by trace: the materialized view runs it on each
+# inserted block, a rebuild (rollups.rebuild_days) over the stored spans of the traces it replaces.
+# Its columns are sql/genai_trace_totals_table.sql's; each is what _TRACES_VIEW's span branch
+# computes, so a trace reads the same from either.
+_TOTALS_SELECT = """
+SELECT
+    TraceId,
+    max({conversation}) AS trace_conversation,
+    max({user}) AS trace_user,
+    max({tenant}) AS tenant,
+    max(SpanAttributes['{engagement}']) AS trace_engagement,
+    max(SpanAttributes['{flow}']) AS trace_flow,
+    max(SpanAttributes['{feature}']) AS trace_feature,
+    max(SpanAttributes['gen_ai.workflow.name']) AS trace_workflow,
+    min(Timestamp) AS first_ts,
+    max(Timestamp) AS last_start,
+    max(Timestamp + toIntervalNanosecond(Duration)) AS last_ts,
+    argMinState((toString(SpanName), toString(ServiceName)), Timestamp) AS root,
+    toUInt64(count()) AS span_count,
+    toUInt64(countIf({is_call})) AS call_count,
+    toUInt64(countIf(StatusCode = 'Error')) AS error_count,
+    toUInt64(countIf({is_call} AND {cost_status} = 'unpriced')) AS unpriced_count,
+    sumIf({input}, {is_call}) AS input,
+    sumIf({output}, {is_call}) AS output,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost,
+    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call} AND {estimated}) AS estimated_cost,
+    groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agent_names,
+    groupUniqArrayIf({model}, {is_call}) AS model_names
+FROM {db}.{totals_source}{totals_filter}
 GROUP BY TraceId
 """
 
@@ -381,6 +475,8 @@ def names(options: SchemaOptions) -> dict[str, str]:
         "daily_local": "genai_daily_local" if clustered else "genai_daily",
         "calls": "genai_calls",
         "calls_local": "genai_calls_local" if clustered else "genai_calls",
+        "totals": "genai_trace_totals",
+        "totals_local": "genai_trace_totals_local" if clustered else "genai_trace_totals",
     }
 
 
@@ -395,6 +491,10 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         source=quote_ident(n["source"]),
         daily_local=quote_ident(n["daily_local"]),
         calls_local=quote_ident(n["calls_local"]),
+        totals=quote_ident(n["totals"]),
+        totals_local=quote_ident(n["totals_local"]),
+        conversation=CONVERSATION_EXPR,
+        user=USER_EXPR,
         tenant=_TENANT_EXPR,
         engagement=ENGAGEMENT,
         flow=FLOW,
@@ -452,6 +552,30 @@ def calls_view_statement(options: SchemaOptions) -> str:
         calls_select=calls_select(options)).strip()
 
 
+def totals_select(options: SchemaOptions, source: str | None = None, where: str = "") -> str:
+    """The per-trace totals of the spans of `source` (default: the local traces table, what the
+    materialized view reads) matching `where` (SQL)."""
+    fields = _fields(options)
+    fields["totals_source"] = quote_ident(source or options.traces_table_name)
+    fields["totals_filter"] = f"\nWHERE {where}" if where else ""
+    return _TOTALS_SELECT.format(**fields).strip()
+
+
+def totals_table_statement(options: SchemaOptions) -> str:
+    fields = _fields(options)
+    return ddl.template("genai_trace_totals_table.sql").format(
+        db=fields["db"], totals_local=fields["totals_local"], cluster=fields["cluster"],
+        engine=derived_engine(options, "AggregatingMergeTree"), ttl=ttl_clause("first_ts", options),
+        dedup=fields["dedup"]).strip()
+
+
+def totals_view_statement(options: SchemaOptions) -> str:
+    fields = _fields(options)
+    return ddl.template("genai_trace_totals_mv.sql").format(
+        db=fields["db"], cluster=fields["cluster"], totals_local=fields["totals_local"],
+        totals_select=totals_select(options)).strip()
+
+
 def distributed_statement(options: SchemaOptions, name: str, local: str, sharding: str = "") -> str:
     """A Distributed table `name` over the local table `local` on every node of the cluster."""
     dist = dict(db=quote_ident(options.database), cluster=_fields(options)["cluster"],
@@ -467,9 +591,13 @@ def statements(options: SchemaOptions) -> list[str]:
     fields["daily_select"] = daily_select(options)
     n = names(options)
     # The Distributed table over the traces (`source` on a cluster) is schema.py's, created before these.
+    by_trace = ", cityHash64(TraceId)"  # sharded as the traces are, so a backfill through it lands by trace
     out = [calls_table_statement(options), calls_view_statement(options)]
-    if options.cluster_name:  # sharded as the traces are, so a backfill through it lands by trace
-        out.append(distributed_statement(options, n["calls"], n["calls_local"], sharding=", cityHash64(TraceId)"))
+    if options.cluster_name:
+        out.append(distributed_statement(options, n["calls"], n["calls_local"], sharding=by_trace))
+    out += [totals_table_statement(options), totals_view_statement(options)]
+    if options.cluster_name:
+        out.append(distributed_statement(options, n["totals"], n["totals_local"], sharding=by_trace))
     out += [_TASKS_VIEW.format(**fields), _TRACES_VIEW.format(**fields),
             _SUBTREE_VIEW.format(**fields), _DAILY_TABLE.format(**fields), _DAILY_MV.format(**fields)]
     if options.cluster_name:
@@ -503,10 +631,15 @@ def create(store, options: SchemaOptions) -> None:
     if calls_engine == "View":  # an earlier release's view; the table takes its name
         fields = _fields(options)
         store.command(f"DROP VIEW IF EXISTS {fields['db']}.{quote_ident(names(options)['calls'])} {fields['cluster']}")
-    calls_view = calls_view_statement(options)
+    fill_totals = engine_of(store, options, names(options)["totals_local"]) is None
+    calls_view, totals_view = calls_view_statement(options), totals_view_statement(options)
     for statement in statements(options):
+        # Filled from the stored spans before the view that fills them from then on: a span
+        # inserted meanwhile is not counted twice.
         if statement == calls_view and fill_calls:
-            backfill_calls(store, options)  # before the view: a span inserted meanwhile is not counted twice
+            backfill(store, options, "calls", calls_select)
+        if statement == totals_view and fill_totals:
+            backfill(store, options, "totals", totals_select)
         is_view = statement.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS") and "genai_daily_mv" in statement
         if is_view:
             for upgrade in add_column_statements(options):
@@ -521,13 +654,13 @@ def create(store, options: SchemaOptions) -> None:
         store.command(modify_view_statement(options))
 
 
-def backfill_calls(store, options: SchemaOptions) -> None:
-    """Insert the calls of every stored span into the calls table (on a cluster: from every shard's
-    spans, through the Distributed tables, each call to its trace's shard)."""
+def backfill(store, options: SchemaOptions, table: str, select) -> None:
+    """Fill the derived `table` ("calls", "totals") from every stored span, with its `select` (on a
+    cluster: from every shard's spans, through the Distributed tables, each row to its trace's shard)."""
     n = names(options)
     client = getattr(store, "client", store)
-    client.command(f"INSERT INTO {quote_ident(options.database)}.{quote_ident(n['calls'])} "
-                   f"{calls_select(options, source=n['source'])}", settings={"insert_deduplicate": 0})
+    client.command(f"INSERT INTO {quote_ident(options.database)}.{quote_ident(n[table])} "
+                   f"{select(options, source=n['source'])}", settings={"insert_deduplicate": 0})
 
 
 def engine_of(store, options: SchemaOptions, name: str) -> str | None:

@@ -14,7 +14,7 @@ Every step can be interrupted and run again: a day stays pending until its rebui
 rebuild deletes the day before inserting it (with insert deduplication off, so an identical
 rebuild is not dropped as a replay). The calls table (`genai_calls`) and the per-trace totals
 (`genai_trace_totals`, every trace with a span on a rebuilt day) are filled the same way and rebuilt
-with the rollup. The views (`genai_traces`, ...) read the spans and cannot go stale.
+with the rollup. The other views read the spans or these tables.
 
 On a cluster every step is shard-local: the spans of a trace live on one shard, so `reprice`
 runs once per shard (`--endpoint` of each) and rebuilds that shard's `genai_daily_local` from its
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Iterable
 
-from collector.storage import genai_views, session_views
+from collector.storage import genai_views
 from collector.storage.schema import SchemaOptions, quote_ident
 
 PENDING_TABLE = "genai_rollup_pending"
@@ -68,7 +68,7 @@ def _tables(options: SchemaOptions) -> dict[str, str]:
     return {
         "rollup_local": f"{db}.{quote_ident(names['daily_local'])}",
         "calls_local": f"{db}.{quote_ident(names['calls_local'])}",
-        "totals_local": f"{db}.{quote_ident(session_views.totals_names(options)['totals_local'])}",
+        "totals_local": f"{db}.{quote_ident(names['totals_local'])}",
         "traces_local": f"{db}.{quote_ident(options.traces_table_name)}",
         "pending": f"{db}.{quote_ident(PENDING_TABLE)}",
     }
@@ -105,26 +105,36 @@ def rebuild_days(store, options: SchemaOptions, days: Iterable[date]) -> int:
     client, t = _client(store), _tables(options)
     days = sorted(set(days))
     columns = ", ".join(DAILY_COLUMNS)
-    # A store an earlier release made has a view there until a collector starts on it (nothing to rebuild).
-    calls_table = "MergeTree" in (genai_views.engine_of(client, options, genai_views.names(options)["calls_local"]) or "")
-    totals_table = genai_views.engine_of(client, options, session_views.totals_names(options)["totals_local"]) is not None
+    fed = fed_by(client, options)
     for start in range(0, len(days), _CHUNK_DAYS):
         chunk = _days_sql(days[start:start + _CHUNK_DAYS])
-        client.command(f"ALTER TABLE {t['rollup_local']} DELETE WHERE day IN ({chunk})",
-                       settings={"mutations_sync": 2})
-        select = genai_views.daily_select(options, options.traces_table_name, f"toDate(Timestamp) IN ({chunk})")
-        client.command(f"INSERT INTO {t['rollup_local']} ({columns}) {select}", settings={"insert_deduplicate": 0})
-        if calls_table:
+        if "genai_daily_mv" in fed:
+            client.command(f"ALTER TABLE {t['rollup_local']} DELETE WHERE day IN ({chunk})",
+                           settings={"mutations_sync": 2})
+            select = genai_views.daily_select(options, options.traces_table_name, f"toDate(Timestamp) IN ({chunk})")
+            client.command(f"INSERT INTO {t['rollup_local']} ({columns}) {select}", settings={"insert_deduplicate": 0})
+        if "genai_calls_mv" in fed:
             client.command(f"ALTER TABLE {t['calls_local']} DELETE WHERE toDate(Timestamp) IN ({chunk})",
                            settings={"mutations_sync": 2})
             select = genai_views.calls_select(options, options.traces_table_name, f"toDate(Timestamp) IN ({chunk})")
             client.command(f"INSERT INTO {t['calls_local']} {select}", settings={"insert_deduplicate": 0})
-        if totals_table:  # per trace: every trace with a span on these days, all of its spans
+        if "genai_trace_totals_mv" in fed:  # per trace: every trace with a span on these days, all of its spans
             traces = f"TraceId IN (SELECT TraceId FROM {t['traces_local']} WHERE toDate(Timestamp) IN ({chunk}))"
             client.command(f"ALTER TABLE {t['totals_local']} DELETE WHERE {traces}", settings={"mutations_sync": 2})
-            select = session_views.totals_select(options, options.traces_table_name, traces)
+            select = genai_views.totals_select(options, options.traces_table_name, traces)
             client.command(f"INSERT INTO {t['totals_local']} {select}", settings={"insert_deduplicate": 0})
     return len(days)
+
+
+def fed_by(store, options: SchemaOptions) -> set[str]:
+    """The materialized views that read the local traces table: the derived tables a rebuild may
+    replace from it. The GenAI tables of a database are named once, whatever the traces table: a
+    reprice of another traces table in the same database must not replace their rows (and a store an
+    earlier release made has a plain view for the calls until a collector starts on it)."""
+    rows = _client(store).query(
+        "SELECT dependencies_database, dependencies_table FROM system.tables WHERE database = {db:String} "
+        "AND name = {t:String}", parameters={"db": options.database, "t": options.traces_table_name}).result_rows
+    return {name for databases, tables in rows for db, name in zip(databases, tables) if db == options.database}
 
 
 def rollup_exists(store, options: SchemaOptions) -> bool:

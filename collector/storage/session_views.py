@@ -20,42 +20,27 @@
                                        message, and the number, latest type and message of the
                                        exceptions reported for it (joined by TraceId and SpanId)
 
-    genai_trace_totals           TABLE per trace and inserted block: conversation, user, tenant,
-                                       first/last time, root span, counts, tokens, cost, agents,
-                                       models; filled by genai_trace_totals_mv as spans arrive and
-                                       merged when read, so genai_session_traces reads one row per
-                                       trace instead of every span (10M spans: seconds -> ms)
-
 Scores are resolved when read, never when written: a score stored before the span it evaluates
 (feedback on a trace still in a batch, a response id whose span is late) joins as soon as the span
-lands. The totals of a trace whose spans arrive in several batches are summed when read. A trace belongs to a conversation / user when any of its spans carries the id (baggage puts
-them on every span started inside `instrumentation.context(...)`).
+lands. A trace belongs to a conversation / user when any of its spans carries the id (baggage puts
+them on every span started inside `instrumentation.context(...)`); the totals of a trace whose
+spans arrive in several batches are summed when read.
 
-With `cluster_name` the views read the Distributed tables (`{logs}_dist`, `{traces}_dist`,
-`genai_trace_totals` over `genai_trace_totals_local`).
+`genai_session_traces` reads the per-trace totals (`genai_trace_totals`, genai_views.py) instead
+of every span. With `cluster_name` the views read the Distributed tables (`{logs}_dist`,
+`{traces}_dist`, `genai_trace_totals`).
 """
 
 from __future__ import annotations
 
 import semconv
-from collector.storage import ddl, genai_views
-from collector.storage.schema import SchemaOptions, distributed_names, logs_distributed_name, quote_ident, ttl_clause
+from collector.storage import genai_views
+from collector.storage.schema import SchemaOptions, distributed_names, logs_distributed_name, quote_ident
 
 EVENT = semconv.GEN_AI_EVALUATION_RESULT_EVENT
 VIEWS = ("genai_scores", "genai_session_traces", "genai_conversation_traces", "genai_conversations", "genai_users",
          "genai_exceptions", "genai_errors")
 EXCEPTION_EVENT = semconv.GEN_AI_CLIENT_OPERATION_EXCEPTION_EVENT
-
-
-def _first(columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
-    """The first non-empty of `keys`, looked up in each map of `columns` in turn."""
-    return "coalesce(" + ", ".join(f"nullIf({column}['{key}'], '')" for column in columns for key in keys) + ", '')"
-
-
-# A span's own attribute (baggage, instrumentation.context) first, else its resource's: a process
-# that serves one user or conversation (a batch job, a worker per session) can say so with
-# OTEL_RESOURCE_ATTRIBUTES=user.id=...,gen_ai.conversation.id=... and no code.
-_SPAN_THEN_RESOURCE = ("SpanAttributes", "ResourceAttributes")
 
 
 def _typed_score(attrs: str) -> str:
@@ -127,30 +112,6 @@ FROM
     ARRAY JOIN Events.Name AS event_name, Events.Timestamp AS event_ts, Events.Attributes AS event_attrs
     WHERE has(Events.Name, '{event}') AND event_name = '{event}'
 )
-"""
-
-# The per-trace totals of a set of spans, grouped by trace: the materialized view runs it on each
-# inserted block, a rebuild (rollups.rebuild_days) over the stored spans of the traces it replaces.
-# Its columns are sql/genai_trace_totals_table.sql's.
-_TOTALS_SELECT = """
-SELECT
-    TraceId,
-    max({conversation}) AS trace_conversation,
-    max({user}) AS trace_user,
-    max({tenant_expr}) AS tenant,
-    min(Timestamp) AS first_ts,
-    max(Timestamp + toIntervalNanosecond(Duration)) AS last_ts,
-    argMinState((toString(SpanName), toString(ServiceName)), Timestamp) AS root,
-    toUInt64(count()) AS span_count,
-    toUInt64(countIf({is_call})) AS call_count,
-    toUInt64(countIf(StatusCode = 'Error')) AS error_count,
-    sumIf({input}, {is_call}) AS input,
-    sumIf({output}, {is_call}) AS output,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost,
-    groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agent_names,
-    groupUniqArrayIf({model}, {is_call}) AS model_names
-FROM {db}.{totals_source}{totals_filter}
-GROUP BY TraceId
 """
 
 # One row per trace, from the per-trace totals (one row per trace and inserted block until merged).
@@ -335,9 +296,8 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         event=EVENT, event_attr=semconv.EVENT_NAME_ATTRIBUTE, tenant=_TENANT, logs_tenant=LOGS_TENANT_EXPR,
         response_id=semconv.GEN_AI_RESPONSE_ID,
         log_score=_typed_score("LogAttributes"), event_score=_typed_score("event_attrs"),
-        totals=quote_ident(totals_names(options)["totals"]),
-        conversation=_first(_SPAN_THEN_RESOURCE, semconv.CONVERSATION_ID_READ_ORDER),
-        user=_first(_SPAN_THEN_RESOURCE, semconv.USER_ID_READ_ORDER),
+        totals=quote_ident(genai_views.names(options)["totals"]),
+        conversation=genai_views.CONVERSATION_EXPR, user=genai_views.USER_EXPR,
         tenant_expr=base["tenant"], is_call=base["is_call"], input=base["input"], output=base["output"],
         model=base["model"], error_type=base["error_type"], operation=semconv.GEN_AI_OPERATION_NAME,
         exc_event=EXCEPTION_EVENT, span_event=semconv.EXCEPTION_SPAN_EVENT, exc_type=semconv.EXCEPTION_TYPE,
@@ -345,63 +305,17 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
     )
 
 
-def totals_names(options: SchemaOptions) -> dict[str, str]:
-    """The per-trace totals: the table the views read and the local one the materialized view fills."""
-    clustered = bool(options.cluster_name)
-    return {"totals": "genai_trace_totals", "totals_local": "genai_trace_totals_local" if clustered else "genai_trace_totals"}
-
-
-def totals_select(options: SchemaOptions, source: str | None = None, where: str = "") -> str:
-    """The per-trace totals of the spans of `source` (default: the local traces table, what the
-    materialized view reads) matching `where` (SQL)."""
-    fields = _fields(options)
-    fields["totals_source"] = quote_ident(source or options.traces_table_name)
-    fields["totals_filter"] = f"\nWHERE {where}" if where else ""
-    return _TOTALS_SELECT.format(**fields).strip()
-
-
-def totals_statements(options: SchemaOptions) -> list[str]:
-    """The per-trace totals table, the view that fills it, and on a cluster the Distributed table
-    over it (sharded by trace id, as the spans)."""
-    base = genai_views._fields(options)
-    names = totals_names(options)
-    local = quote_ident(names["totals_local"])
-    out = [ddl.template("genai_trace_totals_table.sql").format(
-               db=base["db"], totals_local=local, cluster=base["cluster"],
-               engine=genai_views.derived_engine(options, "AggregatingMergeTree"),
-               ttl=ttl_clause("first_ts", options), dedup=base["dedup"]),
-           ddl.template("genai_trace_totals_mv.sql").format(
-               db=base["db"], cluster=base["cluster"], totals_local=local, totals_select=totals_select(options))]
-    if options.cluster_name:
-        out.append(genai_views.distributed_statement(options, names["totals"], names["totals_local"],
-                                                     sharding=", cityHash64(TraceId)"))
-    return [statement.strip() for statement in out]
-
-
 def statements(options: SchemaOptions) -> list[str]:
-    """CREATE statements, in dependency order (after schema.py's tables): the per-trace totals,
-    then the views."""
+    """CREATE OR REPLACE VIEW statements, in dependency order (after schema.py's tables and the GenAI
+    tables and views, genai_views.py, whose per-trace totals `genai_session_traces` reads)."""
     fields = _fields(options)
-    return totals_statements(options) + [template.format(**fields).strip() for template in
+    return [template.format(**fields).strip() for template in
             (_SCORES_VIEW, _SESSION_TRACES_VIEW, _CONVERSATION_TRACES_VIEW, _CONVERSATIONS_VIEW, _USERS_VIEW,
              _EXCEPTIONS_VIEW, _ERRORS_VIEW)]
 
 
-def backfill_totals(store, options: SchemaOptions) -> None:
-    """The totals of every stored trace (on a cluster from every shard, each to its trace's shard)."""
-    names = totals_names(options)
-    source = distributed_names(options)["traces"] if options.cluster_name else options.traces_table_name
-    client = getattr(store, "client", store)
-    client.command(f"INSERT INTO {quote_ident(options.database)}.{quote_ident(names['totals'])} "
-                   f"{totals_select(options, source=source)}", settings={"insert_deduplicate": 0})
-
-
 def create(store, options: SchemaOptions) -> None:
-    """Create what is missing. A store made before the per-trace totals gets them filled from its
-    stored spans once, before the view that fills them from then on."""
-    missing = genai_views.engine_of(store, options, totals_names(options)["totals_local"]) is None
-    totals_view = totals_statements(options)[1]
+    """The views, after what they read: the GenAI tables (a logs-only pipeline creates them here)."""
+    genai_views.create(store, options)
     for statement in statements(options):
-        if statement == totals_view and missing:
-            backfill_totals(store, options)
         store.command(statement)

@@ -1,24 +1,32 @@
--- Per trace, what genai_session_traces (and the conversation and user views over it) report:
--- partial aggregates of each inserted block of spans, filled at insert time by
--- genai_trace_totals_mv (session_views.totals_select), merged in the background and by the
--- views' GROUP BY TraceId. Ours, not the contrib exporter's: the views read one row per trace
--- and block instead of every span. Columns keep names of their own so a view's aliases never
--- shadow them; `tenant` is the trace's tenant (the SQL endpoint narrows a tenant's reads by it).
+-- Per trace, what genai_session_traces (and the conversation and user views over it) and the
+-- traces that lie wholly inside a genai_traces(from_ts, to_ts) range report: partial aggregates
+-- of each inserted block of spans, filled at insert time by genai_trace_totals_mv
+-- (genai_views.totals_select), merged in the background and by the views' GROUP BY TraceId.
+-- Ours, not the contrib exporter's: the views read one row per trace and block instead of every
+-- span. Columns keep names of their own so a view's aliases never shadow them; `tenant` is the
+-- trace's tenant (the SQL endpoint narrows a tenant's reads by it).
 -- {db} {totals_local} {cluster} {engine} {ttl} {dedup}
 CREATE TABLE IF NOT EXISTS {db}.{totals_local} {cluster} (
     TraceId String CODEC(ZSTD(1)),
     trace_conversation SimpleAggregateFunction(max, String),
     trace_user SimpleAggregateFunction(max, String),
     tenant SimpleAggregateFunction(max, String),
+    trace_engagement SimpleAggregateFunction(max, String),
+    trace_flow SimpleAggregateFunction(max, String),
+    trace_feature SimpleAggregateFunction(max, String),
+    trace_workflow SimpleAggregateFunction(max, String),
     first_ts SimpleAggregateFunction(min, DateTime64(9)),
+    last_start SimpleAggregateFunction(max, DateTime64(9)),
     last_ts SimpleAggregateFunction(max, DateTime64(9)),
     root AggregateFunction(argMin, Tuple(String, String), DateTime64(9)),
     span_count SimpleAggregateFunction(sum, UInt64),
     call_count SimpleAggregateFunction(sum, UInt64),
     error_count SimpleAggregateFunction(sum, UInt64),
+    unpriced_count SimpleAggregateFunction(sum, UInt64),
     input SimpleAggregateFunction(sum, UInt64),
     output SimpleAggregateFunction(sum, UInt64),
     cost SimpleAggregateFunction(sum, Float64),
+    estimated_cost SimpleAggregateFunction(sum, Float64),
     agent_names SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
     model_names SimpleAggregateFunction(groupUniqArrayArray, Array(String))
 ) ENGINE = {engine}
