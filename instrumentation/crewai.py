@@ -14,6 +14,7 @@ these in their place:
                                                      ``invoke_workflow`` per input
 ``Flow.kickoff_async`` (``kickoff``, ``akickoff``)   ``invoke_workflow {flow name}`` over its crews
 ``Agent.execute_task`` / ``aexecute_task``           ``invoke_agent {role}``
+``Agent.kickoff`` / ``kickoff_async`` (``akickoff``)  ``invoke_agent {role}``: an agent run without a crew
 ``Task._execute_core`` / ``_aexecute_core``          ``execute_task {task name}``
 ``BaseTool.run`` / ``arun``                          ``execute_tool {tool name}``
 ==================================================  ======================================
@@ -31,6 +32,7 @@ Failures set ``error.type`` (the exception's class) and an ERROR status.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import importlib
 import json
@@ -106,10 +108,12 @@ def _task_attrs(task) -> dict:
     return attrs
 
 
-def _agent_attrs(agent) -> dict:
+def _agent_attrs(agent, method: str | None = None) -> dict:
     role = str(getattr(agent, "role", None) or "agent")
     attrs = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": role, "gen_ai.framework": _FRAMEWORK,
              "crewai.agent.allow_delegation": bool(getattr(agent, "allow_delegation", False))}
+    if method:
+        attrs["crewai.kickoff.method"] = method
     if getattr(agent, "id", None) is not None:
         attrs["gen_ai.agent.id"] = str(agent.id)
     model = getattr(getattr(agent, "llm", None), "model", None)
@@ -271,6 +275,31 @@ async def _wrap_agent_aexecute(wrapped, instance, args, kwargs):
     return await _span_async(f"invoke_agent {attrs['gen_ai.agent.name']}", attrs, wrapped, args, kwargs)
 
 
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _wrap_agent_kickoff(wrapped, instance, args, kwargs):
+    """An agent run without a crew: the request's span, over its LLM calls and tools."""
+    # inside an event loop (a Flow's method) kickoff returns kickoff_async's coroutine, whose
+    # wrapper makes the span when it is awaited
+    attrs = None if _suppressed() or _in_event_loop() else _safe_attrs(_agent_attrs, instance, "agent.kickoff")
+    if attrs is None:
+        return wrapped(*args, **kwargs)
+    return _span_sync(f"invoke_agent {attrs['gen_ai.agent.name']}", attrs, wrapped, args, kwargs)
+
+
+async def _wrap_agent_kickoff_async(wrapped, instance, args, kwargs):
+    attrs = None if _suppressed() else _safe_attrs(_agent_attrs, instance, "agent.kickoff_async")
+    if attrs is None:
+        return await wrapped(*args, **kwargs)
+    return await _span_async(f"invoke_agent {attrs['gen_ai.agent.name']}", attrs, wrapped, args, kwargs)
+
+
 # ----------------------------------------------------------------------------- task
 def _wrap_task_core(wrapped, instance, args, kwargs):
     attrs = None if _suppressed() else _safe_attrs(_task_attrs, instance)
@@ -411,6 +440,8 @@ def patch_crewai() -> bool:
         _install(crew_cls, method, wrapper)
     _install(agent_cls, "execute_task", _wrap_agent_execute)
     _install(agent_cls, "aexecute_task", _wrap_agent_aexecute)
+    _install(agent_cls, "kickoff", _wrap_agent_kickoff)
+    _install(agent_cls, "kickoff_async", _wrap_agent_kickoff_async)  # akickoff awaits it
     # task spans around the core, so async_execution=True tasks (run in a thread) keep theirs
     _peel_traceloop(task_cls, "execute_sync")
     _install(task_cls, "_execute_core", _wrap_task_core)

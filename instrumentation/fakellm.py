@@ -18,6 +18,7 @@ Mistral models (``mistral-*``, ``codestral-*``...) answer in Mistral's shape: pl
     and a stream's last chunk carries ``usage`` whether or not it was asked for.
 ``POST /v1/messages``          Anthropic messages (``cache_read_input_tokens`` /
     ``cache_creation_input_tokens``), with and without streaming, ``tool_use``.
+``POST /v1/messages/count_tokens``  Anthropic token counting (``input_tokens``).
 ``GET /v1/models``, ``GET /health``
 ``GET /_requests``             the recorded requests (JSON list), for tests;
 ``POST /_reset``               clears them and the prompt cache.
@@ -40,6 +41,10 @@ Put these anywhere in a user/system message (or use the headers):
 ``[no_usage]``                   (header ``x-fake-no-usage: 1``) an OpenAI-compatible answer
                                  without ``usage``, streamed or not (as some self-hosted
                                  servers and proxies answer)
+
+Structured outputs: a chat request with ``response_format`` ``json_schema`` is answered with a
+small JSON instance of the schema (``$defs`` references, ``anyOf``, enums, one item per array),
+``json_object`` with ``{"answer": ...}``, as a provider honouring the format would.
 
 Prompt caching is simulated: the second time the same first message (system
 prompt) is seen, its tokens are reported as cached.
@@ -89,6 +94,42 @@ def _content_text(content: Any) -> str:
                 parts.append(block)
         return "\n".join(parts)
     return str(content)
+
+
+def schema_instance(schema: Any, defs: dict | None = None, depth: int = 0) -> Any:
+    """A small value valid against a JSON schema (the subset providers accept for structured outputs)."""
+    if not isinstance(schema, dict) or depth > 12:
+        return None
+    defs = {**(defs or {}), **schema.get("$defs", {}), **schema.get("definitions", {})}
+    if "$ref" in schema:
+        return schema_instance(defs.get(str(schema["$ref"]).rsplit("/", 1)[-1]), defs, depth + 1)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            options = [o for o in schema[key] if isinstance(o, dict) and o.get("type") != "null"] or schema[key]
+            return schema_instance(options[0], defs, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        return {name: schema_instance(sub, defs, depth + 1) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [schema_instance(schema.get("items") or {"type": "string"}, defs, depth + 1)]
+    return {"integer": 1, "number": 1.0, "boolean": True, "null": None}.get(kind, "text")
+
+
+def _structured_text(response_format: Any) -> str | None:
+    """The answer's JSON text when the request asks for structured output, else None."""
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_schema":
+        return json.dumps(schema_instance((response_format.get("json_schema") or {}).get("schema") or {}))
+    if response_format.get("type") == "json_object":
+        return json.dumps({"answer": "Done."})
+    return None
 
 
 def _norm_name(name: str) -> str:
@@ -277,6 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._embeddings(body)
         elif path in ("/v1/messages", "/messages"):
             self._messages(body)
+        elif path in ("/v1/messages/count_tokens", "/messages/count_tokens"):
+            self._count_tokens(body)
         elif path in ("/v1/responses", "/responses"):
             self._responses(body)
         else:
@@ -327,7 +370,8 @@ class _Handler(BaseHTTPRequestHandler):
                 tool_call = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
                              "function": {"name": picked, "arguments": json.dumps(args)}}
         last_user = next((_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
-        text = None if tool_call else self._answer_text(d, last_user)
+        structured = None if tool_call else _structured_text(body.get("response_format"))
+        text = None if tool_call else structured or self._answer_text(d, last_user)
 
         prompt_text = "\n".join(_content_text(m.get("content")) for m in messages) + json.dumps(body.get("tools") or [])
         prompt_tokens = count_tokens(prompt_text) + 3 * len(messages)
@@ -500,6 +544,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, answer)
 
     # --- Anthropic ----------------------------------------------------------
+    def _count_tokens(self, body: dict) -> None:
+        """Anthropic's token counting: the prompt's input tokens as ``messages`` would count them (free, no answer)."""
+        messages = body.get("messages") or []
+        system = body.get("system")
+        text = (_content_text(system) if system is not None else "") + "\n".join(
+            _content_text(m.get("content")) for m in messages)
+        self._send_json(200, {"input_tokens": count_tokens(text) + 3 * len(messages)})
+
     def _messages(self, body: dict) -> None:
         messages = body.get("messages") or []
         model = str(body.get("model") or "claude-3-5-haiku-latest")

@@ -149,3 +149,39 @@ def test_requests_are_recorded(srv):
          headers={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"})
     (entry,) = srv.requests
     assert entry["path"] == "/v1/chat/completions" and entry["headers"]["traceparent"].startswith("00-111")
+
+
+def test_structured_output_is_an_instance_of_the_schema(srv):
+    """A json_schema response_format (as the OpenAI SDK's parse() and CrewAI's planner send it)
+    is answered with JSON that the schema's own model validates."""
+    from typing import Literal
+
+    from pydantic import BaseModel
+
+    class Step(BaseModel):
+        task: str
+        plan: str
+
+    class Plan(BaseModel):
+        steps: list[Step]
+        kind: Literal["short", "long"]
+        score: float | None
+        done: bool
+
+    schema = {"type": "json_schema", "json_schema": {"name": "Plan", "schema": Plan.model_json_schema(), "strict": True}}
+    r = post(srv, "/v1/chat/completions", {"model": "gpt-4o-mini", "response_format": schema,
+                                           "messages": [{"role": "user", "content": "plan it"}]})
+    parsed = Plan.model_validate_json(r["choices"][0]["message"]["content"])
+    assert parsed.steps and parsed.kind == "short" and parsed.done is True
+    r = post(srv, "/v1/chat/completions", {"model": "gpt-4o-mini", "response_format": {"type": "json_object"},
+                                           "messages": [{"role": "user", "content": "as json"}]})
+    assert isinstance(json.loads(r["choices"][0]["message"]["content"]), dict)
+
+
+def test_anthropic_count_tokens(srv):
+    body = {"model": "claude-haiku-4-5", "system": "Be brief.", "messages": [{"role": "user", "content": "hi " * 50}]}
+    counted = post(srv, "/v1/messages/count_tokens", body)["input_tokens"]
+    answered = post(srv, "/v1/messages", {**body, "max_tokens": 50})["usage"]
+    assert counted > 0
+    assert counted == answered["input_tokens"] + answered["cache_read_input_tokens"] + answered[
+        "cache_creation_input_tokens"]

@@ -105,3 +105,25 @@ def test_crewai_streaming(app_environment):
     run.check(requests=2)
     for spans in run.traces().values():
         assert _root(spans)["SpanName"] == "invoke_workflow streaming_crew", run.describe()
+
+
+@pytest.mark.timeout(900)
+def test_crewai_agents_without_a_crew_and_native_providers(app_environment):
+    """`Agent.kickoff`, `kickoff_async` and `akickoff` (no crew; once from a Flow's step),
+    `LLM.call` as a plain client, and a planned crew on CrewAI's native Anthropic provider: one
+    trace per request, the agent's span the root of a crew-less kickoff (its tool under it), one
+    LLM span per call although the Anthropic SDK traces itself."""
+    run = run_app(app_environment, "crewai_agents_direct.py", timeout=420)
+    # the native Anthropic provider asks the provider to count the prompt's tokens first: a
+    # request to the provider that is not an LLM call (free, no generation)
+    counts = [r for r in run.provider_requests if r.get("path", "").endswith("/count_tokens")]
+    run.check(requests=6, llm_calls=len(run.provider_requests) - len(counts))
+    roots = Counter(_root(spans)["SpanName"] for spans in run.traces().values())
+    assert roots == Counter({"invoke_agent Analyst": 3, "invoke_workflow AskFlow": 1, "chat gpt-4o-mini": 1,
+                             "invoke_workflow planned_crew": 1}), run.describe()
+    for spans in run.traces().values():
+        root, names = _root(spans), _names(spans)
+        if root["SpanAttributes"].get("crewai.kickoff.method") == "agent.kickoff":
+            assert names["execute_tool lookup_city"] == 1 and names["chat gpt-4o-mini"] == 2, run.describe()
+        if root["SpanName"] == "invoke_workflow AskFlow":
+            assert names["invoke_agent Analyst"] == 1, run.describe()
