@@ -47,3 +47,18 @@ def test_flask_service(app_environment, server):
         assert any(c["SpanKind"] in SERVER_KINDS for c in _under(llm, by_id)), run.describe()
     failed = [s for s in run.llm_spans() if s["StatusCode"] in ("Error", "STATUS_CODE_ERROR")]
     assert len(failed) == 1 and failed[0]["SpanAttributes"]["error.type"], run.describe()
+
+
+def test_streaming_services(app_environment):
+    """Streamed answers (FastAPI's server-sent events, Flask's streamed body under gunicorn), a
+    stream the client leaves early, a sync endpoint and a background task: one trace per request
+    under one SERVER span named by its route template (the paths hold ids and user text), every
+    LLM call under its request, the streams' spans ended with the response, no content."""
+    run = run_app(app_environment, "streaming_services.py", timeout=600, settle_s=3)
+    run.check(requests=5, llm_calls=5)
+    servers = sorted(s["SpanName"] for s in run.spans if s["SpanKind"] in SERVER_KINDS)
+    assert servers == ["GET /items/{item}/summary", "GET /stream/<int:doc>", "POST /chat/{conversation}/stream",
+                       "POST /chat/{conversation}/stream", "POST /notes/{note}"], run.describe()
+    by_id = {s["SpanId"]: s for s in run.spans}
+    for llm in run.llm_spans():
+        assert any(s["SpanKind"] in SERVER_KINDS for s in _under(llm, by_id)), run.describe()
