@@ -11,6 +11,9 @@ that is stopped with a signal.
 * **spawn** (a fresh interpreter): it instruments itself (the same ``PYTHONPATH``/environment), and
   ``multiprocessing.Process.start`` / ``ProcessPoolExecutor.submit`` carry the caller's trace
   context (W3C ``traceparent`` + ``baggage``) to the child, which continues the trace.
+* **pools** made before the request (``ProcessPoolExecutor``, ``multiprocessing.Pool`` and its
+  ``ThreadPool``): each task carries its caller's context (``submit``; ``apply_async``, ``map``,
+  ``starmap``, ``imap`` and their variants), whatever the worker inherited when it started.
 * **SIGTERM** (what container orchestrators send): when the process has no handler of its own
   (``SIG_DFL``), one is installed that flushes, restores ``SIG_DFL`` and raises the signal again, so
   the process still dies of SIGTERM. An app (or uvicorn) that installs its own handler replaces it;
@@ -105,6 +108,7 @@ def _patch_multiprocessing() -> None:
                                     "multiprocessing.process")
     wrapt.register_post_import_hook(_guarded_hook("processes.pool", _patch_process_pool),
                                     "concurrent.futures.process")
+    wrapt.register_post_import_hook(_guarded_hook("processes.mp_pool", _patch_mp_pool), "multiprocessing.pool")
 
 
 def _guarded_hook(place: str, patch):
@@ -149,6 +153,27 @@ def _patch_process_pool(futures_process) -> None:
         return wrapped(_ContextCall(args[0], carrier), *args[1:], **kwargs)
 
     wrapt.wrap_function_wrapper(futures_process, "ProcessPoolExecutor.submit", submit)
+
+
+def _in_callers_context(wrapped, instance, args, kwargs):
+    """Pool task methods (func first): the task runs in the caller's trace context. The workers
+    were made when the pool was (often before any request), so what they inherited is not it."""
+    carrier = None
+    if args:
+        with guarded("processes.mp_pool_task"):
+            carrier = _carrier()
+    if not carrier:
+        return wrapped(*args, **kwargs)
+    return wrapped(_ContextCall(args[0], carrier), *args[1:], **kwargs)
+
+
+def _patch_mp_pool(mp_pool) -> None:
+    """multiprocessing.Pool and ThreadPool: apply/apply_async, map/starmap (and _async), imap(_unordered)."""
+    import wrapt
+
+    for method in ("apply_async", "_map_async", "imap", "imap_unordered"):
+        if hasattr(mp_pool.Pool, method):
+            wrapt.wrap_function_wrapper(mp_pool, f"Pool.{method}", _in_callers_context)
 
 
 # --------------------------------------------------------------------------- SIGTERM

@@ -111,3 +111,10 @@ def test_provider_sdk_streams_left_early(app_environment):
         assert "gen_ai.usage.output_tokens" not in call, call
         assert call[semconv.COST_STATUS] == "priced" and call[semconv.USAGE_ESTIMATED] == "true", call
         assert float(call["gen_ai.usage.cost_usd"]) > 0
+
+
+def test_multiprocessing_pools(app_environment):
+    """multiprocessing.Pool (fork and spawn, made inside or before the request, left with `with`,
+    which SIGTERMs its workers) and ThreadPool: each worker's LLM span is in its request's trace."""
+    run = run_app(app_environment, "process_pools.py", timeout=600)
+    run.check(requests=5, llm_calls=8)

@@ -1,0 +1,44 @@
+"""multiprocessing's pools as apps use them (5 requests, 8 LLM calls): a fork pool and a spawn
+pool made inside a request and left with ``with`` (which terminates the workers with SIGTERM), a
+fork pool made before any request and used by two requests (``apply_async``), and a thread pool
+(``multiprocessing.pool.ThreadPool``) made before the request that maps over it. Tracing code:
+only the OpenTelemetry API (a no-op when not instrumented)."""
+import multiprocessing as mp
+import os
+from multiprocessing.pool import ThreadPool
+
+import litellm
+from opentelemetry import trace
+
+BASE = os.environ["FAKE_LLM_URL"]
+tracer = trace.get_tracer("pools-app")
+
+
+def ask(tag):
+    r = litellm.completion(model="openai/gpt-4o-mini", api_base=BASE, api_key="x",
+                           messages=[{"role": "user", "content": f"[reply:ok {tag}] zqcanary-prompt {tag}"}])
+    return r.choices[0].message.content.splitlines()[-1]
+
+
+def main():
+    for method in ("fork", "spawn"):
+        with tracer.start_as_current_span(f"request {method} pool"):
+            with mp.get_context(method).Pool(2) as pool:
+                print(method, "pool:", pool.map(ask, [f"{method}-1", f"{method}-2"]))
+
+    shared = mp.get_context("fork").Pool(2)
+    for i in (1, 2):
+        with tracer.start_as_current_span(f"request shared pool {i}"):
+            print("shared pool:", shared.apply_async(ask, (f"shared-{i}",)).get(timeout=600))
+    shared.close()
+    shared.join()
+
+    threads = ThreadPool(2)
+    with tracer.start_as_current_span("request thread pool"):
+        print("thread pool:", threads.map(ask, ["threads-1", "threads-2"]))
+    threads.close()
+    threads.join()
+
+
+if __name__ == "__main__":
+    main()
