@@ -44,7 +44,9 @@ Put these anywhere in a user/system message (or use the headers):
 
 Structured outputs: a chat request with ``response_format`` ``json_schema`` is answered with a
 small JSON instance of the schema (``$defs`` references, ``anyOf``, enums, one item per array),
-``json_object`` with ``{"answer": ...}``, as a provider honouring the format would.
+``json_object`` with ``{"answer": ...}``, as a provider honouring the format would; a
+``tool_choice`` that names a tool (OpenAI and Anthropic shapes) is answered with a call to it whose
+arguments are an instance of its parameter schema.
 
 Prompt caching is simulated: the second time the same first message (system
 prompt) is seen, its tokens are reported as cached.
@@ -129,6 +131,19 @@ def _structured_text(response_format: Any) -> str | None:
         return json.dumps(schema_instance((response_format.get("json_schema") or {}).get("schema") or {}))
     if response_format.get("type") == "json_object":
         return json.dumps({"answer": "Done."})
+    return None
+
+
+def _forced_tool(choice: Any, tools: Any, anthropic: bool) -> tuple[str, Any] | None:
+    """(name, arguments) when the request forces a tool (``tool_choice`` naming one, as structured-output
+    libraries such as instructor send it): arguments are an instance of the tool's parameter schema."""
+    if not isinstance(choice, dict) or not isinstance(tools, list):
+        return None
+    name = choice.get("name") if anthropic else (choice.get("function") or {}).get("name")
+    for tool in tools:
+        spec = tool if anthropic else (tool.get("function") if isinstance(tool, dict) else None)
+        if isinstance(spec, dict) and name and spec.get("name") == name:
+            return name, schema_instance(spec.get("input_schema" if anthropic else "parameters") or {})
     return None
 
 
@@ -369,6 +384,10 @@ class _Handler(BaseHTTPRequestHandler):
             if picked:
                 tool_call = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
                              "function": {"name": picked, "arguments": json.dumps(args)}}
+        forced = _forced_tool(body.get("tool_choice"), body.get("tools"), anthropic=False)
+        if tool_call is None and forced and n_results == 0:
+            tool_call = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
+                         "function": {"name": forced[0], "arguments": json.dumps(forced[1])}}
         last_user = next((_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         structured = None if tool_call else _structured_text(body.get("response_format"))
         text = None if tool_call else structured or self._answer_text(d, last_user)
@@ -570,6 +589,10 @@ class _Handler(BaseHTTPRequestHandler):
             picked = _pick_tool(name, tools)
             if picked:
                 tool_use = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": picked, "input": args}
+        forced = _forced_tool(body.get("tool_choice"), body.get("tools"), anthropic=True)
+        if tool_use is None and forced and n_results == 0:
+            tool_use = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": forced[0],
+                        "input": forced[1]}
         last_user = next((_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         text = None if tool_use else self._answer_text(d, last_user)
         total_in = count_tokens(system_text + "\n".join(_content_text(m.get("content")) for m in messages)) + 3 * len(messages)

@@ -185,3 +185,21 @@ def test_anthropic_count_tokens(srv):
     assert counted > 0
     assert counted == answered["input_tokens"] + answered["cache_read_input_tokens"] + answered[
         "cache_creation_input_tokens"]
+
+
+def test_a_forced_tool_is_called_with_arguments_of_its_schema(srv):
+    """tool_choice naming a tool (instructor's structured outputs) gets a call to it, in both shapes."""
+    params = {"type": "object", "properties": {"city": {"type": "string"}, "facts": {"type": "array",
+                                                                                    "items": {"type": "string"}}}}
+    r = post(srv, "/v1/chat/completions", {
+        "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "facts"}],
+        "tools": [{"type": "function", "function": {"name": "Facts", "parameters": params}}],
+        "tool_choice": {"type": "function", "function": {"name": "Facts"}}})
+    call = r["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert call["name"] == "Facts" and json.loads(call["arguments"]) == {"city": "text", "facts": ["text"]}
+    r = post(srv, "/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 50,
+                                   "messages": [{"role": "user", "content": "facts"}],
+                                   "tools": [{"name": "Facts", "input_schema": params}],
+                                   "tool_choice": {"type": "tool", "name": "Facts"}})
+    (block,) = [b for b in r["content"] if b["type"] == "tool_use"]
+    assert block["name"] == "Facts" and block["input"] == {"city": "text", "facts": ["text"]}

@@ -127,3 +127,15 @@ def test_crewai_agents_without_a_crew_and_native_providers(app_environment):
             assert names["execute_tool lookup_city"] == 1 and names["chat gpt-4o-mini"] == 2, run.describe()
         if root["SpanName"] == "invoke_workflow AskFlow":
             assert names["invoke_agent Analyst"] == 1, run.describe()
+
+
+@pytest.mark.timeout(900)
+def test_crewai_task_options(app_environment):
+    """Structured task output (CrewAI's native provider and LiteLLM with instructor's conversion), a
+    guardrail that makes the agent retry, an agent that reasons first, task context and callbacks:
+    every extra LLM call (planning, conversion, retry) in its crew's trace, priced, no content."""
+    run = run_app(app_environment, "crewai_task_options.py", timeout=420)
+    run.check(requests=2)
+    for spans in run.traces().values():
+        names = _names(spans)
+        assert names["execute_task gather"] == 1 and names["execute_task check"] >= 1, run.describe()
