@@ -37,7 +37,7 @@ from opentelemetry import baggage as _baggage
 from opentelemetry import trace as _trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import Link, SpanKind, Status
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 import semconv
 from semconv import genai_mapping as gm
@@ -223,6 +223,18 @@ def _completion(complete: unfinished.Completion, attrs: dict) -> dict:
         return {}
 
 
+def _describe_failure(span, keep_description: bool) -> None:
+    """A failed GenAI span's status description, as the GenAI semconv asks: the error type when the
+    span has none (a provider SDK's own span may set only the ERROR code), or always (capture off)."""
+    status = span.status
+    if status is None or status.status_code is not StatusCode.ERROR:
+        return
+    if keep_description and status.description:
+        return
+    error_type = span._attributes.get("error.type")
+    span._status = Status(StatusCode.ERROR, str(error_type) if error_type else "error")
+
+
 class GenAISpanProcessor(SpanProcessor):
     def __init__(self, capture: str | None = None, drop_dialect: bool = True):
         self._capture = capture
@@ -308,16 +320,16 @@ class GenAISpanProcessor(SpanProcessor):
         try:
             if self.capture == SPAN_ONLY:
                 span._attributes = privacy.cap_content(span.attributes)
+                if gm.is_genai_candidate(span._attributes):
+                    _describe_failure(span, keep_description=True)
                 return
             attrs = dict(span.attributes or {})
             genai = gm.is_genai_candidate(attrs)
             span._attributes = privacy.filter_attributes(attrs)
             if genai:
                 span._name = privacy.safe_span_name(span.name, span._attributes)
-                desc = span.status.description if span.status is not None else None
-                if desc:
-                    error_type = span._attributes.get("error.type")
-                    span._status = Status(span.status.status_code, str(error_type) if error_type else "error")
+                # a provider's error message can quote the prompt: the description is the error type
+                _describe_failure(span, keep_description=False)
             if span.events:
                 events = []
                 for event in span.events:

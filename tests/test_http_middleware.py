@@ -117,3 +117,4 @@ def test_fastapi_route_template_stream_and_server_error(genai_provider):
     llm = [s for s in exporter.get_finished_spans() if s.name == "chat gpt-4o-mini"]
     assert len(llm) == 2 and all(s.parent.span_id == chat_span.context.span_id for s in llm)
     assert fail_span.name == "GET /fail" and fail_span.attributes["error.type"] == "502"
+

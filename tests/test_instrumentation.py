@@ -572,3 +572,22 @@ def test_responses_api_calls_do_not_grow_memory(tmp_path, fake_llm, otlp_capture
     assert out.returncode == 0, out.stderr[-3000:]
     kept = int(out.stdout.split("KEPT")[1])
     assert 0 < kept <= RECENT_RESPONSES_KEPT, out.stdout
+
+
+def test_a_failed_genai_span_is_described_by_its_error_type(genai_provider):
+    """A provider SDK's own span may set only the ERROR code (the Anthropic SDK 2.x on a 429): the
+    GenAI semconv asks for a description; with capture off it is the error type, never the
+    provider's message (which can quote the prompt)."""
+    provider, exporter = genai_provider
+    tracer = provider.get_tracer("sdk")
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-haiku-4-5"}
+    with tracer.start_as_current_span("chat code-only", attributes={**chat, "error.type": "RateLimitError"}) as span:
+        span.set_status(trace.Status(trace.StatusCode.ERROR))
+    with tracer.start_as_current_span("chat quoted", attributes={**chat, "error.type": "BadRequestError"}) as span:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, "bad prompt: 'zqcanary secret'"))
+    with tracer.start_as_current_span("chat fine", attributes=chat):
+        pass
+    code_only, quoted, fine = exporter.get_finished_spans()  # names are the gate's: `chat {model}`
+    assert code_only.status.description == "RateLimitError"
+    assert quoted.status.description == "BadRequestError"
+    assert fine.status.status_code == trace.StatusCode.UNSET

@@ -118,3 +118,16 @@ def test_multiprocessing_pools(app_environment):
     which SIGTERMs its workers) and ThreadPool: each worker's LLM span is in its request's trace."""
     run = run_app(app_environment, "process_pools.py", timeout=600)
     run.check(requests=5, llm_calls=8)
+
+
+def test_anthropic_sdk_other_calls(app_environment):
+    """The Anthropic SDK's async streaming helper, a tool-use loop in the app's request span, a raw
+    response, an async raw stream, a 429 and token counting: one LLM span per generation (token
+    counting is a request to the provider, not a generation), each HTTP span under its LLM span,
+    the failure typed, no content."""
+    run = run_app(app_environment, "anthropic_sdk_more.py")
+    counts = [r for r in run.provider_requests if r.get("path", "").endswith("/count_tokens")]
+    assert len(counts) == 1
+    run.check(requests=6, llm_calls=len(run.provider_requests) - 1)
+    failed = [s for s in run.llm_spans() if s["StatusCode"] in ("Error", "STATUS_CODE_ERROR")]
+    assert len(failed) == 1 and failed[0]["SpanAttributes"]["error.type"], run.describe()
