@@ -578,6 +578,8 @@ def test_a_failed_genai_span_is_described_by_its_error_type(genai_provider):
     """A provider SDK's own span may set only the ERROR code (the Anthropic SDK 2.x on a 429): the
     GenAI semconv asks for a description; with capture off it is the error type, never the
     provider's message (which can quote the prompt)."""
+    from opentelemetry import trace
+
     provider, exporter = genai_provider
     tracer = provider.get_tracer("sdk")
     chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-haiku-4-5"}
