@@ -106,7 +106,8 @@ class TraceContextWSGIMiddleware:
         def _end(exc: BaseException | None = None) -> None:
             if exc is not None:
                 span.record_exception(exc)
-                span.set_status(trace_api.Status(trace_api.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                # the type only: an app's exception message can quote the request
+                span.set_status(trace_api.Status(trace_api.StatusCode.ERROR, type(exc).__qualname__))
                 span.set_attribute("error.type", type(exc).__qualname__)
             _name_by_route(span, method, route[0] or _wsgi_route(environ))
             span.end()
