@@ -100,3 +100,13 @@ def test_litellm_stream_kept_open_until_exit(app_environment):
     assert a[semconv.STREAM_ABANDONED] == "true" and a[semconv.USAGE_ESTIMATED] == "true", a
     assert float(a[semconv.COST_USD]) > 0, a
     assert "ended span" not in run.instrumented.stderr, run.instrumented.stderr[-2000:]
+
+
+def test_litellm_more_call_shapes(app_environment):
+    """A streamed tool call to an Anthropic-shaped provider and its follow-up, a structured output,
+    aembedding, atext_completion, a stream whose app asks for usage (it gets the chunk) and one
+    that does not (it gets no extra chunk, yet the call is priced from the provider's usage)."""
+    run = run_app(app_environment, "litellm_more.py")
+    run.check(requests=7, llm_calls=7)
+    estimated = [s for s in run.llm_spans() if s["SpanAttributes"].get("genaitrace.usage.estimated") == "true"]
+    assert not estimated, run.describe()
