@@ -139,3 +139,17 @@ def test_crewai_task_options(app_environment):
     for spans in run.traces().values():
         names = _names(spans)
         assert names["execute_task gather"] == 1 and names["execute_task check"] >= 1, run.describe()
+
+
+@pytest.mark.timeout(900)
+def test_crewai_flow_parallel_router_and_nested_flow(app_environment):
+    """A Flow with typed state, two crews gathered in parallel in an async step, a router, or_/and_
+    listeners, a direct LLM call and a flow kicked off inside a step: one trace under the outer
+    Flow's span, both crews and the nested flow inside it."""
+    run = run_app(app_environment, "crewai_flow_parallel.py", timeout=420)
+    run.check(requests=1)
+    (spans,) = run.traces().values()
+    names = _names(spans)
+    assert _root(spans)["SpanName"] == "invoke_workflow TripFlow", run.describe()
+    assert names["invoke_workflow rivers_crew"] == 1 and names["invoke_workflow bridges_crew"] == 1, run.describe()
+    assert names["invoke_workflow SummaryFlow"] == 1, run.describe()
