@@ -18,7 +18,8 @@ that is stopped with a signal.
   (``SIG_DFL``), one is installed that flushes, restores ``SIG_DFL`` and raises the signal again, so
   the process still dies of SIGTERM. An app (or uvicorn) that installs its own handler replaces it;
   uvicorn restores the previous handler and re-raises the signal after its graceful shutdown, which
-  then flushes. SIGINT's default handler raises KeyboardInterrupt, so exit handlers run anyway.
+  then flushes. A process that re-raises SIGTERM (or SIGHUP) with the default action in place
+  (gunicorn's UvicornWorker resets SIGTERM to it) flushes first: ``signal.raise_signal`` is wrapped. SIGINT's default handler raises KeyboardInterrupt, so exit handlers run anyway.
 """
 
 from __future__ import annotations
@@ -177,11 +178,35 @@ def _patch_mp_pool(mp_pool) -> None:
 
 
 # --------------------------------------------------------------------------- SIGTERM
+_FATAL_BY_DEFAULT = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _wrap_raise_signal() -> None:
+    """A process that re-raises a signal whose action is the default one dies of it at once. uvicorn
+    does so after its graceful shutdown, and its gunicorn worker class resets SIGTERM to the default
+    first (so the handler installed below is gone): flush before such a signal is raised."""
+    original = signal.raise_signal
+    if getattr(original, "_genaitrace", False):
+        return
+
+    def raise_signal(signum):
+        try:
+            if signum in _FATAL_BY_DEFAULT and signal.getsignal(signum) is signal.SIG_DFL:
+                flush()
+        except BaseException:  # never stand between the process and its signal
+            pass
+        original(signum)
+
+    raise_signal._genaitrace = True  # type: ignore[attr-defined]
+    raise_signal.__wrapped__ = original  # type: ignore[attr-defined]
+    signal.raise_signal = raise_signal
+
+
 def _on_sigterm(signum, frame):
     flush()
     # As if we had never been here: the default action, so the exit status says SIGTERM.
     signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)
+    getattr(signal.raise_signal, "__wrapped__", signal.raise_signal)(signum)  # flushed already
 
 
 def _install_sigterm() -> None:
@@ -206,4 +231,6 @@ def install(provider) -> None:
         _patch_multiprocessing()
     with guarded("processes.sigterm"):
         _install_sigterm()
+    with guarded("processes.raise_signal"):
+        _wrap_raise_signal()
 

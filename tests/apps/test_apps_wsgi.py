@@ -62,3 +62,14 @@ def test_streaming_services(app_environment):
     by_id = {s["SpanId"]: s for s in run.spans}
     for llm in run.llm_spans():
         assert any(s["SpanKind"] in SERVER_KINDS for s in _under(llm, by_id)), run.describe()
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_asgi_worker_processes(app_environment, server):
+    """FastAPI under `uvicorn --workers 2` (spawned workers) and gunicorn's UvicornWorker (pre-fork):
+    every request one trace with one SERVER span and its LLM call, exported by the worker that
+    served it, also the last ones, when SIGTERM stops the server."""
+    run = run_app(app_environment, "uvicorn_workers.py", server, timeout=600, settle_s=3)
+    run.check(requests=4, llm_calls=4)
+    servers = [s for s in run.spans if s["SpanKind"] in SERVER_KINDS]
+    assert len(servers) == 4 and {s["SpanName"] for s in servers} == {"GET /ask/{topic}"}, run.describe()
