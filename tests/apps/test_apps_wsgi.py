@@ -18,7 +18,7 @@ def _under(span, by_id) -> list[dict]:
     return chain
 
 
-@pytest.mark.parametrize("server", ["gunicorn", "flask"])
+@pytest.mark.parametrize("server", ["gunicorn", "gunicorn-preload-gthread", "flask"])
 def test_flask_service(app_environment, server):
     """One trace per request with one SERVER span; the LLM call's span under it; the tenant of the
     request's `baggage` header on the server span and every span below it; the failed provider call
@@ -27,7 +27,7 @@ def test_flask_service(app_environment, server):
     are exported as the worker exits. Under Flask's server, on the SIGTERM that ends it."""
     run = run_app(app_environment, "flask_service.py", server, timeout=600, settle_s=3)
     run.check(requests=4, llm_calls=4)
-    expected_exit = "server exit: 0" if server == "gunicorn" else "server exit: -15"
+    expected_exit = "server exit: 0" if server.startswith("gunicorn") else "server exit: -15"
     assert expected_exit in run.instrumented.stdout, run.instrumented.stdout
     by_id = {s["SpanId"]: s for s in run.spans}
     servers = [s for s in run.spans if s["SpanKind"] in SERVER_KINDS]

@@ -1,5 +1,6 @@
 """A Flask app with the README's WSGI middleware, calling LiteLLM per request, served either by
-gunicorn (pre-fork, two sync workers: ``flask_service.py gunicorn``) or by Flask's own threaded
+gunicorn (pre-fork, two sync workers: ``flask_service.py gunicorn``; or preloaded with threaded
+workers: ``gunicorn-preload-gthread``) or by Flask's own threaded
 server (``flask_service.py flask``). A client sends four requests, each with the tenant in a
 ``baggage`` header as a gateway in front of the service would (one fails at the provider: 502),
 then stops the server with SIGTERM: gunicorn's graceful stop (the master stops its workers), or
@@ -43,6 +44,10 @@ def start_server(kind: str, port: int) -> subprocess.Popen:
     if kind == "gunicorn":  # what a user runs: `gunicorn -w 2 flask_service:app` (sync workers, pre-fork)
         cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync",
                "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "30", "--log-level", "warning",
+               "flask_service:app"]
+    elif kind == "gunicorn-preload-gthread":  # the app imported once in the master, threaded workers
+        cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread", "--threads", "4",
+               "--preload", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "30", "--log-level", "warning",
                "flask_service:app"]
     else:
         cmd = [sys.executable, __file__, "serve", str(port)]
