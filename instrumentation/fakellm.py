@@ -98,17 +98,17 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
-def schema_instance(schema: Any, defs: dict | None = None, depth: int = 0) -> Any:
+def _schema_instance(schema: Any, defs: dict | None = None, depth: int = 0) -> Any:
     """A small value valid against a JSON schema (the subset providers accept for structured outputs)."""
     if not isinstance(schema, dict) or depth > 12:
         return None
     defs = {**(defs or {}), **schema.get("$defs", {}), **schema.get("definitions", {})}
     if "$ref" in schema:
-        return schema_instance(defs.get(str(schema["$ref"]).rsplit("/", 1)[-1]), defs, depth + 1)
+        return _schema_instance(defs.get(str(schema["$ref"]).rsplit("/", 1)[-1]), defs, depth + 1)
     for key in ("anyOf", "oneOf", "allOf"):
         if schema.get(key):
             options = [o for o in schema[key] if isinstance(o, dict) and o.get("type") != "null"] or schema[key]
-            return schema_instance(options[0], defs, depth + 1)
+            return _schema_instance(options[0], defs, depth + 1)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
@@ -117,10 +117,19 @@ def schema_instance(schema: Any, defs: dict | None = None, depth: int = 0) -> An
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or "properties" in schema:
-        return {name: schema_instance(sub, defs, depth + 1) for name, sub in (schema.get("properties") or {}).items()}
+        return {name: _schema_instance(sub, defs, depth + 1) for name, sub in (schema.get("properties") or {}).items()}
     if kind == "array":
-        return [schema_instance(schema.get("items") or {"type": "string"}, defs, depth + 1)]
+        return [_schema_instance(schema.get("items") or {"type": "string"}, defs, depth + 1)]
     return {"integer": 1, "number": 1.0, "boolean": True, "null": None}.get(kind, "text")
+
+
+def _anthropic_input_tokens(body: dict) -> int:
+    """The input tokens of an Anthropic ``messages`` request (what ``count_tokens`` answers too)."""
+    messages = body.get("messages") or []
+    system = body.get("system")
+    text = (_content_text(system) if system is not None else "") + "\n".join(
+        _content_text(m.get("content")) for m in messages)
+    return count_tokens(text) + 3 * len(messages)
 
 
 def _structured_text(response_format: Any) -> str | None:
@@ -128,7 +137,7 @@ def _structured_text(response_format: Any) -> str | None:
     if not isinstance(response_format, dict):
         return None
     if response_format.get("type") == "json_schema":
-        return json.dumps(schema_instance((response_format.get("json_schema") or {}).get("schema") or {}))
+        return json.dumps(_schema_instance((response_format.get("json_schema") or {}).get("schema") or {}))
     if response_format.get("type") == "json_object":
         return json.dumps({"answer": "Done."})
     return None
@@ -143,7 +152,7 @@ def _forced_tool(choice: Any, tools: Any, anthropic: bool) -> tuple[str, Any] | 
     for tool in tools:
         spec = tool if anthropic else (tool.get("function") if isinstance(tool, dict) else None)
         if isinstance(spec, dict) and name and spec.get("name") == name:
-            return name, schema_instance(spec.get("input_schema" if anthropic else "parameters") or {})
+            return name, _schema_instance(spec.get("input_schema" if anthropic else "parameters") or {})
     return None
 
 
@@ -565,11 +574,7 @@ class _Handler(BaseHTTPRequestHandler):
     # --- Anthropic ----------------------------------------------------------
     def _count_tokens(self, body: dict) -> None:
         """Anthropic's token counting: the prompt's input tokens as ``messages`` would count them (free, no answer)."""
-        messages = body.get("messages") or []
-        system = body.get("system")
-        text = (_content_text(system) if system is not None else "") + "\n".join(
-            _content_text(m.get("content")) for m in messages)
-        self._send_json(200, {"input_tokens": count_tokens(text) + 3 * len(messages)})
+        self._send_json(200, {"input_tokens": _anthropic_input_tokens(body)})
 
     def _messages(self, body: dict) -> None:
         messages = body.get("messages") or []
@@ -595,7 +600,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "input": forced[1]}
         last_user = next((_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         text = None if tool_use else self._answer_text(d, last_user)
-        total_in = count_tokens(system_text + "\n".join(_content_text(m.get("content")) for m in messages)) + 3 * len(messages)
+        total_in = _anthropic_input_tokens(body)
         cache_read = cache_creation = 0
         if system_text:
             sys_tokens = min(total_in, count_tokens(system_text))
