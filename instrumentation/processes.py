@@ -63,22 +63,31 @@ def _end_unfinished() -> None:
         unfinished.end_open()
 
 
-# --------------------------------------------------------------------------- fork: os._exit
-def _wrap_os_exit() -> None:
-    original = os._exit
+# --------------------------------------------------------------------------- flush before the end
+def _flush_before(module, name: str, needs_flush) -> None:
+    """Wrap ``module.name``, a call that ends the process without exit handlers, to flush first when
+    ``needs_flush(arg)`` says so. Once per process; the wrapper never stands in the call's way."""
+    original = getattr(module, name)
     if getattr(original, "_genaitrace", False):
         return
 
-    def _exit(code):
-        try:  # os._exit skips atexit: these spans would be lost (every forked multiprocessing child)
-            flush()
-        except BaseException:  # never stand between the process and its exit
+    def ending(arg):
+        try:
+            if needs_flush(arg):
+                flush()
+        except BaseException:  # never stand between the process and its end
             pass
-        original(code)
+        original(arg)
 
-    _exit._genaitrace = True  # type: ignore[attr-defined]
-    _exit.__wrapped__ = original  # type: ignore[attr-defined]
-    os._exit = _exit
+    ending._genaitrace = True  # type: ignore[attr-defined]
+    ending.__wrapped__ = original  # type: ignore[attr-defined]
+    ending.__name__ = name
+    setattr(module, name, ending)
+
+
+def _wrap_os_exit() -> None:
+    # os._exit skips atexit: these spans would be lost (every forked multiprocessing child)
+    _flush_before(os, "_exit", lambda code: True)
 
 
 # --------------------------------------------------------------------------- spawn: trace context
@@ -185,21 +194,8 @@ def _wrap_raise_signal() -> None:
     """A process that re-raises a signal whose action is the default one dies of it at once. uvicorn
     does so after its graceful shutdown, and its gunicorn worker class resets SIGTERM to the default
     first (so the handler installed below is gone): flush before such a signal is raised."""
-    original = signal.raise_signal
-    if getattr(original, "_genaitrace", False):
-        return
-
-    def raise_signal(signum):
-        try:
-            if signum in _FATAL_BY_DEFAULT and signal.getsignal(signum) is signal.SIG_DFL:
-                flush()
-        except BaseException:  # never stand between the process and its signal
-            pass
-        original(signum)
-
-    raise_signal._genaitrace = True  # type: ignore[attr-defined]
-    raise_signal.__wrapped__ = original  # type: ignore[attr-defined]
-    signal.raise_signal = raise_signal
+    _flush_before(signal, "raise_signal",
+                  lambda signum: signum in _FATAL_BY_DEFAULT and signal.getsignal(signum) is signal.SIG_DFL)
 
 
 def _on_sigterm(signum, frame):
