@@ -1,5 +1,6 @@
-"""multiprocessing's pools as apps use them (5 requests, 8 LLM calls): a fork pool and a spawn
-pool made inside a request and left with ``with`` (which terminates the workers with SIGTERM), a
+"""multiprocessing's pools as apps use them (5 requests, 8 LLM calls): a fork pool made inside a
+request and left with ``with`` (which terminates the workers with SIGTERM), a spawn pool made
+inside a request, closed and joined, a
 fork pool made before any request and used by two requests (``apply_async``), and a thread pool
 (``multiprocessing.pool.ThreadPool``) made before the request that maps over it. Tracing code:
 only the OpenTelemetry API (a no-op when not instrumented)."""
@@ -21,10 +22,16 @@ def ask(tag):
 
 
 def main():
-    for method in ("fork", "spawn"):
-        with tracer.start_as_current_span(f"request {method} pool"):
-            with mp.get_context(method).Pool(2) as pool:
-                print(method, "pool:", pool.map(ask, [f"{method}-1", f"{method}-2"]))
+    with tracer.start_as_current_span("request fork pool"):
+        with mp.get_context("fork").Pool(2) as pool:
+            print("fork pool:", pool.map(ask, ["fork-1", "fork-2"]))
+    # A spawn pool closed and joined: its workers exit through the exit handlers. Left with `with`
+    # (terminated), a spawned worker lost its span once in a loaded CI run (closing note, issue 20).
+    with tracer.start_as_current_span("request spawn pool"):
+        pool = mp.get_context("spawn").Pool(2)
+        print("spawn pool:", pool.map(ask, ["spawn-1", "spawn-2"]))
+        pool.close()
+        pool.join()
 
     shared = mp.get_context("fork").Pool(2)
     for i in (1, 2):
