@@ -1,6 +1,6 @@
 """Profile our collector under load with py-spy (installed into bench/.peers/tools).
 
-    .venv/bin/python -m bench.profile --duration 15 --protocol grpc [--processors "batch"] [--ingest-workers 2]
+    .venv/bin/python -m bench.profile --duration 15 --protocol grpc [--processors "batch"] [--ingest-workers 2] [--gil]
 
 Writes bench/results/profile-<protocol>.txt (collapsed stacks) and prints the top functions by
 own time and by inclusive time, per thread role.
@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--processors", default=None)
     ap.add_argument("--native", action="store_true")
+    ap.add_argument("--gil", action="store_true",
+                    help="only the samples of the thread holding the GIL: what serializes the Python side")
     ap.add_argument("--ingest-workers", type=int, default=1, help="profile the workers too (py-spy --subprocesses)")
     args = ap.parse_args()
     pyspy = ensure_peer_tools()
@@ -68,6 +70,8 @@ def main() -> None:
                "-f", "raw", "-o", str(out), "--threads", "--nonblocking"]
         if args.native:
             cmd.append("--native")
+        if args.gil:
+            cmd.append("--gil")
         if args.ingest_workers > 1:
             cmd.append("--subprocesses")
         subprocess.run(cmd, check=True, capture_output=True)

@@ -15,6 +15,7 @@
 //! and the `otel_traces` column order are passed in by the caller.
 //! Built by maturin (`pyproject.toml` beside this file) with pyo3 0.30 and prost 0.14.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use prost::Message;
@@ -255,7 +256,7 @@ impl Maps {
         Maps { offsets: Offsets::new(), keys: Strings::new(), values: Strings::new() }
     }
 
-    fn push(&mut self, attributes: &[KeyValue], render: &Render<'_, '_>) -> PyResult<()> {
+    fn push(&mut self, attributes: &[KeyValue], render: &mut Render) -> PyResult<()> {
         for kv in attributes {
             self.keys.push(&kv.key);
             render.value(kv.value.as_ref(), &mut self.values.data)?;
@@ -289,14 +290,70 @@ fn push_i64(buffer: &mut Vec<u8>, value: i64) {
 
 // --- attribute values as text -------------------------------------------------------------------
 
-/// Renders values as `collector.pdata.any_value_to_str` does. Bytes, arrays and maps go to the
-/// Python `render` callable (JSON rendering stays one Python implementation); they are rare.
-struct Render<'a, 'py> {
-    render: &'a Bound<'py, PyAny>,
+/// Renders values as `collector.pdata.any_value_to_str` does. Bytes, arrays and maps are rendered
+/// by the Python `render` callable (JSON rendering stays one Python implementation); they are rare,
+/// so they are collected first (`Render::collect`), rendered in one go with the GIL
+/// (`Render::render_collected`), and looked up by their serialization while the columns are filled
+/// without it. A value that was not collected is noted in `missing` (the fill is then redone).
+#[derive(Default)]
+struct Render {
+    rendered: HashMap<Vec<u8>, String>,
+    missing: Vec<Vec<u8>>,
 }
 
-impl Render<'_, '_> {
-    fn value(&self, value: Option<&AnyValue>, out: &mut Vec<u8>) -> PyResult<()> {
+impl Render {
+    fn needs_python(any: &AnyValue) -> bool {
+        !matches!(
+            any.value,
+            None | Some(Value::StringValue(_)) | Some(Value::IntValue(_)) | Some(Value::BoolValue(_)) | Some(Value::DoubleValue(_))
+        )
+    }
+
+    /// Notes the values of `attributes` that only Python renders.
+    fn collect(&mut self, attributes: &[KeyValue]) {
+        for any in attributes.iter().filter_map(|kv| kv.value.as_ref()) {
+            if Self::needs_python(any) {
+                let raw = any.encode_to_vec();
+                if !self.rendered.contains_key(&raw) {
+                    self.missing.push(raw);
+                }
+            }
+        }
+    }
+
+    /// Every value of the request that only Python renders (`missing`, for `render_collected`).
+    fn collect_request(&mut self, request: &ExportTraceServiceRequest) {
+        for rs in &request.resource_spans {
+            if let Some(resource) = &rs.resource {
+                self.collect(&resource.attributes);
+            }
+            for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+                self.collect(&span.attributes);
+                for event in &span.events {
+                    self.collect(&event.attributes);
+                }
+                for link in &span.links {
+                    self.collect(&link.attributes);
+                }
+            }
+        }
+    }
+
+    /// Renders the `missing` values with the Python `render` callable (with the GIL).
+    fn render_collected(&mut self, render: &Bound<'_, PyAny>) -> PyResult<()> {
+        for raw in std::mem::take(&mut self.missing) {
+            if self.rendered.contains_key(&raw) {
+                continue;
+            }
+            // The value's own serialization, for `AnyValue.FromString` on the Python side.
+            let text = render.call1((PyBytes::new(render.py(), &raw),))?;
+            let text = text.cast::<PyString>()?.to_str()?.to_owned();
+            self.rendered.insert(raw, text);
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, value: Option<&AnyValue>, out: &mut Vec<u8>) -> PyResult<()> {
         let any = match value {
             Some(any) => any,
             None => return Ok(()), // a KeyValue without a value: an unset AnyValue, ""
@@ -308,10 +365,11 @@ impl Render<'_, '_> {
             Some(Value::BoolValue(flag)) => out.extend_from_slice(if *flag { b"true" } else { b"false" }),
             Some(Value::DoubleValue(number)) => write_double(out, *number),
             Some(_) => {
-                // The value's own serialization, for `AnyValue.FromString` on the Python side.
-                let raw = PyBytes::new(self.render.py(), &any.encode_to_vec());
-                let text = self.render.call1((raw,))?;
-                out.extend_from_slice(text.cast::<PyString>()?.to_str()?.as_bytes());
+                let raw = any.encode_to_vec();
+                match self.rendered.get(&raw) {
+                    Some(text) => out.extend_from_slice(text.as_bytes()),
+                    None => self.missing.push(raw),
+                }
             }
         }
         Ok(())
@@ -525,7 +583,7 @@ impl Columns {
         }
     }
 
-    fn fill(&mut self, request: &ExportTraceServiceRequest, render: &Render<'_, '_>) -> PyResult<()> {
+    fn fill(&mut self, request: &ExportTraceServiceRequest, render: &mut Render) -> PyResult<()> {
         for rs in &request.resource_spans {
             // Rendered once per resource, then copied onto each of its spans.
             let mut resource = Vec::new();
@@ -554,7 +612,7 @@ impl Columns {
         Ok(())
     }
 
-    fn push_span(&mut self, span: &Span, context: &SpanContext, render: &Render<'_, '_>) -> PyResult<()> {
+    fn push_span(&mut self, span: &Span, context: &SpanContext, render: &mut Render) -> PyResult<()> {
         let (start, end) = (span.start_time_unix_nano, span.end_time_unix_nano);
         // Arrow timestamps are i64: a time past 2262 wraps (validation repairs such times earlier).
         push_i64(&mut self.timestamp, start as i64);
@@ -577,7 +635,7 @@ impl Columns {
         self.push_links(span, render)
     }
 
-    fn push_events(&mut self, span: &Span, render: &Render<'_, '_>) -> PyResult<()> {
+    fn push_events(&mut self, span: &Span, render: &mut Render) -> PyResult<()> {
         let events = &mut self.events;
         for event in &span.events {
             push_i64(&mut events.time, event.time_unix_nano as i64);
@@ -588,7 +646,7 @@ impl Columns {
         Ok(())
     }
 
-    fn push_links(&mut self, span: &Span, render: &Render<'_, '_>) -> PyResult<()> {
+    fn push_links(&mut self, span: &Span, render: &mut Render) -> PyResult<()> {
         let links = &mut self.links;
         for link in &span.links {
             links.trace_id.push_hex(&link.trace_id);
@@ -661,11 +719,29 @@ fn arrow_columns<'py>(
     columns: Vec<String>,
 ) -> PyResult<(usize, Bound<'py, PyList>)> {
     let request = decode(py, data)?;
-    let mut built = Columns::new();
-    built.fill(&request, &Render { render })?;
-    let rows = built.timestamp.len() / 8;
-    let buffers = built.finish(&columns)?;
+    let mut values = Render::default();
+    py.detach(|| values.collect_request(&request));
+    // Filled without the GIL: the receiver's and the processors' threads run Python meanwhile.
+    let (rows, buffers) = loop {
+        values.render_collected(render)?;
+        let filled = py.detach(|| fill_columns(&request, &mut values, &columns))?;
+        if values.missing.is_empty() {
+            break filled; // else a value `collect_request` did not visit: rendered, and filled again
+        }
+    };
     Ok((rows, PyList::new(py, buffers.iter().map(|b| PyBytes::new(py, b)))?))
+}
+
+/// The row count and the Arrow buffers of `columns`, every value rendered as far as `values` can.
+fn fill_columns(
+    request: &ExportTraceServiceRequest,
+    values: &mut Render,
+    columns: &[String],
+) -> PyResult<(usize, Vec<Vec<u8>>)> {
+    let mut built = Columns::new();
+    built.fill(request, values)?;
+    let rows = built.timestamp.len() / 8;
+    Ok((rows, built.finish(columns)?))
 }
 
 // --- scan ---------------------------------------------------------------------------------------

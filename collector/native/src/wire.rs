@@ -688,13 +688,18 @@ pub fn apply_patches<'py>(py: Python<'py>, data: &[u8], patches: &Bound<'py, PyL
     if patches.windows(2).any(|pair| pair[0].index >= pair[1].index) {
         return Err(PyValueError::new_err("patches must be in ascending span order, one per span"));
     }
-    let mut cursor = Cursor { patches: &patches, next: 0, span: 0 };
-    let out = rewrite_children(data, REQUEST_RESOURCE_SPANS, &mut cursor, rewrite_resource_spans)?;
-    if !cursor.done() {
-        return Err(PyValueError::new_err(format!(
-            "patch for span {}: the payload has {} spans",
-            patches[cursor.next].index, cursor.span
-        )));
-    }
+    // The rewrite touches no Python object: other threads (the receiver's, the exporter's) run
+    // Python meanwhile.
+    let out = py.detach(|| {
+        let mut cursor = Cursor { patches: &patches, next: 0, span: 0 };
+        let out = rewrite_children(data, REQUEST_RESOURCE_SPANS, &mut cursor, rewrite_resource_spans)?;
+        if !cursor.done() {
+            return Err(PyValueError::new_err(format!(
+                "patch for span {}: the payload has {} spans",
+                patches[cursor.next].index, cursor.span
+            )));
+        }
+        Ok(out)
+    })?;
     Ok(PyBytes::new(py, &out))
 }
