@@ -20,6 +20,11 @@ that is stopped with a signal.
   uvicorn restores the previous handler and re-raises the signal after its graceful shutdown, which
   then flushes. A process that re-raises SIGTERM (or SIGHUP) with the default action in place
   (gunicorn's UvicornWorker resets SIGTERM to it) flushes first: ``signal.raise_signal`` is wrapped. SIGINT's default handler raises KeyboardInterrupt, so exit handlers run anyway.
+  A SIGTERM that arrives while the process is already leaving through its exit handlers (the SDK's
+  own shutdown is then exporting the last spans, and a flush would do nothing) lets that exit
+  finish, with its own exit status, for at most ``FLUSH_TIMEOUT_S``; then the process dies of it.
+  ``multiprocessing.Pool.terminate()`` (what leaving ``with Pool(...)`` does) signals workers that
+  are exiting on their own: a spawned worker lost its spans that way in about one run of three.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from instrumentation.safety import guarded
 
 FLUSH_TIMEOUT_S = 5.0
 
-_state = {"installed": False, "provider": None}
+_state = {"installed": False, "provider": None, "exiting": False, "terminate_later": False, "terminate_now": False}
 
 
 def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
@@ -61,6 +66,13 @@ def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
 def _end_unfinished() -> None:
     with guarded("processes.end_unfinished"):
         unfinished.end_open()
+
+
+def _on_exit() -> None:
+    """The first exit handler (registered after the provider's): from here on the provider's own
+    shutdown exports what is left, so a SIGTERM must not cut it off (``_on_sigterm``)."""
+    _state["exiting"] = True
+    _end_unfinished()
 
 
 # --------------------------------------------------------------------------- flush before the end
@@ -199,10 +211,39 @@ def _wrap_raise_signal() -> None:
 
 
 def _on_sigterm(signum, frame):
+    if _state["exiting"] and not _state["terminate_now"] and _terminate_later(signum):
+        # The exit handlers are exporting the last spans (the SDK's processors are shut down: a
+        # flush would return at once with nothing done). Let them finish, bounded.
+        return
     flush()
-    # As if we had never been here: the default action, so the exit status says SIGTERM.
+    _die_of(signum)
+
+
+def _die_of(signum) -> None:
+    """As if we had never been here: the default action, so the exit status says SIGTERM."""
     signal.signal(signum, signal.SIG_DFL)
     getattr(signal.raise_signal, "__wrapped__", signal.raise_signal)(signum)  # flushed already
+
+
+def _terminate_later(signum) -> bool:
+    """Deliver `signum` again after FLUSH_TIMEOUT_S if the process is still there; the handler then
+    dies of it (a handler only runs on the main thread, so the timer signals instead of dying).
+    False if no timer could be started: the caller dies now, as without this."""
+    if _state["terminate_later"]:
+        return True  # a second signal while the first one's time runs
+
+    def expire():
+        _state["terminate_now"] = True
+        os.kill(os.getpid(), signum)
+
+    try:
+        timer = threading.Timer(FLUSH_TIMEOUT_S, expire)
+        timer.daemon = True
+        timer.start()
+    except Exception:  # noqa: BLE001 - e.g. no new threads at this point of the interpreter's exit
+        return False
+    _state["terminate_later"] = True
+    return True
 
 
 def _install_sigterm() -> None:
@@ -220,7 +261,7 @@ def install(provider) -> None:
     _state.update(installed=True, provider=provider)
     # Registered after the provider's own exit hook, so it runs first (atexit is last in, first out):
     # the spans of streams still open are ended while the exporters still run.
-    atexit.register(_end_unfinished)
+    atexit.register(_on_exit)
     with guarded("processes.os_exit"):
         _wrap_os_exit()
     with guarded("processes.multiprocessing"):

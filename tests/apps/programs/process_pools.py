@@ -1,9 +1,9 @@
-"""multiprocessing's pools as apps use them (5 requests, 8 LLM calls): a fork pool made inside a
-request and left with ``with`` (which terminates the workers with SIGTERM), a spawn pool made
-inside a request, closed and joined, a
-fork pool made before any request and used by two requests (``apply_async``), and a thread pool
-(``multiprocessing.pool.ThreadPool``) made before the request that maps over it. Tracing code:
-only the OpenTelemetry API (a no-op when not instrumented)."""
+"""multiprocessing's pools as apps use them (6 requests, 10 LLM calls): a fork pool and a spawn
+pool made inside a request and left with ``with`` (which terminates the workers with SIGTERM), a
+spawn pool made inside a request, closed and joined, a fork pool made before any request and used
+by two requests (``apply_async``), and a thread pool (``multiprocessing.pool.ThreadPool``) made
+before the request that maps over it. Tracing code: only the OpenTelemetry API (a no-op when not
+instrumented)."""
 import multiprocessing as mp
 import os
 from multiprocessing.pool import ThreadPool
@@ -25,11 +25,14 @@ def main():
     with tracer.start_as_current_span("request fork pool"):
         with mp.get_context("fork").Pool(2) as pool:
             print("fork pool:", pool.map(ask, ["fork-1", "fork-2"]))
-    # A spawn pool closed and joined: its workers exit through the exit handlers. Left with `with`
-    # (terminated), a spawned worker lost its span once in a loaded CI run (closing note, issue 20).
+    # A spawn pool left with `with`: terminate() signals workers that may already be exiting on
+    # their own (their exit handlers exporting the last spans); and one closed and joined.
     with tracer.start_as_current_span("request spawn pool"):
+        with mp.get_context("spawn").Pool(2) as pool:
+            print("spawn pool:", pool.map(ask, ["spawn-1", "spawn-2"]))
+    with tracer.start_as_current_span("request spawn pool joined"):
         pool = mp.get_context("spawn").Pool(2)
-        print("spawn pool:", pool.map(ask, ["spawn-1", "spawn-2"]))
+        print("spawn pool joined:", pool.map(ask, ["spawn-3", "spawn-4"]))
         pool.close()
         pool.join()
 
