@@ -78,10 +78,12 @@ _HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
 
 def normalize_traces(traces: Traces, drop_originals: bool = False) -> None:
     """Normalise every GenAI span of a batch; its rows are left normalised (`row.normalized`)."""
-    failed: list[GenAISpan] = []
-    for row in traces.genai_rows():
-        if row.status_code == _STATUS_ERROR and not row.attributes.get(ERROR_TYPE):
-            failed.append(row)
+    rows = traces.genai_rows()
+    # Failed spans' error types are read first, while the message is as received: read after the
+    # patches below, it would be rewritten once more for the few failed spans.
+    failed = _error_types(traces, [row for row in rows
+                                   if row.status_code == _STATUS_ERROR and not row.attributes.get(ERROR_TYPE)])
+    for row in rows:
         if not _settled(row.attributes):
             try:
                 to_set, remove = changes(row.attributes, normalize_attributes(row.attributes, row.name,
@@ -92,20 +94,18 @@ def normalize_traces(traces: Traces, drop_originals: bool = False) -> None:
                 _mark_unnormalizable(traces, row, exc)
                 continue
         row.normalized = True
-    if failed:
-        _set_error_types(traces, [row for row in failed if row.attributes.get(GEN_AI_OPERATION_NAME)])
+    for row, kind in failed:
+        if row.attributes.get(GEN_AI_OPERATION_NAME):  # a GenAI operation, once normalised
+            traces.patch(row, {ERROR_TYPE: kind})
 
 
-def _set_error_types(traces: Traces, rows: list[GenAISpan]) -> None:
-    """`error.type` on failed GenAI spans that lack it. Reads the batch's message (for the spans'
+def _error_types(traces: Traces, rows: list[GenAISpan]) -> list[tuple[GenAISpan, str]]:
+    """The `error.type` of each of these failed spans. Reads the batch's message (for the spans'
     events and status descriptions) only when there is such a span: failures are rare."""
     if not rows:
-        return
-    wanted = {row.index: row for row in rows}
-    for index, (_, _, span) in enumerate(traces.spans()):
-        row = wanted.get(index)
-        if row is not None:
-            traces.patch(row, {ERROR_TYPE: error_type(span, row.attributes)})
+        return []
+    spans = traces.spans_to_read_at([row.index for row in rows])
+    return [(row, error_type(span, row.attributes)) for row, span in zip(rows, spans)]
 
 
 def error_type(span: Any, attributes: dict[str, Any]) -> str:

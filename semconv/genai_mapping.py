@@ -328,6 +328,11 @@ NORMALIZER_READ_KEYS: frozenset[str] = frozenset(
     + [k for keys in _STRING_ALIASES.values() for k in keys]
 )
 
+# The alias tables with each target's keys as a set too (`normalize_attributes` skips a target
+# none of whose keys a span has).
+_STRING_ALIAS_SETS = tuple((target, keys, frozenset(keys)) for target, keys in _STRING_ALIASES.items())
+_TOKEN_ALIAS_SETS = tuple((target, keys, frozenset(keys)) for target, keys in _TOKEN_ALIASES.items())
+
 # Span names like "openai.chat" (traceloop) or "chat gpt-4o" (semconv).
 _SPAN_NAME_OPERATIONS = {
     "chat": OP_CHAT,
@@ -566,14 +571,21 @@ def normalize_attributes(
         if conversation is not None:
             out[GEN_AI_CONVERSATION_ID] = conversation
 
-    for target, keys in _STRING_ALIASES.items():
+    # The alias tables' targets of which the span has any key at all (a few of them): the others
+    # would only be looked up to find nothing.
+    present = NORMALIZER_READ_KEYS.intersection(attributes)
+    for target, keys, key_set in _STRING_ALIAS_SETS:
+        if key_set.isdisjoint(present):
+            continue
         key, value = _first(attributes, keys)
         text = _as_str(value)
         if text is not None:
             out[target] = text
 
     tokens: dict[str, int] = {}
-    for target, keys in _TOKEN_ALIASES.items():
+    for target, keys, key_set in _TOKEN_ALIAS_SETS:
+        if key_set.isdisjoint(present):
+            continue
         for key in keys:
             number = _as_int(attributes.get(key))
             if number is not None:
@@ -581,7 +593,9 @@ def normalize_attributes(
                 break
     inp = tokens.get(GEN_AI_USAGE_INPUT_TOKENS)
     outp = tokens.get(GEN_AI_USAGE_OUTPUT_TOKENS)
-    total = next((n for n in (_as_int(attributes.get(k)) for k in DIALECT_TOTAL_TOKENS) if n is not None), None)
+    total = None
+    if not present.isdisjoint(DIALECT_TOTAL_TOKENS):
+        total = next((n for n in (_as_int(attributes.get(k)) for k in DIALECT_TOTAL_TOKENS) if n is not None), None)
     if inp is None and total is not None and outp is not None and total >= outp:
         inp = tokens[GEN_AI_USAGE_INPUT_TOKENS] = total - outp
     elif outp is None and total is not None and inp is not None and total >= inp:
