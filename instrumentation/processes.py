@@ -262,6 +262,8 @@ def install(provider) -> None:
     # Registered after the provider's own exit hook, so it runs first (atexit is last in, first out):
     # the spans of streams still open are ended while the exporters still run.
     atexit.register(_on_exit)
+    # A child forked while this process was leaving is not leaving (and has no timer thread).
+    os.register_at_fork(after_in_child=lambda: _state.update(exiting=False, terminate_later=False, terminate_now=False))
     with guarded("processes.os_exit"):
         _wrap_os_exit()
     with guarded("processes.multiprocessing"):
