@@ -92,3 +92,40 @@ def test_the_per_trace_totals_are_filled_from_a_store_made_before_them():
     assert len(seen) == len(truth) > 100 and seen == truth
     conversations = store.query(f"SELECT count() FROM {db}.genai_conversations").result_rows[0][0]
     assert conversations == store.query("SELECT count() FROM otel.genai_conversations").result_rows[0][0] > 0
+
+
+def test_totals_with_an_earlier_root_column_are_made_again_from_the_spans():
+    """Before 2026-12-08 the totals' `root` was an argMin state. A collector of this release drops
+    such totals (table and view) and refills them from the stored spans; the views then read the
+    new column, and spans inserted afterwards arrive through the new view."""
+    from collector.storage import session_views
+
+    store, _ = seed_data.shared_store()
+    db = "totals_root_upgrade_t"
+    options = SchemaOptions(database=db)
+    for statement in schema_statements(options) + logs_statements(options):
+        store.command(statement)
+    earlier_root = "argMinState((toString(SpanName), toString(ServiceName)), Timestamp)"
+    store.command(genai_views.totals_table_statement(options).replace(
+        "root SimpleAggregateFunction(min, Tuple(DateTime64(9), String, String))",
+        "root AggregateFunction(argMin, Tuple(String, String), DateTime64(9))"))
+    store.command(genai_views.totals_view_statement(options).replace(genai_views._ROOT_EXPR, earlier_root))
+    half = "cityHash64(SpanId) % 2 = 0"
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE {half}")
+
+    def root_type() -> str:
+        return store.query(f"SELECT type FROM system.columns WHERE database = '{db}' AND table = 'genai_trace_totals' "
+                           "AND name = 'root'").result_rows[0][0]
+
+    assert root_type().startswith("AggregateFunction(argMin")
+    genai_views.create(store, options)  # what a collector of this release runs at start
+    session_views.create(store, options)
+    assert root_type().startswith("SimpleAggregateFunction(min")
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE NOT {half}")
+    genai_views.create(store, options)  # a restart neither refills nor duplicates
+
+    truth = store.query(f"""
+        SELECT TraceId, count(), tupleElement(min((Timestamp, toString(SpanName), toString(ServiceName))), 2)
+        FROM {db}.otel_traces GROUP BY TraceId ORDER BY TraceId""").result_rows
+    seen = store.query(f"SELECT TraceId, spans, root_span FROM {db}.genai_session_traces ORDER BY TraceId").result_rows
+    assert len(seen) == len(truth) > 100 and seen == truth

@@ -211,8 +211,8 @@ SELECT
     min(first_ts) AS start,
     max(last_ts) AS end,
     dateDiff('millisecond', start, end) AS duration_ms,
-    tupleElement(argMinMerge(root), 1) AS root_span,
-    tupleElement(argMinMerge(root), 2) AS service,
+    tupleElement(min(root), 2) AS root_span,
+    tupleElement(min(root), 3) AS service,
     max(tenant) AS tenant,
     max(trace_engagement) AS engagement,
     max(trace_flow) AS flow,
@@ -239,8 +239,8 @@ SELECT
     min(Timestamp) AS start,
     max(Timestamp + toIntervalNanosecond(Duration)) AS end,
     dateDiff('millisecond', start, end) AS duration_ms,
-    argMin(toString(SpanName), Timestamp) AS root_span,
-    argMin(toString(ServiceName), Timestamp) AS service,
+    tupleElement({root}, 2) AS root_span,
+    tupleElement({root}, 3) AS service,
     anyIf({tenant}, {tenant} != '') AS tenant,
     anyIf(SpanAttributes['{engagement}'], SpanAttributes['{engagement}'] != '') AS engagement,
     anyIf(SpanAttributes['{flow}'], SpanAttributes['{flow}'] != '') AS flow,
@@ -281,7 +281,7 @@ SELECT
     min(Timestamp) AS first_ts,
     max(Timestamp) AS last_start,
     max(Timestamp + toIntervalNanosecond(Duration)) AS last_ts,
-    argMinState((toString(SpanName), toString(ServiceName)), Timestamp) AS root,
+    {root} AS root,
     toUInt64(count()) AS span_count,
     toUInt64(countIf({is_call})) AS call_count,
     toUInt64(countIf(StatusCode = 'Error')) AS error_count,
@@ -481,6 +481,11 @@ def names(options: SchemaOptions) -> dict[str, str]:
     }
 
 
+# A trace's root, as the earliest span's (start, name, service): the totals' `root` column, and
+# what the span branch of `genai_traces` computes (one rule, ties broken by name alike).
+_ROOT_EXPR = "min((Timestamp, toString(SpanName), toString(ServiceName)))"
+
+
 def _fields(options: SchemaOptions) -> dict[str, str]:
     db, table = quote_ident(options.database), quote_ident(options.traces_table_name)
     cluster = f"ON CLUSTER {quote_ident(options.cluster_name)}" if options.cluster_name else ""
@@ -506,6 +511,7 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         error_type=ERROR_TYPE_EXPR,
         estimated=_IS_ESTIMATED,
         containers=_CONTAINERS_SQL,
+        root=_ROOT_EXPR,
         input=_u(semconv.GEN_AI_USAGE_INPUT_TOKENS),
         output=_u(semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
         cache_read=_u(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
@@ -632,6 +638,8 @@ def create(store, options: SchemaOptions) -> None:
     if calls_engine == "View":  # an earlier release's view; the table takes its name
         fields = _fields(options)
         store.command(f"DROP VIEW IF EXISTS {fields['db']}.{quote_ident(names(options)['calls'])} {fields['cluster']}")
+    if _totals_of_an_earlier_release(store, options):
+        _drop_totals(store, options)  # refilled from the stored spans below, as for a store without them
     fill_totals = engine_of(store, options, names(options)["totals_local"]) is None
     calls_view, totals_view = calls_view_statement(options), totals_view_statement(options)
     for statement in statements(options):
@@ -653,6 +661,23 @@ def create(store, options: SchemaOptions) -> None:
     current = [*DAILY_ADDED_COLUMNS, *(f"'{op}'" for op in semconv.USAGE_OPERATIONS)]
     if existing_view is not None and not all(text in existing_view for text in current):
         store.command(modify_view_statement(options))
+
+
+def _totals_of_an_earlier_release(store, options: SchemaOptions) -> bool:
+    """Before 2026-12-08 the totals' `root` was an argMin state (four times slower to merge)."""
+    query = ("SELECT type FROM system.columns WHERE database = {db:String} AND table = {table:String} "
+             "AND name = 'root'")
+    client = getattr(store, "client", store)
+    rows = client.query(query, parameters={"db": options.database, "table": names(options)["totals_local"]}).result_rows
+    return bool(rows) and rows[0][0].startswith("AggregateFunction(argMin")
+
+
+def _drop_totals(store, options: SchemaOptions) -> None:
+    """The totals' view and tables (the Distributed one on a cluster), to be made again."""
+    fields, n = _fields(options), names(options)
+    store.command(f"DROP VIEW IF EXISTS {fields['db']}.genai_trace_totals_mv {fields['cluster']}")
+    for table in dict.fromkeys((n["totals"], n["totals_local"])):
+        store.command(f"DROP TABLE IF EXISTS {fields['db']}.{quote_ident(table)} {fields['cluster']} SYNC")
 
 
 def backfill(store, options: SchemaOptions, table: str, select) -> None:
