@@ -63,17 +63,23 @@ def test_an_earlier_calls_view_becomes_a_table_filled_from_the_stored_spans():
     assert calls() == everything  # a restart neither refills nor duplicates
 
 
+def _empty_store(db: str):
+    """The shared store (its `otel` database holds the seeded spans) and database `db` with the
+    contrib tables only, as a release before the derived tables made them."""
+    store, _ = seed_data.shared_store()
+    options = SchemaOptions(database=db)
+    for statement in schema_statements(options) + logs_statements(options):
+        store.command(statement)
+    return store, db, options
+
+
 def test_the_per_trace_totals_are_filled_from_a_store_made_before_them():
     """A store made before `genai_trace_totals` gets them from its stored spans when a collector of
     this release starts; spans inserted afterwards (more spans of the same traces too) reach them
     through the view; `genai_session_traces` answers what the spans say."""
     from collector.storage import session_views
 
-    store, _ = seed_data.shared_store()
-    db = "totals_upgrade_t"
-    options = SchemaOptions(database=db)
-    for statement in schema_statements(options) + logs_statements(options):
-        store.command(statement)
+    store, db, options = _empty_store("totals_upgrade_t")
     # half of every trace's spans now, the other half after the upgrade
     half = "cityHash64(SpanId) % 2 = 0"
     store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE {half}")
@@ -100,11 +106,7 @@ def test_totals_with_an_earlier_root_column_are_made_again_from_the_spans():
     new column, and spans inserted afterwards arrive through the new view."""
     from collector.storage import session_views
 
-    store, _ = seed_data.shared_store()
-    db = "totals_root_upgrade_t"
-    options = SchemaOptions(database=db)
-    for statement in schema_statements(options) + logs_statements(options):
-        store.command(statement)
+    store, db, options = _empty_store("totals_root_upgrade_t")
     earlier_root = "argMinState((toString(SpanName), toString(ServiceName)), Timestamp)"
     store.command(genai_views.totals_table_statement(options).replace(
         "root SimpleAggregateFunction(min, Tuple(DateTime64(9), String, String))",
