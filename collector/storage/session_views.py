@@ -155,14 +155,20 @@ LEFT JOIN
 SETTINGS join_use_nulls = 1
 """
 
+# The turns are numbered over three narrow columns and joined back: a window over every column
+# (scores, agents, models) sorted the whole rows of every conversation, 0.8-1.2 s for one
+# conversation on 10M spans against 0.3 s this way. Joined on the conversation too, so a filter on
+# it reaches both sides.
 _CONVERSATION_TRACES_VIEW = """
 CREATE OR REPLACE VIEW {db}.genai_conversation_traces {cluster} AS
-SELECT
-    conversation_id,
-    row_number() OVER (PARTITION BY conversation_id ORDER BY start, TraceId) AS turn,
-    * EXCEPT (conversation_id)
-FROM {db}.genai_session_traces
-WHERE conversation_id != ''
+SELECT conversation_id, n.turn AS turn, t.* EXCEPT (conversation_id)
+FROM {db}.genai_session_traces AS t
+INNER JOIN
+(
+    SELECT TraceId, conversation_id, row_number() OVER (PARTITION BY conversation_id ORDER BY start, TraceId) AS turn
+    FROM {db}.genai_session_traces
+    WHERE conversation_id != ''
+) AS n USING (TraceId, conversation_id)
 """
 
 _CONVERSATIONS_VIEW = """
