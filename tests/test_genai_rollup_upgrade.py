@@ -101,7 +101,7 @@ def test_the_per_trace_totals_are_filled_from_a_store_made_before_them():
 
 
 def test_totals_with_an_earlier_root_column_are_made_again_from_the_spans():
-    """Before 2026-12-08 the totals' `root` was an argMin state. A collector of this release drops
+    """An earlier release kept the totals' `root` as an argMin state. A collector of this release drops
     such totals (table and view) and refills them from the stored spans; the views then read the
     new column, and spans inserted afterwards arrive through the new view."""
     from collector.storage import session_views
