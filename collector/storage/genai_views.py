@@ -664,7 +664,8 @@ def create(store, options: SchemaOptions) -> None:
 
 
 def _totals_of_an_earlier_release(store, options: SchemaOptions) -> bool:
-    """An earlier release (up to 2026-12-07) kept the totals' `root` as an argMin state (four times slower to merge)."""
+    """An earlier release (up to 2026-12-07) kept the totals' `root` as an argMin state (four times
+    slower to merge)."""
     query = ("SELECT type FROM system.columns WHERE database = {db:String} AND table = {table:String} "
              "AND name = 'root'")
     client = getattr(store, "client", store)
