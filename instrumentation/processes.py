@@ -39,7 +39,10 @@ from instrumentation.safety import guarded
 
 FLUSH_TIMEOUT_S = 5.0
 
-_state = {"installed": False, "provider": None, "exiting": False, "terminate_later": False, "terminate_now": False}
+# Where a process is in its exit: running its exit handlers; a SIGTERM's deferred delivery started;
+# that delivery due (``_on_sigterm``).
+_NOT_EXITING = {"exiting": False, "terminate_later": False, "terminate_now": False}
+_state = {"installed": False, "provider": None, **_NOT_EXITING}
 
 
 def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
@@ -263,7 +266,7 @@ def install(provider) -> None:
     # the spans of streams still open are ended while the exporters still run.
     atexit.register(_on_exit)
     # A child forked while this process was leaving is not leaving (and has no timer thread).
-    os.register_at_fork(after_in_child=lambda: _state.update(exiting=False, terminate_later=False, terminate_now=False))
+    os.register_at_fork(after_in_child=lambda: _state.update(_NOT_EXITING))
     with guarded("processes.os_exit"):
         _wrap_os_exit()
     with guarded("processes.multiprocessing"):
