@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import httpx
-
 from collector.component import ComponentId
 from collector.config import CollectorConfig, load_config
 from collector.confighelpers import local_url
@@ -67,6 +65,8 @@ class QueryClient:
 
     def query(self, sql: str, parameters: dict | None = None) -> QueryResult:
         if self._endpoint and self._store is None:
+            import httpx  # here: a CLI reading the store itself does not pay for it (~0.2 s)
+
             try:
                 response = httpx.post(self._endpoint, json={"sql": sql, "parameters": parameters},
                                       headers=self._headers(), timeout=120)

@@ -136,6 +136,42 @@ def test_trace_and_subtree_costs_roll_up_without_double_counting(seeded):
                                       "FROM otel.genai_calls GROUP BY agent)"), total, rel_tol=1e-6, abs_tol=1e-6)
 
 
+def test_each_subtree_row_equals_a_walk_over_the_spans(seeded):
+    """Every container's row (calls, cost, tokens, unpriced calls, errors, its own name, agent,
+    tenant), against the calls beneath it found by walking the seeded spans: calls wrapped in a
+    delegated span count for the containers above the wrapper, a nested reviewer's for both agents."""
+    store, truth = seeded
+    window = "from_ts = now() - INTERVAL 60 DAY, to_ts = now() + INTERVAL 1 DAY"
+    names = {"invoke_agent": "gen_ai.agent.name", "task": "gen_ai.task.name", "invoke_workflow": "gen_ai.workflow.name"}
+    expected: dict[tuple[str, str], dict] = {}
+    for trace in truth.by_trace().values():
+        by_id = {s.span_id: s for s in trace}
+        for call in (s for s in trace if s.is_call):
+            for anc in _ancestors(by_id, call):
+                if anc.op not in names:
+                    continue
+                row = expected.setdefault((anc.trace_id, anc.span_id), dict(
+                    kind=anc.op, name=anc.attrs[names[anc.op]], agent=anc.attrs.get("gen_ai.agent.name", ""),
+                    tenant=anc.attrs["tenant.id"], calls=0, cost_usd=0.0, input_tokens=0, output_tokens=0,
+                    unpriced_calls=0, errors=0))
+                row["calls"] += 1
+                row["cost_usd"] += call.attrs.get("gen_ai.usage.cost_usd", 0)
+                row["input_tokens"] += call.attrs.get("gen_ai.usage.input_tokens", 0)
+                row["output_tokens"] += call.attrs.get("gen_ai.usage.output_tokens", 0)
+                row["unpriced_calls"] += call.attrs.get("gen_ai.usage.cost.status") == "unpriced"
+                row["errors"] += call.error
+    got = {(r.pop("TraceId"), r.pop("SpanId")): r for r in q(store, f"""
+        SELECT TraceId, SpanId, kind, name, agent, tenant, calls, cost_usd, input_tokens, output_tokens,
+               unpriced_calls, errors
+        FROM otel.genai_subtree_costs({window})""")}
+    assert got.keys() == expected.keys()
+    assert any(r["errors"] for r in expected.values()) and any(r["unpriced_calls"] for r in expected.values())
+    for key, want in expected.items():
+        row = got[key]
+        assert math.isclose(row.pop("cost_usd"), want.pop("cost_usd"), rel_tol=1e-6, abs_tol=1e-9), key
+        assert row == want, key
+
+
 def test_daily_rollup_equals_the_raw_spans(seeded):
     store, _ = seeded
     raw = q(store, """SELECT toDate(Timestamp) AS day, tenant, agent, provider, model, count() AS calls,

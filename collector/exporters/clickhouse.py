@@ -64,10 +64,8 @@ import os
 import threading
 import uuid
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from collector.child_process import detach_from_parent_signals
@@ -75,10 +73,14 @@ from collector.component import ComponentId, Factory, Host, Kind, StrictConfig
 from collector.confighelpers import Duration
 from collector.exporterhelper import ExportRequest, ExporterSettings, QueuedRetryExporter
 from collector.storage.client import ClickHouseStore, acquire_store, parse_endpoint, release_store
-from collector.storage.columns import arrow_from_ipc, payloads_to_arrow, payloads_to_arrow_ipc, warm_up
 from collector.exporters.clickhouse_logs import create_logs
 from collector.storage import schema, session_views
 from collector.storage.schema import SchemaOptions
+
+# pyarrow (and `collector.storage.columns`, which needs it) is imported where a batch is converted:
+# the CLI loads this module for the exporter's config alone, and pyarrow's import is ~0.3 s of it.
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class TableEngine(StrictConfig):
@@ -249,6 +251,8 @@ class ClickHouseExporter:
             self._pool, ready = _start_pool(self.config.convert_workers)  # workers import while we go on
         # pyarrow imports pandas on its first array (seconds): pay it in the background so the
         # collector starts listening at once; a batch arriving meanwhile waits on the import lock.
+        from collector.storage.columns import warm_up
+
         threading.Thread(target=warm_up, name="arrow-warm-up", daemon=True).start()
         for future in ready:
             future.result(timeout=120)
@@ -270,6 +274,8 @@ class ClickHouseExporter:
         exporterhelper stops waiting for a push after `timeout` and retries it; the insert it gave
         up on may still complete (an embedded insert cannot be interrupted). The retry carries the
         same insert_deduplication_token, so ClickHouse keeps the block once either way."""
+        from collector.storage.columns import payloads_to_arrow
+
         payloads = list(request.payloads)
         table = payloads_to_arrow(payloads) if self._pool is None else self._convert_in_pool(payloads)
         if request.replayed and table.num_rows:
@@ -285,6 +291,9 @@ class ClickHouseExporter:
         gone, and a replay carrying that token would be dropped as a duplicate. So a batch replayed
         after a crash is checked against the table row by row, and what is missing is inserted
         with a token of its own (`_insert`). Only replays pay this: a few queries per batch."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         stored: set[str] = set()
         low, high = pc.min_max(table["Timestamp"]).values()
         trace_ids = pc.unique(table["TraceId"]).to_pylist()
@@ -305,6 +314,10 @@ class ClickHouseExporter:
 
     def _convert_in_pool(self, payloads: list[bytes]) -> pa.Table:
         """With several workers, consecutive runs of the payloads in parallel, concatenated in order."""
+        import pyarrow as pa
+
+        from collector.storage.columns import arrow_from_ipc, payloads_to_arrow_ipc
+
         parts = _split(payloads, self.config.convert_workers)
         try:
             futures = [self._pool.submit(payloads_to_arrow_ipc, part) for part in parts]
@@ -340,6 +353,8 @@ class ClickHouseExporter:
 def _worker_init(parent_pid: int) -> None:
     # The collector shuts the pool down; after a kill -9 of the collector a worker would wait for
     # work forever (it holds its own queue's write end, so it never sees EOF).
+    from collector.storage.columns import warm_up
+
     detach_from_parent_signals(parent_pid)
     warm_up()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collector.component import ComponentId, Host, signal_id
 from collector.exporterhelper import ExportRequest, QueuedRetryExporter
-from collector.storage import log_columns, schema, session_views
+from collector.storage import schema, session_views
 from collector.storage.client import ClickHouseStore, parse_endpoint, release_store
 
 
@@ -40,6 +40,8 @@ class ClickHouseLogsExporter:
             session_views.create(self.store, options)
 
     def push(self, request: ExportRequest) -> None:
+        from collector.storage import log_columns  # pyarrow: imported once a batch comes (see clickhouse.py)
+
         table = log_columns.payloads_to_arrow(list(request.payloads))
         if not table.num_rows:
             return

@@ -296,64 +296,91 @@ FROM {db}.{totals_source}{totals_filter}
 GROUP BY TraceId
 """
 
-# Per agent / task / workflow span: the inference calls beneath it. Each call walks up its
-# ancestors (span id -> parent id map of its trace) and counts once for every container on the
-# way. The walk takes as many steps as the trace has spans (no deeper path exists), at most 64:
-# a fixed 64 steps for every call was half the view's time (10M-span bench: 5.4 s -> 2.7 s).
+# Per agent / task / workflow span: the inference calls beneath it. Per trace: the spans' tree as
+# positions (`up`: each span's parent's position), the containers, and the calls summed per parent
+# span from the calls table (typed columns: the spans' maps are read only for the tree and the
+# containers). Each parent walks up its ancestors and lists the containers on the way; a container
+# sums the parents that list it. Span ids are compared as their 64-bit hashes (one number, where
+# the walk over strings spent most of its time comparing them). The walk takes as many steps as
+# the trace has spans (no deeper path exists), at most 64. The same answers as walking every call
+# over maps of span ids; 10M-span bench: 5.6-6.2 s -> 1.6-1.8 s on the same machine.
 _SUBTREE_VIEW = """
 CREATE OR REPLACE VIEW {db}.genai_subtree_costs {cluster} AS
 SELECT
     TraceId,
-    container AS SpanId,
-    m_kind[container] AS kind,
-    m_name[container] AS name,
-    m_agent[container] AS agent,
-    m_tenant[container] AS tenant,
-    m_flow[container] AS flow,
-    m_start[container] AS start,
-    count() AS calls,
-    sum(call.2) AS cost_usd,
-    sum(call.3) AS input_tokens,
-    sum(call.4) AS output_tokens,
-    sum(call.3 + call.4) AS total_tokens,
-    countIf(call.5 = 'unpriced') AS unpriced_calls,
-    countIf(call.6) AS errors
+    c_span_ids[c] AS SpanId,
+    c_kind[c] AS kind,
+    c_name[c] AS name,
+    c_agent[c] AS agent,
+    c_tenant[c] AS tenant,
+    c_flow[c] AS flow,
+    c_start[c] AS start,
+    arraySum(arrayMap(p -> p.2, below)) AS calls,
+    arraySum(arrayMap(p -> p.3, below)) AS cost_usd,
+    arraySum(arrayMap(p -> p.4, below)) AS input_tokens,
+    arraySum(arrayMap(p -> p.5, below)) AS output_tokens,
+    input_tokens + output_tokens AS total_tokens,
+    arraySum(arrayMap(p -> p.6, below)) AS unpriced_calls,
+    arraySum(arrayMap(p -> p.7, below)) AS errors
 FROM
 (
     SELECT
-        TraceId,
-        mapFromArrays(groupArray(SpanId), groupArray(ParentSpanId)) AS m_parent,
-        groupArrayIf(SpanId, is_container) AS c_ids,
-        mapFromArrays(c_ids, groupArrayIf(op, is_container)) AS m_kind,
-        mapFromArrays(c_ids, groupArrayIf(container_name, is_container)) AS m_name,
-        mapFromArrays(c_ids, groupArrayIf(SpanAttributes['gen_ai.agent.name'], is_container)) AS m_agent,
-        mapFromArrays(c_ids, groupArrayIf({tenant}, is_container)) AS m_tenant,
-        mapFromArrays(c_ids, groupArrayIf(SpanAttributes['{flow}'], is_container)) AS m_flow,
-        mapFromArrays(c_ids, groupArrayIf(Timestamp, is_container)) AS m_start,
-        groupArrayIf(
-            (ParentSpanId, toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {input}, {output},
-             {cost_status}, StatusCode = 'Error'),
-            {is_call}) AS call_list
+        *,
+        arrayMap(p -> arrayFold((acc, i) -> if(acc.1 = 0, acc,
+                                               (up[acc.1], if(c_pos[acc.1] > 0, arrayPushBack(acc.2, c_pos[acc.1]), acc.2))),
+                                range(least(64, length(ids))), (indexOf(ids, p.1), CAST([], 'Array(UInt64)'))).2,
+                 parents) AS chains,
+        arrayMap(c -> arrayFilter((p, chain) -> has(chain, c), parents, chains), arrayEnumerate(c_ids)) AS below_each
     FROM
     (
-        SELECT TraceId, SpanId, ParentSpanId, SpanAttributes, ResourceAttributes, StatusCode, Timestamp,
-               SpanAttributes['gen_ai.operation.name'] AS op,
-               op IN ({containers}) AS is_container,
-               multiIf(op IN ('invoke_agent', 'plan'), SpanAttributes['gen_ai.agent.name'],
-                       op = 'task', SpanAttributes['gen_ai.task.name'],
-                       op = 'invoke_workflow', SpanAttributes['gen_ai.workflow.name'], '') AS container_name
-        FROM {db}.{source}
-        WHERE Timestamp >= {{from_ts:DateTime64(9)}} AND Timestamp < {{to_ts:DateTime64(9)}}
-    )
-    GROUP BY TraceId
-    HAVING notEmpty(call_list) AND notEmpty(c_ids)
+        SELECT
+            TraceId,
+            groupArray(cityHash64(SpanId)) AS ids,
+            arrayMap(p -> indexOf(ids, p), groupArray(cityHash64(ParentSpanId))) AS up,
+            groupArrayIf(cityHash64(SpanId), is_container) AS c_ids,
+            arrayMap(id -> indexOf(c_ids, id), ids) AS c_pos,
+            groupArrayIf(SpanId, is_container) AS c_span_ids,
+            groupArrayIf(op, is_container) AS c_kind,
+            groupArrayIf(container_name, is_container) AS c_name,
+            groupArrayIf(container_agent, is_container) AS c_agent,
+            groupArrayIf(container_tenant, is_container) AS c_tenant,
+            groupArrayIf(container_flow, is_container) AS c_flow,
+            groupArrayIf(Timestamp, is_container) AS c_start
+        FROM
+        (
+            -- if(is_container, ...): only a container's map values are looked up
+            SELECT TraceId, SpanId, ParentSpanId, Timestamp,
+                   SpanAttributes['gen_ai.operation.name'] AS op,
+                   op IN ({containers}) AS is_container,
+                   multiIf(op IN ('invoke_agent', 'plan'), SpanAttributes['gen_ai.agent.name'],
+                           op = 'task', SpanAttributes['gen_ai.task.name'],
+                           op = 'invoke_workflow', SpanAttributes['gen_ai.workflow.name'], '') AS container_name,
+                   if(is_container, SpanAttributes['gen_ai.agent.name'], '') AS container_agent,
+                   if(is_container, {tenant}, '') AS container_tenant,
+                   if(is_container, SpanAttributes['{flow}'], '') AS container_flow
+            FROM {db}.{source}
+            WHERE Timestamp >= {{from_ts:DateTime64(9)}} AND Timestamp < {{to_ts:DateTime64(9)}}
+        )
+        GROUP BY TraceId
+        HAVING notEmpty(c_ids)
+    ) AS tree
+    INNER JOIN
+    (
+        SELECT TraceId, groupArray((parent, calls, cost, input, output, unpriced, errors)) AS parents
+        FROM
+        (
+            SELECT TraceId, cityHash64(ParentSpanId) AS parent, count() AS calls, sum(ifNull(cost_usd, 0)) AS cost,
+                   sum(input_tokens) AS input, sum(output_tokens) AS output,
+                   countIf(cost_status = 'unpriced') AS unpriced, countIf(is_error) AS errors
+            FROM {db}.{calls}
+            WHERE Timestamp >= {{from_ts:DateTime64(9)}} AND Timestamp < {{to_ts:DateTime64(9)}}
+            GROUP BY TraceId, parent
+        )
+        GROUP BY TraceId
+    ) AS called USING (TraceId)
 )
-ARRAY JOIN call_list AS call
-ARRAY JOIN
-    arrayFold((acc, i) -> if(acc.1 = '', acc,
-                             (m_parent[acc.1], if(mapContains(m_kind, acc.1), arrayPushBack(acc.2, acc.1), acc.2))),
-              range(least(64, length(m_parent))), (call.1, CAST([], 'Array(String)'))).2 AS container
-GROUP BY TraceId, container, kind, name, agent, tenant, flow, start
+ARRAY JOIN arrayEnumerate(c_ids) AS c, below_each AS below
+WHERE notEmpty(below)
 """
 
 # Set by the instrumentation when LiteLLM estimated the tokens (the provider reported no usage).
@@ -496,6 +523,7 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         cluster=cluster,
         source=quote_ident(n["source"]),
         daily_local=quote_ident(n["daily_local"]),
+        calls=quote_ident(n["calls"]),
         calls_local=quote_ident(n["calls_local"]),
         totals=quote_ident(n["totals"]),
         totals_local=quote_ident(n["totals_local"]),
