@@ -43,7 +43,7 @@ from collector.pdata import GenAISpan, Traces
 from semconv.genai_mapping import (
     GEN_AI_OPERATION_NAME,
     is_settled_operation,
-    normalize_attributes,
+    normalize_changes,
     reads_only_operation,
 )
 from semconv import ERROR_TYPE, ERROR_TYPE_OTHER, EXCEPTION_SPAN_EVENT, EXCEPTION_TYPE
@@ -60,13 +60,6 @@ class GenAINormalizerConfig(StrictConfig):
 def _settled(attributes: dict[str, Any]) -> bool:
     """True if the span normalises to itself: its one mapped key is a settled operation name."""
     return reads_only_operation(attributes) and is_settled_operation(attributes[GEN_AI_OPERATION_NAME])
-
-
-def changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """(attributes to set, keys to remove) that turn `before` into `after`."""
-    to_set = {key: value for key, value in after.items()
-              if key not in before or before[key] != value or type(before[key]) is not type(value)}
-    return to_set, [key for key in before if key not in after]
 
 
 _STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
@@ -86,8 +79,7 @@ def normalize_traces(traces: Traces, drop_originals: bool = False) -> None:
     for row in rows:
         if not _settled(row.attributes):
             try:
-                to_set, remove = changes(row.attributes, normalize_attributes(row.attributes, row.name,
-                                                                              drop_originals=drop_originals))
+                to_set, remove = normalize_changes(row.attributes, row.name, drop_originals=drop_originals)
                 if to_set or remove:
                     traces.patch(row, to_set, remove)
             except Exception as exc:  # noqa: BLE001 - one span's odd attributes must not fail the batch

@@ -18,7 +18,8 @@ Dialects understood (read, never emitted):
 
 Public API (stable):
 
-* `normalize_attributes(attributes, span_name=None, drop_originals=False) -> dict`
+* `normalize_attributes(attributes, span_name=None, drop_originals=False) -> dict`, and
+  `normalize_changes(...)`, the same as (attributes to set, keys to remove)
 * `detect_provider(attributes) -> str | None` and `detect_provider_with_source(attributes)`
 * `operation_name(attributes, span_name=None) -> str | None`
 * `is_genai_candidate(keys) -> bool` - cheap prefix test for the hot path
@@ -36,6 +37,7 @@ from typing import Any, Iterable, Mapping
 
 __all__ = [
     "normalize_attributes",
+    "normalize_changes",
     "detect_provider",
     "detect_provider_with_source",
     "operation_name",
@@ -557,19 +559,44 @@ def normalize_attributes(
     Values already in semconv names win over dialect spellings. Token counts become ints.
     With `drop_originals`, dialect keys that were mapped are removed.
     """
+    return _normalized(attributes, span_name, drop_originals)[0]
+
+
+def normalize_changes(
+    attributes: Mapping[str, Any], span_name: str | None = None, drop_originals: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """What `normalize_attributes` changes, as (attributes to set, keys to remove): only the keys
+    it wrote are compared, not every attribute of the span."""
+    out, touched = _normalized(attributes, span_name, drop_originals)
+    to_set = {}
+    for key in touched:
+        if key in out:
+            value = out[key]
+            if key not in attributes or attributes[key] != value or type(attributes[key]) is not type(value):
+                to_set[key] = value
+    return to_set, [key for key in touched if key not in out and key in attributes]
+
+
+def _normalized(
+    attributes: Mapping[str, Any], span_name: str | None, drop_originals: bool
+) -> tuple[dict[str, Any], set[str]]:
+    """`normalize_attributes`' dict, and the keys it set or removed (some perhaps to the same value)."""
     out: dict[str, Any] = dict(attributes)
+    touched: set[str] = set()
     if not is_genai_candidate(out):
-        return out
+        return out, touched
 
     op = operation_name(attributes, span_name)
     if op is not None:
         out[GEN_AI_OPERATION_NAME] = op
+        touched.add(GEN_AI_OPERATION_NAME)
     if _as_str(attributes.get(GEN_AI_CONVERSATION_ID)) is None:
         # Conditionally required when available: another dialect's session id is that conversation.
         _, conversation = _first(attributes, CONVERSATION_ID_ALIASES)
         conversation = _as_str(conversation)
         if conversation is not None:
             out[GEN_AI_CONVERSATION_ID] = conversation
+            touched.add(GEN_AI_CONVERSATION_ID)
 
     # The alias tables' targets of which the span has any key at all (a few of them): the others
     # would only be looked up to find nothing.
@@ -581,6 +608,7 @@ def normalize_attributes(
         text = _as_str(value)
         if text is not None:
             out[target] = text
+            touched.add(target)
 
     tokens: dict[str, int] = {}
     for target, keys, key_set in _TOKEN_ALIAS_SETS:
@@ -616,6 +644,7 @@ def normalize_attributes(
     if outp is not None and reasoning > outp:
         tokens[GEN_AI_USAGE_OUTPUT_TOKENS] = outp + reasoning
     out.update(tokens)
+    touched.update(tokens)
 
     if op in INFERENCE_OPERATIONS or tokens or GEN_AI_REQUEST_MODEL in out:
         known = normalize_provider(out.get(GEN_AI_PROVIDER_NAME))
@@ -628,11 +657,13 @@ def normalize_attributes(
         elif normalize_provider(out.get(GEN_AI_PROVIDER_NAME)) is None:
             out.pop(GEN_AI_PROVIDER_NAME, None)  # "unknown"/"" is not a provider; say so below
         out[GEN_AI_PROVIDER_DETECTION] = how
+        touched.update((GEN_AI_PROVIDER_NAME, GEN_AI_PROVIDER_DETECTION))
 
     if drop_originals:
-        for key in _DROPPABLE:
-            out.pop(key, None)
-    return out
+        for key in _DROPPABLE.intersection(out):
+            del out[key]
+            touched.add(key)
+    return out, touched
 
 
 # --- message content ----------------------------------------------------------------------------

@@ -87,6 +87,29 @@ def test_normalizer_read_keys_cover_every_lookup():
         assert attrs.looked_up <= gm.NORMALIZER_READ_KEYS, attrs.looked_up - gm.NORMALIZER_READ_KEYS
 
 
+def test_normalize_changes_rebuild_normalize_attributes():
+    """The processor's diff (`normalize_changes`, which compares only the keys the normaliser wrote)
+    turns a span's attributes into exactly `normalize_attributes`' dict, value types included."""
+    rng = random.Random(11)
+    changed = 0
+    for _ in range(3000):
+        attrs = {rng.choice(KEYS): _random_value(rng) for _ in range(rng.randint(1, 10))}
+        name, drop = rng.choice(["chat x", "", "openai.embeddings"]), rng.random() < 0.5
+        try:
+            want = gm.normalize_attributes(attrs, name, drop_originals=drop)
+        except TypeError:  # an unhashable operation name: the processor marks such a span instead
+            with pytest.raises(TypeError):
+                gm.normalize_changes(attrs, name, drop_originals=drop)
+            continue
+        to_set, remove = gm.normalize_changes(attrs, name, drop_originals=drop)
+        rebuilt = {k: v for k, v in attrs.items() if k not in remove}
+        rebuilt.update(to_set)
+        assert rebuilt == want and all(type(rebuilt[k]) is type(want[k]) for k in want)
+        assert not (to_set.keys() & remove)
+        changed += bool(to_set or remove)
+    assert changed > 1000
+
+
 def test_settled_operation_spans_normalise_to_themselves():
     rng = random.Random(5)
     checked = 0
