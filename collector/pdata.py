@@ -28,7 +28,7 @@ import base64
 import binascii
 import decimal
 import json
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -41,6 +41,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from collector import native
 from collector.errors import PermanentError
+from semconv import EXCEPTION_SPAN_EVENT, EXCEPTION_TYPE
 from semconv.genai_mapping import GENAI_KEY_PREFIXES
 
 __all__ = [
@@ -66,17 +67,21 @@ class GenAISpan:
     equal to the span's attributes as a dict."""
 
     __slots__ = ("index", "name", "trace_id", "span_id", "parent_span_id", "status_code", "start_time_unix_nano",
-                 "end_time_unix_nano", "attributes", "resource", "normalized")
+                 "end_time_unix_nano", "attributes", "resource", "status_message", "exception_types", "normalized")
 
     def __init__(self, index: int, name: str, trace_id: bytes, span_id: bytes, parent_span_id: bytes,
                  status_code: int, start_time_unix_nano: int, end_time_unix_nano: int, attributes: dict[str, Any],
-                 resource: dict[str, Any]):
+                 resource: dict[str, Any], status_message: str = "", exception_types: Sequence[str] | None = None):
         self.index = index  # in `Traces.spans()` order
         self.name, self.trace_id, self.span_id, self.parent_span_id = name, trace_id, span_id, parent_span_id
         self.status_code = status_code
         self.start_time_unix_nano, self.end_time_unix_nano = start_time_unix_nano, end_time_unix_nano
         self.attributes = attributes  # `attributes_to_dict(span.attributes)`: the last duplicate key wins
         self.resource = resource  # its resource's attributes, shared by the rows of one resource: read only
+        # A failed span's status description and the `exception.type` values of its exception
+        # events, last event first ("" and () for a span that did not fail): its error type.
+        self.status_message = status_message
+        self.exception_types = exception_types or ()
         # Set by `genai_normalizer` once `attributes` are in current semconv, so `genai_cost` does
         # not normalise them a second time.
         self.normalized = False
@@ -256,7 +261,8 @@ class Traces:
         named by `genai_spans`), in order; read natively from the bytes once per batch and shared
         by the processors, whose `patch`es keep the rows up to date."""
         if self._rows is None:
-            rows = self.read_natively(lambda data: native.genai_rows(data, self.genai_spans, GENAI_KEY_PREFIXES, _base64))
+            rows = self.read_natively(lambda data: native.genai_rows(data, self.genai_spans, GENAI_KEY_PREFIXES, _base64,
+                                                                     _EXCEPTION_KEYS))
             self._rows = [GenAISpan(*row) for row in rows]
         return self._rows
 
@@ -315,6 +321,10 @@ def _spans_at(message: ExportTraceServiceRequest, indices: list[int]) -> Iterato
                 index = next(wanted, None)
             if index is None:
                 return
+
+
+# What `genai_rows` reads a failed span's error type from: its exception events' types.
+_EXCEPTION_KEYS = (EXCEPTION_SPAN_EVENT, EXCEPTION_TYPE)
 
 
 def _base64(raw: bytes) -> str:

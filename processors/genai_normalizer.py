@@ -46,7 +46,7 @@ from semconv.genai_mapping import (
     normalize_changes,
     reads_only_operation,
 )
-from semconv import ERROR_TYPE, ERROR_TYPE_OTHER, EXCEPTION_SPAN_EVENT, EXCEPTION_TYPE
+from semconv import ERROR_TYPE, ERROR_TYPE_OTHER
 
 
 NORMALIZATION_ERROR = "gen_ai.normalization.error"
@@ -72,10 +72,8 @@ _HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
 def normalize_traces(traces: Traces, drop_originals: bool = False) -> None:
     """Normalise every GenAI span of a batch; its rows are left normalised (`row.normalized`)."""
     rows = traces.genai_rows()
-    # Failed spans' error types are read first, while the message is as received: read after the
-    # patches below, it would be rewritten once more for the few failed spans.
-    failed = _error_types(traces, [row for row in rows
-                                   if row.status_code == _STATUS_ERROR and not row.attributes.get(ERROR_TYPE)])
+    failed = [(row, error_type(row)) for row in rows
+              if row.status_code == _STATUS_ERROR and not row.attributes.get(ERROR_TYPE)]
     for row in rows:
         if not _settled(row.attributes):
             try:
@@ -91,28 +89,19 @@ def normalize_traces(traces: Traces, drop_originals: bool = False) -> None:
             traces.patch(row, {ERROR_TYPE: kind})
 
 
-def _error_types(traces: Traces, rows: list[GenAISpan]) -> list[tuple[GenAISpan, str]]:
-    """The `error.type` of each of these failed spans. Reads the batch's message (for the spans'
-    events and status descriptions) only when there is such a span: failures are rare."""
-    if not rows:
-        return []
-    spans = traces.spans_to_read_at([row.index for row in rows])
-    return [(row, error_type(span, row.attributes)) for row, span in zip(rows, spans)]
-
-
-def error_type(span: Any, attributes: dict[str, Any]) -> str:
-    """The error.type of a failed span (an OTLP `Span`): its last exception event's type, else the
-    error class leading its status description, else its HTTP status code, else `_OTHER`."""
-    for event in reversed(span.events):
-        if event.name == EXCEPTION_SPAN_EVENT:
-            for kv in event.attributes:
-                if kv.key == EXCEPTION_TYPE and kv.value.string_value.strip():
-                    return kv.value.string_value.strip()[:256]
-    match = _ERROR_CLASS.match(span.status.message)
+def error_type(row: GenAISpan) -> str:
+    """The error.type of a failed span: its last exception event's type, else the error class
+    leading its status description, else its HTTP status code, else `_OTHER`. Read from the row
+    (`genai_rows` reads the events and status of failed spans): parsing the whole batch for them
+    was a twelfth of the collector's Python time."""
+    for kind in row.exception_types:
+        if kind.strip():
+            return kind.strip()[:256]
+    match = _ERROR_CLASS.match(row.status_message)
     if match:
         return match[1]
     for key in _HTTP_STATUS_KEYS:
-        code = attributes.get(key)
+        code = row.attributes.get(key)
         if isinstance(code, int) and not isinstance(code, bool) and code >= 400:
             return str(code)
     return ERROR_TYPE_OTHER

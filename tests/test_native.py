@@ -26,7 +26,7 @@ from collector.storage import columns  # noqa: E402
 from semconv.genai_mapping import GENAI_KEY_PREFIXES  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
-from opentelemetry.proto.trace.v1.trace_pb2 import Span  # noqa: E402
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status  # noqa: E402
 from support.reference_columns import every_value_kind, reference_table, varied_request  # noqa: E402
 
 
@@ -427,7 +427,17 @@ def _same_values(left, right) -> bool:
 
 
 ROW_FIELDS = ("index", "name", "trace_id", "span_id", "parent_span_id", "status_code", "start_time_unix_nano",
-              "end_time_unix_nano")
+              "end_time_unix_nano", "status_message", "exception_types")
+
+
+def _failure(span) -> tuple[str, list[str] | tuple]:
+    """A failed span's status description and its exception events' `exception.type` string
+    values, last event first, as upb reads them ("" and () for a span that did not fail)."""
+    if span.status.code != 2:
+        return "", ()
+    types = [kv.value.string_value for event in reversed(span.events) if event.name == "exception"
+             for kv in event.attributes if kv.key == "exception.type"]
+    return span.status.message, types
 
 
 def python_rows(message: ExportTraceServiceRequest, hint: list[int] | None) -> list[GenAISpan]:
@@ -441,7 +451,7 @@ def python_rows(message: ExportTraceServiceRequest, hint: list[int] | None) -> l
                                                                 for kv in span.attributes):
                     rows.append(GenAISpan(index, span.name, span.trace_id, span.span_id, span.parent_span_id,
                                           span.status.code, span.start_time_unix_nano, span.end_time_unix_nano,
-                                          attributes_to_dict(span.attributes), resource))
+                                          attributes_to_dict(span.attributes), resource, *_failure(span)))
                 index += 1
     return rows
 
@@ -515,6 +525,46 @@ def test_genai_rows_duplicates_and_values_set_twice_merge_like_python():
             key="gen_ai.x").SerializeToString()))))
         [row] = assert_rows_like_python(payload, canonical=True)
         assert row.resource == {"r": 7 if second.HasField("int_value") else [1, 2, 3]}
+
+
+def test_genai_rows_read_a_failed_spans_error_sources_like_python():
+    """A failed span's status description and its exception events' types (last event first, a
+    non-string or missing type as upb reads it); nothing of the kind for a span that did not fail.
+    Status set twice merges; an exception.type value set twice goes to the canonical bytes."""
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for i, code in enumerate([2, 2, 1, 0, 2]):
+        span = spans.add(name=f"s{i}", trace_id=b"\x01" * 16, span_id=bytes([i + 1]) * 8)
+        span.attributes.add(key="gen_ai.operation.name").value.string_value = "chat"
+        span.status.code, span.status.message = code, f"RateLimitError: slow down {i}"
+        if i != 1:
+            span.events.add(name="exception").attributes.add(key="exception.type").value.string_value = "FirstError"
+            event = span.events.add(name="log")
+            event.attributes.add(key="exception.type").value.string_value = "NotAnException"
+            event = span.events.add(name="exception")
+            event.attributes.add(key="exception.message").value.string_value = "m"
+            event.attributes.add(key="exception.type").value.int_value = 7
+            event.attributes.add(key="exception.type").value.string_value = " LastError "
+    rows = assert_rows_like_python(request.SerializeToString())
+    assert rows[0].exception_types == ["", " LastError ", "FirstError"]
+    assert rows[0].status_message == "RateLimitError: slow down 0"
+    assert (tuple(rows[1].exception_types), rows[1].status_message) == ((), "RateLimitError: slow down 1")
+    assert all((row.status_message, row.exception_types) == ("", ()) for row in rows[2:4])
+    # A status field sent twice (protobuf merges them: the later message and code win).
+    status_twice = (_field(15, Status(message="first", code=1).SerializeToString())
+                    + _field(15, Status(message="second", code=2).SerializeToString()))
+    key = KeyValue(key="gen_ai.x").SerializeToString()
+    payload = _field(1, _field(2, _field(2, _field(5, b"s") + _field(9, key) + status_twice)))
+    [row] = assert_rows_like_python(payload)
+    assert (row.status_code, row.status_message) == (2, "second")
+    # An exception.type whose value comes twice: left to the canonical bytes, where upb merged them.
+    type_twice = _field(1, b"exception.type") + _field(2, AnyValue(string_value="A").SerializeToString()) + _field(
+        2, AnyValue(string_value="B").SerializeToString())
+    event = _field(2, b"exception") + _field(3, type_twice)
+    payload = _field(1, _field(2, _field(2, _field(5, b"s") + _field(9, key) + _field(11, event)
+                                         + _field(15, Status(code=2).SerializeToString()))))
+    [row] = assert_rows_like_python(payload, canonical=True)
+    assert row.exception_types == ["B"]
 
 
 def _array(*numbers: int) -> AnyValue:

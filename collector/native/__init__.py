@@ -9,7 +9,7 @@ rendering of nested values, base64 of bytes values, the column order) is passed 
 * `scan(data, max_value_bytes, max_depth, max_name_bytes, min_time_ns, max_time_ns, prefixes)`:
   `(attention, genai, resources_need_check)`, the spans validation and the GenAI processors must
   visit (`collector.receivers.validation`).
-* `genai_rows(data, indices, prefixes, encode_bytes)` and `apply_patches(data, patches)`: the GenAI
+* `genai_rows(data, indices, prefixes, encode_bytes, exception)` and `apply_patches(data, patches)`: the GenAI
   processors' rows and their patches, on the serialized payload (`collector.pdata.Traces`).
 * `arrow_columns(data, render, column_names)`: the Arrow buffers of the named `otel_traces`
   columns, in that order (`collector.storage.columns.payloads_to_arrow`).

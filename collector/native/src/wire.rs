@@ -316,7 +316,17 @@ struct Row<'a> {
     start: u64,
     end: u64,
     status: i32,
+    status_message: &'a [u8],
+    events: Vec<&'a [u8]>,
 }
+
+const SPAN_EVENTS: u32 = 11;
+const SPAN_STATUS: u32 = 15;
+const STATUS_MESSAGE: u32 = 2;
+const STATUS_CODE: u32 = 3;
+const STATUS_CODE_ERROR: i32 = 2;
+const EVENT_NAME: u32 = 2;
+const EVENT_ATTRIBUTES: u32 = 3;
 
 fn read_row<'a>(
     py: Python<'_>,
@@ -325,7 +335,17 @@ fn read_row<'a>(
     strings: &mut Strings<'a>,
     encode_bytes: &Bound<'_, PyAny>,
 ) -> PyResult<Option<Row<'a>>> {
-    let mut row = Row { trace_id: b"", span_id: b"", parent_span_id: b"", name: b"", start: 0, end: 0, status: 0 };
+    let mut row = Row {
+        trace_id: b"",
+        span_id: b"",
+        parent_span_id: b"",
+        name: b"",
+        start: 0,
+        end: 0,
+        status: 0,
+        status_message: b"",
+        events: Vec::new(),
+    };
     for field in Fields::new(span) {
         let field = field?;
         match (field.number, field.wire) {
@@ -339,11 +359,14 @@ fn read_row<'a>(
                 Some((key, value)) => attributes.set_item(key, value)?,
                 None => return Ok(None),
             },
-            (15, LEN) => {
+            (SPAN_EVENTS, LEN) => row.events.push(field.body),
+            (SPAN_STATUS, LEN) => {
                 for status in Fields::new(field.body) {
                     let status = status?;
-                    if status.number == 3 && status.wire == VARINT {
-                        row.status = read_varint(status.body, &mut 0)? as i32;
+                    match (status.number, status.wire) {
+                        (STATUS_CODE, VARINT) => row.status = read_varint(status.body, &mut 0)? as i32,
+                        (STATUS_MESSAGE, LEN) => row.status_message = status.body,
+                        _ => {}
                     }
                 }
             }
@@ -351,6 +374,68 @@ fn read_row<'a>(
         }
     }
     Ok(Some(row))
+}
+
+/// The `exception.type` string values of a failed span's `exception` events (`exception`: the
+/// semantic conventions' event name and attribute key, from Python), in the order
+/// `genai_normalizer.error_type` looks at them: the last event first, each event's attributes in
+/// order (a value that is not a string reads as "", as upb's `string_value`). Errors as
+/// `any_to_python` for a key or value set twice (the canonical bytes are read instead).
+fn exception_types<'py>(py: Python<'py>, events: &[&[u8]], exception: &(String, String)) -> PyResult<Bound<'py, PyList>> {
+    let types = PyList::empty(py);
+    for event in events.iter().rev() {
+        let mut name: &[u8] = b"";
+        let mut found: Vec<&[u8]> = Vec::new();
+        for field in Fields::new(event) {
+            let field = field?;
+            match (field.number, field.wire) {
+                (EVENT_NAME, LEN) => name = field.body,
+                (EVENT_ATTRIBUTES, LEN) => {
+                    if let Some(value) = exception_type_of(field.body, exception.1.as_bytes())? {
+                        found.push(value);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if name == exception.0.as_bytes() {
+            for value in found {
+                types.append(utf8(value)?)?;
+            }
+        }
+    }
+    Ok(types)
+}
+
+/// A KeyValue's string value if its key is `type_key` ("" for another kind of value).
+fn exception_type_of<'a>(kv: &'a [u8], type_key: &[u8]) -> PyResult<Option<&'a [u8]>> {
+    let (mut key, mut value): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+    for field in Fields::new(kv) {
+        let field = field?;
+        if field.is(KEY_VALUE_KEY) {
+            if key.replace(field.body).is_some() {
+                return Err(merged_value());
+            }
+        } else if field.is(KEY_VALUE_VALUE) && value.replace(field.body).is_some() {
+            return Err(merged_value());
+        }
+    }
+    if key != Some(type_key) {
+        return Ok(None);
+    }
+    let mut text: Option<&[u8]> = None;
+    let mut set = 0;
+    for field in Fields::new(value.unwrap_or(b"")) {
+        let field = field?;
+        if matches!((field.number, field.wire), (1, LEN) | (2, VARINT) | (3, VARINT) | (4, FIXED64) | (5, LEN) | (6, LEN) | (7, LEN)) {
+            set += 1;
+            text = if field.is(1) { Some(field.body) } else { None };
+        }
+    }
+    if set > 1 {
+        return Err(merged_value());
+    }
+    Ok(Some(text.unwrap_or(b"")))
 }
 
 /// Adds the KeyValues in field 1 of `message` (a KeyValueList, or a Resource's attributes) to
@@ -396,7 +481,8 @@ fn resource_attributes<'a>(
 /// The spans with an attribute key starting with one of `prefixes` (or exactly those at
 /// `indices`, ascending, when the receiver's scan already named them), each as
 /// `(index, name, trace_id, span_id, parent_span_id, status_code, start_time_unix_nano,
-/// end_time_unix_nano, attributes, resource_attributes)` with attributes as
+/// end_time_unix_nano, attributes, resource_attributes, status_message, exception_types)` (the
+/// last two for a failed span only, see `exception_types`; "" and None otherwise) with attributes as
 /// `collector.pdata.any_value_to_python` gives them, the last duplicate key winning; rows of one
 /// resource share its dict (`collector.pdata.Traces.genai_rows`). ValueError for what this reader
 /// leaves to the canonical bytes (a value set twice) or cannot read.
@@ -407,6 +493,7 @@ pub fn genai_rows<'py>(
     indices: Option<Vec<usize>>,
     prefixes: Vec<String>,
     encode_bytes: &Bound<'py, PyAny>,
+    exception: (String, String),
 ) -> PyResult<Bound<'py, PyList>> {
     let rows = PyList::empty(py);
     let mut wanted = indices.map(|list| list.into_iter().peekable());
@@ -432,7 +519,11 @@ pub fn genai_rows<'py>(
             };
             resource = Some((resource_index, read));
         }
-        let items: [Py<PyAny>; 10] = [
+        // What a failed span's error type is read from (genai_normalizer), only for failed spans.
+        let failed = row.status == STATUS_CODE_ERROR;
+        let failed_message = if failed { utf8(row.status_message)? } else { "" };
+        let failed_types = if failed { exception_types(py, &row.events, &exception)?.into_any().unbind() } else { py.None() };
+        let items: [Py<PyAny>; 12] = [
             index.into_py_any(py)?,
             utf8(row.name)?.into_py_any(py)?,
             PyBytes::new(py, row.trace_id).into_any().unbind(),
@@ -443,6 +534,8 @@ pub fn genai_rows<'py>(
             row.end.into_py_any(py)?,
             attributes.into_any().unbind(),
             resource.as_ref().expect("set above").1.clone_ref(py),
+            failed_message.into_py_any(py)?,
+            failed_types,
         ];
         rows.append(PyTuple::new(py, items)?)
     })?;
