@@ -623,7 +623,10 @@ def _normalized(
     outp = tokens.get(GEN_AI_USAGE_OUTPUT_TOKENS)
     total = None
     if not present.isdisjoint(DIALECT_TOTAL_TOKENS):
-        total = next((n for n in (_as_int(attributes.get(k)) for k in DIALECT_TOTAL_TOKENS) if n is not None), None)
+        for key in DIALECT_TOTAL_TOKENS:  # the first that is a count
+            total = _as_int(attributes.get(key))
+            if total is not None:
+                break
     if inp is None and total is not None and outp is not None and total >= outp:
         inp = tokens[GEN_AI_USAGE_INPUT_TOKENS] = total - outp
     elif outp is None and total is not None and inp is not None and total >= inp:
