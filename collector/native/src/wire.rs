@@ -30,6 +30,13 @@ const SCOPE_SPANS_SPANS: u32 = 2;
 const SPAN_ATTRIBUTES: u32 = 9;
 const KEY_VALUE_KEY: u32 = 1;
 const KEY_VALUE_VALUE: u32 = 2;
+const SPAN_EVENTS: u32 = 11;
+const SPAN_STATUS: u32 = 15;
+const STATUS_MESSAGE: u32 = 2;
+const STATUS_CODE: u32 = 3;
+const STATUS_CODE_ERROR: i32 = 2;
+const EVENT_NAME: u32 = 2;
+const EVENT_ATTRIBUTES: u32 = 3;
 
 fn malformed(what: &str) -> PyErr {
     PyValueError::new_err(format!("malformed OTLP payload: {}", what))
@@ -319,14 +326,6 @@ struct Row<'a> {
     status_message: &'a [u8],
     events: Vec<&'a [u8]>,
 }
-
-const SPAN_EVENTS: u32 = 11;
-const SPAN_STATUS: u32 = 15;
-const STATUS_MESSAGE: u32 = 2;
-const STATUS_CODE: u32 = 3;
-const STATUS_CODE_ERROR: i32 = 2;
-const EVENT_NAME: u32 = 2;
-const EVENT_ATTRIBUTES: u32 = 3;
 
 fn read_row<'a>(
     py: Python<'_>,
