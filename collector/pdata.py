@@ -245,10 +245,6 @@ class Traces:
                 for span in ss.spans:
                     yield rs, ss, span
 
-    def spans_to_read_at(self, indices: list[int]) -> Iterator[Span]:
-        """The spans at these ascending `spans()` indices, to read, without visiting the others."""
-        return (ss.spans[i] for ss, i in _spans_at(self.read(), indices)) if indices else iter(())
-
     def spans_at(self, indices: list[int]) -> Iterator[tuple[ScopeSpans, int]]:
         """(scope spans, index in it) of the spans at these ascending `spans()` indices, without
         visiting the others, to change: the message is in edit form (see `edit`) once any is named."""
