@@ -579,24 +579,25 @@ def normalize_changes(
 
 def _normalized(
     attributes: Mapping[str, Any], span_name: str | None, drop_originals: bool
-) -> tuple[dict[str, Any], set[str]]:
-    """`normalize_attributes`' dict, and the keys it set or removed (some perhaps to the same value)."""
+) -> tuple[dict[str, Any], dict[str, None]]:
+    """`normalize_attributes`' dict, and the keys it set or removed (some perhaps to the same value),
+    in the order it first wrote them: new keys are appended to a span in that order, as before."""
     out: dict[str, Any] = dict(attributes)
-    touched: set[str] = set()
+    touched: dict[str, None] = {}
     if not is_genai_candidate(out):
         return out, touched
 
     op = operation_name(attributes, span_name)
     if op is not None:
         out[GEN_AI_OPERATION_NAME] = op
-        touched.add(GEN_AI_OPERATION_NAME)
+        touched[GEN_AI_OPERATION_NAME] = None
     if _as_str(attributes.get(GEN_AI_CONVERSATION_ID)) is None:
         # Conditionally required when available: another dialect's session id is that conversation.
         _, conversation = _first(attributes, CONVERSATION_ID_ALIASES)
         conversation = _as_str(conversation)
         if conversation is not None:
             out[GEN_AI_CONVERSATION_ID] = conversation
-            touched.add(GEN_AI_CONVERSATION_ID)
+            touched[GEN_AI_CONVERSATION_ID] = None
 
     # The alias tables' targets of which the span has any key at all (a few of them): the others
     # would only be looked up to find nothing.
@@ -608,7 +609,7 @@ def _normalized(
         text = _as_str(value)
         if text is not None:
             out[target] = text
-            touched.add(target)
+            touched[target] = None
 
     tokens: dict[str, int] = {}
     for target, keys, key_set in _TOKEN_ALIAS_SETS:
@@ -647,7 +648,7 @@ def _normalized(
     if outp is not None and reasoning > outp:
         tokens[GEN_AI_USAGE_OUTPUT_TOKENS] = outp + reasoning
     out.update(tokens)
-    touched.update(tokens)
+    touched.update(dict.fromkeys(tokens))
 
     if op in INFERENCE_OPERATIONS or tokens or GEN_AI_REQUEST_MODEL in out:
         known = normalize_provider(out.get(GEN_AI_PROVIDER_NAME))
@@ -660,12 +661,12 @@ def _normalized(
         elif normalize_provider(out.get(GEN_AI_PROVIDER_NAME)) is None:
             out.pop(GEN_AI_PROVIDER_NAME, None)  # "unknown"/"" is not a provider; say so below
         out[GEN_AI_PROVIDER_DETECTION] = how
-        touched.update((GEN_AI_PROVIDER_NAME, GEN_AI_PROVIDER_DETECTION))
+        touched.update(dict.fromkeys((GEN_AI_PROVIDER_NAME, GEN_AI_PROVIDER_DETECTION)))
 
     if drop_originals:
         for key in _DROPPABLE.intersection(out):
             del out[key]
-            touched.add(key)
+            touched[key] = None
     return out, touched
 
 
