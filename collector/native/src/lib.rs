@@ -759,16 +759,6 @@ impl Buffer {
         }
         Ok(())
     }
-
-    unsafe fn __releasebuffer__(_slf: Bound<'_, Self>, _view: *mut pyo3::ffi::Py_buffer) {}
-
-    fn __len__(&self) -> usize {
-        self.data.len()
-    }
-
-    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.data)
-    }
 }
 
 /// The row count and the Arrow buffers of `columns`, every value rendered as far as `values` can.

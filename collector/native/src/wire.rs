@@ -296,6 +296,19 @@ fn key_value_to_python<'a>(
     strings: &mut Strings<'a>,
     encode_bytes: &Bound<'_, PyAny>,
 ) -> PyResult<Option<(Py<PyAny>, Py<PyAny>)>> {
+    let Some((key, value)) = key_and_value(kv)? else {
+        return Ok(None);
+    };
+    let key = strings.get(py, key)?;
+    match value {
+        None => Ok(Some((key, py.None()))),
+        Some(any) => Ok(any_to_python(py, any, strings, encode_bytes)?.map(|v| (key, v))),
+    }
+}
+
+/// A KeyValue's key ("" when absent) and value's encoding; None when either field comes twice
+/// (protobuf would merge them: see `any_to_python`).
+fn key_and_value(kv: &[u8]) -> PyResult<Option<(&[u8], Option<&[u8]>)>> {
     let (mut key, mut value): (Option<&[u8]>, Option<&[u8]>) = (None, None);
     for field in Fields::new(kv) {
         let field = field?;
@@ -307,11 +320,7 @@ fn key_value_to_python<'a>(
             return Ok(None);
         }
     }
-    let key = strings.get(py, key.unwrap_or(b""))?;
-    match value {
-        None => Ok(Some((key, py.None()))),
-        Some(any) => Ok(any_to_python(py, any, strings, encode_bytes)?.map(|v| (key, v))),
-    }
+    Ok(Some((key.unwrap_or(b""), value)))
 }
 
 /// A row's fields, read off the wire.
@@ -408,18 +417,10 @@ fn exception_types<'py>(py: Python<'py>, events: &[&[u8]], exception: &(String, 
 
 /// A KeyValue's string value if its key is `type_key` ("" for another kind of value).
 fn exception_type_of<'a>(kv: &'a [u8], type_key: &[u8]) -> PyResult<Option<&'a [u8]>> {
-    let (mut key, mut value): (Option<&[u8]>, Option<&[u8]>) = (None, None);
-    for field in Fields::new(kv) {
-        let field = field?;
-        if field.is(KEY_VALUE_KEY) {
-            if key.replace(field.body).is_some() {
-                return Err(merged_value());
-            }
-        } else if field.is(KEY_VALUE_VALUE) && value.replace(field.body).is_some() {
-            return Err(merged_value());
-        }
-    }
-    if key != Some(type_key) {
+    let Some((key, value)) = key_and_value(kv)? else {
+        return Err(merged_value());
+    };
+    if key != type_key {
         return Ok(None);
     }
     let mut text: Option<&[u8]> = None;
