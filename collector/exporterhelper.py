@@ -20,11 +20,12 @@ runs its lifecycle (the queue sender's consumer thread starts and drains with th
           max_size_mib: 512          # the queue's bound in serialized bytes
           max_batch_spans: 50000     # queued requests are merged into pushes of at most this many spans...
           flush_interval: 200ms      # ...waiting at most this long for more
+          num_consumers: 2           # pushes in flight at once, each its own batch (otelcol's key)
           batch: {sizer: bytes, max_size: 25165824}   # ...and at most this many bytes (larger ones are split)
 
 `consume` puts the batch in the queue (on disk when `storage` names a `file_storage` extension)
 and returns: the receiver acknowledges only then. Each exporter has its own queue and consumer
-thread, so a slow or stuck destination delays only its own exporter; the fan-out asks every queue
+threads, so a slow or stuck destination delays only its own exporter; the fan-out asks every queue
 for room before giving a batch to any (see service.FanOut), so a queue that has filled up during
 a long outage refuses new data for the whole pipeline (backpressure: RESOURCE_EXHAUSTED / 429)
 rather than storing it in only some destinations. With a disk queue a batch is never dropped for
@@ -88,6 +89,11 @@ class QueueConfig(StrictConfig):
     max_batch_spans: int = Field(50_000, gt=0)
     # How long a consumer waits for more data before pushing a partial batch.
     flush_interval: Duration = 0.2
+    # Consumer threads, each taking its own batch (otelcol: num_consumers, default 10). Two let one
+    # batch be converted while the previous one is written: a clickhouse push is a conversion
+    # (native, off the GIL) then an insert, and the embedded engine takes one insert at a time. Each
+    # one more holds one more batch in memory while it is pushed.
+    num_consumers: int = Field(2, ge=1, le=64)
     batch: BatchConfig = BatchConfig()
 
 
@@ -153,21 +159,25 @@ class PushSender:
 
 class TimeoutSender:
     """Enforces `timeout` on every push, whatever the push does inside (a client without a deadline,
-    an embedded engine that cannot be interrupted): the push runs on this exporter's push thread and
-    the sender stops waiting after `timeout`. A push that timed out may still complete: the request
+    an embedded engine that cannot be interrupted): the push runs on a thread of its own and the
+    sender stops waiting after `timeout`. A push that timed out may still complete: the request
     is retried with the same dedup token, so a store that deduplicates (ClickHouse's
     insert_deduplication_token) keeps it once; an OTLP destination may receive it twice
-    (at-least-once, as otelcol). While a timed-out push has not returned, no second push is started:
-    attempts fail at once and are retried, so a stuck destination holds one thread, not one per try."""
+    (at-least-once, as otelcol). While a timed-out push has not returned, no other push is started
+    (by any consumer): attempts fail at once and are retried, so a stuck destination holds one
+    thread, not one per try or per consumer."""
 
     def __init__(self, exporter_id: ComponentId, next_sender: Sender, timeout_s: float):
         self.id, self.next, self.timeout_s = exporter_id, next_sender, timeout_s
-        self._running: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._timed_out: list[threading.Thread] = []  # pushes given up on that may not have returned
 
     def send(self, request: ExportRequest) -> None:
         request = replace(request, timeout_s=self.timeout_s)  # the push's own deadline (gRPC, HTTP) is this one
-        if self._running is not None and self._running.is_alive():
-            raise ExportTimeout(f"the previous push (timed out after {self.timeout_s:g}s) has not returned yet")
+        with self._lock:
+            self._timed_out = [push for push in self._timed_out if push.is_alive()]
+            if self._timed_out:
+                raise ExportTimeout(f"a previous push (timed out after {self.timeout_s:g}s) has not returned yet")
         failure: list[BaseException] = []
 
         def push() -> None:
@@ -178,10 +188,12 @@ class TimeoutSender:
 
         # A daemon thread per push (pushes are whole batches: its cost does not show): a push that
         # never returns must not keep the process from exiting at shutdown.
-        self._running = threading.Thread(target=push, name=f"push-{self.id}", daemon=True)
-        self._running.start()
-        self._running.join(self.timeout_s)
-        if self._running.is_alive():
+        running = threading.Thread(target=push, name=f"push-{self.id}", daemon=True)
+        running.start()
+        running.join(self.timeout_s)
+        if running.is_alive():
+            with self._lock:
+                self._timed_out.append(running)
             raise ExportTimeout(f"push did not complete within the {self.timeout_s:g}s timeout")
         if failure:
             raise failure[0]
@@ -325,8 +337,9 @@ class SplitSender:
 class QueueSender:
     """The sending queue, the chain's first sender: `send` puts the request in the queue (in memory,
     or on disk with a `file_storage` extension, fsync'd) and returns, and the receiver acknowledges
-    then. Its consumer thread merges queued requests into pushes (`max_batch_spans`, `batch.max_size`,
-    `flush_interval`) and hands each to the next sender, with a dedup token stable across replays;
+    then. Its consumer threads merge queued requests into pushes (`max_batch_spans`, `batch.max_size`,
+    `flush_interval`) and hand each to the next sender, with a dedup token stable across replays;
+    `num_consumers` threads do so at once, each with its own batch (acknowledged in any order);
     a request the next sender gave up on (an in-memory queue's `max_elapsed_time`) is dropped,
     one interrupted by shutdown stays queued.
 
@@ -337,12 +350,14 @@ class QueueSender:
         self.id, self.cfg, self.next, self.stop = exporter_id, cfg, next_sender, stop
         self.ready, self.telemetry = ready, telemetry
         self.queue: MemoryQueue | DiskQueue | None = None
-        self._consumer: threading.Thread | None = None
+        self._consumers: list[threading.Thread] = []
 
     def start(self, host: Host) -> None:
         self.queue = open_queue(self.id, self.cfg, host)
-        self._consumer = threading.Thread(target=self._consume_loop, name=f"exporter-{self.id}", daemon=True)
-        self._consumer.start()
+        self._consumers = [threading.Thread(target=self._consume_loop, name=f"exporter-{self.id}-{n}", daemon=True)
+                           for n in range(self.cfg.num_consumers)]
+        for consumer in self._consumers:
+            consumer.start()
 
     def check_room(self, size: int) -> None:
         if self.queue is not None:
@@ -364,8 +379,8 @@ class QueueSender:
         while time.monotonic() < deadline and self.pending() > 0:
             time.sleep(0.05)
         self.stop.set()
-        if self._consumer:
-            self._consumer.join(timeout=max(0.5, deadline - time.monotonic() + 5))
+        for consumer in self._consumers:
+            consumer.join(timeout=max(0.5, deadline - time.monotonic() + 5))
         left = self.pending()
         if left and not self.queue.durable:
             log.error("exporter %s: %d queued requests lost at shutdown (in-memory queue)", self.id, left)
@@ -415,6 +430,7 @@ class QueuedRetryExporter(Component):
         self._start_hook, self._shutdown_hook = start, shutdown
         self._stop = threading.Event()
         self._started = threading.Event()
+        self._starting = threading.Lock()  # one consumer retries the start; the others wait for it
         self._host: Host | None = None
         self._telemetry = ExporterTelemetry(component_id)
         queue_cfg = settings.sending_queue
@@ -454,9 +470,15 @@ class QueuedRetryExporter(Component):
 
     def _start_until_reachable(self) -> bool:
         """Retry the exporter's start (connect, create schema) with backoff; False when stopping."""
+        with self._starting:
+            return self._retry_start()
+
+    def _retry_start(self) -> bool:
         retry = self.settings.retry_on_failure
         interval = retry.initial_interval
         while not self._started.is_set():
+            if self._stop.is_set():
+                return False
             try:
                 self._start_hook(self._host)
                 self._started.set()

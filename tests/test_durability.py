@@ -280,6 +280,32 @@ def test_a_queue_file_from_before_batch_ranges_replays_its_recorded_batch(tmp_pa
     assert queue.stats() == (0, 0) and queue.next_batch(100, 1 << 20, 0.05) is None
 
 
+def test_batches_in_flight_together_are_acknowledged_in_any_order_and_replayed_as_recorded(tmp_path):
+    """Two consumers (`sending_queue.num_consumers`) each take a batch: the second is acknowledged
+    first, the first is in flight when the process dies. Reopened, the first comes back alone, with
+    its id (its dedup token); the items queued after both go to a new batch; nothing comes twice."""
+    from collector.persistent_queue import DiskQueue
+
+    queue = DiskQueue(tmp_path / "q.sqlite", 1 << 20)
+    for item in (b"a", b"b", b"c", b"d"):
+        queue.put(item, 1)
+    first, second = queue.next_batch(2, 1 << 20, 0.05), queue.next_batch(2, 1 << 20, 0.05)
+    assert (first.payloads, second.payloads) == ([b"a", b"b"], [b"c", b"d"])
+    assert queue.next_batch(2, 1 << 20, 0.05) is None  # both in flight: nothing else to hand out
+    queue.ack(second)
+    queue.put(b"e", 1)
+    queue.close()  # the process dies with `first` in flight
+
+    again = DiskQueue(tmp_path / "q.sqlite", 1 << 20)
+    replay = again.next_batch(10, 1 << 20, 0.05)
+    assert (replay.id, replay.payloads, replay.replayed) == (first.id, [b"a", b"b"], True)
+    fresh = again.next_batch(10, 1 << 20, 0.05)
+    assert fresh.payloads == [b"e"] and fresh.id not in (first.id, second.id) and not fresh.replayed
+    again.ack(fresh)
+    again.ack(replay)
+    assert again.stats() == (0, 0) and again.next_batch(10, 1 << 20, 0.05) is None
+
+
 @pytest.mark.parametrize("kind", ["disk", "memory"])
 def test_batches_are_bounded_by_spans_and_bytes(tmp_path, kind):
     """A push converts and inserts a whole batch at once, so its serialized size is bounded too:

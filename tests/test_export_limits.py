@@ -319,6 +319,71 @@ def test_the_timeout_is_enforced_whatever_the_push_does():
     assert calls == ["clickhouse:q:1", "clickhouse:q:1"]
 
 
+def test_a_push_stuck_past_its_timeout_holds_back_the_other_consumers_too():
+    """With several consumers, one push stuck past the timeout (an embedded insert that cannot be
+    interrupted) makes every consumer's next attempt fail at once: a stuck destination holds one
+    thread, not one per consumer. Pushes that are merely running do not hold back the others."""
+    release, started = threading.Event(), []
+
+    def push(request: ExportRequest) -> None:
+        started.append(request.dedup_token)
+        if request.dedup_token == "stuck":
+            release.wait(30)
+
+    sender = TimeoutSender(ComponentId("clickhouse"), PushSender(push), timeout_s=0.3)
+    with pytest.raises(ExportTimeout):
+        sender.send(ExportRequest((b"",), 0, 0.3, "stuck"))
+    failed: list[BaseException] = []
+
+    def other_consumer() -> None:
+        try:
+            sender.send(ExportRequest((b"",), 0, 0.3, "other"))
+        except ExportTimeout as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=other_consumer)
+    thread.start()
+    thread.join(5)
+    assert started == ["stuck"] and len(failed) == 1 and "has not returned" in str(failed[0])
+    release.set()
+    time.sleep(0.1)
+    sender.send(ExportRequest((b"",), 0, 0.3, "other"))
+    assert started == ["stuck", "other"]
+
+
+@pytest.mark.parametrize("consumers", [1, 3])
+def test_num_consumers_pushes_that_many_batches_at_once(tmp_path, consumers):
+    """`sending_queue.num_consumers` (otelcol's key): each consumer thread takes its own batch, so
+    a slow push does not hold the next batch back; every batch is acknowledged once, in any order."""
+    from collector.component import Host
+    from collector.exporterhelper import ExporterSettings
+    from collector.pdata import Traces
+
+    lock, in_flight, most, pushed = threading.Lock(), [0], [0], []
+
+    def slow_push(request: ExportRequest) -> None:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.3)
+        with lock:
+            in_flight[0] -= 1
+            pushed.append(request.spans)
+
+    # One span per batch: each queued request is a batch of its own.
+    settings = ExporterSettings(timeout=5, sending_queue={"num_consumers": consumers, "max_batch_spans": 1,
+                                                          "flush_interval": 0.05})
+    exporter = QueuedRetryExporter(ComponentId("otlp"), settings, slow_push)
+    exporter.start(Host())
+    try:
+        for _ in range(6):
+            exporter.consume(Traces(make_request(1)[0]))
+        _wait(lambda: len(pushed) == 6 and exporter.pending() == 0, 10, "all six batches pushed")
+    finally:
+        exporter.shutdown()
+    assert most[0] == consumers and pushed == [1] * 6
+
+
 def test_a_queued_batch_is_retried_after_a_timeout_with_the_same_dedup_token(tmp_path):
     from collector.component import Host
     from collector.exporterhelper import ExporterSettings

@@ -19,7 +19,7 @@
         json: false
         timeout: 10s
         retry_on_failure: {enabled: true}
-        sending_queue: {enabled: true, storage: file_storage, batch: {max_size: 25165824}}
+        sending_queue: {enabled: true, storage: file_storage, num_consumers: 2, batch: {max_size: 25165824}}
 
 The keys are the contrib exporter's (v0.165), with the same meaning. Batches are inserted as Arrow
 with an insert deduplication token per queued batch, so a retry does not store a batch twice. A
@@ -48,11 +48,15 @@ cost ~17 us of CPU per stored span, the bloom filters ~8 (35 against 27 in all);
 dashboards' and views' queries showed no difference beyond run-to-run noise. The text indexes
 serve token searches in attribute values (`hasToken`, `LIKE`), which no panel makes.
 
+`sending_queue.num_consumers` (default 2) batches are pushed at once: a push converts its batch
+to Arrow (native code, off the GIL) and then inserts it, and the embedded engine takes one insert
+at a time, so with two consumers one batch converts while the other is written (bench/README.md:
++13-17 % stored on 2 cores); each further consumer holds one more batch in memory.
+
 `convert_workers: N` (ours, default 0 = in this process) converts queued batches protobuf -> Arrow
-in N worker processes (spawned at start, imports paid then): the conversion is pure Python and
-otherwise competes for this process's GIL with the receivers and processors. The worker gets the
-batch's serialized payloads and returns Arrow IPC bytes; the insert and its deduplication token
-stay here, so rows and replay semantics are the same.
+in N worker processes (spawned at start, imports paid then), which moves the conversion's CPU and
+memory out of this process. The worker gets the batch's serialized payloads and returns Arrow IPC
+bytes; the insert and its deduplication token stay here, so rows and replay semantics are the same.
 """
 
 from __future__ import annotations
@@ -242,6 +246,7 @@ class ClickHouseExporter:
         self.id, self.config = component_id, config
         self.store: ClickHouseStore | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()  # the queue's consumers may find the pool broken together
         self._lifetime = uuid.uuid4().hex[:12]  # one per process: a replay's token after a crash
         self.helper = QueuedRetryExporter(component_id, config, self.push, start=self._start, shutdown=self._shutdown)
 
@@ -318,14 +323,17 @@ class ClickHouseExporter:
 
         from collector.storage.columns import arrow_from_ipc, payloads_to_arrow_ipc
 
-        parts = _split(payloads, self.config.convert_workers)
+        parts, pool = _split(payloads, self.config.convert_workers), self._pool
         try:
-            futures = [self._pool.submit(payloads_to_arrow_ipc, part) for part in parts]
+            futures = [pool.submit(payloads_to_arrow_ipc, part) for part in parts]
             tables = [arrow_from_ipc(future.result()) for future in futures]
         except BrokenProcessPool:
-            # A worker died (OOM kill...): replace the pool; the retry converts the batch again.
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool, _ = _start_pool(self.config.convert_workers)
+            # A worker died (OOM kill...): replace the pool (once, whichever consumer sees it
+            # first); the retry converts the batch again.
+            with self._pool_lock:
+                if self._pool is pool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool, _ = _start_pool(self.config.convert_workers)
             raise
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
 
