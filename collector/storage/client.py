@@ -161,7 +161,8 @@ class ClickHouseStore:
             from clickhouse_connect.driver.query import arrow_buffer
 
             names, data = arrow_buffer(arrow_table)
-            qualified = f"{quote_identifier(self.database)}.{quote_identifier(table)}"
+            # As insert_arrow names it: a dotted name is already qualified.
+            qualified = table if "." in table else f"{quote_identifier(self.database)}.{quote_identifier(table)}"
             self.client.raw_insert(qualified, names, memoryview(data), settings or {}, "Arrow")
 
     def close(self) -> None:
