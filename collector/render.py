@@ -51,6 +51,9 @@ def print_result(result, as_json: bool = False) -> None:
     console.print(f"{len(result.rows)} rows")
 
 
+# The trace-id lookup table (the contrib exporter's, which Grafana's data source reads) holds each
+# trace's first and last span start: both bounds keep the read to the trace's own parts and
+# granules (with the lower one alone, a lookup read the granules from the trace's start to now).
 TRACE_SQL = """
 SELECT SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, Duration, StatusCode, StatusMessage, Timestamp,
        SpanAttributes['gen_ai.request.model'] AS model,
@@ -61,6 +64,7 @@ SELECT SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, Duration, StatusCo
 FROM {db}.{table}
 WHERE TraceId = {{trace_id:String}}
   AND Timestamp >= (SELECT min(Start) - INTERVAL 1 HOUR FROM {db}.{table}_trace_id_ts WHERE TraceId = {{trace_id:String}})
+  AND Timestamp <= (SELECT max(End) + INTERVAL 1 HOUR FROM {db}.{table}_trace_id_ts WHERE TraceId = {{trace_id:String}})
 ORDER BY Timestamp
 """
 

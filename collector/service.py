@@ -168,6 +168,7 @@ class Service:
         else:  # processors from each pipeline's end to its start, then the receivers
             for component in (*self.processors, *self.receivers.values()):
                 self._start(component, host)
+        memory.tune_garbage_collector()
         self._set_ready(True)
         self.started_in_s = time.monotonic() - began
         log.info("collector started in %.2fs: %d receivers, %d pipelines, %d exporters, %d ingest workers",
