@@ -268,7 +268,7 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 
 # Container allocations between young-generation collections (CPython's default: 700). A batch
 # makes thousands of short-lived dicts and lists (the GenAI rows, the patches) that reference
-# counting frees; at the default the cyclic collector ran hundreds of times a second under load.
+# counting frees anyway: the cyclic collector's young passes over them find nothing to collect.
 GC_YOUNG_THRESHOLD = 20_000
 
 

@@ -322,7 +322,7 @@ def test_the_timeout_is_enforced_whatever_the_push_does():
 def test_a_push_stuck_past_its_timeout_holds_back_the_other_consumers_too():
     """With several consumers, one push stuck past the timeout (an embedded insert that cannot be
     interrupted) makes every consumer's next attempt fail at once: a stuck destination holds one
-    thread, not one per consumer. Pushes that are merely running do not hold back the others."""
+    thread, not one per consumer (pushes merely running do not: the num_consumers test below)."""
     release, started = threading.Event(), []
 
     def push(request: ExportRequest) -> None:
