@@ -49,6 +49,20 @@ def summarize(collapsed: Path, top: int = 25) -> str:
     return "\n".join(out)
 
 
+def pyspy_profile(pyspy: Path, pid: int, args: argparse.Namespace, out: Path) -> str:
+    """py-spy's samples of `pid` for `args.duration` seconds, summarized (`summarize`)."""
+    cmd = [str(pyspy), "record", "-p", str(pid), "-d", str(int(args.duration)), "-r", "100",
+           "-f", "raw", "-o", str(out), "--threads", "--nonblocking"]
+    if args.native:
+        cmd.append("--native")
+    if args.gil:
+        cmd.append("--gil")
+    if args.ingest_workers > 1:
+        cmd.append("--subprocesses")
+    subprocess.run(cmd, check=True, capture_output=True)
+    return summarize(out)
+
+
 def perf_profile(pid: int, duration: float, data: Path) -> str:
     """CPU samples of every thread of `pid` for `duration` seconds: shares by library, then by symbol."""
     perf = shutil.which("perf")
@@ -88,24 +102,12 @@ def main() -> None:
                                 "--payloads", str(payload_file), "--duration", str(args.duration + 4),
                                 "--concurrency", str(args.concurrency)], cwd=REPO, stdout=subprocess.PIPE, text=True)
         time.sleep(3)
-        if args.perf:
-            print(perf_profile(target.pids[0], args.duration, RESULTS / f"perf-{args.protocol}.data"))
-            load = json.loads(gen.communicate(timeout=120)[0].strip().splitlines()[-1])
-            print(f"acked {load['spans_acked']} spans in {load['elapsed_s']:.1f}s")
-            return
-        out = RESULTS / f"profile-{args.protocol}.txt"
-        cmd = [str(pyspy), "record", "-p", str(target.pids[0]), "-d", str(int(args.duration)), "-r", "100",
-               "-f", "raw", "-o", str(out), "--threads", "--nonblocking"]
-        if args.native:
-            cmd.append("--native")
-        if args.gil:
-            cmd.append("--gil")
-        if args.ingest_workers > 1:
-            cmd.append("--subprocesses")
-        subprocess.run(cmd, check=True, capture_output=True)
+        pid = target.pids[0]
+        report = (perf_profile(pid, args.duration, RESULTS / f"perf-{args.protocol}.data") if args.perf
+                  else pyspy_profile(pyspy, pid, args, RESULTS / f"profile-{args.protocol}.txt"))
         load = json.loads(gen.communicate(timeout=120)[0].strip().splitlines()[-1])
         print(f"acked {load['spans_acked']} spans in {load['elapsed_s']:.1f}s")
-        print(summarize(out))
+        print(report)
     finally:
         target.stop()
         shutil.rmtree(workdir, ignore_errors=True)

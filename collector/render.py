@@ -52,9 +52,10 @@ def print_result(result, as_json: bool = False) -> None:
 
 
 # The trace-id lookup table (the contrib exporter's, which Grafana's data source reads) holds each
-# trace's first and last span start: both bounds keep the read to the trace's own parts and
-# granules (with the lower one alone, a lookup read the granules from the trace's start to now).
+# trace's first and last span start, read once: both bounds keep the read to the trace's own parts
+# and granules (with the lower one alone, a lookup read the granules from the trace's start to now).
 TRACE_SQL = """
+WITH (SELECT (min(Start), max(End)) FROM {db}.{table}_trace_id_ts WHERE TraceId = {{trace_id:String}}) AS bounds
 SELECT SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, Duration, StatusCode, StatusMessage, Timestamp,
        SpanAttributes['gen_ai.request.model'] AS model,
        SpanAttributes['gen_ai.usage.input_tokens'] AS input_tokens,
@@ -63,8 +64,7 @@ SELECT SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, Duration, StatusCo
        SpanAttributes['gen_ai.agent.name'] AS agent
 FROM {db}.{table}
 WHERE TraceId = {{trace_id:String}}
-  AND Timestamp >= (SELECT min(Start) - INTERVAL 1 HOUR FROM {db}.{table}_trace_id_ts WHERE TraceId = {{trace_id:String}})
-  AND Timestamp <= (SELECT max(End) + INTERVAL 1 HOUR FROM {db}.{table}_trace_id_ts WHERE TraceId = {{trace_id:String}})
+  AND Timestamp BETWEEN bounds.1 - INTERVAL 1 HOUR AND bounds.2 + INTERVAL 1 HOUR
 ORDER BY Timestamp
 """
 
