@@ -131,3 +131,44 @@ def test_totals_with_an_earlier_root_column_are_made_again_from_the_spans():
         FROM {db}.otel_traces GROUP BY TraceId ORDER BY TraceId""").result_rows
     seen = store.query(f"SELECT TraceId, spans, root_span FROM {db}.genai_session_traces ORDER BY TraceId").result_rows
     assert len(seen) == len(truth) > 100 and seen == truth
+
+
+def test_totals_of_one_row_per_trace_without_the_tree_are_made_again_from_the_spans():
+    """Up to 2026-12-08 the totals held one row per trace (`tenant` a max) and no tree: the subtree
+    view read every span's maps instead. A collector of this release drops such totals and refills
+    them from the stored spans; the subtree view then answers as on a store made by this release."""
+    store, db, options = _empty_store("totals_walk_upgrade_t")
+    table = genai_views.totals_table_statement(options)
+    earlier_table = (table.replace("    tenant String,", "    tenant SimpleAggregateFunction(max, String),")
+                     .replace("ORDER BY (TraceId, tenant)", "ORDER BY TraceId"))
+    earlier_table = earlier_table[:earlier_table.index(",\n    tree ")] + "\n)" + earlier_table[earlier_table.index(" ENGINE ="):]
+    select = genai_views.totals_select(options)
+    tenant = genai_views._TENANT_EXPR
+    earlier_select = (select.replace(f"{tenant} AS tenant", f"max({tenant}) AS tenant")
+                      .replace("GROUP BY TraceId, tenant", "GROUP BY TraceId"))
+    earlier_select = earlier_select[:earlier_select.index(",\n    groupArray((cityHash64")] + earlier_select[
+        earlier_select.index("\nFROM "):]
+    assert " tree " not in earlier_table and " tree" not in earlier_select
+    store.command(earlier_table)
+    store.command(genai_views.totals_view_statement(options).replace(select, earlier_select))
+    half = "cityHash64(TraceId) % 2 = 0"
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE {half}")
+
+    def columns() -> set[str]:
+        return {r[0] for r in store.query(f"SELECT name FROM system.columns WHERE database = '{db}' "
+                                          "AND table = 'genai_trace_totals'").result_rows}
+
+    assert "tree" not in columns()
+    genai_views.create(store, options)  # what a collector of this release runs at start
+    assert {"tree", "containers"} <= columns()
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE NOT {half}")
+    genai_views.create(store, options)  # a restart neither refills nor duplicates
+
+    def subtrees(database: str) -> list[tuple]:
+        return store.query(f"""
+            SELECT TraceId, SpanId, kind, name, tenant, calls, round(cost_usd, 9), input_tokens, errors
+            FROM {database}.genai_subtree_costs(from_ts = now() - INTERVAL 60 DAY, to_ts = now() + INTERVAL 1 DAY)
+            ORDER BY TraceId, SpanId""").result_rows
+
+    upgraded, made_now = subtrees(db), subtrees("otel")
+    assert len(upgraded) > 100 and upgraded == made_now

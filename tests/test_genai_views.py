@@ -172,6 +172,47 @@ def test_each_subtree_row_equals_a_walk_over_the_spans(seeded):
         assert row == want, key
 
 
+def test_a_subtree_never_crosses_tenants_and_each_tenant_has_its_own_totals(seeded):
+    """A trace whose spans belong to two tenants: each tenant's spans are walked on their own (a
+    tenant's reader, whose row policy on the totals is `tenant = ...`, sees the same rows as
+    Grafana), and the totals hold a row per tenant with only that tenant's spans in its tree."""
+    store, _ = seeded
+    db = "subtree_tenants_t"
+    options = SchemaOptions(database=db)
+    for statement in schema_statements(options):
+        store.command(statement)
+    genai_views.create(store, options)
+    trace = "ab" * 16
+
+    def span(span_id: str, parent: str, tenant: str, op: str, cost: float = 0.0, **names: str) -> str:
+        attrs = {"tenant.id": tenant, "gen_ai.operation.name": op, **names}
+        if op == "chat":
+            attrs |= {"gen_ai.usage.input_tokens": "10", "gen_ai.usage.cost_usd": str(cost),
+                      "gen_ai.usage.cost.status": "priced"}
+        literal = "map(" + ", ".join(f"'{k}', '{v}'" for k, v in attrs.items()) + ")"
+        return f"(now64(9), '{trace}', '{span_id}', '{parent}', '{op}', 'svc', {literal})"
+
+    spans = [span("a0", "", "acme", "invoke_workflow", **{"gen_ai.workflow.name": "intake"}),
+             span("a1", "a0", "acme", "invoke_agent", **{"gen_ai.agent.name": "planner"}),
+             span("a2", "a1", "acme", "chat", 1.0),
+             span("b1", "a0", "globex", "invoke_agent", **{"gen_ai.agent.name": "helper"}),
+             span("b2", "b1", "globex", "chat", 2.0),
+             span("a3", "b1", "acme", "chat", 4.0)]  # acme's call beneath globex's agent
+    store.command(f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, "
+                  f"SpanAttributes) VALUES {', '.join(spans)}")
+    got = {r["SpanId"]: (r["tenant"], r["calls"], r["cost_usd"]) for r in q(store, f"""
+        SELECT SpanId, tenant, calls, cost_usd
+        FROM {db}.genai_subtree_costs(from_ts = now() - INTERVAL 1 DAY, to_ts = now() + INTERVAL 1 DAY)""")}
+    assert got == {"a0": ("acme", 1, 1.0), "a1": ("acme", 1, 1.0), "b1": ("globex", 1, 2.0)}
+    totals = {r["tenant"]: r for r in q(store, f"SELECT tenant, span_count, length(tree) AS tree, cost "
+                                               f"FROM {db}.genai_trace_totals FINAL")}
+    assert {t: (r["span_count"], r["tree"], r["cost"]) for t, r in totals.items()} == {
+        "acme": (4, 4, 5.0), "globex": (2, 2, 2.0)}
+    spans_total = q(store, f"SELECT spans, cost_usd, tenant FROM {db}.genai_traces("
+                           "from_ts = now() - INTERVAL 1 DAY, to_ts = now() + INTERVAL 1 DAY)")
+    assert spans_total == [{"spans": 6, "cost_usd": 7.0, "tenant": "globex"}]  # Grafana: the whole trace
+
+
 def test_daily_rollup_equals_the_raw_spans(seeded):
     store, _ = seeded
     raw = q(store, """SELECT toDate(Timestamp) AS day, tenant, agent, provider, model, count() AS calls,

@@ -155,19 +155,27 @@ LEFT JOIN
 SETTINGS join_use_nulls = 1
 """
 
-# The turns are numbered over three narrow columns and joined back: a window over every column
+# The turns are numbered over two narrow columns and joined back: a window over every column
 # (scores, agents, models) sorted the whole rows of every conversation, 0.8-1.2 s for one
-# conversation on 10M spans against 0.3 s this way. Joined on the conversation too, so a filter on
-# it reaches both sides.
+# conversation on 10M spans against 0.3 s this way. Each conversation's (start, trace) pairs are
+# sorted as one array, the order `ORDER BY start, TraceId` gives, instead of a window sorting every
+# row of every conversation (10M-span bench, all conversations: 0.33 -> 0.26 s). Joined on the
+# conversation too, so a filter on it reaches both sides.
 _CONVERSATION_TRACES_VIEW = """
 CREATE OR REPLACE VIEW {db}.genai_conversation_traces {cluster} AS
 SELECT conversation_id, n.turn AS turn, t.* EXCEPT (conversation_id)
 FROM {db}.genai_session_traces AS t
 INNER JOIN
 (
-    SELECT TraceId, conversation_id, row_number() OVER (PARTITION BY conversation_id ORDER BY start, TraceId) AS turn
-    FROM {db}.genai_session_traces
-    WHERE conversation_id != ''
+    SELECT conversation_id, TraceId, turn
+    FROM
+    (
+        SELECT conversation_id, arraySort(groupArray((start, TraceId))) AS in_order
+        FROM {db}.genai_session_traces
+        WHERE conversation_id != ''
+        GROUP BY conversation_id
+    )
+    ARRAY JOIN tupleElement(in_order, 2) AS TraceId, arrayEnumerate(in_order) AS turn
 ) AS n USING (TraceId, conversation_id)
 """
 
@@ -189,8 +197,10 @@ SELECT
     sum(ifNull(scores, 0)) AS scores,
     avgIf(avg_score, avg_score IS NOT NULL) AS avg_score,
     minIf(min_score, min_score IS NOT NULL) AS min_score,
-    groupArray(TraceId) AS traces
-FROM (SELECT * FROM {db}.genai_session_traces WHERE conversation_id != '' ORDER BY start)
+    -- in start order: each conversation's array sorted, not every trace of every conversation
+    arrayMap(t -> t.2, arraySort(groupArray((start, TraceId)))) AS traces
+FROM {db}.genai_session_traces
+WHERE conversation_id != ''
 GROUP BY conversation_id
 """
 

@@ -1,10 +1,14 @@
--- Per trace, what genai_session_traces (and the conversation and user views over it) and the
--- traces that lie wholly inside a genai_traces(from_ts, to_ts) range report: partial aggregates
--- of each inserted block of spans, filled at insert time by genai_trace_totals_mv
--- (genai_views.totals_select), merged in the background and by the views' GROUP BY TraceId.
--- Ours, not the contrib exporter's: the views read one row per trace and block instead of every
--- span. Columns keep names of their own so a view's aliases never shadow them; `tenant` is the
--- trace's tenant (the SQL endpoint narrows a tenant's reads by it). `root` is the earliest span's
+-- Per trace and tenant, what genai_session_traces (and the conversation and user views over it),
+-- the traces that lie wholly inside a genai_traces(from_ts, to_ts) range and genai_subtree_costs
+-- report: partial aggregates of each inserted block of spans, filled at insert time by
+-- genai_trace_totals_mv (genai_views.totals_select), merged in the background and by the views'
+-- GROUP BY TraceId (or FINAL). Ours, not the contrib exporter's: the views read one row per trace
+-- and block instead of every span. Columns keep names of their own so a view's aliases never
+-- shadow them. `tenant` is the spans' tenant, part of the key: a trace whose spans belong to two
+-- tenants has a row for each, so a tenant's row policy (tenant = ...) shows it only its own spans'
+-- totals and tree, as on otel_traces. `tree` is each span's (id, parent id) as 64-bit hashes and
+-- `containers` each agent / task / workflow / plan span's (id, kind, name, agent, flow, start):
+-- what genai_subtree_costs walks, without reading the spans' maps. `root` is the earliest span's
 -- (start, name, service): a plain min of a tuple, which a GROUP BY merges about four times faster
 -- than an argMin state (an earlier release's column, `genai_views.create` replaces such a table).
 -- {db} {totals_local} {cluster} {engine} {ttl} {dedup}
@@ -12,7 +16,7 @@ CREATE TABLE IF NOT EXISTS {db}.{totals_local} {cluster} (
     TraceId String CODEC(ZSTD(1)),
     trace_conversation SimpleAggregateFunction(max, String),
     trace_user SimpleAggregateFunction(max, String),
-    tenant SimpleAggregateFunction(max, String),
+    tenant String,
     trace_engagement SimpleAggregateFunction(max, String),
     trace_flow SimpleAggregateFunction(max, String),
     trace_feature SimpleAggregateFunction(max, String),
@@ -30,9 +34,12 @@ CREATE TABLE IF NOT EXISTS {db}.{totals_local} {cluster} (
     cost SimpleAggregateFunction(sum, Float64),
     estimated_cost SimpleAggregateFunction(sum, Float64),
     agent_names SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
-    model_names SimpleAggregateFunction(groupUniqArrayArray, Array(String))
+    model_names SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    tree SimpleAggregateFunction(groupArrayArray, Array(Tuple(UInt64, UInt64))),
+    containers SimpleAggregateFunction(groupArrayArray,
+                                       Array(Tuple(String, String, String, String, String, DateTime64(9))))
 ) ENGINE = {engine}
 PARTITION BY toYYYYMM(first_ts)
-ORDER BY TraceId
+ORDER BY (TraceId, tenant)
 {ttl}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}
