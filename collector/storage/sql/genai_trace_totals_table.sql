@@ -2,8 +2,8 @@
 -- the traces that lie wholly inside a genai_traces(from_ts, to_ts) range and genai_subtree_costs
 -- report: partial aggregates of each inserted block of spans, filled at insert time by
 -- genai_trace_totals_mv (genai_views.totals_select), merged in the background and by the views'
--- GROUP BY TraceId (or FINAL). Ours, not the contrib exporter's: the views read one row per trace
--- and block instead of every span. Columns keep names of their own so a view's aliases never
+-- GROUP BY TraceId (the subtree view's: TraceId, tenant). Ours, not the contrib exporter's: the
+-- views read one row per trace and block instead of every span. Columns keep names of their own so a view's aliases never
 -- shadow them. `tenant` is the spans' tenant, part of the key: a trace whose spans belong to two
 -- tenants has a row for each, so a tenant's row policy (tenant = ...) shows it only its own spans'
 -- totals and tree, as on otel_traces. `tree` is each span's (id, parent id) as 64-bit hashes and
