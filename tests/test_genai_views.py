@@ -10,6 +10,7 @@ import pytest
 
 from support import seed_data
 from collector.storage import genai_views
+from collector.storage.readonly_sql import QueryLimits, query_settings, tenant_filters
 from collector.storage.schema import SchemaOptions, schema_statements
 
 
@@ -200,10 +201,15 @@ def test_a_subtree_never_crosses_tenants_and_each_tenant_has_its_own_totals(seed
              span("a3", "b1", "acme", "chat", 4.0)]  # acme's call beneath globex's agent
     store.command(f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, "
                   f"SpanAttributes) VALUES {', '.join(spans)}")
-    got = {r["SpanId"]: (r["tenant"], r["calls"], r["cost_usd"]) for r in q(store, f"""
-        SELECT SpanId, tenant, calls, cost_usd
-        FROM {db}.genai_subtree_costs(from_ts = now() - INTERVAL 1 DAY, to_ts = now() + INTERVAL 1 DAY)""")}
+    subtrees = f"""SELECT SpanId, tenant, calls, cost_usd
+        FROM {db}.genai_subtree_costs(from_ts = now() - INTERVAL 1 DAY, to_ts = now() + INTERVAL 1 DAY)"""
+    got = {r["SpanId"]: (r["tenant"], r["calls"], r["cost_usd"]) for r in q(store, subtrees)}
     assert got == {"a0": ("acme", 1, 1.0), "a1": ("acme", 1, 1.0), "b1": ("globex", 1, 2.0)}
+    for tenant in ("acme", "globex"):  # through the SQL endpoint's own filters for a tenant's token
+        filters = tenant_filters(store, db, "otel_traces", tenant)
+        as_tenant = q(store, subtrees + query_settings(QueryLimits(), filters, "test"))
+        assert {r["SpanId"]: (r["tenant"], r["calls"], r["cost_usd"]) for r in as_tenant} == {
+            span_id: row for span_id, row in got.items() if row[0] == tenant}
     totals = {r["tenant"]: r for r in q(store, f"SELECT tenant, span_count, length(tree) AS tree, cost "
                                                f"FROM {db}.genai_trace_totals FINAL")}
     assert {t: (r["span_count"], r["tree"], r["cost"]) for t, r in totals.items()} == {
