@@ -134,9 +134,10 @@ def test_totals_with_an_earlier_root_column_are_made_again_from_the_spans():
 
 
 def test_totals_of_one_row_per_trace_without_the_tree_are_made_again_from_the_spans():
-    """Up to 2026-12-08 the totals held one row per trace (`tenant` a max) and no tree: the subtree
-    view read every span's maps instead. A collector of this release drops such totals and refills
-    them from the stored spans; the subtree view then answers as on a store made by this release."""
+    """Up to the seventh session of 2026-12-07 the totals held one row per trace (`tenant` a max)
+    and no tree: the subtree view read every span's maps instead. A collector of this release drops
+    such totals and refills them from the stored spans; the subtree view then answers as on a store
+    made by this release."""
     store, db, options = _empty_store("totals_walk_upgrade_t")
     table = genai_views.totals_table_statement(options)
     earlier_table = (table.replace("    tenant String,", "    tenant SimpleAggregateFunction(max, String),")

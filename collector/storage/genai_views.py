@@ -697,7 +697,8 @@ def create(store, options: SchemaOptions) -> None:
 
 def _totals_of_an_earlier_release(store, options: SchemaOptions) -> bool:
     """An earlier release kept the totals' `root` as an argMin state (four times slower to merge; up
-    to 2026-12-07), or one row per trace without the tree the subtree view walks (up to 2026-12-08)."""
+    to 2026-12-07), or one row per trace without the tree the subtree view walks (up to the seventh
+    session of 2026-12-07)."""
     query = ("SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {table:String} "
              "AND name IN ('root', 'tree')")
     client = getattr(store, "client", store)
