@@ -346,7 +346,6 @@ FROM
         SELECT
             TraceId,
             tenant,
-            cityHash64(tenant) AS tenant_key,
             groupArrayArray(tree) AS all_edges,
             arrayFilter(e -> has(all_edges.2, e.1), all_edges) AS edges,  -- the spans a walk can visit
             edges.1 AS ids,
@@ -362,18 +361,18 @@ FROM
     ) AS walked
     INNER JOIN
     (
-        SELECT TraceId, tenant_key, groupArray((parent, calls, cost, input, output, unpriced, errors)) AS parents
+        SELECT TraceId, tenant, groupArray((parent, calls, cost, input, output, unpriced, errors)) AS parents
         FROM
         (
-            SELECT TraceId, cityHash64(tenant) AS tenant_key, cityHash64(ParentSpanId) AS parent, count() AS calls, sum(ifNull(cost_usd, 0)) AS cost,
+            SELECT TraceId, tenant, cityHash64(ParentSpanId) AS parent, count() AS calls, sum(ifNull(cost_usd, 0)) AS cost,
                    sum(input_tokens) AS input, sum(output_tokens) AS output,
                    countIf(cost_status = 'unpriced') AS unpriced, countIf(is_error) AS errors
             FROM {db}.{calls}
             WHERE Timestamp >= {{from_ts:DateTime64(9)}} AND Timestamp < {{to_ts:DateTime64(9)}}
-            GROUP BY TraceId, tenant_key, parent
+            GROUP BY TraceId, tenant, parent
         )
-        GROUP BY TraceId, tenant_key
-    ) AS called USING (TraceId, tenant_key)
+        GROUP BY TraceId, tenant
+    ) AS called USING (TraceId, tenant)
 )
 ARRAY JOIN arrayEnumerate(cs) AS c, below_each AS below
 WHERE notEmpty(below)
