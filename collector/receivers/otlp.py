@@ -74,16 +74,9 @@ import resource
 import socket
 import threading
 from concurrent import futures
+from typing import TYPE_CHECKING
 
-import grpc
-import uvicorn
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
 from pydantic import Field, field_validator, model_validator
-from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from collector import acks, memory
 from collector.component import (
@@ -97,8 +90,18 @@ from collector import plogs, scores
 from collector.pdata import DEFAULT_MAX_JSON_DEPTH, ExportTraceServiceResponse, Traces, encode_otlp_json
 from collector.ratelimited_log import RateLimitedLog
 from collector.receivers.decoding import DECODERS, BodyTooLarge, decompress
-from collector.receivers.httpguard import ConnectionTable, HttpLimits, guarded_protocol
 from collector.receivers.validation import ValidationConfig, sanitize
+
+# The servers (grpc, uvicorn, Starlette, the HTTP guard, google.rpc's messages) are imported where
+# they are built and answer, not here: loading a config imports this module to validate its
+# receiver, and `genaitrace validate / trace / query` start no server (~0.1 s of a CLI command).
+if TYPE_CHECKING:
+    import grpc
+    import uvicorn
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from collector.receivers.httpguard import ConnectionTable, HttpLimits
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +207,8 @@ class HttpConfig(_EndpointLimits):
         return self._check_in_flight(self.max_request_body_size_mib, "max_request_body_size_mib")
 
     def limits(self) -> HttpLimits:
+        from collector.receivers.httpguard import HttpLimits
+
         return HttpLimits(self.read_header_timeout, self.read_timeout, self.idle_timeout, self.max_header_bytes,
                           self.max_header_count, self.max_connections)
 
@@ -451,6 +456,8 @@ class OTLPReceiver(Component):
         log.info("receiver %s: OTLP/gRPC on %s", self.id, cfg.endpoint)
 
     def _grpc_build(self, cfg: GrpcConfig) -> grpc.aio.Server:
+        import grpc
+
         server = grpc.aio.server(options=_grpc_options(cfg, self._shared_ports))
         server.add_generic_rpc_handlers((_GrpcTraceService(self, cfg).handler(),))
         if self.logs is not None:
@@ -471,6 +478,12 @@ class OTLPReceiver(Component):
     # --- HTTP ---
 
     def _start_http(self, cfg: HttpConfig) -> None:
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        from collector.receivers.httpguard import ConnectionTable, guarded_protocol
+
         routes = [Route(cfg.traces_url_path, self._http_traces, methods=["POST"])]
         if self.logs is not None:
             routes += [Route(cfg.logs_url_path, self._http_logs, methods=["POST"]),
@@ -520,6 +533,9 @@ class OTLPReceiver(Component):
     async def _http_export(self, request: Request, handle, response_type) -> Response:
         """One OTLP/HTTP export (or, `response_type` None, a JSON scores body): content type,
         encoding, credentials, body within the limits, then `handle` on a receiver thread."""
+        from starlette.requests import ClientDisconnect
+        from starlette.responses import Response
+
         cfg = self.config.protocols.http
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         as_json = content_type == "application/json"
@@ -620,6 +636,9 @@ async def _read_body(request: Request, limit: int, budget: InFlightBytes, busy) 
 
 
 def _http_error(code: int, message: str, as_json: bool, retry_after: float | None = None, close: bool = False) -> Response:
+    from google.rpc import status_pb2
+    from starlette.responses import Response
+
     grpc_code = {400: 3, 401: 16, 403: 7, 408: 4, 413: 8, 415: 3, 429: 8, 431: 8, 500: 13, 503: 14}.get(code, 2)
     status = status_pb2.Status(code=grpc_code, message=message)
     headers = {"Retry-After": str(max(1, int(round(retry_after))))} if retry_after is not None else {}
@@ -659,6 +678,9 @@ def _grpc_options(cfg: GrpcConfig, shared_ports: bool) -> list[tuple[str, int]]:
 
 def _retry_trailers(code: grpc.StatusCode, message: str, retry_after_s: float) -> tuple:
     """RetryInfo in grpc-status-details-bin: OTLP clients retry RESOURCE_EXHAUSTED only with it."""
+    from google.protobuf import any_pb2, duration_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
     seconds = max(1, int(round(retry_after_s)))
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)))
@@ -682,11 +704,15 @@ class _GrpcTraceService:
     SERVICE, RESPONSE = _TRACE_SERVICE, ExportTraceServiceResponse
 
     def handler(self) -> grpc.GenericRpcHandler:
+        import grpc
+
         export = grpc.stream_unary_rpc_method_handler(
             self.export, request_deserializer=None, response_serializer=self.RESPONSE.SerializeToString)
         return grpc.method_handlers_generic_handler(self.SERVICE, {"Export": export})
 
     async def export(self, _requests, context: grpc.aio.ServicerContext):
+        import grpc
+
         receiver = self.receiver
         try:
             payload = await self._read_one(context)
@@ -725,6 +751,8 @@ class _GrpcTraceService:
 
     async def _read_one(self, context) -> bytes:
         """The stream's one request message, then its end, within `read_timeout`."""
+        import grpc
+
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.read_timeout
         payload = await asyncio.wait_for(context.read(), self.cfg.read_timeout)
