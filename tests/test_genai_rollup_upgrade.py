@@ -173,3 +173,42 @@ def test_totals_of_one_row_per_trace_without_the_tree_are_made_again_from_the_sp
 
     upgraded, made_now = subtrees(db), subtrees("otel")
     assert len(upgraded) > 100 and upgraded == made_now
+
+
+def test_totals_without_their_calls_are_made_again_from_the_spans():
+    """Up to 2026-12-07 the totals had no calls of their own (`call_leaves`): the subtree view summed
+    the calls table per parent and joined it. A collector of this release drops such totals and
+    refills them from the stored spans; the subtree view then answers as on a store made by this
+    release, and a restart neither refills nor duplicates."""
+    store, db, options = _empty_store("totals_calls_upgrade_t")
+    table = genai_views.totals_table_statement(options)
+    earlier_table = table[:table.index(",\n    call_leaves ")] + "\n)" + table[table.index(" ENGINE ="):]
+    select = genai_views.totals_select(options)
+    earlier_select = select[:select.index(",\n    groupArrayIf((cityHash64(ParentSpanId)")] + select[select.index("\nFROM "):]
+    assert "call_leaves" not in earlier_table + earlier_select
+    store.command(earlier_table)
+    store.command(genai_views.totals_view_statement(options).replace(select, earlier_select))
+    half = "cityHash64(TraceId) % 2 = 0"
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE {half}")
+
+    def totals() -> tuple[set[str], int]:
+        columns = {r[0] for r in store.query(f"SELECT name FROM system.columns WHERE database = '{db}' "
+                                             "AND table = 'genai_trace_totals'").result_rows}
+        return columns, store.query(f"SELECT sum(span_count) FROM {db}.genai_trace_totals").result_rows[0][0]
+
+    assert "call_leaves" not in totals()[0]
+    genai_views.create(store, options)  # what a collector of this release runs at start
+    assert "call_leaves" in totals()[0]
+    store.command(f"INSERT INTO {db}.otel_traces SELECT * FROM otel.otel_traces WHERE NOT {half}")
+    genai_views.create(store, options)  # a restart neither refills nor duplicates
+    assert totals()[1] == store.query(f"SELECT count() FROM {db}.otel_traces").result_rows[0][0]
+
+    def subtrees(database: str) -> list[tuple]:
+        return store.query(f"""
+            SELECT TraceId, SpanId, kind, name, tenant, calls, round(cost_usd, 9), input_tokens, output_tokens,
+                   unpriced_calls, errors
+            FROM {database}.genai_subtree_costs(from_ts = now() - INTERVAL 60 DAY, to_ts = now() + INTERVAL 1 DAY)
+            ORDER BY TraceId, SpanId""").result_rows
+
+    upgraded, made_now = subtrees(db), subtrees("otel")
+    assert len(upgraded) > 100 and upgraded == made_now

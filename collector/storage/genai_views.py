@@ -268,8 +268,9 @@ GROUP BY TraceId
 # The per-trace totals of a set of spans, grouped by trace and tenant: the materialized view runs it
 # on each inserted block, a rebuild (rollups.rebuild_days) over the stored spans of the traces it
 # replaces. Its columns are sql/genai_trace_totals_table.sql's; each total is what _TRACES_VIEW's
-# span branch computes, so a trace reads the same from either; `tree` and `containers` are what
-# _SUBTREE_VIEW walks.
+# span branch computes, so a trace reads the same from either; `tree`, `containers` and
+# `call_leaves` (each call as the calls table has it: cost_usd, tokens, cost_status, is_error) are
+# what _SUBTREE_VIEW walks and sums.
 _TOTALS_SELECT = """
 SELECT
     TraceId,
@@ -296,24 +297,27 @@ SELECT
     groupUniqArrayIf({model}, {is_call}) AS model_names,
     groupArray((cityHash64(SpanId), cityHash64(ParentSpanId))) AS tree,
     groupArrayIf((SpanId, {operation}, {container_name}, SpanAttributes['gen_ai.agent.name'],
-                  SpanAttributes['{flow}'], Timestamp), {operation} IN ({containers})) AS containers
+                  SpanAttributes['{flow}'], Timestamp), {operation} IN ({containers})) AS containers,
+    groupArrayIf((cityHash64(ParentSpanId), Timestamp, toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']),
+                  {input}, {output}, toUInt8({cost_status} = 'unpriced'), toUInt8(StatusCode = 'Error')),
+                 {is_call}) AS call_leaves
 FROM {db}.{totals_source}{totals_filter}
 GROUP BY TraceId, tenant
 """
 
 # Per agent / task / workflow / plan span: the inference calls beneath it. Per trace and tenant, from
-# the per-trace totals (`tree`, `containers`: no span's maps are read, which took 0.3 s of every
-# 7-day panel on 10M spans) and the calls summed per parent span from the calls table: each parent
-# walks up its ancestors and lists the containers on the way; a container sums the parents that
-# list it. Span ids are compared as their 64-bit hashes. A walk visits only spans that are some
-# span's parent: the tree keeps only those (`edges`), and a walk takes at most as many steps as
-# there are (at most 64), where every walk took as many steps as the trace had spans (the walks:
-# 0.45 -> 0.26 s on the 10M-span bench's 7 days). A trace's spans of different
-# tenants are walked apart (a subtree never crosses tenants), so a tenant's reader, whose row
-# policy shows it its own rows only, sees the same subtree costs as Grafana. The range keeps the
-# containers and calls that start inside it; the tree is every span of the trace's rows that
-# overlap it (a span between a container and a call inside the range starts inside it too).
-# 10M-span bench, agent subtree panel: 1.4-1.5 s -> 0.9 s in one sitting.
+# the per-trace totals alone (`tree`, `containers`, `call_leaves`: no span's maps are read, which
+# took 0.3 s of every 7-day panel on 10M spans, and no join with the calls table, 0.2-0.3 s): each
+# parent of a call walks up its ancestors and lists the containers on the way; a container sums
+# the calls of the parents that list it. Span ids are compared as their 64-bit hashes. A walk visits
+# only spans that are some span's parent: the tree keeps only those (`edges`), and a walk takes at
+# most as many steps as there are (at most 64). A trace's spans of different tenants are walked
+# apart (a subtree never crosses tenants), so a tenant's reader, whose row policy shows it its own
+# rows only, sees the same subtree costs as Grafana. The range keeps the containers and calls that
+# start inside it; the tree is every span of the trace's rows that overlap it (a span between a
+# container and a call inside the range starts inside it too).
+# 10M-span bench, agent subtree panel: 1.4-1.5 s (spans' maps) -> 0.9-1.05 s (the totals' tree, the
+# calls table) -> 0.7-0.85 s (the totals alone).
 _SUBTREE_VIEW = """
 CREATE OR REPLACE VIEW {db}.genai_subtree_costs {cluster} AS
 SELECT
@@ -338,8 +342,8 @@ FROM
         *,
         arrayMap(p -> arrayFold((acc, i) -> if(acc.1 = 0, acc,
                                                (up[acc.1], if(c_pos[acc.1] > 0, arrayPushBack(acc.2, c_pos[acc.1]), acc.2))),
-                                range(least(64, length(ids))), (indexOf(ids, p.1), CAST([], 'Array(UInt64)'))).2,
-                 parents) AS chains,
+                                range(least(64, length(ids))), (indexOf(ids, p), CAST([], 'Array(UInt64)'))).2,
+                 parents.1) AS chains,
         arrayMap(c -> arrayFilter((p, chain) -> has(chain, c), parents, chains), arrayEnumerate(cs)) AS below_each
     FROM
     (
@@ -353,26 +357,19 @@ FROM
             arrayFilter(c -> c.6 >= {{from_ts:DateTime64(9)}} AND c.6 < {{to_ts:DateTime64(9)}},
                         groupArrayArray(containers)) AS cs,
             arrayMap(c -> cityHash64(c.1), cs) AS c_ids,
-            arrayMap(id -> indexOf(c_ids, id), ids) AS c_pos
+            arrayMap(id -> indexOf(c_ids, id), ids) AS c_pos,
+            arrayFilter(l -> l.2 >= {{from_ts:DateTime64(9)}} AND l.2 < {{to_ts:DateTime64(9)}},
+                        groupArrayArray(call_leaves)) AS leaves,
+            arrayDistinct(leaves.1) AS parent_ids,
+            -- per parent: (parent, calls, cost, input, output, unpriced, errors)
+            arrayMap(parent -> arrayFilter(l -> l.1 = parent, leaves), parent_ids) AS by_parent,
+            arrayMap((parent, ls) -> (parent, length(ls), arraySum(ls.3), arraySum(ls.4), arraySum(ls.5),
+                                      arraySum(ls.6), arraySum(ls.7)), parent_ids, by_parent) AS parents
         FROM {db}.{totals}
         WHERE first_ts < {{to_ts:DateTime64(9)}} AND last_start >= {{from_ts:DateTime64(9)}}
         GROUP BY TraceId, tenant
-        HAVING notEmpty(cs)
-    ) AS walked
-    INNER JOIN
-    (
-        SELECT TraceId, tenant, groupArray((parent, calls, cost, input, output, unpriced, errors)) AS parents
-        FROM
-        (
-            SELECT TraceId, tenant, cityHash64(ParentSpanId) AS parent, count() AS calls, sum(ifNull(cost_usd, 0)) AS cost,
-                   sum(input_tokens) AS input, sum(output_tokens) AS output,
-                   countIf(cost_status = 'unpriced') AS unpriced, countIf(is_error) AS errors
-            FROM {db}.{calls}
-            WHERE Timestamp >= {{from_ts:DateTime64(9)}} AND Timestamp < {{to_ts:DateTime64(9)}}
-            GROUP BY TraceId, tenant, parent
-        )
-        GROUP BY TraceId, tenant
-    ) AS called USING (TraceId, tenant)
+        HAVING notEmpty(cs) AND notEmpty(leaves)
+    )
 )
 ARRAY JOIN arrayEnumerate(cs) AS c, below_each AS below
 WHERE notEmpty(below)
@@ -524,7 +521,6 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         cluster=cluster,
         source=quote_ident(n["source"]),
         daily_local=quote_ident(n["daily_local"]),
-        calls=quote_ident(n["calls"]),
         calls_local=quote_ident(n["calls_local"]),
         totals=quote_ident(n["totals"]),
         totals_local=quote_ident(n["totals_local"]),
@@ -697,13 +693,15 @@ def create(store, options: SchemaOptions) -> None:
 def _totals_of_an_earlier_release(store, options: SchemaOptions) -> bool:
     """An earlier release kept the totals' `root` as an argMin state (four times slower to merge; up
     to 2026-12-07), or one row per trace without the tree the subtree view walks (up to the seventh
-    session of 2026-12-07)."""
+    session of 2026-12-07), or no calls of its own, which the subtree view read from the calls table
+    (up to 2026-12-07)."""
     query = ("SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {table:String} "
-             "AND name IN ('root', 'tree')")
+             "AND name IN ('root', 'tree', 'call_leaves')")
     client = getattr(store, "client", store)
     rows = client.query(query, parameters={"db": options.database, "table": names(options)["totals_local"]}).result_rows
     types = dict(rows)
-    return bool(types) and ("tree" not in types or types["root"].startswith("AggregateFunction(argMin"))
+    return bool(types) and ("tree" not in types or "call_leaves" not in types
+                            or types["root"].startswith("AggregateFunction(argMin"))
 
 
 def _drop_totals(store, options: SchemaOptions) -> None:

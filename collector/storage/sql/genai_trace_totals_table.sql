@@ -6,9 +6,11 @@
 -- views read one row per trace and block instead of every span. Columns keep names of their own so a view's aliases never
 -- shadow them. `tenant` is the spans' tenant, part of the key: a trace whose spans belong to two
 -- tenants has a row for each, so a tenant's row policy (tenant = ...) shows it only its own spans'
--- totals and tree, as on otel_traces. `tree` is each span's (id, parent id) as 64-bit hashes and
--- `containers` each agent / task / workflow / plan span's (id, kind, name, agent, flow, start):
--- what genai_subtree_costs walks, without reading the spans' maps. `root` is the earliest span's
+-- totals and tree, as on otel_traces. `tree` is each span's (id, parent id) as 64-bit hashes,
+-- `containers` each agent / task / workflow / plan span's (id, kind, name, agent, flow, start) and
+-- `call_leaves` each inference call's (parent id hash, start, cost, input and output tokens,
+-- unpriced, error): what genai_subtree_costs walks and sums, without reading the spans' maps or the
+-- calls table. `root` is the earliest span's
 -- (start, name, service): a plain min of a tuple, which a GROUP BY merges about four times faster
 -- than an argMin state (an earlier release's column, `genai_views.create` replaces such a table).
 -- {db} {totals_local} {cluster} {engine} {ttl} {dedup}
@@ -37,7 +39,9 @@ CREATE TABLE IF NOT EXISTS {db}.{totals_local} {cluster} (
     model_names SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
     tree SimpleAggregateFunction(groupArrayArray, Array(Tuple(UInt64, UInt64))),
     containers SimpleAggregateFunction(groupArrayArray,
-                                       Array(Tuple(String, String, String, String, String, DateTime64(9))))
+                                       Array(Tuple(String, String, String, String, String, DateTime64(9)))),
+    call_leaves SimpleAggregateFunction(groupArrayArray,
+                                        Array(Tuple(UInt64, DateTime64(9), Float64, UInt64, UInt64, UInt8, UInt8)))
 ) ENGINE = {engine}
 PARTITION BY toYYYYMM(first_ts)
 ORDER BY (TraceId, tenant)
