@@ -144,7 +144,7 @@ SELECT
     {cache_creation} AS cache_creation_input_tokens,
     {reasoning} AS reasoning_output_tokens,
     input_tokens + output_tokens AS total_tokens,
-    toFloat64OrNull(SpanAttributes['gen_ai.usage.cost_usd']) AS cost_usd,
+    toFloat64OrNull({cost_usd}) AS cost_usd,
     toFloat64OrZero({cost_input_usd}) AS cost_input_usd,
     toFloat64OrZero({cost_cache_read_usd}) AS cost_cache_read_usd,
     toFloat64OrZero({cost_cache_creation_usd}) AS cost_cache_creation_usd,
@@ -253,8 +253,8 @@ SELECT
     sumIf({input}, {is_call}) AS input_tokens,
     sumIf({output}, {is_call}) AS output_tokens,
     input_tokens + output_tokens AS total_tokens,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost_usd,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call} AND {estimated}) AS estimated_cost_usd,
+    sumIf(toFloat64OrZero({cost_usd}), {is_call}) AS cost_usd,
+    sumIf(toFloat64OrZero({cost_usd}), {is_call} AND {estimated}) AS estimated_cost_usd,
     countIf({is_call} AND {cost_status} = 'unpriced') AS unpriced_calls,
     groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agents,
     groupUniqArrayIf({model}, {is_call}) AS models
@@ -291,14 +291,14 @@ SELECT
     toUInt64(countIf({is_call} AND {cost_status} = 'unpriced')) AS unpriced_count,
     sumIf({input}, {is_call}) AS input,
     sumIf({output}, {is_call}) AS output,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call}) AS cost,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {is_call} AND {estimated}) AS estimated_cost,
+    sumIf(toFloat64OrZero({cost_usd}), {is_call}) AS cost,
+    sumIf(toFloat64OrZero({cost_usd}), {is_call} AND {estimated}) AS estimated_cost,
     groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS agent_names,
     groupUniqArrayIf({model}, {is_call}) AS model_names,
     groupArray((cityHash64(SpanId), cityHash64(ParentSpanId))) AS tree,
     groupArrayIf((SpanId, {operation}, {container_name}, SpanAttributes['gen_ai.agent.name'],
                   SpanAttributes['{flow}'], Timestamp), {operation} IN ({containers})) AS containers,
-    groupArrayIf((cityHash64(ParentSpanId), Timestamp, toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']),
+    groupArrayIf((cityHash64(ParentSpanId), Timestamp, toFloat64OrZero({cost_usd}),
                   {input}, {output}, toUInt8({cost_status} = 'unpriced'), toUInt8(StatusCode = 'Error')),
                  {is_call}) AS call_leaves
 FROM {db}.{totals_source}{totals_filter}
@@ -442,7 +442,7 @@ SELECT
     sum({cache_read}) AS cache_read_input_tokens,
     sum({cache_creation}) AS cache_creation_input_tokens,
     sum({reasoning}) AS reasoning_output_tokens,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), NOT {estimated}) AS cost_usd,
+    sumIf(toFloat64OrZero({cost_usd}), NOT {estimated}) AS cost_usd,
     sumIf(toFloat64OrZero({cost_input_usd}), NOT {estimated}) AS cost_input_usd,
     sumIf(toFloat64OrZero({cost_cache_read_usd}), NOT {estimated}) AS cost_cache_read_usd,
     sumIf(toFloat64OrZero({cost_cache_creation_usd}), NOT {estimated}) AS cost_cache_creation_usd,
@@ -453,7 +453,7 @@ SELECT
     toUInt64(countIf({estimated})) AS estimated_calls,
     sumIf({input}, {estimated}) AS estimated_input_tokens,
     sumIf({output}, {estimated}) AS estimated_output_tokens,
-    sumIf(toFloat64OrZero(SpanAttributes['gen_ai.usage.cost_usd']), {estimated}) AS estimated_cost_usd
+    sumIf(toFloat64OrZero({cost_usd}), {estimated}) AS estimated_cost_usd
 FROM {db}.{rollup_source}
 WHERE {is_call}{rollup_filter}
 GROUP BY day, tenant, agent, provider, model, flow
@@ -544,6 +544,7 @@ def _fields(options: SchemaOptions) -> dict[str, str]:
         cache_read=_u(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
         cache_creation=_u(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
         reasoning=_u(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+        cost_usd=f"SpanAttributes['{semconv.COST_USD}']",
         **{f"cost_{old.rsplit('.', 1)[1]}": attr_sql(new) for old, (new, _) in semconv.DEPRECATED.items()
            if old.startswith("gen_ai.usage.cost.")},
         engine=derived_engine(options, "AggregatingMergeTree"),
